@@ -1,0 +1,3 @@
+module github.com/intactsec/intact
+
+go 1.26.8
