@@ -1,0 +1,67 @@
+// Package atomicfile writes files so that readers see either the old
+// content or the whole new content, never a part: keys, sealed blobs,
+// state and policies go through it.
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// WriteFile writes data to a temporary file beside path, syncs it, and
+// renames it over path. With exclusive set it refuses (os.ErrExist) to
+// replace an existing file, checked at the final step with a hard link so
+// that a file created meanwhile is not overwritten either.
+func WriteFile(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if exclusive {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s: %w", path, os.ErrExist)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if exclusive {
+		// link(2) fails if path exists: no window in which another file
+		// at path is replaced.
+		if err = os.Link(tmp, path); err != nil {
+			if os.IsExist(err) {
+				return fmt.Errorf("%s: %w", path, os.ErrExist)
+			}
+			return err
+		}
+		os.Remove(tmp)
+	} else if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
