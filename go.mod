@@ -1,3 +1,9 @@
 module github.com/intactsec/intact
 
 go 1.26.8
+
+require (
+	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/google/go-tpm-tools v0.4.11 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,196 @@
+// Package appraise decides whether a file is intact: it reads the file's
+// security.ima label, recomputes the content digest with the label's
+// algorithm, checks a signature against trusted certificates, and returns
+// one verdict.
+//
+// The decision itself (Check) is pure: it takes the label bytes and a way to
+// digest the content, so the CLI, the daemon and tests share it.
+package appraise
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/internal/xattr"
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/sig"
+)
+
+// Verdict is the outcome of appraising one file.
+type Verdict string
+
+// The verdicts. Every verdict but OK is an integrity failure.
+const (
+	OK             Verdict = "ok"              // the label verifies over the content
+	ContentChanged Verdict = "content-changed" // the content does not match the label
+	BadSignature   Verdict = "bad-signature"   // the signature was not made by the named key
+	UnknownKey     Verdict = "unknown-key"     // no trusted certificate has the label's keyid
+	NoLabel        Verdict = "no-label"        // the file has no label
+	BadLabel       Verdict = "bad-label"       // the label is malformed (truncated, bad lengths)
+	Unsupported    Verdict = "unsupported"     // a label type, version or algorithm intact cannot check
+	Unreadable     Verdict = "unreadable"      // the file or its label could not be read
+)
+
+// Verdicts lists every verdict, for documentation and tests.
+var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable}
+
+// Result is the appraisal of one file.
+type Result struct {
+	Path    string  `json:"path"`
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason,omitempty"`
+	Label   string  `json:"label,omitempty"` // label type: digest, digest-ng, signature, ...
+	Algo    string  `json:"algo,omitempty"`
+	KeyID   string  `json:"keyid,omitempty"` // 8 hex digits, for signatures
+}
+
+// OK reports whether the file passed.
+func (r *Result) OK() bool { return r.Verdict == OK }
+
+// Options configure an Appraiser.
+type Options struct {
+	// Keys are the trusted certificates for signature labels.
+	Keys *sig.Keyring
+	// XattrUser reads user.ima instead of security.ima.
+	XattrUser bool
+}
+
+// Appraiser appraises files on disk. It is safe for concurrent use.
+type Appraiser struct {
+	opts Options
+}
+
+// New returns an Appraiser.
+func New(opts Options) *Appraiser { return &Appraiser{opts: opts} }
+
+// Path appraises the file at path. It never follows a symlink at path and
+// never blocks on a FIFO: anything but a regular file is unreadable.
+func (a *Appraiser) Path(path string) Result {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return Result{Path: path, Verdict: Unreadable, Reason: errReason(err)}
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return Result{Path: path, Verdict: Unreadable, Reason: errReason(err)}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Result{Path: path, Verdict: Unreadable, Reason: "not a regular file"}
+	}
+	return a.File(f, path)
+}
+
+// File appraises an open regular file, reading its label through the
+// descriptor (so that label and content come from the same inode).
+func (a *Appraiser) File(f *os.File, path string) Result {
+	raw, err := xattr.FGet(f, xattr.IMA(a.opts.XattrUser))
+	if errors.Is(err, unix.ENOTSUP) {
+		err = xattr.ErrNotFound
+	}
+	if err != nil && !errors.Is(err, xattr.ErrNotFound) {
+		return Result{Path: path, Verdict: Unreadable, Reason: "reading label: " + errReason(err)}
+	}
+	r := Check(raw, func(algo label.HashAlgo) ([]byte, error) {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return filehash.Digest(f, algo)
+	}, a.opts.Keys)
+	r.Path = path
+	return r
+}
+
+// Check decides the verdict for a file whose security.ima value is raw
+// (nil: no label). digest is called at most once, with the label's
+// algorithm, to digest the file content; its error makes the file
+// Unreadable.
+func Check(raw []byte, digest func(label.HashAlgo) ([]byte, error), keys *sig.Keyring) Result {
+	if raw == nil {
+		return Result{Verdict: NoLabel, Reason: "no security.ima label"}
+	}
+	l, err := label.ParseIMA(raw)
+	switch {
+	case errors.Is(err, label.ErrUnsupported):
+		return Result{Verdict: Unsupported, Reason: err.Error()}
+	case err != nil:
+		return Result{Verdict: BadLabel, Reason: err.Error()}
+	}
+	r := Result{Label: l.Type.String(), Algo: l.Algo.String()}
+	if l.SigV1 != nil {
+		r.Verdict, r.Reason = Unsupported, "legacy v1 signature"
+		return r
+	}
+	if l.Sig != nil {
+		r.KeyID = fmt.Sprintf("%08x", l.Sig.KeyID)
+		if l.Sig.Type != label.TypeDigsig || l.Sig.Version != 2 {
+			r.Verdict, r.Reason = Unsupported, fmt.Sprintf("%s version %d", l.Sig.Type, l.Sig.Version)
+			return r
+		}
+	}
+	if _, ok := l.Algo.CryptoHash(); !ok {
+		r.Verdict, r.Reason = Unsupported, "hash algorithm "+l.Algo.String()+" not available"
+		return r
+	}
+	var certs = keysFor(l, keys)
+	if l.Sig != nil && len(certs) == 0 {
+		r.Verdict, r.Reason = UnknownKey, "no trusted certificate with keyid "+r.KeyID
+		return r
+	}
+	sum, err := digest(l.Algo)
+	if err != nil {
+		r.Verdict, r.Reason = Unreadable, "reading content: "+errReason(err)
+		return r
+	}
+	if l.Sig == nil {
+		if !bytes.Equal(sum, l.Digest) {
+			r.Verdict, r.Reason = ContentChanged, l.Algo.String()+" digest differs from the label"
+			return r
+		}
+		r.Verdict = OK
+		return r
+	}
+	return checkSignature(r, l.Sig, sum, certs)
+}
+
+func keysFor(l *label.IMA, keys *sig.Keyring) []*x509.Certificate {
+	if l.Sig == nil {
+		return nil
+	}
+	return keys.Lookup(l.Sig.KeyID)
+}
+
+func checkSignature(r Result, s *label.Signature, sum []byte, certs []*x509.Certificate) Result {
+	verdict, reason := BadSignature, "signature does not verify with the certificate for keyid "+r.KeyID
+	for _, c := range certs {
+		err := sig.VerifyDigest(c.PublicKey, s.Algo, sum, s.Sig)
+		switch {
+		case err == nil:
+			r.Verdict, r.Reason = OK, ""
+			return r
+		case errors.Is(err, sig.ErrDigestMismatch):
+			verdict, reason = ContentChanged, "signature is valid but over another "+s.Algo.String()+" digest: the content changed or the label belongs to another file"
+		case errors.Is(err, sig.ErrUnsupportedKey):
+			if verdict != ContentChanged {
+				verdict, reason = Unsupported, err.Error()
+			}
+		}
+	}
+	r.Verdict, r.Reason = verdict, reason
+	return r
+}
+
+func errReason(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
