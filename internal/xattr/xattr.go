@@ -79,3 +79,11 @@ func Remove(path, name string) error {
 	}
 	return &os.PathError{Op: "removexattr " + name, Path: path, Err: err}
 }
+
+// FSet sets attribute name of the open file f to value.
+func FSet(f *os.File, name string, value []byte) error {
+	if err := unix.Fsetxattr(int(f.Fd()), name, value, 0); err != nil {
+		return &os.PathError{Op: "setxattr " + name, Path: f.Name(), Err: err}
+	}
+	return nil
+}

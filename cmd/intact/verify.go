@@ -1,0 +1,164 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/intactsec/intact/appraise"
+	"github.com/intactsec/intact/sig"
+	"github.com/intactsec/intact/walk"
+)
+
+const verifyUsage = `
+Usage: intact verify [--cert CERT]... [-r] [--json] [--xattr-user] PATH...
+
+Appraises each file: recomputes its digest with the label's algorithm and
+checks a signature against the trusted certificates (DER or PEM; --cert
+may be repeated). One verdict per file:
+
+    ok               the label verifies over the content
+    content-changed  the content does not match the label (or the label
+                     was copied from another file)
+    bad-signature    the signature was not made by the key it names
+    unknown-key      no trusted certificate has the label's keyid
+    no-label         the file has no label
+    bad-label        the label is malformed (truncated, wrong lengths)
+    unsupported      a label type, version or algorithm intact cannot check
+    unreadable       the file or its label could not be read
+
+Prints a line per failing file and a summary; --json prints one JSON
+object per file. Exit status 0 when every file is ok, 1 when any failed.
+`
+
+func cmdVerify(e *env, args []string) error {
+	f := newFlags(e, "verify", verifyUsage)
+	var tf treeFlags
+	tf.register(f)
+	var certs stringList
+	f.Var(&certs, "cert", "trusted certificate, DER or PEM (repeatable)")
+	asJSON := f.Bool("json", false, "print one JSON object per file")
+	paths, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := checkPaths("verify", paths, &tf); err != nil {
+		return err
+	}
+	keys := sig.NewKeyring()
+	for _, c := range certs {
+		cs, err := sig.LoadCertificates(c)
+		if err != nil {
+			return fmt.Errorf("loading certificate: %w", unwrapPathError(err))
+		}
+		for _, cert := range cs {
+			keys.Add(cert)
+		}
+	}
+	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser})
+
+	var sum verifySummary
+	stop := e.progress(tf.recursive && !*asJSON, &sum.files)
+	enc := json.NewEncoder(e.stdout)
+	walk.Run(paths, tf.options(), func(en walk.Entry) appraise.Result {
+		if en.Err != nil {
+			return appraise.Result{Path: en.Path, Verdict: appraise.Unreadable, Reason: unwrapPathError(en.Err).Error()}
+		}
+		return a.Path(en.Path)
+	}, func(r appraise.Result) {
+		sum.add(r.Verdict)
+		switch {
+		case *asJSON:
+			enc.Encode(r)
+		case !r.OK():
+			stop()
+			line := r.Path + ": " + string(r.Verdict)
+			if r.Reason != "" {
+				line += " (" + r.Reason + ")"
+			}
+			fmt.Fprintln(e.stdout, line)
+		}
+	})
+	stop()
+	if !*asJSON {
+		fmt.Fprintln(e.stdout, sum.String())
+	}
+	if sum.failed > 0 {
+		return errIntegrity
+	}
+	return nil
+}
+
+type verifySummary struct {
+	files  atomic.Int64
+	failed int
+	counts map[appraise.Verdict]int
+}
+
+func (s *verifySummary) add(v appraise.Verdict) {
+	s.files.Add(1)
+	if s.counts == nil {
+		s.counts = make(map[appraise.Verdict]int)
+	}
+	s.counts[v]++
+	if v != appraise.OK {
+		s.failed++
+	}
+}
+
+func (s *verifySummary) String() string {
+	n := s.files.Load()
+	if s.failed == 0 {
+		return fmt.Sprintf("%d file(s) verified, all ok", n)
+	}
+	var parts []string
+	for v, c := range s.counts {
+		if v != appraise.OK {
+			parts = append(parts, fmt.Sprintf("%d %s", c, v))
+		}
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d file(s) verified, %d ok, %d failed: %s", n, s.counts[appraise.OK], s.failed, strings.Join(parts, ", "))
+}
+
+// progress shows a file count on a terminal's stderr while a long walk
+// runs; it returns a function that clears it (safe to call repeatedly).
+func (e *env) progress(enabled bool, files *atomic.Int64) (stop func()) {
+	if !enabled || !e.stderrIsTerminal {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(e.stderr, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				if el := time.Since(start); el > time.Second {
+					n := files.Load()
+					fmt.Fprintf(e.stderr, "\rintact: %d files, %.0f files/s", n, float64(n)/el.Seconds())
+					shown = true
+				}
+			}
+		}
+	}()
+	var stopped atomic.Bool
+	return func() {
+		if stopped.CompareAndSwap(false, true) {
+			close(done)
+			<-finished
+		}
+	}
+}
