@@ -104,4 +104,3 @@ func signingKeyID(signer crypto.Signer, keyIDHex, certPath string) (uint32, erro
 	}
 	return sig.KeyID(signer.Public())
 }
-
