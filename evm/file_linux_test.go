@@ -1,0 +1,85 @@
+package evm
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestIoctlNumbers(t *testing.T) {
+	if fsIocGetVersion != 0x80087601 && fsIocGetVersion != 0x80047601 {
+		t.Errorf("FS_IOC_GETVERSION = %#x", fsIocGetVersion)
+	}
+	if fsIocGetFSUUID != 0x80111500 {
+		t.Errorf("FS_IOC_GETFSUUID = %#x, want 0x80111500", fsIocGetFSUUID)
+	}
+}
+
+// TestReadMisc compares with what lsattr -v (FS_IOC_GETVERSION through
+// e2fsprogs) and stat report, on the test's own file system.
+func TestReadMisc(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ReadMisc(f, false)
+	if errors.Is(err, ErrNoGeneration) {
+		t.Skipf("file system of %s: %v", p, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if m.Ino != st.Ino || m.UID != st.Uid || m.GID != st.Gid || m.Mode != 0o100640 {
+		t.Errorf("ReadMisc = %+v, stat %+v", m, st)
+	}
+	if lsattr, err := exec.LookPath("lsattr"); err == nil {
+		out, err := exec.Command(lsattr, "-v", p).Output()
+		if err == nil {
+			g, err := strconv.ParseUint(strings.Fields(string(out))[0], 10, 32)
+			if err != nil || uint32(g) != m.Generation {
+				t.Errorf("generation = %d, lsattr -v says %q", m.Generation, out)
+			}
+		}
+	}
+	pm, err := ReadMisc(f, true)
+	if err != nil || pm.Generation != 0 || pm.Ino != m.Ino {
+		t.Errorf("ReadMisc(portable) = %+v, %v", pm, err)
+	}
+}
+
+// TestFSUUID compares with findmnt (blkid) where it knows the UUID.
+func TestFSUUID(t *testing.T) {
+	f, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u, err := FSUUID(f)
+	if err != nil {
+		t.Fatalf("FSUUID: %v", err)
+	}
+	if len(u) != UUIDSize {
+		t.Fatalf("FSUUID = %x", u)
+	}
+	out, _ := exec.Command("findmnt", "-n", "-o", "UUID", "--target", f.Name()).Output()
+	if want := strings.TrimSpace(string(out)); want != "" {
+		if got := FormatUUID(u); got != want {
+			t.Errorf("FSUUID = %s, findmnt says %s", got, want)
+		}
+	}
+}
