@@ -1,0 +1,73 @@
+package mlog
+
+import (
+	"fmt"
+
+	"github.com/intactsec/intact/label"
+)
+
+// BootAggregateName is the name of the first record of a kernel list.
+const BootAggregateName = "boot_aggregate"
+
+// BootAggregate computes the boot_aggregate digest as the kernel does
+// (ima_calc_boot_aggregate): the hash, in the bank's algorithm, of PCRs
+// 0–7 for SHA-1 and of PCRs 0–9 for every other bank, each PCR at its
+// full size. pcrs holds the bank's PCR values by index.
+func BootAggregate(bank label.HashAlgo, pcrs map[int][]byte) ([]byte, error) {
+	h, err := bankHash(bank)
+	if err != nil {
+		return nil, err
+	}
+	last := 9
+	if bank == label.SHA1 {
+		last = 7
+	}
+	for i := 0; i <= last; i++ {
+		v, ok := pcrs[i]
+		if !ok {
+			return nil, fmt.Errorf("boot_aggregate: no %s pcr %d", bank, i)
+		}
+		if len(v) != h.Size() {
+			return nil, fmt.Errorf("boot_aggregate: %s pcr %d has %d bytes, want %d", bank, i, len(v), h.Size())
+		}
+		h.Write(v)
+	}
+	return h.Sum(nil), nil
+}
+
+// ErrBootAggregate is returned when a list's boot_aggregate does not match
+// the boot PCRs.
+var ErrBootAggregate = fmt.Errorf("boot_aggregate does not match the boot pcrs")
+
+// CheckBootAggregate checks the list's last boot_aggregate record (kexec
+// adds one per boot) against trusted boot PCR values of the bank named in
+// the record's digest. The kernel's choice of bank is its ima_hash
+// algorithm if a TPM bank has it, else SHA-256, else SHA-1: the record
+// names the algorithm, so the matching values must be in pcrs.
+func (l *List) CheckBootAggregate(pcrs PCRValues) error {
+	idx := -1
+	for i := range l.records {
+		if name, ok := l.records[i].Name(); ok && name == BootAggregateName {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return fmt.Errorf("%w: the list has no boot_aggregate record", ErrBootAggregate)
+	}
+	algoName, digest, ok := l.records[idx].FileDigest()
+	if !ok {
+		return fmt.Errorf("%w: record %d has no digest field", ErrBootAggregate, idx)
+	}
+	bank, err := label.ParseHashAlgo(algoName)
+	if err != nil {
+		return fmt.Errorf("%w: record %d: %v", ErrBootAggregate, idx, err)
+	}
+	want, err := BootAggregate(bank, pcrs[bank])
+	if err != nil {
+		return err
+	}
+	if string(want) != string(digest) {
+		return fmt.Errorf("%w: record %d holds %s:%x, the pcrs give %x", ErrBootAggregate, idx, bank, digest, want)
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package mlog
+
+import (
+	"bytes"
+	"fmt"
+	"hash"
+	"slices"
+
+	"github.com/intactsec/intact/label"
+)
+
+// PCRValues holds PCR values by bank and PCR index.
+type PCRValues map[label.HashAlgo]map[int][]byte
+
+// bankState is a simulated PCR bank.
+type bankState struct {
+	bank label.HashAlgo
+	own  bool // the list's own bank: stored digests are checked and extended
+	h    hash.Hash
+	pcr  [NumPCRs][]byte
+	d    []byte // scratch: the template digest
+	ffs  []byte
+}
+
+func newBankState(bank, listBank label.HashAlgo) (*bankState, error) {
+	h, err := bankHash(bank)
+	if err != nil {
+		return nil, err
+	}
+	s := &bankState{bank: bank, own: bank == listBank, h: h, ffs: ff(h.Size())}
+	for i := range s.pcr {
+		s.pcr[i] = make([]byte, h.Size())
+	}
+	s.d = make([]byte, 0, h.Size())
+	return s, nil
+}
+
+// step extends r into its PCR and reports whether the stored template
+// digest (own bank only) does not match the template data.
+func (s *bankState) step(r *Record) (badHash bool, err error) {
+	var ext []byte
+	if r.Violation() {
+		ext = s.ffs
+	} else {
+		s.h.Reset()
+		if err := r.writeTemplate(s.h); err != nil {
+			return false, err
+		}
+		s.d = s.h.Sum(s.d[:0])
+		ext = s.d
+		if s.own {
+			badHash = !bytes.Equal(s.d, r.Digest)
+			ext = r.Digest // what the kernel extended
+		}
+	}
+	p := s.pcr[r.PCR]
+	s.h.Reset()
+	s.h.Write(p)
+	s.h.Write(ext)
+	s.h.Sum(p[:0])
+	return badHash, nil
+}
+
+// Compute replays every record and returns, for each bank, the value of
+// each PCR the list extends. Nothing is verified: these are the values the
+// list claims. With no banks given, the list's own bank is used.
+func (l *List) Compute(banks ...label.HashAlgo) (PCRValues, error) {
+	if len(banks) == 0 {
+		banks = []label.HashAlgo{l.bank}
+	}
+	out := PCRValues{}
+	for _, bank := range banks {
+		s, err := newBankState(bank, l.bank)
+		if err != nil {
+			return nil, err
+		}
+		var used [NumPCRs]bool
+		for i := range l.records {
+			if _, err := s.step(&l.records[i]); err != nil {
+				return nil, fmt.Errorf("record %d: %w", i, err)
+			}
+			used[l.records[i].PCR] = true
+		}
+		vals := map[int][]byte{}
+		for i, u := range used {
+			if u {
+				vals[i] = s.pcr[i]
+			}
+		}
+		out[bank] = vals
+	}
+	return out, nil
+}
+
+// CheckTemplateDigests checks every record's stored template digest
+// against its data and returns the first mismatch as *TemplateHashError.
+func (l *List) CheckTemplateDigests() error {
+	s, err := newBankState(l.bank, l.bank)
+	if err != nil {
+		return err
+	}
+	return l.checkDigests(s, len(l.records))
+}
+
+func (l *List) checkDigests(s *bankState, n int) error {
+	for i := range l.records[:n] {
+		r := &l.records[i]
+		bad, err := s.step(r)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+		if bad {
+			return &TemplateHashError{Record: i, Bank: l.bank, Stored: r.Digest, Want: bytes.Clone(s.d)}
+		}
+	}
+	return nil
+}
+
+// Verified is the result of a successful replay.
+type Verified struct {
+	// Records are the records the trusted PCR values vouch for: those of
+	// the matched prefix whose PCR has a trusted value, in list order.
+	Records []Record
+	// Prefix is the number of records the PCRs matched after; the records
+	// after it were appended after the PCRs were read (or quoted) and are
+	// not verified.
+	Prefix int
+	// PrefixByBank is the matched prefix of each bank.
+	PrefixByBank map[label.HashAlgo]int
+}
+
+// Replay replays the list against trusted PCR values, bank by bank. In
+// each bank it looks for the first prefix of the list after which every
+// given PCR has its trusted value (a quote may lag the list, which only
+// grows). Every bank must match, and every stored template digest in the
+// matched prefix must match its data. On success it returns the records
+// the PCRs vouch for; otherwise a *ReplayError (or an error about the
+// input). Violations are replayed as the kernel extends them (all 0xff).
+func (l *List) Replay(trusted PCRValues) (*Verified, error) {
+	if len(trusted) == 0 {
+		return nil, fmt.Errorf("no trusted pcr values to replay against")
+	}
+	banks := make([]label.HashAlgo, 0, len(trusted))
+	for b := range trusted {
+		banks = append(banks, b)
+	}
+	slices.Sort(banks)
+	v := &Verified{Prefix: len(l.records), PrefixByBank: map[label.HashAlgo]int{}}
+	rerr := &ReplayError{}
+	for _, bank := range banks {
+		n, mism, err := l.replayBank(bank, trusted[bank])
+		if err != nil {
+			return nil, err
+		}
+		if mism != nil {
+			rerr.Mismatches = append(rerr.Mismatches, mism...)
+			continue
+		}
+		v.PrefixByBank[bank] = n
+		v.Prefix = min(v.Prefix, n)
+	}
+	if len(rerr.Mismatches) > 0 {
+		if err := l.CheckTemplateDigests(); err != nil {
+			if th, ok := err.(*TemplateHashError); ok {
+				rerr.TemplateHash = th
+			}
+		}
+		return nil, rerr
+	}
+	own, err := newBankState(l.bank, l.bank)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkDigests(own, v.Prefix); err != nil {
+		return nil, err
+	}
+	for _, r := range l.records[:v.Prefix] {
+		for _, bank := range banks {
+			if _, ok := trusted[bank][r.PCR]; ok {
+				v.Records = append(v.Records, r)
+				break
+			}
+		}
+	}
+	return v, nil
+}
+
+// replayBank finds the first prefix after which every PCR in want holds
+// its value, or returns the mismatches.
+func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (int, []*MismatchError, error) {
+	s, err := newBankState(bank, l.bank)
+	if err != nil {
+		return 0, nil, err
+	}
+	var wanted [NumPCRs][]byte
+	for pcr, val := range want {
+		if pcr < 0 || pcr >= NumPCRs {
+			return 0, nil, fmt.Errorf("trusted pcr index %d out of range", pcr)
+		}
+		if len(val) != s.h.Size() {
+			return 0, nil, fmt.Errorf("trusted %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
+		}
+		wanted[pcr] = val
+	}
+	matching := 0
+	for pcr := range want {
+		if bytes.Equal(s.pcr[pcr], wanted[pcr]) {
+			matching++
+		}
+	}
+	if matching == len(want) {
+		return 0, nil, nil
+	}
+	for i := range l.records {
+		r := &l.records[i]
+		w := wanted[r.PCR]
+		was := w != nil && bytes.Equal(s.pcr[r.PCR], w)
+		if _, err := s.step(r); err != nil {
+			return 0, nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		if w == nil {
+			continue
+		}
+		now := bytes.Equal(s.pcr[r.PCR], w)
+		switch {
+		case was && !now:
+			matching--
+		case !was && now:
+			matching++
+		}
+		if matching == len(want) {
+			return i + 1, nil, nil
+		}
+	}
+	var mism []*MismatchError
+	pcrs := make([]int, 0, len(want))
+	for pcr := range want {
+		pcrs = append(pcrs, pcr)
+	}
+	slices.Sort(pcrs)
+	for _, pcr := range pcrs {
+		if bytes.Equal(s.pcr[pcr], wanted[pcr]) {
+			continue
+		}
+		from := slices.IndexFunc(l.records, func(r Record) bool { return r.PCR == pcr })
+		mism = append(mism, &MismatchError{Bank: bank, PCR: pcr, Want: wanted[pcr], Got: bytes.Clone(s.pcr[pcr]), From: from, Records: len(l.records)})
+	}
+	return 0, mism, nil
+}
