@@ -148,3 +148,5 @@ func TestKeygenNeverOverwrites(t *testing.T) {
 		t.Fatal("certificate not PEM")
 	}
 }
+
+func xattrRemove(path, name string) error { return xattr.Remove(path, name) }
