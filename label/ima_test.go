@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -115,7 +116,7 @@ func TestHashAlgoNames(t *testing.T) {
 // TestMangling: every truncation and every one-byte change of a valid label
 // is rejected or parses to a label that marshals back to the same bytes.
 func TestMangling(t *testing.T) {
-	for name, h := range evmctlLabels {
+	for name, h := range allLabels(t) {
 		valid := mustHex(t, h)
 		check := func(b []byte) {
 			l, err := ParseIMA(b)
@@ -146,7 +147,7 @@ func TestMangling(t *testing.T) {
 }
 
 func FuzzParseIMA(f *testing.F) {
-	for _, h := range evmctlLabels {
+	for _, h := range allLabels(f) {
 		f.Add(mustHex(f, h))
 	}
 	f.Add(mustHex(f, "0301b5ff096b000128f25253a896e4f1010010abcd"))
@@ -164,4 +165,57 @@ func FuzzParseIMA(f *testing.F) {
 			t.Fatalf("unstable round trip for %x", b)
 		}
 	})
+}
+
+// realLabels reads testdata/evmctl-labels.txt: labels evmctl wrote.
+func realLabels(t testing.TB) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("testdata/evmctl-labels.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make(map[string]string)
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && !strings.HasPrefix(line, "#") {
+			m[f[0]] = f[1]
+		}
+	}
+	return m
+}
+
+func allLabels(t testing.TB) map[string]string {
+	m := realLabels(t)
+	for k, v := range evmctlLabels {
+		m[k] = v
+	}
+	return m
+}
+
+func TestRealLabels(t *testing.T) {
+	real := realLabels(t)
+	if len(real) < 11 {
+		t.Fatalf("testdata has %d labels", len(real))
+	}
+	for name, h := range real {
+		b := mustHex(t, h)
+		l, err := ParseIMA(b)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(l.Marshal(), b) {
+			t.Errorf("%s: round trip changed the bytes", name)
+		}
+		want := "sha256"
+		if strings.HasSuffix(name, "sha384") {
+			want = "sha384"
+		} else if strings.HasSuffix(name, "sha1") {
+			want = "sha1"
+		} else if strings.HasSuffix(name, "sha512") {
+			want = "sha512"
+		}
+		if l.Algo.String() != want && !strings.Contains(name, "v1") {
+			t.Errorf("%s: algorithm %s, want %s", name, l.Algo, want)
+		}
+	}
 }
