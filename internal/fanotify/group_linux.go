@@ -1,0 +1,182 @@
+package fanotify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Group is one fanotify group. Its fd is non-blocking and registered with
+// the Go runtime's poller, so Read blocks only its goroutine and Close
+// wakes it. Respond and the mark calls are safe for concurrent use.
+type Group struct {
+	f    *os.File
+	name string
+	// legacyIgnore: the kernel rejected FAN_MARK_IGNORE (before 6.0),
+	// use FAN_MARK_IGNORED_MASK instead.
+	legacyIgnore atomic.Bool
+}
+
+// NewPermGroup creates a permission group: FAN_CLASS_CONTENT (decisions on
+// final content), FAN_UNLIMITED_QUEUE (no overflow, hence no fail-open
+// drop of permission events), event fds opened read-only, close-on-exec.
+// It needs CAP_SYS_ADMIN.
+func NewPermGroup() (*Group, error) {
+	return newGroup("fanotify-perm",
+		unix.FAN_CLASS_CONTENT|unix.FAN_UNLIMITED_QUEUE|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
+		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+}
+
+// NewNotifyGroup creates a FID-mode notification group (FAN_REPORT_FID)
+// for modify/attrib/close-write events: they carry a file handle, no fd.
+func NewNotifyGroup() (*Group, error) {
+	return newGroup("fanotify-notify",
+		unix.FAN_CLASS_NOTIF|unix.FAN_REPORT_FID|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
+		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+}
+
+func newGroup(name string, flags, eventFlags uint) (*Group, error) {
+	fd, err := unix.FanotifyInit(flags, eventFlags)
+	if err != nil {
+		return nil, fmt.Errorf("fanotify_init (%s): %w", name, err)
+	}
+	return &Group{f: os.NewFile(uintptr(fd), name), name: name}, nil
+}
+
+// Read blocks until events arrive and decodes them into buf's events.
+// After Close it returns an error wrapping os.ErrClosed.
+func (g *Group) Read(buf []byte) ([]Event, error) {
+	for {
+		n, err := g.f.Read(buf)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+				continue
+			}
+			return nil, err
+		}
+		return Decode(buf[:n])
+	}
+}
+
+// Respond answers the permission event whose fd is fd: allow, or deny
+// (the access fails with EPERM). The caller closes fd afterwards, never
+// before (the kernel matches the answer by fd number).
+func (g *Group) Respond(fd int, allow bool) error {
+	resp := uint32(unix.FAN_DENY)
+	if allow {
+		resp = unix.FAN_ALLOW
+	}
+	return g.write(encodeResponse(fd, resp))
+}
+
+func (g *Group) write(b []byte) error {
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = rc.Write(func(gfd uintptr) bool {
+		_, werr = unix.Write(int(gfd), b)
+		return !errors.Is(werr, unix.EAGAIN)
+	})
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("fanotify response: %w", werr)
+	}
+	return nil
+}
+
+func (g *Group) mark(flags uint, mask uint64, dirfd int, path string) error {
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var merr error
+	if err := rc.Control(func(gfd uintptr) {
+		merr = unix.FanotifyMark(int(gfd), flags, mask, dirfd, path)
+	}); err != nil {
+		return err
+	}
+	return merr
+}
+
+// MarkMount marks the mount at path (FAN_MARK_MOUNT) for mask.
+func (g *Group) MarkMount(path string, mask uint64) error {
+	if err := g.mark(unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, mask, unix.AT_FDCWD, path); err != nil {
+		return fmt.Errorf("fanotify mark mount %s: %w", path, err)
+	}
+	return nil
+}
+
+// MarkFilesystem marks the whole file system holding path
+// (FAN_MARK_FILESYSTEM) for mask.
+func (g *Group) MarkFilesystem(path string, mask uint64) error {
+	if err := g.mark(unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, mask, unix.AT_FDCWD, path); err != nil {
+		return fmt.Errorf("fanotify mark filesystem %s: %w", path, err)
+	}
+	return nil
+}
+
+// IgnoreFD adds mask to the ignore mask of an evictable inode mark on the
+// file open as fd (an event fd: exactly the inode that was decided). The
+// ignore mask is not FAN_MARK_IGNORED_SURV_MODIFY: the kernel clears it at
+// the next modification of the file. Events of mask on that inode then no
+// longer reach the group.
+func (g *Group) IgnoreFD(fd int, mask uint64) error {
+	const common = unix.FAN_MARK_ADD | unix.FAN_MARK_EVICTABLE
+	if !g.legacyIgnore.Load() {
+		err := g.mark(common|unix.FAN_MARK_IGNORE, mask, fd, "")
+		if !errors.Is(err, unix.EINVAL) {
+			return wrapMark("ignore", err)
+		}
+		g.legacyIgnore.Store(true)
+	}
+	return wrapMark("ignore", g.mark(common|unix.FAN_MARK_IGNORED_MASK, mask, fd, ""))
+}
+
+// UnignoreFD removes mask from the ignore mask of fd's inode. fd may be an
+// O_PATH descriptor. No mark is not an error.
+func (g *Group) UnignoreFD(fd int, mask uint64) error {
+	// fanotify_mark resolves a NULL path with fdget, which refuses O_PATH
+	// descriptors; the /proc/self/fd link names the same inode.
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	flag := uint(unix.FAN_MARK_IGNORE)
+	if g.legacyIgnore.Load() {
+		flag = unix.FAN_MARK_IGNORED_MASK
+	}
+	err := g.mark(unix.FAN_MARK_REMOVE|flag, mask, unix.AT_FDCWD, p)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return wrapMark("unignore", err)
+}
+
+// FlushInodeMarks removes every inode mark of the group (all ignore
+// marks), keeping mount and file-system marks.
+func (g *Group) FlushInodeMarks() error {
+	return wrapMark("flush", g.mark(unix.FAN_MARK_FLUSH, 0, unix.AT_FDCWD, ""))
+}
+
+func wrapMark(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("fanotify %s mark: %w", op, err)
+}
+
+// Close closes the group. For a permission group the kernel then allows
+// every event still pending, read or unread.
+func (g *Group) Close() error { return g.f.Close() }
+
+// OpenHandle opens the file a FID event names, O_PATH (no open events),
+// relative to mountFD, a directory fd (not O_PATH) on the same file system.
+func OpenHandle(mountFD int, ev *Event) (int, error) {
+	h := unix.NewFileHandle(ev.HandleType, ev.Handle)
+	return unix.OpenByHandleAt(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+}
