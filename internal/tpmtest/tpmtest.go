@@ -1,0 +1,177 @@
+// Package tpmtest runs software TPMs for tests: a swtpm process on free
+// loopback ports, and helpers to run tpm2-tools against it.
+//
+// swtpm serves one TCP client at a time: close every connection a test
+// opened (tpm.TPM.Close) before running a tpm2-tools command against the
+// same swtpm, or the tool waits.
+package tpmtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/internal/testenv"
+)
+
+// Lifetime bounds how long a swtpm may run; it is killed at the test's
+// cleanup or after Lifetime, whichever is first.
+const Lifetime = 10 * time.Minute
+
+// toolTimeout bounds one tpm2-tools run.
+const toolTimeout = 2 * time.Minute
+
+// Swtpm is a running swtpm.
+type Swtpm struct {
+	Port     int    // TPM command port on 127.0.0.1
+	CtrlPort int    // control channel, Port+1
+	StateDir string // --tpmstate dir
+	Log      string // swtpm's log file
+}
+
+// Options change how [Start] runs swtpm.
+type Options struct {
+	// NeedInit starts swtpm without "--flags not-need-init,startup-clear":
+	// the client must send CMD_INIT on the control channel and
+	// TPM2_Startup itself.
+	NeedInit bool
+	// StateDir reuses a state directory (a restart, with persisted NV
+	// and seeds); empty means a fresh one.
+	StateDir string
+}
+
+// Start starts swtpm on free loopback ports and registers its kill with
+// t.Cleanup. The test fails if swtpm is not installed in CI (skips on a
+// developer machine without it).
+func Start(t testing.TB, opts Options) *Swtpm {
+	t.Helper()
+	bin := testenv.RequireTool(t, "swtpm")
+	dir := opts.StateDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s, err := start(t, bin, dir, opts)
+		if err == nil {
+			return s
+		}
+		lastErr = err // most likely a port taken meanwhile: try others
+	}
+	t.Fatalf("starting swtpm: %v", lastErr)
+	return nil
+}
+
+func start(t testing.TB, bin, dir string, opts Options) (*Swtpm, error) {
+	port, err := freePortPair()
+	if err != nil {
+		return nil, err
+	}
+	s := &Swtpm{Port: port, CtrlPort: port + 1, StateDir: dir,
+		Log: filepath.Join(t.TempDir(), "swtpm.log")}
+	args := []string{"socket", "--tpm2",
+		"--server", "type=tcp,bindaddr=127.0.0.1,port=" + strconv.Itoa(s.Port),
+		"--ctrl", "type=tcp,bindaddr=127.0.0.1,port=" + strconv.Itoa(s.CtrlPort),
+		"--tpmstate", "dir=" + dir,
+		"--log", "file=" + s.Log + ",level=1",
+	}
+	if !opts.NeedInit {
+		args = append(args, "--flags", "not-need-init,startup-clear")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Lifetime)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() { cancel(); <-exited }
+	if err := waitListening(s.Port, exited); err != nil {
+		stop()
+		log, _ := os.ReadFile(s.Log)
+		return nil, fmt.Errorf("%v (output: %q, log: %q)", err, stderr.String(), log)
+	}
+	t.Cleanup(stop)
+	return s, nil
+}
+
+// freePortPair finds a port P with P and P+1 free on 127.0.0.1.
+func freePortPair() (int, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free pair of loopback ports")
+}
+
+func waitListening(port int, exited <-chan struct{}) error {
+	deadline := time.Now().Add(10 * time.Second)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("swtpm exited")
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("swtpm not listening on %s after 10s", addr)
+}
+
+// Spec is the intact TPM spec for this swtpm ("swtpm:127.0.0.1:PORT").
+func (s *Swtpm) Spec() string { return "swtpm:127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// TCTI is the tpm2-tools TCTI string for this swtpm.
+func (s *Swtpm) TCTI() string { return "swtpm:host=127.0.0.1,port=" + strconv.Itoa(s.Port) }
+
+// Tool runs a tpm2-tools program against the swtpm and returns its
+// standard output; the test fails if it fails. It needs the tool
+// installed (fails in CI otherwise).
+func (s *Swtpm) Tool(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := s.TryTool(t, name, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out
+}
+
+// TryTool is Tool for runs that may fail: it returns the error (with
+// stderr) instead of failing the test.
+func (s *Swtpm) TryTool(t testing.TB, name string, args ...string) (string, error) {
+	t.Helper()
+	bin := testenv.RequireTool(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI="+s.TCTI())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	return stdout.String(), nil
+}

@@ -1,0 +1,193 @@
+package tpm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-tpm-tools/simulator"
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Default device nodes, in the order [Open] tries them for the empty
+// spec: the kernel's resource manager first (many clients may share it),
+// the raw device second (one client at a time).
+const (
+	DeviceRM  = "/dev/tpmrm0"
+	DeviceRaw = "/dev/tpm0"
+)
+
+// SimSpec is the spec of the embedded simulator.
+const SimSpec = "sim"
+
+// simSeed seeds every embedded simulator. A fixed seed makes the
+// simulator's storage root key the same in every process, so blobs made
+// by one `intact` run load in the next. It also means nothing sealed to
+// the simulator is secret: it exists for tests and demonstrations.
+const simSeed = 0x696e74616374 // "intact"
+
+// dialTimeout bounds connecting to a swtpm.
+const dialTimeout = 5 * time.Second
+
+// TPM is an open connection to a TPM. Its methods may be called from
+// several goroutines; commands are sent one at a time. Close it when
+// done: a device or simulator serves one client at a time.
+type TPM struct {
+	spec   string
+	tr     *retryTransport
+	closer io.Closer
+}
+
+// Open opens the TPM named by spec:
+//
+//   - "" — the default: [DeviceRM] if present, else [DeviceRaw];
+//   - an absolute path such as "/dev/tpmrm0" — a TPM character device;
+//   - "swtpm:HOST:PORT" — a swtpm (or any TPM) speaking the TPM command
+//     protocol over TCP ("swtpm socket --server type=tcp,port=PORT");
+//     its control channel, used only when the TPM needs initialising, is
+//     expected on PORT+1 as swtpm and tpm2-tools' swtpm TCTI assume;
+//   - "sim" — an embedded TPM simulator, for tests and demonstrations
+//     only (see [OpenSimulator]).
+//
+// A TPM that is missing gives an error wrapping [ErrNotPresent]; one
+// that is held by another process, [ErrBusy].
+func Open(spec string) (*TPM, error) {
+	switch {
+	case spec == "":
+		return openDefault()
+	case spec == SimSpec:
+		return OpenSimulator()
+	case strings.HasPrefix(spec, "/"):
+		return openDevice(spec)
+	case strings.HasPrefix(spec, "swtpm:"):
+		return openSwtpm(spec)
+	}
+	return nil, &Error{Op: "open " + quoteSpec(spec), Kind: ErrBadSpec,
+		Err: errors.New(`want a device path (/dev/tpmrm0), swtpm:HOST:PORT or sim`)}
+}
+
+func quoteSpec(spec string) string { return fmt.Sprintf("%q", spec) }
+
+// OpenSimulator starts the embedded simulator (go-tpm-tools' build of the
+// reference TPM): freshly manufactured, PCRs at their reset values, and
+// seeded with a fixed, public seed so that its storage root key is the
+// same in every process. Only one simulator can be open in a process at
+// a time; OpenSimulator waits until the previous one is closed.
+//
+// Nothing sealed to the simulator is protected: use it for tests and
+// demonstrations only.
+func OpenSimulator() (*TPM, error) {
+	sim, err := simulator.GetWithFixedSeedInsecure(simSeed)
+	if err != nil {
+		return nil, &Error{Op: "open simulator", Err: err}
+	}
+	return newTPM(SimSpec, newStreamTransport(sim)), nil
+}
+
+func newTPM(spec string, tc transport.TPMCloser) *TPM {
+	return &TPM{
+		spec:   spec,
+		tr:     &retryTransport{inner: tc, tries: 5, delay: 20 * time.Millisecond},
+		closer: tc,
+	}
+}
+
+// Spec returns the spec the TPM was opened with (for the default, the
+// device that was found).
+func (t *TPM) Spec() string { return t.spec }
+
+// Transport returns the connection for commands this package does not
+// wrap (go-tpm's tpm2 API). Commands are serialised with this package's.
+func (t *TPM) Transport() transport.TPM { return t.tr }
+
+// Close closes the connection.
+func (t *TPM) Close() error { return t.closer.Close() }
+
+func openDefault() (*TPM, error) {
+	t, err := openDevice(DeviceRM)
+	if err == nil || !errors.Is(err, ErrNotPresent) {
+		return t, err
+	}
+	t, err2 := openDevice(DeviceRaw)
+	if err2 == nil || !errors.Is(err2, ErrNotPresent) {
+		return t, err2
+	}
+	return nil, &Error{Op: "open", Kind: ErrNotPresent,
+		Err: fmt.Errorf("neither %s nor %s exists (use --tpm swtpm:HOST:PORT or --tpm sim for a software TPM)", DeviceRM, DeviceRaw)}
+}
+
+func openDevice(path string) (*TPM, error) {
+	op := "open " + path
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{Op: op, Kind: ErrNotPresent, Err: errors.New("no such device")}
+		}
+		return nil, &Error{Op: op, Err: err}
+	}
+	if fi.Mode()&fs.ModeCharDevice == 0 {
+		return nil, &Error{Op: op, Kind: ErrBadSpec, Err: errors.New("not a character device")}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return nil, &Error{Op: op, Kind: ErrBusy, Err: errors.New("in use by another process (try " + DeviceRM + ")")}
+		}
+		return nil, &Error{Op: op, Err: err}
+	}
+	// The kernel started the TPM; a character device returns a whole
+	// response per read, which the framing reader accepts as well.
+	return newTPM(path, newStreamTransport(f)), nil
+}
+
+func openSwtpm(spec string) (*TPM, error) {
+	op := "open " + spec
+	addr := strings.TrimPrefix(spec, "swtpm:")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return nil, &Error{Op: op, Kind: ErrBadSpec, Err: errors.New("want swtpm:HOST:PORT")}
+	}
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, &Error{Op: op, Kind: ErrNotPresent, Err: errors.New("nothing listening (is swtpm running?)")}
+		}
+		return nil, &Error{Op: op, Err: err}
+	}
+	t := newTPM(spec, newStreamTransport(conn))
+	if err := t.startup(addr); err != nil {
+		t.Close()
+		return nil, &Error{Op: op, Err: err}
+	}
+	return t, nil
+}
+
+// startup sends TPM2_Startup(CLEAR) unless the TPM was already started.
+// A swtpm started without --flags not-need-init first needs CMD_INIT on
+// its control channel; startup sends it when the TPM answers
+// TPM_RC_FAILURE and tries again.
+func (t *TPM) startup(addr string) error {
+	err := t.sendStartup()
+	if errors.Is(err, tpm2.TPMRCFailure) {
+		if ierr := swtpmInit(addr); ierr != nil {
+			return fmt.Errorf("tpm not initialised, and control channel: %w", ierr)
+		}
+		err = t.sendStartup()
+	}
+	return err
+}
+
+func (t *TPM) sendStartup() error {
+	_, err := tpm2.Startup{StartupType: tpm2.TPMSUClear}.Execute(t.tr)
+	if errors.Is(err, tpm2.TPMRCInitialize) {
+		return nil // already started
+	}
+	return err
+}
