@@ -36,10 +36,13 @@ const (
 	BadLabel       Verdict = "bad-label"       // the label is malformed (truncated, bad lengths)
 	Unsupported    Verdict = "unsupported"     // a label type, version or algorithm intact cannot check
 	Unreadable     Verdict = "unreadable"      // the file or its label could not be read
+	// MetadataChanged: security.evm does not match the file's owner, mode,
+	// protected xattrs or (HMAC, full signature) inode.
+	MetadataChanged Verdict = "metadata-changed"
 )
 
 // Verdicts lists every verdict, for documentation and tests.
-var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable}
+var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable, MetadataChanged}
 
 // Result is the appraisal of one file.
 type Result struct {
@@ -49,6 +52,7 @@ type Result struct {
 	Label   string  `json:"label,omitempty"` // label type: digest, digest-ng, signature, ...
 	Algo    string  `json:"algo,omitempty"`
 	KeyID   string  `json:"keyid,omitempty"` // 8 hex digits, for signatures
+	EVM     string  `json:"evm,omitempty"`   // security.evm type checked: hmac, signature, portable-signature
 }
 
 // OK reports whether the file passed.
@@ -60,6 +64,8 @@ type Options struct {
 	Keys *sig.Keyring
 	// XattrUser reads user.ima instead of security.ima.
 	XattrUser bool
+	// EVM, if set, also checks security.evm (see EVMOptions).
+	EVM *EVMOptions
 }
 
 // Appraiser appraises files on disk. It is safe for concurrent use.
@@ -105,6 +111,9 @@ func (a *Appraiser) File(f *os.File, path string) Result {
 		return filehash.Digest(f, algo)
 	}, a.opts.Keys)
 	r.Path = path
+	if r.Verdict == OK && a.opts.EVM != nil {
+		r = a.checkEVM(f, r)
+	}
 	return r
 }
 
