@@ -1,0 +1,306 @@
+package mlog
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/label"
+)
+
+// TPM is what an Appender needs of a TPM: extending a PCR in every
+// allocated bank at once, and reading PCRs (for recovery). *tpm.TPM
+// satisfies it.
+type TPM interface {
+	ExtendPCR(pcr int, digests map[crypto.Hash][]byte) error
+	ReadPCRs(bank crypto.Hash, pcrs []int) (map[int][]byte, error)
+}
+
+// DefaultPCR is the PCR intact extends by default: not 10, which a kernel
+// IMA may be extending at the same time (see docs/measurement.md).
+const DefaultPCR = 11
+
+// Errors of an Appender.
+var (
+	// ErrDiverged: the list and the TPM disagree in a way a crash cannot
+	// explain (the PCR was extended by someone else, the list was changed,
+	// or the list is from another boot).
+	ErrDiverged = errors.New("measurement list and pcr have diverged")
+	// ErrBroken: an extend failed after its record was written; reopen the
+	// list to recover.
+	ErrBroken = errors.New("measurement list appender is broken by an earlier failure")
+)
+
+// AppendOptions configure an Appender.
+type AppendOptions struct {
+	// PCR is the PCR records extend (DefaultPCR if zero; PCR 0 cannot be
+	// chosen, the firmware owns it).
+	PCR int
+	// Banks are the TPM's allocated banks: each record extends all of
+	// them (the TPM refuses an extend that leaves a bank out).
+	Banks []crypto.Hash
+}
+
+// Appender appends records to a binary measurement list file (SHA-1
+// template digests, little-endian: the layout of the kernel's
+// binary_runtime_measurements) and extends each into a PCR. It is safe
+// for concurrent use, and processes sharing a list serialize on an
+// exclusive flock(2) of the file.
+//
+// # Order and crash consistency
+//
+// A record is written and fsynced before its PCR is extended. A crash
+// between the two leaves the list one record ahead of the PCR, which
+// recovery detects and completes; the other order could leave the PCR
+// holding a measurement the list lost, which no replay could ever match.
+// A crash while writing can leave a partial record at the end of the
+// file; before anything else is written, the partial tail is cut off.
+type Appender struct {
+	mu     sync.Mutex
+	f      *os.File
+	path   string
+	tpm    TPM
+	pcr    int
+	banks  []label.HashAlgo
+	hashes []crypto.Hash
+	end    int64 // end of the last whole record
+	broken error
+}
+
+// OpenAppender opens (creating it, mode 0600) the list at path for
+// appending, and reconciles it with the TPM: a partial record at the end
+// is cut off, and a record whose extend was interrupted by a crash is
+// extended now. It fails with ErrDiverged if the PCR matches neither the
+// list nor the list without its last record of that PCR.
+func OpenAppender(path string, tpm TPM, opts AppendOptions) (*Appender, error) {
+	if opts.PCR == 0 {
+		opts.PCR = DefaultPCR
+	}
+	if opts.PCR < 1 || opts.PCR >= NumPCRs {
+		return nil, fmt.Errorf("pcr %d out of range 1..%d", opts.PCR, NumPCRs-1)
+	}
+	if len(opts.Banks) == 0 {
+		return nil, errors.New("no pcr banks to extend")
+	}
+	a := &Appender{path: path, tpm: tpm, pcr: opts.PCR, hashes: opts.Banks}
+	for _, h := range opts.Banks {
+		algo, ok := label.HashAlgoFor(h)
+		if !ok || !h.Available() {
+			return nil, fmt.Errorf("%w: %v", ErrUnsupportedBank, h)
+		}
+		a.banks = append(a.banks, algo)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	a.f = f
+	if err := a.withLock(a.recover); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes the list file.
+func (a *Appender) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f.Close()
+}
+
+// PCR returns the PCR the appender extends.
+func (a *Appender) PCR() int { return a.pcr }
+
+func (a *Appender) withLock(fn func() error) error {
+	if err := unix.Flock(int(a.f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("%s: lock: %w", a.path, err)
+	}
+	defer unix.Flock(int(a.f.Fd()), unix.LOCK_UN)
+	return fn()
+}
+
+// readTail reads the whole records after a.end, cutting off a partial
+// record at the end of the file. It returns the list of the new records.
+func (a *Appender) readTail() (*List, error) {
+	fi, err := a.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size()-a.end)
+	if _, err := a.f.ReadAt(b, a.end); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: %w", a.path, err)
+	}
+	l := NewList(Options{})
+	off := 0
+	for off < len(b) {
+		r, n, perr := parseRecord(b[off:], binary.LittleEndian, l.bank.Size())
+		if perr != nil {
+			if !partial(b[off:]) {
+				perr.Offset += a.end + int64(off)
+				perr.Record = l.Len()
+				perr.File = a.path
+				return nil, perr
+			}
+			// A partial record left by a crash: cut it off.
+			if err := a.f.Truncate(a.end + int64(off)); err != nil {
+				return nil, fmt.Errorf("%s: cutting off a partial record: %w", a.path, err)
+			}
+			if err := a.f.Sync(); err != nil {
+				return nil, err
+			}
+			break
+		}
+		l.records = append(l.records, r)
+		off += n
+	}
+	a.end += int64(off)
+	return l, nil
+}
+
+// partial reports whether b is the start of a record cut short: every
+// length it holds is plausible and only the end of the data is missing.
+func partial(b []byte) bool {
+	const dsize = 20
+	head := 4 + dsize + 4
+	if len(b) < head {
+		return len(b) < 4 || binary.LittleEndian.Uint32(b) < NumPCRs
+	}
+	if binary.LittleEndian.Uint32(b) >= NumPCRs {
+		return false
+	}
+	nlen := binary.LittleEndian.Uint32(b[4+dsize:])
+	if nlen == 0 || nlen > maxTemplateName {
+		return false
+	}
+	rest := b[head:]
+	if uint64(len(rest)) < uint64(nlen)+4 {
+		return true
+	}
+	dlen := binary.LittleEndian.Uint32(rest[nlen:])
+	return dlen <= maxTemplateData && uint64(len(rest))-uint64(nlen)-4 < uint64(dlen)
+}
+
+// recover reads the list and reconciles it with the PCR.
+func (a *Appender) recover() error {
+	a.end = 0
+	l, err := a.readTail()
+	if err != nil {
+		return err
+	}
+	want := PCRValues{}
+	for i, h := range a.hashes {
+		v, err := a.tpm.ReadPCRs(h, []int{a.pcr})
+		if err != nil {
+			return fmt.Errorf("reading pcr %d: %w", a.pcr, err)
+		}
+		want[a.banks[i]] = map[int][]byte{a.pcr: v[a.pcr]}
+	}
+	got, err := l.Compute(a.banks...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.path, err)
+	}
+	if pcrsEqual(got, want, a.pcr, a.banks) {
+		return nil
+	}
+	last := -1
+	for i, r := range l.records {
+		if r.PCR == a.pcr {
+			last = i
+		}
+	}
+	if last >= 0 {
+		prev := &List{bank: l.bank, records: append(l.records[:last:last], l.records[last+1:]...)}
+		got, err := prev.Compute(a.banks...)
+		if err != nil {
+			return err
+		}
+		if pcrsEqual(got, want, a.pcr, a.banks) {
+			// The crash came between the write and the extend: finish it.
+			return a.extend(&l.records[last])
+		}
+	}
+	return fmt.Errorf("%w: %s (%d records) does not replay to the %s pcr %d of the tpm, nor does it without its last record; was the list made in another boot?",
+		ErrDiverged, a.path, l.Len(), a.banks[0], a.pcr)
+}
+
+func pcrsEqual(got, want PCRValues, pcr int, banks []label.HashAlgo) bool {
+	for _, b := range banks {
+		g := got[b][pcr]
+		if g == nil {
+			g = make([]byte, b.Size())
+		}
+		if !bytes.Equal(g, want[b][pcr]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Appender) extend(r *Record) error {
+	digests := make(map[crypto.Hash][]byte, len(a.banks))
+	for i, b := range a.banks {
+		d, err := r.ExtendDigest(b)
+		if err != nil {
+			return err
+		}
+		digests[a.hashes[i]] = d
+	}
+	if err := a.tpm.ExtendPCR(r.PCR, digests); err != nil {
+		return fmt.Errorf("extending pcr %d: %w", r.PCR, err)
+	}
+	return nil
+}
+
+// Append measures a file: it builds a record of template (ima-ng or
+// ima-sig) for m, writes it to the list and extends it into the PCR, and
+// returns the record. The list is synced before the extend.
+func (a *Appender) Append(template string, m FileMeasurement) (Record, error) {
+	r, err := NewRecord(a.pcr, template, m, label.SHA1)
+	if err != nil {
+		return Record{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.broken != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrBroken, a.broken)
+	}
+	err = a.withLock(func() error {
+		// Another process may have appended since: take up its records,
+		// and check that it extended them (or finish its extend).
+		tail, err := a.readTail()
+		if err != nil {
+			return err
+		}
+		if tail.Len() > 0 {
+			if err := a.recover(); err != nil {
+				return err
+			}
+		}
+		b := r.AppendBinary(nil)
+		if _, err := a.f.Write(b); err != nil {
+			// Whatever part of b reached the file is cut off next time.
+			return fmt.Errorf("%s: %w", a.path, err)
+		}
+		if err := a.f.Sync(); err != nil {
+			return fmt.Errorf("%s: %w", a.path, err)
+		}
+		a.end += int64(len(b))
+		if err := a.extend(&r); err != nil {
+			a.broken = err
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
