@@ -27,9 +27,12 @@ type Decision struct {
 	Measure     bool
 	Appraise    bool
 	Audit       bool
-	SigRequired bool   // appraise_type=imasig on the deciding appraise rule
-	PCR         int    // PCR to extend when Measure
-	Template    string // template= of the measure rule, "" for the default
+	SigRequired bool // appraise_type=imasig on the deciding appraise rule
+	// PCR is pcr= of the measure rule when HasPCR; otherwise the caller
+	// picks its default (the kernel's is DefaultPCR).
+	PCR      int
+	HasPCR   bool
+	Template string // template= of the measure rule, "" for the default
 
 	MeasureRule, AppraiseRule, AuditRule int
 }
@@ -38,7 +41,7 @@ type Decision struct {
 // each action class (measure/dont_measure, appraise/dont_appraise, audit),
 // as in the kernel's ima_match_policy.
 func (p *Policy) Decide(s Subject) Decision {
-	d := Decision{PCR: DefaultPCR, MeasureRule: -1, AppraiseRule: -1, AuditRule: -1}
+	d := Decision{MeasureRule: -1, AppraiseRule: -1, AuditRule: -1}
 	open := map[Action]bool{Measure: true, Appraise: true, Audit: true}
 	for i := range p.Rules {
 		r := &p.Rules[i]
@@ -52,9 +55,7 @@ func (p *Policy) Decide(s Subject) Decision {
 			d.MeasureRule = i
 			if r.Action == Measure {
 				d.Measure, d.Template = true, r.Template
-				if r.HasPCR {
-					d.PCR = r.PCR
-				}
+				d.PCR, d.HasPCR = r.PCR, r.HasPCR
 			}
 		case Appraise:
 			d.AppraiseRule = i
@@ -138,4 +139,34 @@ func (p *Policy) SubjectDependent() bool {
 		}
 	}
 	return false
+}
+
+// PCRs returns the distinct pcr= values of the measure rules, in order of
+// first appearance.
+func (p *Policy) PCRs() []int {
+	var pcrs []int
+	seen := map[int]bool{}
+	for _, r := range p.Rules {
+		if r.HasPCR && !seen[r.PCR] {
+			seen[r.PCR] = true
+			pcrs = append(pcrs, r.PCR)
+		}
+	}
+	return pcrs
+}
+
+// Needs reports which action classes the policy can ever ask for: a class
+// without any rule of its "do" action is never needed.
+func (p *Policy) Needs() (measure, appraise, audit bool) {
+	for _, r := range p.Rules {
+		switch r.Action {
+		case Measure:
+			measure = true
+		case Appraise:
+			appraise = true
+		case Audit:
+			audit = true
+		}
+	}
+	return
 }

@@ -127,25 +127,25 @@ audit func=BPRM_CHECK euid=0
 	}{
 		{"proc file: dont_measure wins over later measure",
 			Subject{Func: FileCheck, Mask: MayRead, FSMagic: 0x9fa0, FOwner: 0},
-			Decision{Appraise: true, PCR: 10, MeasureRule: 0, AppraiseRule: 5, AuditRule: -1}},
+			Decision{Appraise: true, MeasureRule: 0, AppraiseRule: 5, AuditRule: -1}},
 		{"open on ext4",
 			Subject{Func: FileCheck, Mask: MayRead, FSMagic: 0xef53, FOwner: 1000},
-			Decision{Measure: true, PCR: 10, MeasureRule: 1, AppraiseRule: 4, AuditRule: -1}},
+			Decision{Measure: true, MeasureRule: 1, AppraiseRule: 4, AuditRule: -1}},
 		{"exec by root: signature, pcr 11, audit",
 			Subject{Func: BprmCheck, Mask: MayExec, FSMagic: 0xef53, EUID: 0},
-			Decision{Measure: true, Appraise: true, SigRequired: true, Audit: true, PCR: 11, MeasureRule: 2, AppraiseRule: 3, AuditRule: 6}},
+			Decision{Measure: true, Appraise: true, SigRequired: true, Audit: true, PCR: 11, HasPCR: true, MeasureRule: 2, AppraiseRule: 3, AuditRule: 6}},
 		{"exec by user: no audit",
 			Subject{Func: BprmCheck, Mask: MayExec, EUID: 1000, UID: 1000, SUID: 1000},
-			Decision{Measure: true, Appraise: true, SigRequired: true, PCR: 11, MeasureRule: 2, AppraiseRule: 3, AuditRule: -1}},
+			Decision{Measure: true, Appraise: true, SigRequired: true, PCR: 11, HasPCR: true, MeasureRule: 2, AppraiseRule: 3, AuditRule: -1}},
 		{"exec by user with CAP_SETUID and suid 0: euid matches saved uid",
 			Subject{Func: BprmCheck, Mask: MayExec, EUID: 1000, UID: 1000, SUID: 0, CapSetuid: true},
-			Decision{Measure: true, Appraise: true, SigRequired: true, Audit: true, PCR: 11, MeasureRule: 2, AppraiseRule: 3, AuditRule: 6}},
+			Decision{Measure: true, Appraise: true, SigRequired: true, Audit: true, PCR: 11, HasPCR: true, MeasureRule: 2, AppraiseRule: 3, AuditRule: 6}},
 		{"mmap: mask without ^ must be equal; with ^ contained",
 			Subject{Func: MmapCheck, Mask: MayExec | MayRead},
-			Decision{Appraise: true, PCR: 10, MeasureRule: -1, AppraiseRule: 5, AuditRule: -1}},
+			Decision{Appraise: true, MeasureRule: -1, AppraiseRule: 5, AuditRule: -1}},
 		{"mmap exec only: nothing",
 			Subject{Func: MmapCheck, Mask: MayExec},
-			Decision{PCR: 10, MeasureRule: -1, AppraiseRule: -1, AuditRule: -1}},
+			Decision{MeasureRule: -1, AppraiseRule: -1, AuditRule: -1}},
 	}
 	for _, tt := range tests {
 		if got := p.Decide(tt.s); got != tt.want {
@@ -278,4 +278,14 @@ func FuzzParse(f *testing.F) {
 		}
 		p.Decide(Subject{Func: BprmCheck, Mask: MayExec})
 	})
+}
+
+func TestPCRsAndNeeds(t *testing.T) {
+	p := mustParse(t, "measure pcr=12\nmeasure func=BPRM_CHECK pcr=12\nmeasure pcr=13\naudit\n")
+	if got := p.PCRs(); len(got) != 2 || got[0] != 12 || got[1] != 13 {
+		t.Errorf("PCRs = %v, want [12 13]", got)
+	}
+	if m, a, au := p.Needs(); !m || a || !au {
+		t.Errorf("Needs = %v %v %v, want true false true", m, a, au)
+	}
 }
