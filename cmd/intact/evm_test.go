@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/xattr"
+)
+
+// Cheap argon2id cost for tests; real keys use evm.DefaultKDF.
+var testKDFFlags = []string{"--kdf-time", "1", "--kdf-memory", "64", "--kdf-threads", "1"}
+
+const testPassEnv = "INTACT_TEST_EVM_PASSPHRASE"
+
+// makeEVMKey creates an EVM key file with passphrase "pw-"+name.
+func makeEVMKey(t *testing.T, dir, name string) string {
+	t.Helper()
+	t.Setenv(testPassEnv, "pw-"+name)
+	path := filepath.Join(dir, name+".evmkey")
+	mustRun(t, 0, append([]string{"evmkey", "create", "--out", path, "--passphrase-env", testPassEnv}, testKDFFlags...)...)
+	return path
+}
+
+func getEVM(t *testing.T, path string) []byte {
+	t.Helper()
+	v, err := xattr.Get(path, "security.evm")
+	if err != nil {
+		t.Fatalf("reading security.evm of %s: %v", path, err)
+	}
+	return v
+}
+
+func TestEVMKeyCreate(t *testing.T) {
+	dir := t.TempDir()
+	key := makeEVMKey(t, dir, "k")
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	b, _ := os.ReadFile(key)
+	kf, err := evm.ParseKeyFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := kf.Open([]byte("pw-k")); err != nil || len(k) != evm.KeySize {
+		t.Fatalf("opening the created key: %d bytes, %v", len(k), err)
+	}
+	// Never overwritten.
+	_, stderr, code := runCLI(t, append([]string{"evmkey", "create", "--out", key, "--passphrase-env", testPassEnv}, testKDFFlags...)...)
+	if after, _ := os.ReadFile(key); code != 2 || !strings.Contains(stderr, "already exists") || !bytes.Equal(after, b) {
+		t.Errorf("second create: exit %d, %q", code, stderr)
+	}
+	// Passphrase from stdin.
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader("from stdin\n"), stdout: &out, stderr: &errb, getenv: os.Getenv}
+	k2 := filepath.Join(dir, "stdin.evmkey")
+	if code := run(e, append([]string{"evmkey", "create", "--out", k2, "--passphrase-stdin"}, testKDFFlags...)); code != 0 {
+		t.Fatalf("create --passphrase-stdin: exit %d, %s", code, errb.String())
+	}
+	b2, _ := os.ReadFile(k2)
+	kf2, _ := evm.ParseKeyFile(b2)
+	if _, err := kf2.Open([]byte("from stdin")); err != nil {
+		t.Errorf("stdin passphrase: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"evmkey"}, "evmkey create"},
+		{[]string{"evmkey", "create", "--passphrase-env", testPassEnv}, "--out is required"},
+		{[]string{"evmkey", "create", "--out", filepath.Join(dir, "x"), "--passphrase-env", "INTACT_TEST_UNSET_VAR"}, "empty or unset"},
+		{[]string{"evmkey", "create", "--out", filepath.Join(dir, "x")}, "no passphrase"},
+		{[]string{"evmkey", "create", "--out", filepath.Join(dir, "x"), "--passphrase-env", testPassEnv, "--kdf-memory", "1"}, "argon2id memory"},
+	} {
+		_, stderr, code := runCLI(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("intact %v: exit %d, %q; want exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Error("a refused create wrote a file")
+	}
+}
+
+// TestHMACWrongPassphrase: a wrong passphrase is a clear error, exit 2,
+// and nothing is written.
+func TestHMACWrongPassphrase(t *testing.T) {
+	dir := xattrDir(t)
+	key := makeEVMKey(t, dir, "k")
+	f := writeFile(t, filepath.Join(dir, "f"), "data\n")
+	mustRun(t, 0, "hash", f)
+	t.Setenv(testPassEnv, "not the passphrase")
+	_, stderr, code := runCLI(t, "hmac", "--evmkey", key, "--passphrase-env", testPassEnv, f)
+	if code != 2 || !strings.Contains(stderr, "intact: error: "+key+": wrong passphrase") {
+		t.Errorf("hmac with a wrong passphrase: exit %d, %q", code, stderr)
+	}
+	if _, err := xattr.Get(f, "security.evm"); err != xattr.ErrNotFound {
+		t.Errorf("security.evm after a wrong passphrase: %v", err)
+	}
+	_, stderr, code = runCLI(t, "verify", "--evmkey", key, "--passphrase-env", testPassEnv, f)
+	if code != 2 || !strings.Contains(stderr, "wrong passphrase") {
+		t.Errorf("verify with a wrong passphrase: exit %d, %q", code, stderr)
+	}
+	// A damaged key file is named as such.
+	bad := writeFile(t, filepath.Join(dir, "bad.evmkey"), "intact-evm-key v1\nkind nope\n")
+	if _, stderr, code = runCLI(t, "hmac", "--evmkey", bad, "--passphrase-env", testPassEnv, f); code != 2 || !strings.Contains(stderr, "not a valid evm key file") {
+		t.Errorf("hmac with a damaged key file: exit %d, %q", code, stderr)
+	}
+}
+
+// TestHMACAndSignatures: hmac, sign --evm portable/full and verify on a
+// local file system, including what --require-evm and a missing key do.
+func TestHMACAndSignatures(t *testing.T) {
+	dir := xattrDir(t)
+	key := makeEVMKey(t, dir, "k")
+	sk, cert := filepath.Join(dir, "s.pem"), filepath.Join(dir, "s.der")
+	mustRun(t, 0, "keygen", "--type", "ec-p256", "--key", sk, "--cert", cert)
+	hm := writeFile(t, filepath.Join(dir, "hmac"), "hmac'd\n")
+	port := writeFile(t, filepath.Join(dir, "portable"), "portable\n")
+	full := writeFile(t, filepath.Join(dir, "full"), "full\n")
+	bare := writeFile(t, filepath.Join(dir, "bare"), "no evm\n")
+	mustRun(t, 0, "sign", "--key", sk, hm, bare)
+	mustRun(t, 0, "hmac", "--evmkey", key, "--passphrase-env", testPassEnv, hm)
+	mustRun(t, 0, "sign", "--key", sk, "--evm", "portable", port)
+	mustRun(t, 0, "sign", "--key", sk, "--evm", "full", full)
+	for p, typ := range map[string]byte{hm: 0x02, port: 0x05, full: 0x03} {
+		if v := getEVM(t, p); v[0] != typ || (typ == 0x02 && len(v) != 21) {
+			t.Errorf("%s: security.evm %x, want type %#x", p, v, typ)
+		}
+	}
+	all := []string{hm, port, full, bare}
+	v := verdicts(t, 0, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}, all...)...)
+	for _, p := range all {
+		if v[p] != "ok" {
+			t.Errorf("%s: %s, want ok", p, v[p])
+		}
+	}
+	v = verdicts(t, 1, append([]string{"--cert", cert, "--require-evm"}, all...)...)
+	if v[hm] != "unknown-key" || v[bare] != "no-label" || v[port] != "ok" || v[full] != "ok" {
+		t.Errorf("--require-evm without --evmkey: %v", v)
+	}
+	for _, p := range all {
+		if err := os.Chmod(p, os.ModeSetuid|0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v = verdicts(t, 1, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}, all...)...)
+	if v[hm] != "metadata-changed" || v[port] != "metadata-changed" || v[full] != "metadata-changed" || v[bare] != "ok" {
+		t.Errorf("after setuid: %v", v)
+	}
+	// --xattr-user: user.ima and user.evm.
+	u := writeFile(t, filepath.Join(dir, "user"), "user ns\n")
+	mustRun(t, 0, "sign", "--xattr-user", "--key", sk, "--evm", "portable", u)
+	if _, err := xattr.Get(u, "user.evm"); err != nil {
+		t.Fatalf("user.evm: %v", err)
+	}
+	if _, err := xattr.Get(u, "security.evm"); err != xattr.ErrNotFound {
+		t.Errorf("--xattr-user wrote security.evm: %v", err)
+	}
+	if v := verdicts(t, 0, "--xattr-user", "--cert", cert, "--require-evm", u); v[u] != "ok" {
+		t.Errorf("--xattr-user: %v", v)
+	}
+	os.Chmod(u, 0o700)
+	if v := verdicts(t, 1, "--xattr-user", "--cert", cert, u); v[u] != "metadata-changed" {
+		t.Errorf("--xattr-user after chmod: %v", v)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/atomicfile"
+)
+
+const evmkeyUsage = `
+Usage: intact evmkey create --out FILE (--passphrase-env VAR | --passphrase-stdin)
+
+Makes a random 32-byte EVM key (the key of security.evm HMACs) and stores
+it only wrapped: XChaCha20-Poly1305 under a key derived from the
+passphrase with argon2id; the argon2id cost is stored in the file. Without
+--passphrase-env or --passphrase-stdin the passphrase is asked for on the
+terminal. FILE is created with mode 0600 and never overwritten. See
+docs/evm.md for the format and for loading the key into the kernel.
+`
+
+func cmdEVMKey(e *env, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprint(e.stdout, evmkeyUsage[1:])
+			return errHelp
+		}
+		return usageErrorf("evmkey", "want \"intact evmkey create ...\"")
+	}
+	f := newFlags(e, "evmkey", evmkeyUsage)
+	out := f.String("out", "", "key `FILE` to create")
+	var pass passFlags
+	pass.register(f)
+	kdf := evm.DefaultKDF
+	f.Func("kdf-time", fmt.Sprintf("argon2id passes (default %d)", kdf.Time), uintFlag(func(n uint64) { kdf.Time = uint32(n) }))
+	f.Func("kdf-memory", fmt.Sprintf("argon2id memory in KiB (default %d)", kdf.MemoryKiB), uintFlag(func(n uint64) { kdf.MemoryKiB = uint32(n) }))
+	f.Func("kdf-threads", fmt.Sprintf("argon2id lanes (default %d)", kdf.Threads), uintFlag(func(n uint64) { kdf.Threads = uint8(min(n, 255)) }))
+	operands, err := f.parse(args[1:])
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(operands) > 0:
+		return usageErrorf("evmkey", "unexpected operand %q", operands[0])
+	case *out == "":
+		return usageErrorf("evmkey", "--out is required")
+	}
+	if _, err := os.Lstat(*out); err == nil {
+		return withHint(fmt.Errorf("%s already exists", *out), "intact never overwrites a key; remove it first or choose another name")
+	}
+	passphrase, err := pass.read(e, "evmkey", "passphrase for the new evm key", true)
+	if err != nil {
+		return err
+	}
+	key, err := evm.NewKey()
+	if err != nil {
+		return err
+	}
+	kf, err := evm.SealPassphrase(key, passphrase, kdf)
+	if err != nil {
+		return usageErrorf("evmkey", "%v", err)
+	}
+	if err := atomicfile.WriteFile(*out, kf.Marshal(), 0o600, true); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return withHint(fmt.Errorf("%s already exists", *out), "intact never overwrites a key")
+		}
+		return err
+	}
+	return nil
+}
+
+func uintFlag(set func(uint64)) func(string) error {
+	return func(s string) error {
+		var n uint64
+		if _, err := fmt.Sscan(s, &n); err != nil || fmt.Sprint(n) != s {
+			return fmt.Errorf("want a number")
+		}
+		set(n)
+		return nil
+	}
+}
