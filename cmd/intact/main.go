@@ -41,6 +41,8 @@ var commands = []command{
 	{"hash", "write digest labels (security.ima), as evmctl ima_hash", cmdHash},
 	{"sign", "write signature labels (security.ima), as evmctl ima_sign", cmdSign},
 	{"verify", "appraise files: content, label and signature", cmdVerify},
+	{"hmac", "write EVM HMACs (security.evm) with an EVM key", cmdHMAC},
+	{"evmkey", "make an EVM key, stored wrapped under a passphrase", cmdEVMKey},
 	{"version", "print the version", cmdVersion},
 }
 

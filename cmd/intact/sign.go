@@ -13,12 +13,19 @@ import (
 )
 
 const signUsage = `
-Usage: intact sign --key KEY.pem [-a ALGO] [-r] [-n] [--sigfile] [--xattr-user] PATH...
+Usage: intact sign --key KEY.pem [-a ALGO] [-r] [-n] [--sigfile] [--xattr-user]
+                   [--evm portable|full|none [--uuid UUID|none] [--smack]] PATH...
 
 Signs each file's digest and writes the signature label (type 0x03,
 version 2) to security.ima, as evmctl ima_sign: RSA PKCS#1 v1.5 or ECDSA
 (DER). The keyid is computed from the key, or taken from the last four
 bytes of a certificate's SubjectKeyIdentifier with --keyid-from-cert.
+
+With --evm portable or full it also signs the file's metadata into
+security.evm, as evmctl sign --imasig: a portable signature (type 0x05)
+covers the protected xattrs (security.ima included), owner, group and mode;
+a full one (type 0x03) also the inode number, generation and file-system
+UUID, so it binds the file to this inode (docs/evm.md).
 `
 
 func cmdSign(e *env, args []string) error {
@@ -31,6 +38,8 @@ func cmdSign(e *env, args []string) error {
 	sigfile := f.Bool("sigfile", false, "also write the label to PATH.sig (a detached signature)")
 	keyIDHex := f.String("keyid", "", "use this keyid (8 hex digits) instead of the key's")
 	keyIDCert := f.String("keyid-from-cert", "", "take the keyid from this certificate's SubjectKeyIdentifier")
+	var ef evmSignFlags
+	ef.register(f)
 	paths, err := f.parse(args)
 	if err != nil {
 		return err
@@ -39,6 +48,10 @@ func cmdSign(e *env, args []string) error {
 		return usageErrorf("sign", "--key is required")
 	}
 	algo, err := fileHashAlgo("sign", *algoName)
+	if err != nil {
+		return err
+	}
+	evmSig, err := ef.signer(*printOnly, tf.xattrUser)
 	if err != nil {
 		return err
 	}
@@ -53,6 +66,9 @@ func cmdSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if evmSig != nil {
+		evmSig.signer, evmSig.keyID, evmSig.algo = signer, keyID, algo
+	}
 	return labelFiles(e, paths, &tf, *printOnly, func(path string, file *os.File) ([]byte, error) {
 		sum, err := filehash.Digest(file, algo)
 		if err != nil {
@@ -63,6 +79,11 @@ func cmdSign(e *env, args []string) error {
 			return nil, err
 		}
 		v := s.Marshal()
+		if evmSig != nil {
+			if err := evmSig.sign(file, v); err != nil {
+				return nil, err
+			}
+		}
 		if *sigfile && !*printOnly {
 			if err := atomicfile.WriteFile(path+".sig", v, 0o644, false); err != nil {
 				return nil, err

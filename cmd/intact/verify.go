@@ -14,7 +14,8 @@ import (
 )
 
 const verifyUsage = `
-Usage: intact verify [--cert CERT]... [-r] [--json] [--xattr-user] PATH...
+Usage: intact verify [--cert CERT]... [-r] [--json] [--xattr-user]
+                     [--evmkey FILE] [--require-evm] PATH...
 
 Appraises each file: recomputes its digest with the label's algorithm and
 checks a signature against the trusted certificates (DER or PEM; --cert
@@ -29,6 +30,13 @@ may be repeated). One verdict per file:
     bad-label        the label is malformed (truncated, wrong lengths)
     unsupported      a label type, version or algorithm intact cannot check
     unreadable       the file or its label could not be read
+    metadata-changed security.evm does not match the file's owner, mode,
+                     protected xattrs or (HMAC, full signature) inode
+
+A file whose IMA label verifies is also checked against its security.evm
+when it has one: signatures always (with the --cert certificates), HMACs
+with --evmkey. --require-evm fails files without security.evm, and HMACs
+when no --evmkey is given.
 
 Prints a line per failing file and a summary; --json prints one JSON
 object per file. Exit status 0 when every file is ok, 1 when any failed.
@@ -41,6 +49,8 @@ func cmdVerify(e *env, args []string) error {
 	var certs stringList
 	f.Var(&certs, "cert", "trusted certificate, DER or PEM (repeatable)")
 	asJSON := f.Bool("json", false, "print one JSON object per file")
+	var ef evmVerifyFlags
+	ef.register(f)
 	paths, err := f.parse(args)
 	if err != nil {
 		return err
@@ -58,7 +68,11 @@ func cmdVerify(e *env, args []string) error {
 			keys.Add(cert)
 		}
 	}
-	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser})
+	evmOpts, err := ef.options(e)
+	if err != nil {
+		return err
+	}
+	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser, EVM: evmOpts})
 
 	var sum verifySummary
 	stop := e.progress(tf.recursive && !*asJSON, &sum.files)
