@@ -64,6 +64,9 @@ type Options struct {
 	Keys *sig.Keyring
 	// XattrUser reads user.ima instead of security.ima.
 	XattrUser bool
+	// SigFile reads the IMA label from PATH.sig (a detached signature, as
+	// evmctl ima_sign --sigfile writes) instead of the xattr.
+	SigFile bool
 	// EVM, if set, also checks security.evm (see EVMOptions).
 	EVM *EVMOptions
 }
@@ -97,11 +100,8 @@ func (a *Appraiser) Path(path string) Result {
 // File appraises an open regular file, reading its label through the
 // descriptor (so that label and content come from the same inode).
 func (a *Appraiser) File(f *os.File, path string) Result {
-	raw, err := xattr.FGet(f, xattr.IMA(a.opts.XattrUser))
-	if errors.Is(err, unix.ENOTSUP) {
-		err = xattr.ErrNotFound
-	}
-	if err != nil && !errors.Is(err, xattr.ErrNotFound) {
+	raw, err := a.readLabel(f, path)
+	if err != nil {
 		return Result{Path: path, Verdict: Unreadable, Reason: "reading label: " + errReason(err)}
 	}
 	r := Check(raw, func(algo label.HashAlgo) ([]byte, error) {
@@ -115,6 +115,22 @@ func (a *Appraiser) File(f *os.File, path string) Result {
 		r = a.checkEVM(f, r)
 	}
 	return r
+}
+
+// readLabel returns the file's IMA label, nil if it has none.
+func (a *Appraiser) readLabel(f *os.File, path string) ([]byte, error) {
+	if a.opts.SigFile {
+		raw, err := os.ReadFile(path + ".sig")
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return raw, err
+	}
+	raw, err := xattr.FGet(f, xattr.IMA(a.opts.XattrUser))
+	if errors.Is(err, xattr.ErrNotFound) || errors.Is(err, unix.ENOTSUP) {
+		return nil, nil
+	}
+	return raw, err
 }
 
 // Check decides the verdict for a file whose security.ima value is raw

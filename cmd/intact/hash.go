@@ -60,7 +60,8 @@ func fileHashAlgo(cmd, name string) (label.HashAlgo, error) {
 }
 
 // labelFiles computes a label for every file below paths with make and
-// writes it to security.ima (or prints it with printOnly). Per-file errors
+// writes it to security.ima (or prints it with printOnly); make returns a
+// nil label for a file to skip. Per-file errors
 // are reported and the walk goes on; they make the command fail (exit 2).
 func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, make func(string, *os.File) ([]byte, error)) error {
 	type result struct {
@@ -82,7 +83,7 @@ func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, make func
 			errorf(e, "%s: %v", r.path, unwrapPathError(r.err))
 			return
 		}
-		if printOnly {
+		if printOnly && r.value != nil {
 			fmt.Fprintf(e.stdout, "%s %s\n", hex.EncodeToString(r.value), r.path)
 		}
 	})
@@ -99,7 +100,7 @@ func labelOne(path, name string, printOnly bool, make func(string, *os.File) ([]
 	}
 	defer f.Close()
 	v, err := make(path, f)
-	if err != nil || printOnly {
+	if err != nil || printOnly || v == nil {
 		return v, err
 	}
 	if err := xattr.FSet(f, name, v); err != nil {

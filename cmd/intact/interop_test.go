@@ -139,3 +139,35 @@ func TestHashLabelsIdentical(t *testing.T) {
 		}
 	}
 }
+
+// TestSigfileInterop: detached signatures (PATH.sig) both ways.
+func TestSigfileInterop(t *testing.T) {
+	dir := xattrDir(t)
+	key, cert := opensslKey(t, dir, "sigfile", "rsa:2048")
+	tree := filepath.Join(dir, "tree")
+	os.Mkdir(tree, 0o755)
+	a := writeFile(t, filepath.Join(tree, "a"), "signed by intact\n")
+	b := writeFile(t, filepath.Join(tree, "b"), "signed by evmctl\n")
+	mustRun(t, 0, "sign", "--sigfile", "--key", key, "-r", tree)
+	mustRun(t, 0, "sign", "--sigfile", "--key", key, "-r", tree) // .sig files are not signed themselves
+	if _, err := os.Stat(a + ".sig.sig"); err == nil {
+		t.Fatal("sign --sigfile -r signed a detached signature")
+	}
+	os.Remove(b + ".sig")
+	if out, ok := evmctl(t, "ima_sign", "--sigfile", "--key", key, b); !ok {
+		t.Fatal(out)
+	}
+	for _, f := range []string{a, b} {
+		xattrRemove(f, "security.ima") // only the .sig files carry the labels now
+	}
+	if v := verdicts(t, 0, "--sigfile", "--cert", cert, "-r", tree); v[a] != "ok" || v[b] != "ok" || len(v) != 2 {
+		t.Errorf("verify --sigfile: %v", v)
+	}
+	if out, ok := evmctl(t, "ima_verify", "--sigfile", "--key", cert, a); !ok {
+		t.Errorf("evmctl ima_verify --sigfile refused intact's detached signature: %s", out)
+	}
+	os.WriteFile(a, []byte("changed\n"), 0o644)
+	if v := verdicts(t, 1, "--sigfile", "--cert", cert, a); v[a] != "content-changed" {
+		t.Errorf("changed file with a detached signature: %v", v)
+	}
+}

@@ -70,6 +70,9 @@ func cmdSign(e *env, args []string) error {
 		evmSig.signer, evmSig.keyID, evmSig.algo = signer, keyID, algo
 	}
 	return labelFiles(e, paths, &tf, *printOnly, func(path string, file *os.File) ([]byte, error) {
+		if *sigfile && isSigFile(path) {
+			return nil, nil // a detached signature from an earlier run
+		}
 		sum, err := filehash.Digest(file, algo)
 		if err != nil {
 			return nil, err

@@ -49,6 +49,7 @@ func cmdVerify(e *env, args []string) error {
 	var certs stringList
 	f.Var(&certs, "cert", "trusted certificate, DER or PEM (repeatable)")
 	asJSON := f.Bool("json", false, "print one JSON object per file")
+	sigfile := f.Bool("sigfile", false, "read each label from PATH.sig (a detached signature) instead of the xattr")
 	var ef evmVerifyFlags
 	ef.register(f)
 	paths, err := f.parse(args)
@@ -72,7 +73,7 @@ func cmdVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser, EVM: evmOpts})
+	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser, SigFile: *sigfile, EVM: evmOpts})
 
 	var sum verifySummary
 	stop := e.progress(tf.recursive && !*asJSON, &sum.files)
@@ -81,8 +82,14 @@ func cmdVerify(e *env, args []string) error {
 		if en.Err != nil {
 			return appraise.Result{Path: en.Path, Verdict: appraise.Unreadable, Reason: unwrapPathError(en.Err).Error()}
 		}
+		if *sigfile && isSigFile(en.Path) {
+			return appraise.Result{} // a detached signature, not a file to appraise
+		}
 		return a.Path(en.Path)
 	}, func(r appraise.Result) {
+		if r.Path == "" {
+			return
+		}
 		sum.add(r.Verdict)
 		switch {
 		case *asJSON:
@@ -176,3 +183,7 @@ func (e *env) progress(enabled bool, files *atomic.Int64) (stop func()) {
 		}
 	}
 }
+
+// isSigFile reports whether path is a detached signature (PATH.sig) that
+// --sigfile reads and writes beside each file.
+func isSigFile(path string) bool { return strings.HasSuffix(path, ".sig") }
