@@ -97,7 +97,7 @@ func CheckEVM(v *evm.Value, in evm.Input, o *EVMOptions, keys *sig.Keyring) (Ver
 		case err != nil:
 			return Unsupported, err.Error()
 		case !ok:
-			return MetadataChanged, "security.evm hmac does not match the file's metadata (owner, mode, protected xattrs, inode or file system)"
+			return MetadataChanged, "security.evm hmac does not match the file's owner, mode, protected xattrs, inode or file system"
 		}
 		return OK, ""
 	}
@@ -121,11 +121,9 @@ func checkEVMSignature(v *evm.Value, msg []byte, keys *sig.Keyring) (Verdict, st
 		case err == nil:
 			return OK, ""
 		case errors.Is(err, sig.ErrDigestMismatch):
-			verdict, reason = MetadataChanged, "security.evm "+v.Type.String()+" is valid but over other metadata (owner, mode, protected xattrs"
-			if v.Portable() {
-				reason += ")"
-			} else {
-				reason += ", inode or file system)"
+			verdict, reason = MetadataChanged, "security.evm "+v.Type.String()+" is valid but over another owner, mode or protected xattrs"
+			if !v.Portable() {
+				reason += ", inode or file system"
 			}
 		case errors.Is(err, sig.ErrUnsupportedKey):
 			if verdict != MetadataChanged {
