@@ -1,0 +1,20 @@
+package enforce
+
+import (
+	"os"
+
+	"github.com/intactsec/intact/appraise"
+	"github.com/intactsec/intact/label"
+)
+
+// FileAppraiser adapts an [appraise.Appraiser] (labels, signatures and,
+// when configured, EVM) to the engine.
+func FileAppraiser(a *appraise.Appraiser) Appraiser { return appraiseAdapter{a} }
+
+type appraiseAdapter struct{ a *appraise.Appraiser }
+
+func (x appraiseAdapter) Appraise(f *os.File, path string) Appraisal {
+	r := x.a.File(f, path)
+	signed := r.Label == label.TypeDigsig.String() || r.Label == label.TypeVerityDigsig.String()
+	return Appraisal{OK: r.OK(), Signed: signed, Verdict: string(r.Verdict), Reason: r.Reason}
+}

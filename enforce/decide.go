@@ -1,0 +1,209 @@
+package enforce
+
+import (
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/internal/xattr"
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/policy"
+)
+
+// outcome is the decision for one event, kept for logging after the
+// answer.
+type outcome struct {
+	allow     bool
+	failed    bool   // the policy's checks failed (would deny in log mode)
+	errored   bool   // an operational failure: the fail verdict applies
+	reason    string // why it failed
+	verdict   string // appraisal verdict
+	rule      int    // index of the deciding rule, -1 if none
+	cacheable bool   // may be cached in the kernel
+	cacheHit  bool
+	measured  bool
+	audited   bool
+	digest    []byte
+}
+
+// handle decides one event on a worker, answers it, and closes its fd.
+func (e *Engine) handle(p *pending) {
+	// f owns the event fd: closing it (after the answer) closes the fd.
+	f := os.NewFile(uintptr(p.ev.Fd), "")
+	defer f.Close()
+	if p.answered.Load() {
+		return // deadline passed while queued
+	}
+	path, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(p.ev.Fd))
+	fp, st, err := fingerprintOf(p.ev.Fd)
+	var o outcome
+	switch {
+	case err != nil:
+		o = outcome{errored: true, reason: "fstat: " + err.Error(), rule: -1}
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		o = outcome{allow: true, rule: -1}
+	default:
+		o = e.decide(p, f, path, fp, st)
+	}
+	allow := o.allow
+	if o.errored {
+		allow = e.cfg.FailAllow
+	}
+	if e.cfg.Mode == Log {
+		allow = true
+	}
+	if !e.answer(p, allow) {
+		return // the deadline answered first
+	}
+	if o.cacheHit {
+		e.m.cacheHits.Add(1)
+	}
+	if allow && o.cacheable && !o.failed && !o.errored && e.cfg.KernelCache {
+		e.kernelCache(p.ev, fp)
+	}
+	e.record(p, path, o, allow)
+}
+
+// kernelCache puts an ignore mark on the inode, then checks that the file
+// did not change between the fstat and the mark; if it did, the mark is
+// removed again.
+func (e *Engine) kernelCache(ev Event, fp fingerprint) {
+	if err := e.src.Ignore(ev.Fd, ev.Exec); err != nil {
+		e.m.ignoreErrors.Add(1)
+		return
+	}
+	if now, _, err := fingerprintOf(ev.Fd); err != nil || now != fp {
+		e.src.Unignore(ev.Fd)
+		e.cache.invalidate(fp.Dev, fp.Ino)
+		return
+	}
+	e.m.ignoreMarks.Add(1)
+}
+
+// subjectFor fills the policy subject of the event.
+func (e *Engine) subjectFor(p *pending, f *os.File, st *unix.Stat_t) policy.Subject {
+	s := policy.Subject{FOwner: st.Uid, FGroup: st.Gid}
+	fi := e.fs.get(f, st.Dev)
+	s.FSMagic, s.FSName, s.FSUUID = fi.magic, fi.name, fi.uuid
+	if e.subjectDependent {
+		readCreds(e.cfg.Proc, p.ev.Pid, &s)
+	}
+	return s
+}
+
+// policyDecision evaluates the policy: BPRM_CHECK for an exec; for other
+// opens FILE_CHECK (mask MAY_READ: fanotify does not tell the open mode)
+// and MMAP_CHECK with MAY_EXEC, since any opened file may be mapped
+// executable and fanotify sees no mmap.
+func (e *Engine) policyDecision(s policy.Subject, exec bool) policy.Decision {
+	if exec {
+		s.Func, s.Mask = policy.BprmCheck, policy.MayExec
+		return e.cfg.Policy.Decide(s)
+	}
+	s.Func, s.Mask = policy.FileCheck, policy.MayRead
+	d := e.cfg.Policy.Decide(s)
+	s.Func, s.Mask = policy.MmapCheck, policy.MayExec
+	return merge(d, e.cfg.Policy.Decide(s))
+}
+
+// merge combines two decisions: each "do" wins.
+func merge(a, b policy.Decision) policy.Decision {
+	if !a.Appraise && b.Appraise {
+		a.Appraise, a.SigRequired, a.AppraiseRule = true, b.SigRequired, b.AppraiseRule
+	} else if a.Appraise && b.Appraise && b.SigRequired {
+		a.SigRequired = true
+	}
+	if !a.Measure && b.Measure {
+		a.Measure, a.PCR, a.HasPCR, a.Template, a.MeasureRule = true, b.PCR, b.HasPCR, b.Template, b.MeasureRule
+	}
+	if !a.Audit && b.Audit {
+		a.Audit, a.AuditRule = true, b.AuditRule
+	}
+	return a
+}
+
+func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st *unix.Stat_t) outcome {
+	d := e.policyDecision(e.subjectFor(p, f, st), p.ev.Exec)
+	o := outcome{allow: true, rule: -1, cacheable: !e.subjectDependent}
+	// One decision per inode at a time: no double hashing or measuring.
+	unlock := e.cache.lock(fp)
+	defer unlock()
+	ent, hit := e.cache.get(fp)
+	o.cacheHit = hit
+	if d.Appraise {
+		o.rule = d.AppraiseRule
+		if ent.appraisal == nil {
+			a := e.cfg.Appraiser.Appraise(f, path)
+			ent.appraisal = &a
+		}
+		a := ent.appraisal
+		o.verdict = a.Verdict
+		switch {
+		case !a.OK:
+			o.allow, o.failed, o.reason = false, true, a.Verdict
+			if a.Reason != "" {
+				o.reason += ": " + a.Reason
+			}
+		case d.SigRequired && !a.Signed:
+			o.allow, o.failed, o.reason = false, true, "appraise_type=imasig: the label is not a signature"
+		}
+	}
+	if o.allow && d.Measure {
+		pcr := e.cfg.DefaultPCR
+		if d.HasPCR {
+			pcr = d.PCR
+		}
+		if ent.measured&(1<<pcr) == 0 {
+			if err := e.measure(&o, f, path, pcr, d.Template, fp.Size); err != nil {
+				o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
+			} else {
+				ent.measured |= 1 << pcr
+				o.measured = true
+			}
+		}
+	}
+	if d.Audit && !ent.audited && !o.errored {
+		ent.audited, o.audited = true, true
+		if o.digest == nil {
+			o.digest, _ = filehash.Digest(io.NewSectionReader(f, 0, fp.Size), label.SHA256)
+		}
+	}
+	// Failed appraisals are cached too: same fingerprint, same verdict.
+	e.cache.put(fp, ent)
+	return o
+}
+
+func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template string, size int64) error {
+	if template == "" {
+		template = e.cfg.Template
+	}
+	dig, err := filehash.Digest(io.NewSectionReader(f, 0, size), label.SHA256)
+	if err != nil {
+		return err
+	}
+	o.digest = dig
+	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: label.SHA256, Digest: dig}
+	if template == "ima-sig" {
+		if raw, err := xattr.FGet(f, xattr.IMA(false)); err == nil && len(raw) > 0 &&
+			(label.Type(raw[0]) == label.TypeDigsig || label.Type(raw[0]) == label.TypeVerityDigsig) {
+			m.Sig = raw
+		}
+	}
+	start := time.Now()
+	err = e.cfg.Measurer.Measure(m)
+	e.m.measureLatency.observe(time.Since(start))
+	if err == nil {
+		e.m.measurements.Add(1)
+	}
+	return err
+}
+
+func closeFd(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}

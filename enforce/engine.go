@@ -1,0 +1,346 @@
+// Package enforce is intactd's decision engine. It reads permission events
+// from an [EventSource] (fanotify in the daemon, a fake in tests), decides
+// each from an IMA policy ([policy.Policy]): appraise the file through an
+// [Appraiser], measure it through a [Measurer] before allowing, audit it,
+// or nothing; and answers the kernel.
+//
+// # Never freeze the machine
+//
+//   - Events of the daemon's own process are allowed by the reader at once.
+//   - The reader never touches a file: it decodes, arms a deadline and
+//     hands the event to a worker.
+//   - Every event has a deadline: when it passes, the event is answered
+//     with the configured fail verdict, whatever the worker is doing.
+//   - The kernel is answered before anything is logged.
+//   - Stop answers every event read so far, then the source is closed (the
+//     kernel allows events not yet read, as it does when the daemon dies).
+//
+// # Caching
+//
+// Appraisal results are cached under a fingerprint of the file (device,
+// inode, size, mtime and ctime in ns, generation): a write, chmod, chown or
+// setxattr changes ctime and so misses the cache. When the policy does not
+// depend on the task's credentials, an allowed file also gets an in-kernel
+// ignore mark (cleared by the kernel on the next write), so warm opens never
+// leave the kernel; attribute changes, which do not clear it, are reported
+// by a notification group and removed through [Engine.Invalidate].
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/policy"
+)
+
+// Event is one permission event.
+type Event struct {
+	Fd   int   // fd of the file, opened by the kernel; the engine closes it
+	Pid  int32 // accessing process (thread group id)
+	Exec bool  // FAN_OPEN_EXEC_PERM (execve); else FAN_OPEN_PERM
+}
+
+// EventSource delivers permission events and takes the answers.
+type EventSource interface {
+	// Next blocks for the next events. It returns an error wrapping
+	// ErrInterrupted after Interrupt, or another error when the source is
+	// closed or broken.
+	Next() ([]Event, error)
+	// Interrupt makes a blocked (or the next) Next return ErrInterrupted.
+	Interrupt()
+	// Respond answers the event with fd.
+	Respond(fd int, allow bool) error
+	// Ignore caches an allow in the kernel for the inode open as fd, for
+	// exec events or open events; the kernel drops it on modification.
+	Ignore(fd int, exec bool) error
+	// Unignore removes the cached allows of the inode open as fd (which
+	// may be an O_PATH fd).
+	Unignore(fd int) error
+	// UnignoreAll removes every cached allow.
+	UnignoreAll() error
+}
+
+// ErrInterrupted is returned by EventSource.Next after Interrupt.
+var ErrInterrupted = errors.New("event source interrupted")
+
+// Appraiser gives the integrity verdict for one open file.
+type Appraiser interface {
+	Appraise(f *os.File, path string) Appraisal
+}
+
+// Appraisal is an Appraiser's verdict.
+type Appraisal struct {
+	OK      bool
+	Signed  bool   // the label is a signature (appraise_type=imasig)
+	Verdict string // "ok", "content-changed", ...
+	Reason  string
+}
+
+// Measurer records a measurement (appends it to the measurement list and
+// extends the PCR) before the access is allowed.
+type Measurer interface {
+	Measure(m Measurement) error
+}
+
+// Measurement is one file measurement.
+type Measurement struct {
+	PCR      int
+	Template string // "ima-ng" or "ima-sig"
+	Path     string
+	Algo     label.HashAlgo
+	Digest   []byte
+	Sig      []byte // security.ima when it is a signature
+}
+
+// Mode is enforce or log.
+type Mode string
+
+// The modes.
+const (
+	// Enforce denies failed accesses (EPERM).
+	Enforce Mode = "enforce"
+	// Log allows them and records what would have been denied, like
+	// ima_appraise=log.
+	Log Mode = "log"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Policy    *policy.Policy
+	Mode      Mode
+	Appraiser Appraiser // required when the policy has appraise rules
+	Measurer  Measurer  // required when the policy has measure rules
+	// DefaultPCR is the PCR of measure rules without pcr=.
+	DefaultPCR int
+	// Template is the template of measure rules without template=.
+	Template string
+	// Deadline bounds each decision, from the moment the event is read.
+	Deadline time.Duration
+	// FailAllow is the verdict when the deadline passes or a decision
+	// fails for an operational reason: allow (true) or deny.
+	FailAllow bool
+	// Workers decide events in parallel (default 2×GOMAXPROCS, at least 4).
+	Workers int
+	// KernelCache enables in-kernel ignore marks (default on via New's
+	// caller; off in tests of the userspace cache).
+	KernelCache bool
+	// CacheSize bounds the userspace verdict cache (entries).
+	CacheSize int
+	Logger    *slog.Logger
+	// Self is the daemon's pid (default os.Getpid()); its events are
+	// allowed at once.
+	Self int32
+	// Proc is the procfs root (default /proc).
+	Proc string
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Policy == nil {
+		return errors.New("no policy")
+	}
+	if c.Mode != Enforce && c.Mode != Log {
+		return fmt.Errorf("mode %q: want enforce or log", c.Mode)
+	}
+	measure, appraise, _ := c.Policy.Needs()
+	if appraise && c.Appraiser == nil {
+		return errors.New("the policy has appraise rules but no appraiser is configured")
+	}
+	if measure && c.Measurer == nil {
+		return errors.New("the policy has measure rules but no measurement list is configured")
+	}
+	if c.Deadline <= 0 {
+		return errors.New("decision deadline must be positive")
+	}
+	return nil
+}
+
+// Engine decides permission events. Create it with New, run it with Run.
+type Engine struct {
+	cfg   Config
+	src   EventSource
+	log   *slog.Logger
+	cache *cache
+	fs    *fsInfo
+	// subjectDependent: the policy tests task credentials, so decisions
+	// cannot be cached for every task in the kernel.
+	subjectDependent bool
+	queue            chan *pending
+	inflight         sync.WaitGroup
+	overflow         sync.WaitGroup
+	oldest           sync.Map // *pending -> struct{}, for health checks
+	stopping         atomic.Bool
+	m                metrics
+}
+
+// New returns an engine on src.
+func New(src EventSource, cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if cfg.Self == 0 {
+		cfg.Self = int32(os.Getpid())
+	}
+	if cfg.Proc == "" {
+		cfg.Proc = "/proc"
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 1 << 16
+	}
+	if cfg.Template == "" {
+		cfg.Template = "ima-ng"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		cfg: cfg, src: src, log: cfg.Logger,
+		cache:            newCache(cfg.CacheSize),
+		fs:               newFSInfo(cfg.Proc),
+		subjectDependent: cfg.Policy.SubjectDependent(),
+		queue:            make(chan *pending, 4096),
+	}
+	return e, nil
+}
+
+// pending is an event read from the source and not yet closed.
+type pending struct {
+	ev       Event
+	start    time.Time
+	answered atomic.Bool
+	timer    *time.Timer
+}
+
+// Run reads and decides events until the source is interrupted (Stop) or
+// fails. Before returning it waits until every event read has been
+// answered.
+func (e *Engine) Run(ctx context.Context) error {
+	var workers sync.WaitGroup
+	for range e.cfg.Workers {
+		workers.Go(func() {
+			for p := range e.queue {
+				e.handle(p)
+			}
+		})
+	}
+	err := e.read()
+	e.overflow.Wait()
+	close(e.queue)
+	workers.Wait()
+	e.inflight.Wait()
+	if errors.Is(err, ErrInterrupted) {
+		return nil
+	}
+	return err
+}
+
+// read is the reader loop: no file access, no logging before answering.
+func (e *Engine) read() error {
+	for {
+		evs, err := e.src.Next()
+		for _, ev := range evs {
+			e.dispatch(ev)
+		}
+		if err != nil {
+			return err
+		}
+		if e.stopping.Load() {
+			return ErrInterrupted
+		}
+	}
+}
+
+func (e *Engine) dispatch(ev Event) {
+	e.m.events.Add(1)
+	if ev.Pid == e.cfg.Self || e.stopping.Load() {
+		// Our own accesses, and events read while stopping, are allowed
+		// at once.
+		e.src.Respond(ev.Fd, true)
+		closeFd(ev.Fd)
+		e.m.self.Add(1)
+		return
+	}
+	p := &pending{ev: ev, start: time.Now()}
+	e.inflight.Add(1)
+	e.oldest.Store(p, struct{}{})
+	// Armed only once p.timer is set: expire may run at once.
+	p.timer = time.AfterFunc(time.Hour, func() { e.expire(p) })
+	p.timer.Reset(e.cfg.Deadline)
+	select {
+	case e.queue <- p:
+	default:
+		// Never block the reader (it must keep answering our own
+		// accesses): a full queue is drained by a goroutine per event.
+		// Each pending event is a task blocked in the kernel, so their
+		// number is bounded by the number of tasks.
+		e.overflow.Go(func() { e.queue <- p })
+	}
+}
+
+// expire gives the fail verdict to an event whose deadline passed.
+func (e *Engine) expire(p *pending) {
+	allow := e.cfg.FailAllow || e.cfg.Mode == Log
+	if e.answer(p, allow) {
+		e.m.timeouts.Add(1)
+		e.log.Warn("decision deadline passed", "pid", p.ev.Pid, "deadline", e.cfg.Deadline, "verdict", verdictName(allow))
+	}
+}
+
+// answer responds once per event; it reports whether this call did.
+func (e *Engine) answer(p *pending, allow bool) bool {
+	if !p.answered.CompareAndSwap(false, true) {
+		return false
+	}
+	p.timer.Stop()
+	e.m.decisions.Add(1)
+	if !allow {
+		e.m.denials.Add(1)
+	}
+	if err := e.src.Respond(p.ev.Fd, allow); err != nil {
+		e.m.respondErrors.Add(1)
+	}
+	e.m.latency.observe(time.Since(p.start))
+	e.oldest.Delete(p)
+	e.inflight.Done()
+	return true
+}
+
+// Stop makes Run answer everything read so far and return. It does not
+// close the source: close it after Run returns.
+func (e *Engine) Stop() {
+	e.stopping.Store(true)
+	e.src.Interrupt()
+}
+
+// Healthy reports whether no event has waited longer than twice the
+// deadline (a stuck engine: the watchdog should let the daemon die, and
+// the kernel then allows everything pending).
+func (e *Engine) Healthy() bool {
+	ok := true
+	limit := 2 * e.cfg.Deadline
+	e.oldest.Range(func(k, _ any) bool {
+		if time.Since(k.(*pending).start) > limit {
+			ok = false
+		}
+		return ok
+	})
+	return ok
+}
+
+func verdictName(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}

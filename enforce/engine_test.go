@@ -1,0 +1,479 @@
+package enforce
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/policy"
+)
+
+// fakeSource feeds events from a channel and records answers.
+type fakeSource struct {
+	events    chan []Event
+	interrupt chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	waiting   map[int]chan bool
+	ignored   map[int]int // fd -> calls
+	ignores   atomic.Int32
+	unignores atomic.Int32
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{events: make(chan []Event, 64), interrupt: make(chan struct{}),
+		waiting: map[int]chan bool{}, ignored: map[int]int{}}
+}
+
+func (s *fakeSource) Next() ([]Event, error) {
+	select {
+	case evs := <-s.events:
+		return evs, nil
+	case <-s.interrupt:
+		return nil, ErrInterrupted
+	}
+}
+
+func (s *fakeSource) Interrupt() { s.once.Do(func() { close(s.interrupt) }) }
+
+func (s *fakeSource) Respond(fd int, allow bool) error {
+	s.mu.Lock()
+	ch, ok := s.waiting[fd]
+	delete(s.waiting, fd)
+	s.mu.Unlock()
+	if !ok {
+		return errors.New("no such event")
+	}
+	ch <- allow
+	return nil
+}
+
+func (s *fakeSource) Ignore(fd int, exec bool) error { s.ignores.Add(1); return nil }
+func (s *fakeSource) Unignore(fd int) error          { s.unignores.Add(1); return nil }
+func (s *fakeSource) UnignoreAll() error             { s.unignores.Add(1); return nil }
+
+// submit sends an event for path by pid and returns its answer channel.
+func (s *fakeSource) submit(t *testing.T, path string, exec bool, pid int32) chan bool {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan bool, 1)
+	s.mu.Lock()
+	s.waiting[fd] = ch
+	s.mu.Unlock()
+	s.events <- []Event{{Fd: fd, Pid: pid, Exec: exec}}
+	return ch
+}
+
+func (s *fakeSource) decide(t *testing.T, path string, exec bool) bool {
+	t.Helper()
+	select {
+	case a := <-s.submit(t, path, exec, 4242):
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no answer for %s", path)
+		return false
+	}
+}
+
+// fakeAppraiser judges by content: "good" signed ok, "digest" unsigned ok,
+// "slow" sleeps, anything else content-changed.
+type fakeAppraiser struct {
+	calls atomic.Int32
+	sleep time.Duration
+}
+
+func (a *fakeAppraiser) Appraise(f *os.File, path string) Appraisal {
+	a.calls.Add(1)
+	b := make([]byte, 16)
+	n, _ := f.ReadAt(b, 0)
+	switch c := string(b[:n]); {
+	case strings.HasPrefix(c, "good"):
+		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	case strings.HasPrefix(c, "digest"):
+		return Appraisal{OK: true, Verdict: "ok"}
+	case strings.HasPrefix(c, "slow"):
+		time.Sleep(a.sleep)
+		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	}
+	return Appraisal{Verdict: "content-changed", Reason: "digest differs"}
+}
+
+type fakeMeasurer struct {
+	mu  sync.Mutex
+	ms  []Measurement
+	err error
+}
+
+func (m *fakeMeasurer) all() []Measurement {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Measurement(nil), m.ms...)
+}
+
+func (m *fakeMeasurer) fail(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err = err
+}
+
+func (m *fakeMeasurer) Measure(x Measurement) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	m.ms = append(m.ms, x)
+	return nil
+}
+
+type harness struct {
+	src  *fakeSource
+	eng  *Engine
+	app  *fakeAppraiser
+	meas *fakeMeasurer
+	logs *bytes.Buffer
+	mu   *sync.Mutex // guards logs
+	dir  string
+	done chan error
+}
+
+func start(t *testing.T, pol string, mut func(*Config)) *harness {
+	t.Helper()
+	p, err := policy.Parse("test.policy", []byte(pol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{src: newFakeSource(), app: &fakeAppraiser{}, meas: &fakeMeasurer{},
+		logs: &bytes.Buffer{}, dir: t.TempDir(), done: make(chan error, 1)}
+	h.mu = &sync.Mutex{}
+	cfg := Config{Policy: p, Mode: Enforce, Appraiser: h.app, Measurer: h.meas, DefaultPCR: 11,
+		Deadline: 2 * time.Second, KernelCache: true,
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h.mu, h.logs}, nil))}
+	if mut != nil {
+		mut(&cfg)
+	}
+	h.eng, err = New(h.src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- h.eng.Run(context.Background()) }()
+	t.Cleanup(func() {
+		h.eng.Stop()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after Stop")
+		}
+	})
+	return h
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (h *harness) file(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(h.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// records returns the JSON log records with msg.
+func (h *harness) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	time.Sleep(20 * time.Millisecond) // records are written after the answer
+	var out []map[string]any
+	h.mu.Lock()
+	text := h.logs.String()
+	h.mu.Unlock()
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+const execPolicy = "appraise func=BPRM_CHECK appraise_type=imasig\n"
+
+func TestEnforceExec(t *testing.T) {
+	h := start(t, execPolicy, nil)
+	good, bad := h.file(t, "good", "good binary"), h.file(t, "bad", "tampered")
+	if !h.src.decide(t, good, true) {
+		t.Error("signed file denied")
+	}
+	if h.src.decide(t, bad, true) {
+		t.Error("tampered file allowed")
+	}
+	if !h.src.decide(t, bad, false) {
+		t.Error("plain open of a tampered file denied by an exec-only policy")
+	}
+	recs := h.records(t, "denied")
+	if len(recs) != 1 {
+		t.Fatalf("denial records = %d, want 1", len(recs))
+	}
+	r := recs[0]
+	if r["path"] != bad || r["pid"] != float64(4242) || r["exe"] == nil || r["hook"] != "exec" ||
+		r["rule"] != "appraise func=BPRM_CHECK appraise_type=imasig" || r["rule_line"] != float64(1) ||
+		!strings.Contains(r["reason"].(string), "content-changed") || r["audit"] != true {
+		t.Errorf("denial record = %v", r)
+	}
+	eventually(t, func() bool { return h.eng.Stats().Decisions == 3 }, "three decisions")
+	if s := h.eng.Stats(); s.Denials != 1 || s.Decisions != 3 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestLogMode(t *testing.T) {
+	h := start(t, execPolicy, func(c *Config) { c.Mode = Log })
+	bad := h.file(t, "bad", "tampered")
+	if !h.src.decide(t, bad, true) {
+		t.Error("log mode denied")
+	}
+	if recs := h.records(t, "would deny"); len(recs) != 1 || recs[0]["mode"] != "log" || recs[0]["decision"] != "allow" {
+		t.Errorf("would-deny records = %v", recs)
+	}
+	eventually(t, func() bool { return h.eng.Stats().WouldDeny == 1 }, "one would-deny")
+	if s := h.eng.Stats(); s.WouldDeny != 1 || s.Denials != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+	if h.src.ignores.Load() != 0 {
+		t.Error("a failing file was cached in the kernel in log mode")
+	}
+}
+
+func TestSignatureRequired(t *testing.T) {
+	h := start(t, execPolicy+"appraise func=FILE_CHECK\n", nil)
+	d := h.file(t, "d", "digest only")
+	if h.src.decide(t, d, true) {
+		t.Error("digest label accepted under appraise_type=imasig")
+	}
+	if !h.src.decide(t, d, false) {
+		t.Error("digest label refused without appraise_type=imasig")
+	}
+}
+
+func TestCacheAndInvalidation(t *testing.T) {
+	h := start(t, execPolicy, nil)
+	good := h.file(t, "good", "good binary")
+	for range 3 {
+		if !h.src.decide(t, good, true) {
+			t.Fatal("denied")
+		}
+	}
+	if n := h.app.calls.Load(); n != 1 {
+		t.Errorf("appraiser calls for three execs = %d, want 1", n)
+	}
+	if n := h.src.ignores.Load(); n < 1 {
+		t.Errorf("no kernel ignore mark for a verified file")
+	}
+	// Changing the file changes its fingerprint: appraised again.
+	os.WriteFile(good, []byte("tampered now"), 0o755)
+	if h.src.decide(t, good, true) {
+		t.Error("file changed while cached was allowed")
+	}
+	// Changing only attributes (ctime) also misses the cache.
+	os.WriteFile(good, []byte("good again"), 0o755)
+	h.src.decide(t, good, true)
+	before := h.app.calls.Load()
+	os.Chmod(good, 0o4755)
+	h.src.decide(t, good, true)
+	if h.app.calls.Load() != before+1 {
+		t.Error("chmod did not invalidate the cached verdict")
+	}
+	// Invalidate drops the entry and the kernel mark.
+	var st unix.Stat_t
+	unix.Stat(good, &st)
+	time.Sleep(20 * time.Millisecond) // let the worker finish its kernel-cache step
+	unig := h.src.unignores.Load()
+	h.eng.Invalidate(-1, st.Dev, st.Ino)
+	h.src.decide(t, good, true)
+	if h.app.calls.Load() != before+2 || h.src.unignores.Load() != unig+1 {
+		t.Errorf("Invalidate: calls %d unignores %d", h.app.calls.Load()-before, h.src.unignores.Load()-unig)
+	}
+	if s := h.eng.Stats(); s.CacheHits < 2 {
+		t.Errorf("cache hits = %d", s.CacheHits)
+	}
+}
+
+func TestSubjectDependentNotCachedInKernel(t *testing.T) {
+	h := start(t, "appraise func=BPRM_CHECK euid=0\n", nil)
+	good := h.file(t, "good", "good binary")
+	h.src.decide(t, good, true)
+	h.src.decide(t, good, true)
+	if h.src.ignores.Load() != 0 {
+		t.Error("kernel ignore mark with a credential-dependent policy")
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	for _, failAllow := range []bool{false, true} {
+		h := start(t, execPolicy, func(c *Config) { c.Deadline = 100 * time.Millisecond; c.FailAllow = failAllow })
+		h.app.sleep = time.Second
+		slow := h.file(t, "slow", "slow file")
+		t0 := time.Now()
+		if got := h.src.decide(t, slow, true); got != failAllow {
+			t.Errorf("FailAllow=%v: answer %v", failAllow, got)
+		}
+		if el := time.Since(t0); el > 600*time.Millisecond {
+			t.Errorf("answered after %v, deadline 100ms", el)
+		}
+		eventually(t, func() bool { return h.eng.Stats().Timeouts == 1 }, "one timeout counted")
+	}
+}
+
+func TestSelfAllowedAtOnce(t *testing.T) {
+	h := start(t, execPolicy, nil)
+	bad := h.file(t, "bad", "tampered")
+	select {
+	case a := <-h.src.submit(t, bad, true, int32(os.Getpid())):
+		if !a {
+			t.Error("own event denied")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("own event not answered")
+	}
+	if h.app.calls.Load() != 0 {
+		t.Error("own event appraised")
+	}
+}
+
+func TestMeasure(t *testing.T) {
+	h := start(t, "measure func=BPRM_CHECK\nmeasure func=FILE_CHECK pcr=12 template=ima-sig\n", nil)
+	f := h.file(t, "bin", "some binary")
+	h.src.decide(t, f, true)
+	h.src.decide(t, f, true)
+	h.src.decide(t, f, false)
+	want := sha256.Sum256([]byte("some binary"))
+	ms := h.meas.all()
+	if len(ms) != 2 {
+		t.Fatalf("measurements = %+v, want 2 (once per pcr)", ms)
+	}
+	m := ms[0]
+	if m.PCR != 11 || m.Template != "ima-ng" || m.Path != f || !bytes.Equal(m.Digest, want[:]) {
+		t.Errorf("measurement = %+v", m)
+	}
+	if m := ms[1]; m.PCR != 12 || m.Template != "ima-sig" {
+		t.Errorf("measurement = %+v", m)
+	}
+	h.meas.fail(errors.New("tpm gone"))
+	g := h.file(t, "other", "other")
+	if h.src.decide(t, g, true) {
+		t.Error("allowed although the measurement failed (fail verdict is deny)")
+	}
+	if recs := h.records(t, "decision failed, fail verdict given"); len(recs) != 1 {
+		t.Errorf("error records = %v", recs)
+	}
+}
+
+func TestOpenAppliesMmapRules(t *testing.T) {
+	h := start(t, "appraise func=MMAP_CHECK mask=MAY_EXEC\n", nil)
+	bad := h.file(t, "lib.so", "tampered")
+	if h.src.decide(t, bad, false) {
+		t.Error("MMAP_CHECK rule not applied at open")
+	}
+	if !h.src.decide(t, bad, true) {
+		t.Error("MMAP_CHECK rule applied to exec")
+	}
+}
+
+func TestStopAnswersPending(t *testing.T) {
+	p, _ := policy.Parse("p", []byte(execPolicy))
+	src := newFakeSource()
+	app := &fakeAppraiser{sleep: 200 * time.Millisecond}
+	eng, err := New(src, Config{Policy: p, Mode: Enforce, Appraiser: app, Deadline: 5 * time.Second, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(context.Background()) }()
+	dir := t.TempDir()
+	var chans []chan bool
+	for i := range 6 {
+		f := filepath.Join(dir, "slow"+string(rune('a'+i)))
+		os.WriteFile(f, []byte("slow"), 0o755)
+		chans = append(chans, src.submit(t, f, true, 7))
+	}
+	time.Sleep(50 * time.Millisecond)
+	eng.Stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	for i, ch := range chans {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("event %d not answered when Run returned", i)
+		}
+	}
+}
+
+func TestMetricsText(t *testing.T) {
+	h := start(t, execPolicy, nil)
+	h.src.decide(t, h.file(t, "good", "good"), true)
+	time.Sleep(20 * time.Millisecond)
+	var b bytes.Buffer
+	h.eng.WriteMetrics(&b)
+	for _, want := range []string{"intactd_decisions_total 1", "intactd_decision_latency_seconds_count 1", "# TYPE intactd_queue_depth gauge"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	p, _ := policy.Parse("p", []byte("measure\nappraise\n"))
+	for _, c := range []Config{
+		{Mode: Enforce, Deadline: time.Second},
+		{Policy: p, Mode: "strict", Deadline: time.Second, Appraiser: &fakeAppraiser{}, Measurer: &fakeMeasurer{}},
+		{Policy: p, Mode: Enforce, Deadline: time.Second, Measurer: &fakeMeasurer{}},
+		{Policy: p, Mode: Enforce, Deadline: time.Second, Appraiser: &fakeAppraiser{}},
+		{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Measurer: &fakeMeasurer{}},
+	} {
+		if _, err := New(newFakeSource(), c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
+		}
+	}
+}
+
+func eventually(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("not reached: %s", what)
+}
