@@ -25,7 +25,7 @@ type TPM interface {
 
 // DefaultPCR is the PCR intact extends by default: not 10, which a kernel
 // IMA may be extending at the same time (see docs/measurement.md).
-const DefaultPCR = 11
+const DefaultPCR = 13
 
 // Errors of an Appender.
 var (

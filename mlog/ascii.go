@@ -188,8 +188,8 @@ func parseASCIIIMA(r Record, vals []string, order byteOrder) (Record, error) {
 	if err != nil || len(d) != 20 {
 		return r, fmt.Errorf("template ima: digest %q is not 20 bytes of hex", vals[0])
 	}
-	if len(vals[1]) > maxIMAName {
-		return r, fmt.Errorf("template ima: name longer than %d bytes", maxIMAName)
+	if len(vals[1]) > maxIMAName || strings.IndexByte(vals[1], 0) >= 0 {
+		return r, fmt.Errorf("template ima: name longer than %d bytes or with a NUL byte", maxIMAName)
 	}
 	r.Data = append(d, order.AppendUint32(nil, uint32(len(vals[1])))...)
 	r.Data = append(r.Data, vals[1]...)
@@ -200,6 +200,9 @@ func parseFieldASCII(id, s string, order byteOrder) ([]byte, error) {
 	def := fieldDefs[id]
 	switch def.kind {
 	case kindString:
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, fmt.Errorf("string %q contains a NUL byte", s)
+		}
 		return append([]byte(s), 0), nil
 	case kindDigestNG:
 		if s == "" {

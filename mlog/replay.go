@@ -120,6 +120,7 @@ func (l *List) checkDigests(s *bankState, n int) error {
 type Verified struct {
 	// Records are the records the trusted PCR values vouch for: those of
 	// the matched prefix whose PCR has a trusted value, in list order.
+	// The slice may share memory with the list; do not modify it.
 	Records []Record
 	// Prefix is the number of records the PCRs matched after; the records
 	// after it were appended after the PCRs were read (or quoted) and are
@@ -147,10 +148,17 @@ func (l *List) Replay(trusted PCRValues) (*Verified, error) {
 	slices.Sort(banks)
 	v := &Verified{Prefix: len(l.records), PrefixByBank: map[label.HashAlgo]int{}}
 	rerr := &ReplayError{}
+	ownChecked := false // the own bank's replay checked the digests of its prefix
 	for _, bank := range banks {
-		n, mism, err := l.replayBank(bank, trusted[bank])
+		n, mism, bad, err := l.replayBank(bank, trusted[bank])
 		if err != nil {
 			return nil, err
+		}
+		if bad != nil {
+			return nil, bad
+		}
+		if bank == l.bank && mism == nil {
+			ownChecked = true
 		}
 		if mism != nil {
 			rerr.Mismatches = append(rerr.Mismatches, mism...)
@@ -167,38 +175,50 @@ func (l *List) Replay(trusted PCRValues) (*Verified, error) {
 		}
 		return nil, rerr
 	}
-	own, err := newBankState(l.bank, l.bank)
-	if err != nil {
-		return nil, err
+	if !ownChecked {
+		own, err := newBankState(l.bank, l.bank)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.checkDigests(own, v.Prefix); err != nil {
+			return nil, err
+		}
 	}
-	if err := l.checkDigests(own, v.Prefix); err != nil {
-		return nil, err
+	var vouched [NumPCRs]bool
+	for _, bank := range banks {
+		for pcr := range trusted[bank] {
+			vouched[pcr] = true
+		}
 	}
-	for _, r := range l.records[:v.Prefix] {
-		for _, bank := range banks {
-			if _, ok := trusted[bank][r.PCR]; ok {
-				v.Records = append(v.Records, r)
-				break
-			}
+	prefix := l.records[:v.Prefix:v.Prefix]
+	if !slices.ContainsFunc(prefix, func(r Record) bool { return !vouched[r.PCR] }) {
+		v.Records = prefix // the common case: one PCR, every record vouched for
+		return v, nil
+	}
+	for _, r := range prefix {
+		if vouched[r.PCR] {
+			v.Records = append(v.Records, r)
 		}
 	}
 	return v, nil
 }
 
 // replayBank finds the first prefix after which every PCR in want holds
-// its value, or returns the mismatches.
-func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (int, []*MismatchError, error) {
+// its value, or returns the mismatches. In the list's own bank it also
+// returns the first record of the matched prefix whose stored digest does
+// not match its data.
+func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
 	s, err := newBankState(bank, l.bank)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	var wanted [NumPCRs][]byte
 	for pcr, val := range want {
 		if pcr < 0 || pcr >= NumPCRs {
-			return 0, nil, fmt.Errorf("trusted pcr index %d out of range", pcr)
+			return 0, nil, nil, fmt.Errorf("trusted pcr index %d out of range", pcr)
 		}
 		if len(val) != s.h.Size() {
-			return 0, nil, fmt.Errorf("trusted %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
+			return 0, nil, nil, fmt.Errorf("trusted %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
 		}
 		wanted[pcr] = val
 	}
@@ -209,14 +229,18 @@ func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (int, []*Mis
 		}
 	}
 	if matching == len(want) {
-		return 0, nil, nil
+		return 0, nil, nil, nil
 	}
 	for i := range l.records {
 		r := &l.records[i]
 		w := wanted[r.PCR]
 		was := w != nil && bytes.Equal(s.pcr[r.PCR], w)
-		if _, err := s.step(r); err != nil {
-			return 0, nil, fmt.Errorf("record %d: %w", i, err)
+		badHash, err := s.step(r)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		if badHash && bad == nil {
+			bad = &TemplateHashError{Record: i, Bank: l.bank, Stored: r.Digest, Want: bytes.Clone(s.d)}
 		}
 		if w == nil {
 			continue
@@ -229,10 +253,9 @@ func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (int, []*Mis
 			matching++
 		}
 		if matching == len(want) {
-			return i + 1, nil, nil
+			return i + 1, nil, bad, nil
 		}
 	}
-	var mism []*MismatchError
 	pcrs := make([]int, 0, len(want))
 	for pcr := range want {
 		pcrs = append(pcrs, pcr)
@@ -245,5 +268,5 @@ func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (int, []*Mis
 		from := slices.IndexFunc(l.records, func(r Record) bool { return r.PCR == pcr })
 		mism = append(mism, &MismatchError{Bank: bank, PCR: pcr, Want: wanted[pcr], Got: bytes.Clone(s.pcr[pcr]), From: from, Records: len(l.records)})
 	}
-	return 0, mism, nil
+	return 0, mism, nil, nil
 }
