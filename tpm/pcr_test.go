@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -233,4 +234,39 @@ func TestPCRInterop(t *testing.T) {
 
 	sw.Tool(t, "tpm2_pcrextend", "10:sha256="+strings.Repeat("ab", 32))
 	compare("after tpm2_pcrextend")
+}
+
+func TestInfo(t *testing.T) {
+	backends(t, func(t *testing.T, open func() *tpm.TPM) {
+		info, err := open().Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%+v", info)
+		if info.Manufacturer == "" || info.SpecRevision == "0.00" || len(info.Banks) == 0 {
+			t.Errorf("incomplete info %+v", info)
+		}
+	})
+}
+
+// TestInfoEK: swtpm provisioned by tpm2-tools with an EK at 0x81010001
+// reports it; a fresh one does not.
+func TestInfoEK(t *testing.T) {
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	info := func() *tpm.Info {
+		tp := openSpec(t, sw.Spec())
+		defer tp.Close()
+		i, err := tp.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	if i := info(); i.EKPersistent || i.Manufacturer != "IBM" {
+		t.Fatalf("fresh swtpm: %+v", i)
+	}
+	sw.Tool(t, "tpm2_createek", "-c", "0x81010001", "-G", "rsa", "-u", filepath.Join(t.TempDir(), "ek.pub"))
+	if i := info(); !i.EKPersistent {
+		t.Fatalf("after tpm2_createek: %+v", i)
+	}
 }
