@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/xattr"
 )
 
@@ -167,5 +169,38 @@ func TestHMACAndSignatures(t *testing.T) {
 	os.Chmod(u, 0o700)
 	if v := verdicts(t, 1, "--xattr-user", "--cert", cert, u); v[u] != "metadata-changed" {
 		t.Errorf("--xattr-user after chmod: %v", v)
+	}
+}
+
+// TestEVMKeyExport: the exported blob holds the key of the key file, under
+// the given master key, and the kernel's encrypted key type loads it.
+func TestEVMKeyExport(t *testing.T) {
+	dir := t.TempDir()
+	key := makeEVMKey(t, dir, "k")
+	kmk := writeFile(t, filepath.Join(dir, "kmk"), "0123456789abcdef0123456789abcdef")
+	blob := strings.TrimSpace(mustRun(t, 0, "evmkey", "export", "--evmkey", key, "--kmk", kmk, "--kmk-desc", "user:intact-test-kmk", "--passphrase-env", testPassEnv))
+	b, _ := os.ReadFile(key)
+	kf, _ := evm.ParseKeyFile(b)
+	want, _ := kf.Open([]byte("pw-k"))
+	got, err := evm.OpenKernelBlob(blob, []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("exported blob opens to %x, %v; want the key file's key", got, err)
+	}
+	out := filepath.Join(dir, "evm-user.blob")
+	mustRun(t, 0, "evmkey", "export", "--evmkey", key, "--kmk", kmk, "--kmk-desc", "user:intact-test-kmk", "--passphrase-env", testPassEnv, "--out", out)
+	if _, stderr, code := runCLI(t, "evmkey", "export", "--evmkey", key, "--kmk", kmk, "--passphrase-env", testPassEnv, "--out", out); code != 2 || !strings.Contains(stderr, "already exists") {
+		t.Errorf("export over an existing file: exit %d, %q", code, stderr)
+	}
+	t.Setenv(testPassEnv, "wrong")
+	if _, stderr, code := runCLI(t, "evmkey", "export", "--evmkey", key, "--kmk", kmk, "--passphrase-env", testPassEnv); code != 2 || !strings.Contains(stderr, "wrong passphrase") {
+		t.Errorf("export with a wrong passphrase: exit %d, %q", code, stderr)
+	}
+	testenv.RequireTool(t, "keyctl")
+	script := `set -e
+keyctl padd user intact-test-kmk @s < "$1" >/dev/null
+keyctl add encrypted intact-test-evm "load $(cat "$2")" @s >/dev/null
+`
+	if out, err := exec.Command("keyctl", "session", "-", "sh", "-c", script, "sh", kmk, out).CombinedOutput(); err != nil {
+		t.Errorf("the kernel does not load the exported blob: %v\n%s", err, out)
 	}
 }

@@ -11,22 +11,33 @@ import (
 
 const evmkeyUsage = `
 Usage: intact evmkey create --out FILE (--passphrase-env VAR | --passphrase-stdin)
+       intact evmkey export --evmkey FILE --kmk KMKFILE [--kmk-desc user:NAME] [--out BLOB]
 
 Makes a random 32-byte EVM key (the key of security.evm HMACs) and stores
 it only wrapped: XChaCha20-Poly1305 under a key derived from the
 passphrase with argon2id; the argon2id cost is stored in the file. Without
 --passphrase-env or --passphrase-stdin the passphrase is asked for on the
-terminal. FILE is created with mode 0600 and never overwritten. See
-docs/evm.md for the format and for loading the key into the kernel.
+terminal. FILE is created with mode 0600 and never overwritten.
+
+export writes the key as the kernel's "encrypted" key type loads it,
+encrypted under the user master key whose raw bytes are in KMKFILE (the
+payload of "keyctl padd user kmk @u < KMKFILE"):
+
+    keyctl add encrypted evm-key "load $(cat BLOB)" @u
+
+See docs/evm.md for the format and for loading the key into the kernel.
 `
 
 func cmdEVMKey(e *env, args []string) error {
+	if len(args) > 0 && args[0] == "export" {
+		return cmdEVMKeyExport(e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "create" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprint(e.stdout, evmkeyUsage[1:])
 			return errHelp
 		}
-		return usageErrorf("evmkey", "want \"intact evmkey create ...\"")
+		return usageErrorf("evmkey", "want \"intact evmkey create ...\" or \"intact evmkey export ...\"")
 	}
 	f := newFlags(e, "evmkey", evmkeyUsage)
 	out := f.String("out", "", "key `FILE` to create")
@@ -79,4 +90,54 @@ func uintFlag(set func(uint64)) func(string) error {
 		set(n)
 		return nil
 	}
+}
+
+// maxMasterKey bounds a user key payload read from --kmk (the kernel's
+// limit for user keys is 32767 bytes).
+const maxMasterKey = 32767
+
+func cmdEVMKeyExport(e *env, args []string) error {
+	f := newFlags(e, "evmkey", evmkeyUsage)
+	keyPath := f.String("evmkey", "", "EVM key `FILE` to export")
+	kmkPath := f.String("kmk", "", "`FILE` with the raw bytes of the user master key")
+	desc := f.String("kmk-desc", "user:kmk", "the master key as the kernel names it: user:NAME")
+	out := f.String("out", "", "write the blob to `FILE` (default: standard output)")
+	var pass passFlags
+	pass.register(f)
+	operands, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(operands) > 0:
+		return usageErrorf("evmkey", "unexpected operand %q", operands[0])
+	case *keyPath == "" || *kmkPath == "":
+		return usageErrorf("evmkey", "--evmkey and --kmk are required")
+	}
+	mk, err := os.ReadFile(*kmkPath)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if len(mk) == 0 || len(mk) > maxMasterKey {
+		return fmt.Errorf("%s: master key of %d bytes (want 1 to %d)", *kmkPath, len(mk), maxMasterKey)
+	}
+	key, err := loadEVMKey(e, "evmkey", *keyPath, &pass)
+	if err != nil {
+		return err
+	}
+	blob, err := evm.SealKernelBlob(key, mk, *desc)
+	if err != nil {
+		return usageErrorf("evmkey", "%v", err)
+	}
+	if *out == "" {
+		_, err = fmt.Fprintln(e.stdout, blob)
+		return err
+	}
+	if err := atomicfile.WriteFile(*out, []byte(blob+"\n"), 0o600, true); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return withHint(fmt.Errorf("%s already exists", *out), "intact never overwrites a key")
+		}
+		return err
+	}
+	return nil
 }
