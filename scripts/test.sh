@@ -12,6 +12,7 @@ packages=(
 	openssl
 	e2fsprogs     # mkfs.ext4 for the off-line attack images
 	util-linux    # mount, losetup, unshare
+	keyutils      # keyctl: EVM keys in the kernel's encrypted key type
 	swtpm swtpm-tools tpm2-tools
 )
 export DEBIAN_FRONTEND=noninteractive
