@@ -39,5 +39,7 @@
 //
 // The HMAC key never rests on disk in clear: [SealPassphrase] wraps it in a
 // [KeyFile] (argon2id + XChaCha20-Poly1305) that [KeyFile.Open] unwraps.
+// [SealKernelBlob] encrypts it for the kernel's "encrypted" key type under
+// a user master key, as `keyctl add encrypted evm-key "load ..."` takes it.
 // See docs/evm.md.
 package evm

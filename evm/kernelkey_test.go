@@ -90,3 +90,18 @@ keyctl pipe "$id" > kernel20
 		t.Errorf("a kernel-made blob: %x, %v", got, err)
 	}
 }
+
+// FuzzOpenKernelBlob: any text either fails or opens to a key of a valid
+// size; never a panic.
+func FuzzOpenKernelBlob(f *testing.F) {
+	mk := []byte("fuzz master key")
+	blob, _ := SealKernelBlob(bytes.Repeat([]byte{1}, 32), mk, "user:kmk")
+	f.Add(blob)
+	f.Add("default user:kmk 20 00")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := OpenKernelBlob(s, mk)
+		if err == nil && (len(k) < kernelKeyMin || len(k) > kernelKeyMax) {
+			t.Fatalf("opened to a %d-byte key", len(k))
+		}
+	})
+}
