@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/xattr"
@@ -202,5 +204,81 @@ keyctl add encrypted intact-test-evm "load $(cat "$2")" @s >/dev/null
 `
 	if out, err := exec.Command("keyctl", "session", "-", "sh", "-c", script, "sh", kmk, out).CombinedOutput(); err != nil {
 		t.Errorf("the kernel does not load the exported blob: %v\n%s", err, out)
+	}
+}
+
+func TestEVMUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, filepath.Join(dir, "f"), "x")
+	key := makeEVMKey(t, dir, "k")
+	sk, cert := filepath.Join(dir, "s.pem"), filepath.Join(dir, "s.der")
+	mustRun(t, 0, "keygen", "--type", "ec-p256", "--key", sk, "--cert", cert)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sign", "--key", sk, "--evm", "bogus", f}, `--evm "bogus": want portable, full or none`},
+		{[]string{"sign", "--key", sk, "--evm", "portable", "-n", f}, "cannot be combined with -n"},
+		{[]string{"sign", "--key", sk, "--evm", "full", "--uuid", "not-a-uuid", f}, "--uuid: \"not-a-uuid\" is not a uuid"},
+		{[]string{"hmac", f}, "--evmkey is required"},
+		{[]string{"hmac", "--evmkey", key, "--passphrase-env", testPassEnv, "--evm-xattr", "user.foo", f}, "does not start with security."},
+		{[]string{"hmac", "--evmkey", key, "--passphrase-env", testPassEnv, "--passphrase-stdin", f}, "exclude each other"},
+		{[]string{"hmac", "--evmkey", filepath.Join(dir, "missing"), "--passphrase-env", testPassEnv, f}, "no such file"},
+		{[]string{"verify", "--evmkey", key, f}, "no passphrase"},
+	} {
+		_, stderr, code := runCLI(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) || !strings.HasPrefix(stderr, "intact: error: ") {
+			t.Errorf("intact %v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestHMACOptions: --smack, --evm-xattr, --m32 and --uuid change what the
+// HMAC covers exactly when they should.
+func TestHMACOptions(t *testing.T) {
+	dir := xattrDir(t)
+	key := makeEVMKey(t, dir, "k")
+	f := writeFile(t, filepath.Join(dir, "f"), "x")
+	mustRun(t, 0, "hash", f)
+	hm := func(extra ...string) string {
+		return mustRun(t, 0, append([]string{"hmac", "-n", "--evmkey", key, "--passphrase-env", testPassEnv, "--uuid", interopUUID}, append(extra, f)...)...)
+	}
+	base := hm()
+	if hm("--smack") != base || hm("--evm-xattr", "security.extra") != base {
+		t.Error("--smack or --evm-xattr changed the hmac of a file without those xattrs")
+	}
+	setX(t, f, "security.SMACK64EXEC", "exec")
+	setX(t, f, "security.extra", "extra")
+	if hm() != base {
+		t.Error("SMACK64EXEC or an unlisted xattr changed the default hmac")
+	}
+	if hm("--smack") == base || hm("--evm-xattr", "security.extra") == base {
+		t.Error("--smack or --evm-xattr did not cover the xattr")
+	}
+	if hm("--m32") == base || hm("--uuid", "none") == base {
+		t.Error("--m32 or --uuid none did not change the hmac")
+	}
+	if _, err := xattr.Get(f, "security.evm"); err != xattr.ErrNotFound {
+		t.Errorf("hmac -n wrote security.evm: %v", err)
+	}
+}
+
+// TestHMACNeedsGeneration: on a file system without FS_IOC_GETVERSION
+// (tmpfs) an HMAC cannot be made as the kernel would; intact says so.
+func TestHMACNeedsGeneration(t *testing.T) {
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	key := makeEVMKey(t, t.TempDir(), "k")
+	tmp, err := os.CreateTemp("/dev/shm", "intact-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	_, stderr, code := runCLI(t, "hmac", "-n", "--evmkey", key, "--passphrase-env", testPassEnv, tmp.Name())
+	if code != 2 || !strings.Contains(stderr, tmp.Name()+": ") || !strings.Contains(stderr, "does not report inode generations") {
+		t.Errorf("hmac on tmpfs: exit %d, %q", code, stderr)
 	}
 }
