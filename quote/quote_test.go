@@ -1,0 +1,217 @@
+package quote_test
+
+import (
+	"bytes"
+	"crypto"
+	"errors"
+	"testing"
+
+	"github.com/intactsec/intact/quote"
+	"github.com/intactsec/intact/tpm"
+)
+
+type fixture struct {
+	ak, other   *tpm.AK
+	nonce       []byte
+	q           *tpm.Quote
+	pcrs        quote.PCRValues
+	attestOther *tpm.Quote
+}
+
+var fx *fixture
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	if fx != nil {
+		return fx
+	}
+	tp, err := tpm.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	ak, err := tp.CreateAK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := tp.CreateAK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.ExtendPCRData(13, []byte("event")); err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("0123456789abcdef0123456789abcdef")
+	sel := tpm.QuoteSelection{crypto.SHA256: {0, 1, 13}, crypto.SHA1: {13}}
+	q, vals, err := tp.ReadQuotedPCRs(ak, nonce, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qo, err := tp.Quote(other, nonce, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx = &fixture{ak: ak, other: other, nonce: nonce, q: q, pcrs: quote.PCRValues(vals), attestOther: qo}
+	return fx
+}
+
+func parseAK(t *testing.T, ak *tpm.AK) *quote.AK {
+	t.Helper()
+	a, err := quote.ParseAK(ak.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Name(), ak.Name) {
+		t.Fatalf("name %x, tpm says %x", a.Name(), ak.Name)
+	}
+	return a
+}
+
+func TestVerify(t *testing.T) {
+	f := setup(t)
+	ak := parseAK(t, f.ak)
+	v, err := quote.Verify(ak, f.q.Attest, f.q.Signature, f.nonce, f.pcrs)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !v.Clock.Safe || len(v.PCRs[crypto.SHA256]) != 3 {
+		t.Errorf("verified = %+v", v)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	f := setup(t)
+	ak := parseAK(t, f.ak)
+	otherAK := parseAK(t, f.other)
+	changed := func(bank crypto.Hash, pcr int) quote.PCRValues {
+		p := quote.PCRValues{}
+		for b, vals := range f.pcrs {
+			p[b] = map[int][]byte{}
+			for i, v := range vals {
+				p[b][i] = bytes.Clone(v)
+			}
+		}
+		p[bank][pcr][0] ^= 1
+		return p
+	}
+	dropped := changed(crypto.SHA256, 0)
+	delete(dropped[crypto.SHA256], 0)
+	extra := changed(crypto.SHA256, 0)
+	extra[crypto.SHA256][0][0] ^= 1
+	extra[crypto.SHA256][5] = make([]byte, 32)
+	for _, tc := range []struct {
+		name   string
+		ak     *quote.AK
+		attest []byte
+		sig    []byte
+		nonce  []byte
+		pcrs   quote.PCRValues
+		want   error
+	}{
+		{"stale nonce", ak, f.q.Attest, f.q.Signature, []byte("another nonce"), f.pcrs, quote.ErrNonce},
+		{"other ak signed", ak, f.attestOther.Attest, f.attestOther.Signature, f.nonce, f.pcrs, quote.ErrSignature},
+		{"checked with other ak", otherAK, f.q.Attest, f.q.Signature, f.nonce, f.pcrs, quote.ErrSignature},
+		{"pcr value changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(crypto.SHA256, 13), quote.ErrPCRDigest},
+		{"sha1 pcr changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(crypto.SHA1, 13), quote.ErrPCRDigest},
+		{"pcr missing", ak, f.q.Attest, f.q.Signature, f.nonce, dropped, quote.ErrSelection},
+		{"pcr extra", ak, f.q.Attest, f.q.Signature, f.nonce, extra, quote.ErrSelection},
+		{"signature truncated", ak, f.q.Attest, f.q.Signature[:len(f.q.Signature)-1], f.nonce, f.pcrs, quote.ErrMalformed},
+		{"attest extended", ak, append(bytes.Clone(f.q.Attest), 0), f.q.Signature, f.nonce, f.pcrs, quote.ErrSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := quote.Verify(tc.ak, tc.attest, tc.sig, tc.nonce, tc.pcrs)
+			if v != nil || !errors.Is(err, tc.want) {
+				t.Fatalf("Verify = %v, %v; want %v", v, err, tc.want)
+			}
+			var qe *quote.Error
+			if !errors.As(err, &qe) {
+				t.Fatalf("error %T is not *quote.Error", err)
+			}
+		})
+	}
+}
+
+// Every one-byte change of the attestation or signature is rejected.
+func TestVerifyMangled(t *testing.T) {
+	f := setup(t)
+	ak := parseAK(t, f.ak)
+	for i := range f.q.Attest {
+		b := bytes.Clone(f.q.Attest)
+		b[i] ^= 0x40
+		if _, err := quote.Verify(ak, b, f.q.Signature, f.nonce, f.pcrs); err == nil {
+			t.Fatalf("attest byte %d changed: accepted", i)
+		}
+	}
+	for i := range f.q.Signature {
+		b := bytes.Clone(f.q.Signature)
+		b[i] ^= 0x40
+		if _, err := quote.Verify(ak, f.q.Attest, b, f.nonce, f.pcrs); err == nil {
+			t.Fatalf("signature byte %d changed: accepted", i)
+		}
+	}
+}
+
+func TestParseAKRejectsUnrestricted(t *testing.T) {
+	tp, err := tpm.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	kb, err := tp.CreateKey(tpm.KeyECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quote.ParseAK(kb.Public); !errors.Is(err, quote.ErrAK) {
+		t.Fatalf("ParseAK(unrestricted key) = %v, want ErrAK", err)
+	}
+	ek, err := tp.EndorsementKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quote.ParseAK(ek.Public); !errors.Is(err, quote.ErrAK) {
+		t.Fatalf("ParseAK(ek) = %v, want ErrAK", err)
+	}
+}
+
+func TestCheckClock(t *testing.T) {
+	base := quote.Clock{Clock: 1000, ResetCount: 2, RestartCount: 1, Safe: true}
+	for _, tc := range []struct {
+		cur  quote.Clock
+		want quote.ClockChange
+		err  bool
+	}{
+		{quote.Clock{Clock: 2000, ResetCount: 2, RestartCount: 1}, quote.SameBoot, false},
+		{quote.Clock{Clock: 1000, ResetCount: 2, RestartCount: 1}, quote.SameBoot, false},
+		{quote.Clock{Clock: 999, ResetCount: 2, RestartCount: 1}, 0, true},
+		{quote.Clock{Clock: 5, ResetCount: 3, RestartCount: 0}, quote.Reset, false},
+		{quote.Clock{Clock: 5000, ResetCount: 1, RestartCount: 1}, 0, true},
+		{quote.Clock{Clock: 5000, ResetCount: 2, RestartCount: 0}, 0, true},
+		{quote.Clock{Clock: 5000, ResetCount: 2, RestartCount: 2}, quote.Restarted, false},
+	} {
+		got, err := quote.CheckClock(base, tc.cur)
+		if (err != nil) != tc.err || (err == nil && got != tc.want) {
+			t.Errorf("CheckClock(%+v) = %v, %v", tc.cur, got, err)
+		}
+		if err != nil && !errors.Is(err, quote.ErrClock) {
+			t.Errorf("error %v not ErrClock", err)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	f.Add([]byte{0xff, 0x54, 0x43, 0x47, 0x80, 0x18}, []byte{0, 0x18, 0, 0x0b}, []byte{0})
+	f.Fuzz(func(t *testing.T, attest, sig, akPub []byte) {
+		ak, err := quote.ParseAK(akPub)
+		if err != nil {
+			return
+		}
+		quote.Verify(ak, attest, sig, nil, nil)
+	})
+}
+
+func FuzzParseAK(f *testing.F) {
+	f.Add([]byte{0, 0x23, 0, 0x0b})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		quote.ParseAK(b)
+	})
+}

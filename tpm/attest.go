@@ -1,0 +1,339 @@
+package tpm
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Remote attestation, agent side: the endorsement key (EK), attestation
+// keys (AK: restricted signing keys under the SRK), quotes and credential
+// activation. Verification is not here: package quote checks what these
+// functions produce, without a TPM.
+
+// EK is the TPM's endorsement key as an attestation agent reports it.
+type EK struct {
+	// Public is the EK's TPMT_PUBLIC (marshalled), from the standard ECC
+	// P-256 EK template (TCG EK Credential Profile, low range).
+	Public []byte
+	// Cert is the EK certificate (DER) from NV index 0x01c0000a, or nil
+	// when the TPM has none.
+	Cert []byte
+}
+
+// ekTemplate is the EK this package uses: the TCG ECC P-256 template.
+// Creating it is fast (unlike RSA), and the same template always gives
+// the same key for as long as the endorsement seed is unchanged.
+var ekTemplate = tpm2.ECCEKTemplate
+
+// maxNVCert bounds an EK certificate read from NV.
+const maxNVCert = 4096
+
+// EndorsementKey returns the TPM's ECC endorsement key (and its
+// certificate when one is provisioned). The endorsement hierarchy's
+// authorization must be empty.
+func (t *TPM) EndorsementKey() (*EK, error) {
+	const op = "read endorsement key"
+	var ek *EK
+	err := t.withEK(op, func(h tpm2.NamedHandle, pub *tpm2.TPMTPublic) error {
+		ek = &EK{Public: tpm2.Marshal(pub)}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := t.readNV(ekECCCertNV, maxNVCert)
+	if err != nil && !errors.Is(err, errNoNV) {
+		return nil, wrap(op+": certificate", err)
+	}
+	ek.Cert = cert
+	return ek, nil
+}
+
+// withEK creates the EK primary, calls fn with it and flushes it.
+func (t *TPM) withEK(op string, fn func(tpm2.NamedHandle, *tpm2.TPMTPublic) error) error {
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.TPMRHEndorsement,
+		InPublic:      tpm2.New2B(ekTemplate),
+	}.Execute(t.tr)
+	if err != nil {
+		return wrap(op+": create endorsement key", err)
+	}
+	defer tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}.Execute(t.tr)
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		return wrap(op, err)
+	}
+	return fn(tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name}, pub)
+}
+
+var errNoNV = errors.New("nv index not defined")
+
+// readNV reads a whole NV index of at most max bytes.
+func (t *TPM) readNV(index uint32, max int) ([]byte, error) {
+	h := tpm2.TPMHandle(index)
+	pr, err := tpm2.NVReadPublic{NVIndex: h}.Execute(t.tr)
+	if err != nil {
+		if errors.Is(err, tpm2.TPMRCHandle) {
+			return nil, errNoNV
+		}
+		return nil, err
+	}
+	pub, err := pr.NVPublic.Contents()
+	if err != nil {
+		return nil, err
+	}
+	size := int(pub.DataSize)
+	if size > max {
+		return nil, fmt.Errorf("nv index 0x%x holds %d bytes (more than %d)", index, size, max)
+	}
+	const chunk = 512 // below every TPM's MAX_NV_BUFFER_SIZE
+	var out []byte
+	for off := 0; off < size; off += chunk {
+		n := min(chunk, size-off)
+		rsp, err := tpm2.NVRead{
+			AuthHandle: tpm2.AuthHandle{Handle: h, Name: pr.NVName, Auth: tpm2.PasswordAuth(nil)},
+			NVIndex:    tpm2.NamedHandle{Handle: h, Name: pr.NVName},
+			Size:       uint16(n),
+			Offset:     uint16(off),
+		}.Execute(t.tr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rsp.Data.Buffer...)
+	}
+	return out, nil
+}
+
+// AK is an attestation key: a restricted ECC P-256 signing key (ECDSA
+// with SHA-256) created under the storage root key. It can sign only
+// data the TPM itself produced (quotes, certifications), so a signature
+// by it vouches that the TPM made the signed structure.
+type AK struct {
+	Public  []byte // TPMT_PUBLIC (marshalled)
+	Private []byte // TPM2B_PRIVATE contents, wrapped by the SRK
+	Name    []byte // the key's name (nameAlg || digest of Public)
+}
+
+// akTemplate is the AK: fixedTPM, fixedParent, sensitiveDataOrigin,
+// restricted, sign, ECDSA-SHA256 on P-256.
+var akTemplate = tpm2.TPMTPublic{
+	Type:    tpm2.TPMAlgECC,
+	NameAlg: tpm2.TPMAlgSHA256,
+	ObjectAttributes: tpm2.TPMAObject{
+		FixedTPM:            true,
+		FixedParent:         true,
+		SensitiveDataOrigin: true,
+		UserWithAuth:        true,
+		Restricted:          true,
+		SignEncrypt:         true,
+		NoDA:                true,
+	},
+	Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+		Scheme: tpm2.TPMTECCScheme{
+			Scheme: tpm2.TPMAlgECDSA,
+			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA,
+				&tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+		},
+		CurveID: tpm2.TPMECCNistP256,
+	}),
+}
+
+// CreateAK creates a new attestation key under the storage root key.
+func (t *TPM) CreateAK() (*AK, error) {
+	const op = "create attestation key"
+	var ak *AK
+	err := t.withSRK(op, func(s *srk) error {
+		rsp, err := tpm2.Create{
+			ParentHandle: tpm2.AuthHandle{Handle: s.handle.Handle, Name: s.handle.Name, Auth: tpm2.PasswordAuth(nil)},
+			InPublic:     tpm2.New2B(akTemplate),
+		}.Execute(t.tr)
+		if err != nil {
+			return wrap(op, err)
+		}
+		pub, err := rsp.OutPublic.Contents()
+		if err != nil {
+			return wrap(op, err)
+		}
+		name, err := tpm2.ObjectName(pub)
+		if err != nil {
+			return wrap(op, err)
+		}
+		ak = &AK{Public: tpm2.Marshal(pub), Private: rsp.OutPrivate.Buffer, Name: name.Buffer}
+		return nil
+	})
+	return ak, err
+}
+
+// withAK loads ak under the SRK, calls fn with its handle, and flushes it.
+func (t *TPM) withAK(op string, ak *AK, fn func(tpm2.NamedHandle) error) error {
+	if ak == nil || len(ak.Public) == 0 || len(ak.Private) == 0 {
+		return &Error{Op: op, Kind: ErrMalformed, Err: errors.New("empty attestation key")}
+	}
+	return t.withSRK(op, func(s *srk) error {
+		h, err := t.load(s, ak.Public, ak.Private)
+		if err != nil {
+			return loadError(op, err)
+		}
+		defer tpm2.FlushContext{FlushHandle: h.Handle}.Execute(t.tr)
+		return fn(h)
+	})
+}
+
+// Quote is a TPM2_Quote's output.
+type Quote struct {
+	Attest    []byte // TPMS_ATTEST (the quoted structure, marshalled)
+	Signature []byte // TPMT_SIGNATURE (marshalled)
+}
+
+// QuoteSelection names the PCRs to quote, per bank.
+type QuoteSelection map[crypto.Hash][]int
+
+func (sel QuoteSelection) tpm() (tpm2.TPMLPCRSelection, error) {
+	var out tpm2.TPMLPCRSelection
+	for _, b := range banks {
+		pcrs, ok := sel[b.hash]
+		if !ok {
+			continue
+		}
+		if err := checkPCRs(pcrs); err != nil {
+			return out, err
+		}
+		out.PCRSelections = append(out.PCRSelections, tpm2.TPMSPCRSelection{Hash: b.alg, PCRSelect: pcrBitmap(pcrs)})
+	}
+	if len(out.PCRSelections) != len(sel) {
+		return out, fmt.Errorf("%w: unsupported bank in selection", ErrBadPCRs)
+	}
+	if len(out.PCRSelections) == 0 {
+		return out, fmt.Errorf("%w: no pcrs selected", ErrBadPCRs)
+	}
+	return out, nil
+}
+
+// maxNonce is the qualifying data a TPM accepts (sizeof TPMU_HA).
+const maxNonce = 64
+
+// Quote signs the selected PCRs and nonce with ak (TPM2_Quote).
+func (t *TPM) Quote(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, error) {
+	const op = "quote"
+	if len(nonce) > maxNonce {
+		return nil, &Error{Op: op, Err: fmt.Errorf("nonce of %d bytes (at most %d)", len(nonce), maxNonce)}
+	}
+	s, err := sel.tpm()
+	if err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	var q *Quote
+	err = t.withAK(op, ak, func(h tpm2.NamedHandle) error {
+		rsp, err := tpm2.Quote{
+			SignHandle:     tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)},
+			QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+			InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+			PCRSelect:      s,
+		}.Execute(t.tr)
+		if err != nil {
+			return wrap(op, err)
+		}
+		q = &Quote{Attest: rsp.Quoted.Bytes(), Signature: tpm2.Marshal(rsp.Signature)}
+		return nil
+	})
+	return q, err
+}
+
+// ReadQuotedPCRs reads the PCRs of sel, quotes them, and reads them again
+// until both reads agree (a PCR may be extended between the read and the
+// quote), so that the values returned are the ones quoted. It gives up
+// after a few tries.
+func (t *TPM) ReadQuotedPCRs(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, map[crypto.Hash]map[int][]byte, error) {
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		before, err := t.readSel(sel)
+		if err != nil {
+			return nil, nil, err
+		}
+		q, err := t.Quote(ak, nonce, sel)
+		if err != nil {
+			return nil, nil, err
+		}
+		after, err := t.readSel(sel)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sameValues(before, after) {
+			return q, after, nil
+		}
+		lastErr = errors.New("pcrs kept changing while quoting")
+	}
+	return nil, nil, &Error{Op: "quote", Kind: ErrBusy, Err: lastErr}
+}
+
+func (t *TPM) readSel(sel QuoteSelection) (map[crypto.Hash]map[int][]byte, error) {
+	out := map[crypto.Hash]map[int][]byte{}
+	for h, pcrs := range sel {
+		v, err := t.ReadPCRs(h, pcrs)
+		if err != nil {
+			return nil, err
+		}
+		out[h] = v
+	}
+	return out, nil
+}
+
+func sameValues(a, b map[crypto.Hash]map[int][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for h, av := range a {
+		bv := b[h]
+		if len(av) != len(bv) {
+			return false
+		}
+		for i, v := range av {
+			if !slices.Equal(v, bv[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ActivateCredential recovers the secret of a credential made (by
+// TPM2_MakeCredential, or in software) for this TPM's EK and ak's name.
+// It succeeds only if ak is loaded in the TPM that holds the EK: that is
+// how a verifier learns that the AK lives in that TPM.
+func (t *TPM) ActivateCredential(ak *AK, credentialBlob, encSecret []byte) ([]byte, error) {
+	const op = "activate credential"
+	var secret []byte
+	err := t.withEK(op, func(ek tpm2.NamedHandle, _ *tpm2.TPMTPublic) error {
+		return t.withAK(op, ak, func(h tpm2.NamedHandle) error {
+			rsp, err := tpm2.ActivateCredential{
+				ActivateHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)},
+				KeyHandle: tpm2.AuthHandle{Handle: ek.Handle, Name: ek.Name,
+					Auth: tpm2.Policy(tpm2.TPMAlgSHA256, 16, ekPolicy)},
+				CredentialBlob: tpm2.TPM2BIDObject{Buffer: credentialBlob},
+				Secret:         tpm2.TPM2BEncryptedSecret{Buffer: encSecret},
+			}.Execute(t.tr)
+			if err != nil {
+				return wrap(op, err)
+			}
+			secret = rsp.CertInfo.Buffer
+			return nil
+		})
+	})
+	return secret, err
+}
+
+// ekPolicy satisfies the EK template's policy: PolicySecret on the
+// endorsement hierarchy (empty authorization).
+func ekPolicy(tp transport.TPM, handle tpm2.TPMISHPolicy, nonceTPM tpm2.TPM2BNonce) error {
+	_, err := tpm2.PolicySecret{
+		AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		PolicySession: handle,
+		NonceTPM:      nonceTPM,
+	}.Execute(tp)
+	return err
+}
