@@ -1,0 +1,246 @@
+// Package eventlog reads TCG PC Client boot event logs (the firmware's
+// binary_bios_measurements, SHA-1 and crypto-agile formats), replays them
+// into PCR values, and lists the boot components they record.
+//
+// Parsing and verification go through github.com/google/go-attestation's
+// attest package, a well-kept implementation of the TCG format; this
+// package adds replay without trusted values (to print what a log claims),
+// a typed error model, and a component listing.
+//
+// A parsed [Log] is unverified. [Log.Verify] replays it against PCR values
+// the caller trusts and returns only the events those values vouch for;
+// [Log.UnverifiedEvents] is for display and debugging.
+package eventlog
+
+import (
+	"bytes"
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/google/go-attestation/attest"
+
+	"github.com/intactsec/intact/label"
+)
+
+// ErrFormat is wrapped by errors about malformed logs.
+var ErrFormat = errors.New("malformed tcg event log")
+
+// Values holds PCR values by bank and PCR index.
+type Values map[label.HashAlgo]map[int][]byte
+
+// Log is a parsed, unverified TCG event log.
+type Log struct {
+	el    *attest.EventLog
+	banks []label.HashAlgo
+}
+
+// The TCG event types this package interprets.
+const (
+	evNoAction = 0x03
+)
+
+// Parse parses a TCG event log.
+func Parse(b []byte) (l *Log, err error) {
+	defer func() {
+		// Parsing is the library's; hold it to this package's rule that
+		// no input makes it panic.
+		if r := recover(); r != nil {
+			l, err = nil, fmt.Errorf("%w: parser failed: %v", ErrFormat, r)
+		}
+	}()
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty log", ErrFormat)
+	}
+	el, err := attest.ParseEventLog(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	l = &Log{el: el}
+	for _, a := range el.Algs {
+		h, ok := cryptoHashOf(a)
+		if !ok {
+			continue // a bank Go cannot compute (SM3): not replayed
+		}
+		algo, ok := label.HashAlgoFor(h)
+		if ok {
+			l.banks = append(l.banks, algo)
+		}
+	}
+	if len(l.banks) == 0 {
+		return nil, fmt.Errorf("%w: no supported digest algorithm in the log", ErrFormat)
+	}
+	return l, nil
+}
+
+// ReadFile reads and parses a log file, such as
+// /sys/kernel/security/tpm0/binary_bios_measurements. Errors name path.
+func ReadFile(path string) (*Log, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
+}
+
+func cryptoHashOf(a attest.HashAlg) (crypto.Hash, bool) {
+	switch a {
+	case attest.HashSHA1:
+		return crypto.SHA1, true
+	case attest.HashSHA256:
+		return crypto.SHA256, true
+	case attest.HashSHA384:
+		return crypto.SHA384, true
+	case attest.HashSHA512:
+		return crypto.SHA512, true
+	}
+	return 0, false
+}
+
+func attestHashOf(a label.HashAlgo) (attest.HashAlg, crypto.Hash, bool) {
+	switch a {
+	case label.SHA1:
+		return attest.HashSHA1, crypto.SHA1, true
+	case label.SHA256:
+		return attest.HashSHA256, crypto.SHA256, true
+	case label.SHA384:
+		return attest.HashSHA384, crypto.SHA384, true
+	case label.SHA512:
+		return attest.HashSHA512, crypto.SHA512, true
+	}
+	return 0, 0, false
+}
+
+// Banks returns the banks the log has digests for (and Go can compute).
+func (l *Log) Banks() []label.HashAlgo { return slices.Clone(l.banks) }
+
+// Event is one event of a log.
+type Event struct {
+	PCR int
+	// Type is the event type. It is not covered by the digest: trust it
+	// only for display.
+	Type   uint32
+	Data   []byte
+	Digest []byte // the event digest in the bank asked for (nil: none)
+}
+
+// UnverifiedEvents returns the events with their digests of bank, as the
+// log claims them: for display and debugging only.
+func (l *Log) UnverifiedEvents(bank label.HashAlgo) ([]Event, error) {
+	a, _, ok := attestHashOf(bank)
+	if !ok {
+		return nil, fmt.Errorf("unsupported bank %s", bank)
+	}
+	var out []Event
+	for _, e := range l.el.Events(a) {
+		out = append(out, Event{PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest})
+	}
+	return out, nil
+}
+
+// Replay computes the PCR values the log replays to in each of its banks
+// (PCRs 0–23, those with events). Nothing is verified: these are the
+// values the log claims. An EV_NO_ACTION "StartupLocality" event in PCR 0
+// sets PCR 0's initial value to the locality, as the TPM does.
+func (l *Log) Replay() (Values, error) {
+	out := Values{}
+	for _, bank := range l.banks {
+		v, err := l.replayBank(bank)
+		if err != nil {
+			return nil, err
+		}
+		out[bank] = v
+	}
+	return out, nil
+}
+
+func (l *Log) replayBank(bank label.HashAlgo) (map[int][]byte, error) {
+	_, h, _ := attestHashOf(bank)
+	events, err := l.UnverifiedEvents(bank)
+	if err != nil {
+		return nil, err
+	}
+	pcrs := map[int][]byte{}
+	for i, e := range events {
+		if e.PCR < 0 || e.PCR >= 24 {
+			return nil, fmt.Errorf("%w: event %d: pcr index %d", ErrFormat, i, e.PCR)
+		}
+		cur, ok := pcrs[e.PCR]
+		if !ok {
+			cur = make([]byte, h.Size())
+		}
+		if e.Type == evNoAction {
+			if e.PCR == 0 && len(e.Data) == 17 && bytes.HasPrefix(e.Data, []byte("StartupLocality\x00")) && !ok {
+				cur[h.Size()-1] = e.Data[16]
+				pcrs[0] = cur
+			}
+			continue
+		}
+		if len(e.Digest) != h.Size() {
+			return nil, fmt.Errorf("%w: event %d (pcr %d) has no %s digest", ErrFormat, i, e.PCR, bank)
+		}
+		hh := h.New()
+		hh.Write(cur)
+		hh.Write(e.Digest)
+		pcrs[e.PCR] = hh.Sum(nil)
+	}
+	return pcrs, nil
+}
+
+// ReplayError reports the PCRs of a bank the log does not replay to.
+type ReplayError struct {
+	Bank label.HashAlgo
+	PCRs []int
+	Err  error // the library's error
+}
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("%s pcrs %v do not match the event log: %v", e.Bank, e.PCRs, e.Err)
+}
+
+// Verify replays the log against trusted PCR values, bank by bank (every
+// bank given must match; known firmware quirks are tried, as the library
+// does), and returns the events the values vouch for, with their digests
+// in the first bank given. PCRs with events but no trusted value are not
+// vouched for and their events are left out.
+func (l *Log) Verify(trusted Values) ([]Event, error) {
+	if len(trusted) == 0 {
+		return nil, errors.New("no trusted pcr values to verify against")
+	}
+	banks := make([]label.HashAlgo, 0, len(trusted))
+	for b := range trusted {
+		banks = append(banks, b)
+	}
+	slices.Sort(banks)
+	var verified []Event
+	for i, bank := range banks {
+		_, h, ok := attestHashOf(bank)
+		if !ok {
+			return nil, fmt.Errorf("unsupported bank %s", bank)
+		}
+		var pcrs []attest.PCR
+		for idx, v := range trusted[bank] {
+			pcrs = append(pcrs, attest.PCR{Index: idx, Digest: v, DigestAlg: h})
+		}
+		events, err := l.el.Verify(pcrs)
+		if err != nil {
+			var re attest.ReplayError
+			if errors.As(err, &re) {
+				return nil, &ReplayError{Bank: bank, PCRs: re.InvalidPCRs, Err: err}
+			}
+			return nil, &ReplayError{Bank: bank, Err: err}
+		}
+		if i == 0 {
+			for _, e := range events {
+				verified = append(verified, Event{PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest})
+			}
+		}
+	}
+	return verified, nil
+}

@@ -1,0 +1,182 @@
+package eventlog
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/intactsec/intact/label"
+)
+
+// expected reads tcg-eventlogs/expected-pcrs.json: file -> bank -> pcr -> hex.
+func expected(t *testing.T) map[string]map[string]map[string]string {
+	var m map[string]map[string]map[string]string
+	if err := json.Unmarshal(readShared(t, "tcg-eventlogs/expected-pcrs.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// trustedValues converts one log's expected values.
+func trustedValues(t *testing.T, banks map[string]map[string]string) Values {
+	out := Values{}
+	for bankName, pcrs := range banks {
+		bank, err := label.ParseHashAlgo(bankName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[bank] = map[int][]byte{}
+		for idx, h := range pcrs {
+			i, _ := strconv.Atoi(idx)
+			v, err := hex.DecodeString(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[bank][i] = v
+		}
+	}
+	return out
+}
+
+// TestReplayExpectedPCRs: every log replays, bank by bank, to the values
+// published beside it, both by this package's replay and by the library's
+// verification.
+func TestReplayExpectedPCRs(t *testing.T) {
+	exp := expected(t)
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(sharedTestdata(t, "tcg-eventlogs/expected-pcrs.json")), "*.bin"))
+	if len(files) != len(exp) || len(files) == 0 {
+		t.Fatalf("%d logs, %d with expected values", len(files), len(exp))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			want := trustedValues(t, exp[name])
+			l, err := ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Replay()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for bank, pcrs := range want {
+				if !slices.Contains(l.Banks(), bank) {
+					t.Errorf("expected values for bank %s, the log has %v", bank, l.Banks())
+					continue
+				}
+				for i, v := range pcrs {
+					if !bytes.Equal(got[bank][i], v) {
+						t.Errorf("%s pcr %d: replay %x, want %x", bank, i, got[bank][i], v)
+					}
+				}
+				// Verify bank by bank.
+				events, err := l.Verify(Values{bank: pcrs})
+				if err != nil {
+					t.Errorf("Verify(%s): %v", bank, err)
+				} else if len(events) == 0 {
+					t.Errorf("Verify(%s) vouched for no events", bank)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyRefusesWrongPCR(t *testing.T) {
+	exp := expected(t)
+	l, err := ReadFile(sharedTestdata(t, "tcg-eventlogs/debian-10.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := trustedValues(t, exp["debian-10.bin"])
+	for bank, pcrs := range want {
+		bad := map[int][]byte{}
+		for i, v := range pcrs {
+			bad[i] = v
+		}
+		bad[4] = bytes.Repeat([]byte{0xaa}, len(bad[4]))
+		_, err := l.Verify(Values{bank: bad})
+		var re *ReplayError
+		if !errors.As(err, &re) || !slices.Contains(re.PCRs, 4) {
+			t.Errorf("Verify with a wrong %s pcr 4: %v, want a ReplayError naming pcr 4", bank, err)
+		}
+	}
+}
+
+func TestParseRefusesGarbage(t *testing.T) {
+	raw := readShared(t, "tcg-eventlogs/debian-10.bin")
+	for _, b := range [][]byte{nil, []byte("not an event log"), raw[:30], raw[:len(raw)-7]} {
+		if _, err := Parse(b); !errors.Is(err, ErrFormat) {
+			t.Errorf("Parse(%d bytes): %v, want ErrFormat", len(b), err)
+		}
+	}
+	if _, err := ReadFile(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadFile(missing): %v", err)
+	}
+}
+
+func TestComponents(t *testing.T) {
+	exp := expected(t)
+	l, err := ReadFile(sharedTestdata(t, "tcg-eventlogs/ubuntu-2104-no-secure-boot.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := trustedValues(t, exp["ubuntu-2104-no-secure-boot.bin"])
+	events, err := l.Verify(Values{label.SHA256: want[label.SHA256]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comps := Components(events, label.SHA256)
+	var apps, cmdline, vars int
+	for _, c := range comps {
+		if c.PCR > 9 {
+			t.Errorf("component of pcr %d", c.PCR)
+		}
+		if c.Type == "EV_EFI_BOOT_SERVICES_APPLICATION" && strings.Contains(strings.ToLower(c.Description), ".efi") {
+			apps++
+			if c.DataMeasured {
+				t.Errorf("a loaded image's event data is not what was measured: %+v", c)
+			}
+		}
+		if c.Type == "EV_IPL" && strings.Contains(c.Description, "kernel_cmdline") {
+			cmdline++
+		}
+		// The digest of a variable event is of its UEFI_VARIABLE_DATA.
+		if c.Type == "EV_EFI_VARIABLE_DRIVER_CONFIG" && c.Description == "SecureBoot" && c.DataMeasured {
+			vars++
+		}
+	}
+	if apps == 0 || cmdline == 0 || vars == 0 {
+		for _, c := range comps {
+			t.Logf("pcr %d %s %q measured=%v", c.PCR, c.Type, c.Description, c.DataMeasured)
+		}
+		t.Errorf("found %d EFI applications, %d kernel command lines, %d measured SecureBoot variables; want each", apps, cmdline, vars)
+	}
+}
+
+// FuzzParse: no input makes parsing, replay or the component listing panic.
+func FuzzParse(f *testing.F) {
+	raw := readShared(f, "tcg-eventlogs/debian-10.bin")
+	f.Add(raw[:min(len(raw), 2048)])
+	f.Add(readShared(f, "tcg-eventlogs/glinux-alex.bin")[:1024])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
+			return
+		}
+		l.Replay()
+		for _, bank := range l.Banks() {
+			ev, _ := l.UnverifiedEvents(bank)
+			Components(ev, bank)
+		}
+	})
+}
