@@ -28,6 +28,7 @@ type outcome struct {
 	measured  bool
 	audited   bool
 	digest    []byte
+	exe       string
 }
 
 // handle decides one event on a worker, answers it, and closes its fd.
@@ -55,6 +56,11 @@ func (e *Engine) handle(p *pending) {
 	}
 	if e.cfg.Mode == Log {
 		allow = true
+	}
+	if o.failed || o.errored {
+		// For the audit record: the executable before the task moves on
+		// (a procfs readlink, no watched file is touched).
+		o.exe = exeOf(e.cfg.Proc, p.ev.Pid)
 	}
 	if !e.answer(p, allow) {
 		return // the deadline answered first

@@ -3,6 +3,7 @@ package enforce
 import (
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,7 @@ func (e *Engine) Stats() Stats {
 
 // quantile returns the upper bound of the bucket holding quantile q.
 func quantile(counts [16]uint64, n uint64, q float64) float64 {
-	want := uint64(q * float64(n))
+	want := uint64(math.Ceil(q * float64(n)))
 	var acc uint64
 	for i, c := range counts {
 		acc += c

@@ -14,6 +14,9 @@ func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
 	if !o.failed && !o.errored && !o.audited {
 		return
 	}
+	if o.exe == "" {
+		o.exe = exeOf(e.cfg.Proc, p.ev.Pid)
+	}
 	hook := "open"
 	if p.ev.Exec {
 		hook = "exec"
@@ -21,7 +24,7 @@ func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
 	attrs := []slog.Attr{
 		slog.String("path", path),
 		slog.Int("pid", int(p.ev.Pid)),
-		slog.String("exe", exeOf(e.cfg.Proc, p.ev.Pid)),
+		slog.String("exe", o.exe),
 		slog.String("hook", hook),
 	}
 	if o.rule >= 0 && o.rule < len(e.cfg.Policy.Rules) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +49,8 @@ func newGroup(name string, flags, eventFlags uint) (*Group, error) {
 }
 
 // Read blocks until events arrive and decodes them into buf's events.
-// After Close it returns an error wrapping os.ErrClosed.
+// After Close it returns an error wrapping os.ErrClosed, after Interrupt
+// one wrapping os.ErrDeadlineExceeded.
 func (g *Group) Read(buf []byte) ([]Event, error) {
 	for {
 		n, err := g.f.Read(buf)
@@ -61,6 +63,11 @@ func (g *Group) Read(buf []byte) ([]Event, error) {
 		return Decode(buf[:n])
 	}
 }
+
+// Interrupt makes a blocked Read, and every later one, return
+// os.ErrDeadlineExceeded, without closing the group (so that events read
+// so far can still be answered).
+func (g *Group) Interrupt() { g.f.SetReadDeadline(time.Unix(1, 0)) }
 
 // Respond answers the permission event whose fd is fd: allow, or deny
 // (the access fails with EPERM). The caller closes fd afterwards, never

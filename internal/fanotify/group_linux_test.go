@@ -212,6 +212,27 @@ func TestCloseAllowsPending(t *testing.T) {
 	}
 }
 
+func TestInterrupt(t *testing.T) {
+	dir, child := fantest.Mount(t, fantest.Tmpfs, time.Minute)
+	if !child {
+		return
+	}
+	g := newPerm(t, dir)
+	defer g.Close()
+	errc := make(chan error, 1)
+	go func() { _, err := g.Read(make([]byte, 4096)); errc <- err }()
+	time.Sleep(50 * time.Millisecond)
+	g.Interrupt()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read after Interrupt: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read not interrupted")
+	}
+}
+
 func TestNotifyGroup(t *testing.T) {
 	dir, child := fantest.Mount(t, fantest.Tmpfs, time.Minute)
 	if !child {

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is intactd's configuration: a JSON file (--config) overridden by
+// flags. See docs/intactd.md.
+type Config struct {
+	// Watch lists the mounts to enforce on (FAN_MARK_MOUNT on each path).
+	Watch []string `json:"watch"`
+	// Policy is an IMA policy file, or built-in names ("tcb",
+	// "appraise_tcb", "tcb|appraise_tcb").
+	Policy string `json:"policy"`
+	// Certs are trusted certificates (DER or PEM) for signatures.
+	Certs []string `json:"certs"`
+	// EVMKey is an EVM key file (intact evmkey) for security.evm HMACs;
+	// its passphrase comes from EVMPassphraseFile or the environment
+	// variable INTACTD_EVM_PASSPHRASE.
+	EVMKey            string `json:"evm_key"`
+	EVMPassphraseFile string `json:"evm_passphrase_file"`
+	// Mode is "enforce" (deny with EPERM) or "log" (allow and record).
+	Mode string `json:"mode"`
+	// TPM is the TPM for measurements: a device path, swtpm:HOST:PORT or
+	// sim (see tpm.Open); "" is the default device.
+	TPM string `json:"tpm"`
+	// PCR is the PCR measurements extend (default 11); rules may not name
+	// another with pcr=.
+	PCR int `json:"pcr"`
+	// StateDir holds the measurement list and the control socket.
+	StateDir string `json:"state_dir"`
+	// Socket is the control socket (default STATE_DIR/intactd.sock).
+	Socket string `json:"socket"`
+	// MetricsListen is a TCP address for Prometheus metrics ("" = off).
+	MetricsListen string `json:"metrics_listen"`
+	// Deadline bounds one decision (default 2s).
+	Deadline Duration `json:"deadline"`
+	// FailVerdict is given when the deadline passes or a decision fails
+	// for an operational reason: "deny" (default) or "allow".
+	FailVerdict string `json:"fail_verdict"`
+	// LogFormat is "json" (default) or "text" (journald-friendly).
+	LogFormat string `json:"log_format"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `json:"log_level"`
+	// NoKernelCache turns off the in-kernel ignore marks.
+	NoKernelCache bool `json:"no_kernel_cache"`
+}
+
+// Duration is a time.Duration written as "2s" in JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads "250ms", "2s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("duration: want a string such as \"2s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func defaults() Config {
+	return Config{Mode: "enforce", StateDir: "/var/lib/intactd", PCR: 11,
+		Deadline: Duration{2 * time.Second}, FailVerdict: "deny", LogFormat: "json", LogLevel: "info"}
+}
+
+// loadConfig reads a JSON config file over the defaults.
+func loadConfig(path string, c *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if dec.Decode(new(json.RawMessage)) != io.EOF {
+		return fmt.Errorf("config %s: trailing data after the JSON object", path)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Watch) == 0 {
+		errs = append(errs, errors.New("no mount to watch (--watch PATH)"))
+	}
+	for _, w := range c.Watch {
+		if !filepath.IsAbs(w) {
+			errs = append(errs, fmt.Errorf("watch %q: not an absolute path", w))
+		}
+	}
+	if c.Policy == "" {
+		errs = append(errs, errors.New("no policy (--policy FILE or a built-in name)"))
+	}
+	if c.Mode != "enforce" && c.Mode != "log" {
+		errs = append(errs, fmt.Errorf("mode %q: want enforce or log", c.Mode))
+	}
+	if c.FailVerdict != "deny" && c.FailVerdict != "allow" {
+		errs = append(errs, fmt.Errorf("fail_verdict %q: want deny or allow", c.FailVerdict))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format %q: want json or text", c.LogFormat))
+	}
+	if c.Deadline.Duration <= 0 {
+		errs = append(errs, errors.New("deadline must be positive"))
+	}
+	if c.PCR < 1 || c.PCR > 23 {
+		errs = append(errs, fmt.Errorf("pcr %d: want 1-23", c.PCR))
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		errs = append(errs, fmt.Errorf("state_dir %q: not an absolute path", c.StateDir))
+	}
+	// State, config, keys and logs must not live on a watched mount: the
+	// daemon's own opens there would need its own verdicts.
+	for _, w := range c.Watch {
+		for _, p := range append([]string{c.StateDir, c.Socket, c.EVMKey}, c.Certs...) {
+			if p != "" && w != "/" && within(p, w) {
+				errs = append(errs, fmt.Errorf("%s is on the watched path %s: keep intactd's own files off watched mounts", p, w))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+const usage = `intactd enforces file integrity on the mounts it watches: it answers
+the kernel's fanotify permission events (exec and open) from an IMA
+policy: appraise (labels, signatures, EVM), measure (measurement list +
+TPM PCR), audit, or nothing.
+
+Usage:
+    intactd [--config FILE] [--watch PATH]... [--policy FILE|tcb|appraise_tcb]
+            [--cert FILE]... [--evmkey FILE] [--mode enforce|log] [--tpm SPEC]
+            [--state-dir DIR]
+
+Flags override the config file. See docs/intactd.md.
+
+Examples:
+    intactd --watch /usr --policy /etc/intact/policy --cert /etc/intact/signing.der
+    intactd --config /etc/intact/intactd.json --mode log
+`
+
+// parseFlags parses args over the config file they name.
+func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("intactd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
+	var (
+		configPath                       string
+		watch, certs                     stringList
+		pol, evmKey, evmPass, mode, tpmS string
+		stateDir, socket, metrics, failV string
+		logFormat, logLevel              string
+		deadline                         time.Duration
+		pcr                              int
+		noKernelCache                    bool
+	)
+	fs.StringVar(&configPath, "config", "", "JSON config `FILE`")
+	fs.Var(&watch, "watch", "mount `PATH` to enforce on (repeatable)")
+	fs.StringVar(&pol, "policy", "", "IMA policy `FILE`, or built-in tcb, appraise_tcb, tcb|appraise_tcb")
+	fs.Var(&certs, "cert", "trusted certificate `FILE`, DER or PEM (repeatable)")
+	fs.StringVar(&evmKey, "evmkey", "", "EVM key `FILE` (intact evmkey) to check security.evm HMACs")
+	fs.StringVar(&evmPass, "evmkey-passphrase-file", "", "`FILE` holding the EVM key's passphrase (default: $INTACTD_EVM_PASSPHRASE)")
+	fs.StringVar(&mode, "mode", "", "enforce (deny with EPERM) or log (allow and record)")
+	fs.StringVar(&tpmS, "tpm", "", "TPM `SPEC` for measurements: /dev/tpmrm0, swtpm:HOST:PORT, sim")
+	fs.IntVar(&pcr, "pcr", 0, "PCR measurements extend (default 11)")
+	fs.StringVar(&stateDir, "state-dir", "", "`DIR` for the measurement list and control socket (default /var/lib/intactd)")
+	fs.StringVar(&socket, "socket", "", "control socket `PATH` (default STATE_DIR/intactd.sock)")
+	fs.StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)")
+	fs.DurationVar(&deadline, "deadline", 0, "bound on one decision (default 2s)")
+	fs.StringVar(&failV, "fail-verdict", "", "verdict when the deadline passes or a decision fails: deny or allow")
+	fs.StringVar(&logFormat, "log-format", "", "json or text")
+	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	fs.BoolVar(&noKernelCache, "no-kernel-cache", false, "do not cache verified files in the kernel (ignore marks)")
+	c := defaults()
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if configPath != "" {
+		if err := loadConfig(configPath, &c); err != nil {
+			return c, err
+		}
+	}
+	setS := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	if len(watch) > 0 {
+		c.Watch = watch
+	}
+	if len(certs) > 0 {
+		c.Certs = certs
+	}
+	setS(&c.Policy, pol)
+	setS(&c.EVMKey, evmKey)
+	setS(&c.EVMPassphraseFile, evmPass)
+	setS(&c.Mode, mode)
+	setS(&c.TPM, tpmS)
+	setS(&c.StateDir, stateDir)
+	setS(&c.Socket, socket)
+	setS(&c.MetricsListen, metrics)
+	setS(&c.FailVerdict, failV)
+	setS(&c.LogFormat, logFormat)
+	setS(&c.LogLevel, logLevel)
+	if deadline != 0 {
+		c.Deadline.Duration = deadline
+	}
+	if pcr != 0 {
+		c.PCR = pcr
+	}
+	if noKernelCache {
+		c.NoKernelCache = true
+	}
+	if c.Socket == "" {
+		c.Socket = filepath.Join(c.StateDir, "intactd.sock")
+	}
+	return c, c.Validate()
+}

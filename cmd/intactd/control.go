@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/intactsec/intact/enforce"
+)
+
+// statusReply is what GET /v1/status on the control socket returns.
+type statusReply struct {
+	Version  string        `json:"version"`
+	Pid      int           `json:"pid"`
+	Started  time.Time     `json:"started"`
+	Watch    []string      `json:"watch"`
+	Policy   string        `json:"policy"`
+	Rules    int           `json:"rules"`
+	Healthy  bool          `json:"healthy"`
+	Overflow int64         `json:"queue_overflows"`
+	Stats    enforce.Stats `json:"stats"`
+}
+
+// serveControl serves the local control API on a unix socket, mode 0600
+// (root only): GET /v1/status.
+func serveControl(path string, status func() statusReply, log *slog.Logger) (*http.Server, error) {
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(status())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("control socket", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+// serveMetrics serves Prometheus metrics on addr at /metrics.
+func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		eng.WriteMetrics(w)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener", "err", err)
+		}
+	}()
+	return srv, nil
+}

@@ -1,0 +1,348 @@
+// Command intactd is intact's host daemon: it enforces file integrity on
+// the mounts it watches by answering the kernel's fanotify permission
+// events from an IMA policy. See docs/intactd.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/intactsec/intact/appraise"
+	"github.com/intactsec/intact/enforce"
+	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/fanotify"
+	"github.com/intactsec/intact/policy"
+	"github.com/intactsec/intact/sig"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "intactd: error: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(cfg, log); err != nil {
+		log.Error("intactd stopped", "err", err)
+		fmt.Fprintf(stderr, "intactd: error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if level.UnmarshalText([]byte(cfg.LogLevel)) != nil {
+		level = slog.LevelInfo
+	}
+	o := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		// journald adds its own timestamps.
+		o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+// loadPolicy reads a policy file, or built-in policies by name.
+func loadPolicy(spec string) (*policy.Policy, error) {
+	if !strings.Contains(spec, "/") && policy.IsBuiltin(spec) {
+		return policy.Builtin(spec)
+	}
+	b, err := os.ReadFile(spec)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return policy.Parse(spec, b)
+}
+
+// needsOpenEvents reports whether some rule can act on a plain open; if
+// none can, only exec events are marked.
+func needsOpenEvents(p *policy.Policy) bool {
+	for _, r := range p.Rules {
+		switch r.Action {
+		case policy.Measure, policy.Appraise, policy.Audit:
+			if r.Func != policy.BprmCheck {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func loadAppraiser(cfg Config) (*appraise.Appraiser, error) {
+	keys := sig.NewKeyring()
+	for _, c := range cfg.Certs {
+		cs, err := sig.LoadCertificates(c)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", c, err)
+		}
+		for _, cert := range cs {
+			keys.Add(cert)
+		}
+	}
+	eo := &appraise.EVMOptions{}
+	if cfg.EVMKey != "" {
+		key, err := loadEVMKey(cfg.EVMKey, cfg.EVMPassphraseFile)
+		if err != nil {
+			return nil, err
+		}
+		eo.HMACKey = key
+	}
+	return appraise.New(appraise.Options{Keys: keys, EVM: eo}), nil
+}
+
+func loadEVMKey(path, passFile string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("evm key: %w", err)
+	}
+	kf, err := evm.ParseKeyFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("evm key %s: %w", path, err)
+	}
+	pass := []byte(os.Getenv("INTACTD_EVM_PASSPHRASE"))
+	if passFile != "" {
+		p, err := os.ReadFile(passFile)
+		if err != nil {
+			return nil, fmt.Errorf("evm key passphrase: %w", err)
+		}
+		pass = []byte(strings.TrimRight(string(p), "\r\n"))
+	}
+	key, err := kf.Open(pass)
+	if err != nil {
+		return nil, fmt.Errorf("evm key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// daemon is a running intactd.
+type daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	pol     *policy.Policy
+	group   *fanotify.Group
+	src     *permSource
+	eng     *enforce.Engine
+	inv     *invalidator
+	meas    *listMeasurer
+	servers []*http.Server
+	started time.Time
+}
+
+func serve(cfg Config, log *slog.Logger) error {
+	d, err := setup(cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.loop()
+}
+
+// setup prepares everything that opens files before the first mark: the
+// daemon must not depend on its own verdicts.
+func setup(cfg Config, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	var err error
+	if d.pol, err = loadPolicy(cfg.Policy); err != nil {
+		return nil, err
+	}
+	for _, p := range d.pol.PCRs() {
+		if p != cfg.PCR {
+			return nil, fmt.Errorf("policy %s: pcr=%d, but intactd extends pcr %d (--pcr)", cfg.Policy, p, cfg.PCR)
+		}
+	}
+	app, err := loadAppraiser(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	ecfg := enforce.Config{
+		Policy: d.pol, Mode: enforce.Mode(cfg.Mode), Appraiser: enforce.FileAppraiser(app),
+		DefaultPCR: cfg.PCR, Deadline: cfg.Deadline.Duration, FailAllow: cfg.FailVerdict == "allow",
+		KernelCache: !cfg.NoKernelCache, Logger: log,
+	}
+	if measure, _, _ := d.pol.Needs(); measure {
+		if d.meas, err = openMeasurer(cfg.StateDir, cfg.TPM, cfg.PCR); err != nil {
+			return nil, err
+		}
+		ecfg.Measurer = d.meas
+	}
+	// The runtime loads the time zone lazily; do it now, not on a
+	// watched mount later.
+	_ = time.Now().Local().String()
+	if d.group, err = fanotify.NewPermGroup(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.src = newPermSource(d.group)
+	if d.eng, err = enforce.New(d.src, ecfg); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	if d.inv, err = newInvalidator(d.eng, log, cfg.Watch); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	if err := d.startServers(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) startServers() error {
+	srv, err := serveControl(d.cfg.Socket, d.status, d.log)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	d.servers = append(d.servers, srv)
+	if d.cfg.MetricsListen != "" {
+		srv, err := serveMetrics(d.cfg.MetricsListen, d.eng, d.log)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		d.servers = append(d.servers, srv)
+	}
+	return nil
+}
+
+func (d *daemon) status() statusReply {
+	return statusReply{
+		Version: version(), Pid: os.Getpid(), Started: d.started, Watch: d.cfg.Watch,
+		Policy: d.cfg.Policy, Rules: len(d.pol.Rules), Healthy: d.eng.Healthy(),
+		Overflow: d.src.overflows.Load(), Stats: d.eng.Stats(),
+	}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// mark puts the permission marks on the watched mounts: from here on,
+// the engine must run.
+func (d *daemon) mark() error {
+	mask := fanotify.PermEvents
+	if !needsOpenEvents(d.pol) {
+		mask = fanotify.OpenExecPerm
+	}
+	for _, w := range d.cfg.Watch {
+		if err := d.group.MarkMount(w, mask); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *daemon) loop() error {
+	defer d.closeAll()
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.eng.Run(context.Background()) }()
+	go d.inv.run()
+	if err := d.mark(); err != nil {
+		d.eng.Stop()
+		<-runErr
+		return err
+	}
+	d.log.Info("intactd enforcing", "watch", d.cfg.Watch, "policy", d.cfg.Policy, "rules", len(d.pol.Rules),
+		"mode", d.cfg.Mode, "socket", d.cfg.Socket, "kernel_cache", !d.cfg.NoKernelCache)
+	sdNotify("READY=1\nSTATUS=enforcing on " + strings.Join(d.cfg.Watch, " "))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	interval := watchdogInterval()
+	check := interval
+	if check == 0 {
+		check = d.cfg.Deadline.Duration
+	}
+	tick := time.NewTicker(check)
+	defer tick.Stop()
+	stalls := 0
+	for {
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("engine stopped: %w", err)
+		case s := <-sigs:
+			return d.shutdown(s, runErr)
+		case <-tick.C:
+			if d.eng.Healthy() {
+				stalls = 0
+				if interval > 0 {
+					sdNotify("WATCHDOG=1")
+				}
+				continue
+			}
+			if stalls++; stalls >= 2 {
+				// A stuck decision path: close the group so that the kernel
+				// allows everything pending, and exit for a restart.
+				d.log.Error("decisions stalled; closing the fanotify group (the kernel allows pending events) and exiting for a restart")
+				d.group.Close()
+				<-runErr
+				return errors.New("decision workers stalled")
+			}
+		}
+	}
+}
+
+// shutdown answers every event read, then closes the group: events not
+// yet read are allowed by the kernel when the group closes.
+func (d *daemon) shutdown(s os.Signal, runErr chan error) error {
+	d.log.Info("stopping", "signal", s.String())
+	sdNotify("STOPPING=1")
+	d.eng.Stop()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			return err
+		}
+	case <-time.After(d.cfg.Deadline.Duration + 5*time.Second):
+		d.log.Error("engine did not stop in time; closing the group")
+	}
+	return nil
+}
+
+func (d *daemon) closeAll() {
+	if d.group != nil {
+		d.group.Close()
+	}
+	if d.inv != nil {
+		d.inv.close()
+	}
+	for _, s := range d.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.Shutdown(ctx)
+		cancel()
+	}
+	if d.cfg.Socket != "" {
+		os.Remove(d.cfg.Socket)
+	}
+	if d.meas != nil {
+		d.meas.Close()
+	}
+}
