@@ -1,9 +1,15 @@
 package main
 
 import (
+	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 const interopUUID = "8bcbe394-4f13-4144-be8e-5aa9ea2ce2f6"
@@ -81,6 +87,55 @@ func TestIntactEVMSignaturesVerifyWithEvmctl(t *testing.T) {
 		}
 		if out, ok := evmctl(t, "verify", "--uuid="+interopUUID, "--key", cert, full); ok {
 			t.Errorf("%s: evmctl verify accepts the full signature after chmod: %s", k.name, out)
+		}
+	}
+}
+
+// TestEvmctlHMACMatches: Debian's evmctl 1.4 hmac -a sha1 reads the key
+// from /etc/keys/evm-key-plain and leaves out the UUID; with the same key,
+// intact hmac --uuid none writes the same security.evm on the same files —
+// evmctl reading ino, generation and the xattrs itself. evmctl runs in a
+// private mount namespace with a tmpfs over /etc, so the host's /etc/keys
+// is never touched.
+func TestEvmctlHMACMatches(t *testing.T) {
+	dir := xattrDir(t)
+	testenv.RequireTool(t, "unshare")
+	testenv.RequireTool(t, "evmctl")
+	keyFile := makeEVMKey(t, dir, "k")
+	b, _ := os.ReadFile(keyFile)
+	kf, err := evm.ParseKeyFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := kf.Open([]byte("pw-k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(t.TempDir(), "evm-key-plain")
+	os.WriteFile(plain, key, 0o600)
+
+	files := map[string]map[string]string{
+		"ima-only":  nil,
+		"selinux":   {evm.XattrSELinux: "system_u:object_r:bin_t:s0\x00"},
+		"cap+label": {evm.XattrCapability: "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", evm.XattrAppArmor: "unconfined"},
+	}
+	for name, xs := range files {
+		f := writeFile(t, filepath.Join(dir, "hmac-"+name), "hmac interop "+name+"\n")
+		mustRun(t, 0, "hash", f)
+		for n, v := range xs {
+			setX(t, f, n, v)
+		}
+		script := `set -e; mount -t tmpfs none /etc; mkdir /etc/keys; cp "$1" /etc/keys/evm-key-plain; evmctl hmac -a sha1 "$2"`
+		if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", plain, f).CombinedOutput(); err != nil {
+			t.Fatalf("evmctl hmac %s: %v\n%s", name, err, out)
+		}
+		theirs := getEVM(t, f)
+		ours := mustRun(t, 0, "hmac", "-n", "--uuid", "none", "--evmkey", keyFile, "--passphrase-env", testPassEnv, f)
+		if got := strings.Fields(ours)[0]; got != hex.EncodeToString(theirs) {
+			t.Errorf("%s: intact %s, evmctl %x", name, got, theirs)
+		}
+		if v := verdicts(t, 0, "--evmkey", keyFile, "--passphrase-env", testPassEnv, "--uuid", "none", "--require-evm", f); v[f] != "ok" {
+			t.Errorf("%s: evmctl's hmac verifies as %q", name, v[f])
 		}
 	}
 }
