@@ -61,8 +61,12 @@ func ReadMisc(f *os.File, noGeneration bool) (Misc, error) {
 func FSUUID(f *os.File) ([]byte, error) {
 	var buf [17]byte
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), uintptr(fsIocGetFSUUID), uintptr(unsafe.Pointer(&buf[0])))
-	if errno == 0 && buf[0] == UUIDSize {
-		return buf[1:17:17], nil
+	if errno == 0 && buf[0] > 0 && buf[0] <= UUIDSize {
+		// EVM hashes the whole 16-byte s_uuid; a shorter id (s_uuid_len)
+		// is followed by zeros there.
+		u := make([]byte, UUIDSize)
+		copy(u, buf[1:1+buf[0]])
+		return u, nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
