@@ -125,7 +125,7 @@ func (t *TPM) LoadKey(kb *KeyBlob) (*Key, error) {
 	err := t.withSRK(op, func(s *srk) error {
 		h, err := t.load(s, kb.Public, kb.Private)
 		if err != nil {
-			return loadError(op, err)
+			return loadFailed(op, err)
 		}
 		k = &Key{t: t, typ: kb.Type, handle: h}
 		if err := k.readPublic(); err != nil {

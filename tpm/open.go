@@ -24,6 +24,9 @@ const (
 	DeviceRaw = "/dev/tpm0"
 )
 
+// DefaultSpec names the default device explicitly (as the empty spec).
+const DefaultSpec = "default"
+
 // SimSpec is the spec of the embedded simulator.
 const SimSpec = "sim"
 
@@ -47,7 +50,7 @@ type TPM struct {
 
 // Open opens the TPM named by spec:
 //
-//   - "" — the default: [DeviceRM] if present, else [DeviceRaw];
+//   - "" or "default" — [DeviceRM] if present, else [DeviceRaw];
 //   - an absolute path such as "/dev/tpmrm0" — a TPM character device;
 //   - "swtpm:HOST:PORT" — a swtpm (or any TPM) speaking the TPM command
 //     protocol over TCP ("swtpm socket --server type=tcp,port=PORT");
@@ -60,7 +63,7 @@ type TPM struct {
 // that is held by another process, [ErrBusy].
 func Open(spec string) (*TPM, error) {
 	switch {
-	case spec == "":
+	case spec == "" || spec == DefaultSpec:
 		return openDefault()
 	case spec == SimSpec:
 		return OpenSimulator()
@@ -70,7 +73,7 @@ func Open(spec string) (*TPM, error) {
 		return openSwtpm(spec)
 	}
 	return nil, &Error{Op: "open " + quoteSpec(spec), Kind: ErrBadSpec,
-		Err: errors.New(`want a device path (/dev/tpmrm0), swtpm:HOST:PORT or sim`)}
+		Err: errors.New(`want default, a device path (/dev/tpmrm0), swtpm:HOST:PORT or sim`)}
 }
 
 func quoteSpec(spec string) string { return fmt.Sprintf("%q", spec) }

@@ -203,9 +203,12 @@ func (t *TPM) Unseal(k *SealedKey, passphrase []byte) ([]byte, error) {
 	return secret, nil
 }
 
-// loadError classifies a failed TPM2_Load of a blob.
-func loadError(op string, err error) error {
-	e := wrap(op+": load key", err)
+// loadError classifies a failed TPM2_Load of a blob done for op.
+func loadError(op string, err error) error { return loadFailed(op+": load key", err) }
+
+// loadFailed classifies a failed TPM2_Load; op names the load itself.
+func loadFailed(op string, err error) error {
+	e := wrap(op, err)
 	var te *Error
 	if errors.As(e, &te) && te.Kind == nil {
 		te.Kind = ErrForeignKey

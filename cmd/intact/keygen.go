@@ -21,6 +21,11 @@ the kernel's .ima keyring and for evmctl: keyUsage digitalSignature and a
 SubjectKeyIdentifier whose last four bytes are the label keyid. The key is
 written as PEM (PKCS#8, mode 0600); the certificate as DER when CERT ends
 in .der, else PEM. Existing files are never overwritten.
+
+With --tpm SPEC (see "intact tpm -h") the key (ec-p256 or rsa2048) is made
+inside the TPM and never leaves it: KEY holds the TPM-wrapped key
+("INTACT TPM KEY", usable only with that TPM) and the certificate is
+signed by the TPM. docs/tpm.md.
 `
 
 func cmdKeygen(e *env, args []string) error {
@@ -30,6 +35,7 @@ func cmdKeygen(e *env, args []string) error {
 	certPath := f.String("cert", "", "certificate file to create (.der: DER, else PEM)")
 	cn := f.String("cn", "intact signing key", "certificate subject common name")
 	days := f.Int("days", 3650, "certificate validity in days")
+	tpmSpec := f.String("tpm", "", "make the key in this TPM (`SPEC`: default, /dev/tpmrm0, swtpm:HOST:PORT, sim)")
 	operands, err := f.parse(args)
 	if err != nil {
 		return err
@@ -46,6 +52,9 @@ func cmdKeygen(e *env, args []string) error {
 		if _, err := os.Lstat(p); err == nil {
 			return withHint(fmt.Errorf("%s already exists", p), "intact keygen never overwrites a file; choose another name or remove it")
 		}
+	}
+	if *tpmSpec != "" {
+		return keygenTPM(e, *tpmSpec, *keyType, *keyPath, *certPath, *cn, *days)
 	}
 	key, err := sig.GenerateKey(*keyType)
 	if err != nil {

@@ -43,6 +43,7 @@ var commands = []command{
 	{"verify", "appraise files: content, label and signature", cmdVerify},
 	{"hmac", "write EVM HMACs (security.evm) with an EVM key", cmdHMAC},
 	{"evmkey", "make an EVM key, stored wrapped under a passphrase", cmdEVMKey},
+	{"tpm", "read PCRs and describe the TPM", cmdTPM},
 	{"policy", "check an IMA policy and print it normalized", cmdPolicy},
 	{"status", "show the running intactd's decisions, denials, cache and latency", cmdStatus},
 	{"version", "print the version", cmdVersion},

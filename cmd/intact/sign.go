@@ -26,13 +26,17 @@ security.evm, as evmctl sign --imasig: a portable signature (type 0x05)
 covers the protected xattrs (security.ima included), owner, group and mode;
 a full one (type 0x03) also the inode number, generation and file-system
 UUID, so it binds the file to this inode (docs/evm.md).
+
+A TPM key made by "intact keygen --tpm" signs in the TPM: --key KEY.tpm
+[--tpm SPEC] (default: the default TPM; docs/tpm.md).
 `
 
 func cmdSign(e *env, args []string) error {
 	f := newFlags(e, "sign", signUsage)
 	var tf treeFlags
 	tf.register(f)
-	keyPath := f.String("key", "", "private key (PEM)")
+	keyPath := f.String("key", "", "private key (PEM), or a TPM key (intact keygen --tpm)")
+	tpmSpec := f.String("tpm", "", "the TPM that holds --key (`SPEC`: default, /dev/tpmrm0, swtpm:HOST:PORT, sim)")
 	algoName := f.String("a", "sha256", "hash algorithm: sha256, sha384, sha512, sha1")
 	printOnly := f.Bool("n", false, "print the labels (hex) instead of writing them")
 	sigfile := f.Bool("sigfile", false, "also write the label to PATH.sig (a detached signature)")
@@ -58,10 +62,11 @@ func cmdSign(e *env, args []string) error {
 	if err := checkPaths("sign", paths, &tf); err != nil {
 		return err
 	}
-	signer, err := loadSigner(*keyPath)
+	signer, done, err := loadAnySigner(e, "sign", *keyPath, *tpmSpec)
 	if err != nil {
 		return err
 	}
+	defer done()
 	keyID, err := signingKeyID(signer, *keyIDHex, *keyIDCert)
 	if err != nil {
 		return err
