@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -135,6 +136,54 @@ var evmValues = map[string]string{
 	"portable": "05020437a91c5b0003aabbcc",
 }
 
+// evmctlValues reads testdata/evmctl-evm.txt: real security.evm values.
+func evmctlValues(t testing.TB) map[string][]byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/evmctl-evm.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		what, h, ok := strings.Cut(line, " ")
+		v, err := hex.DecodeString(h)
+		if !ok || err != nil {
+			t.Fatalf("testdata line %q", line)
+		}
+		out["evmctl "+what] = v
+	}
+	return out
+}
+
+func allValues(t testing.TB) map[string][]byte {
+	m := evmctlValues(t)
+	for name, h := range evmValues {
+		m[name], _ = hex.DecodeString(h)
+	}
+	return m
+}
+
+func TestParseEvmctlValues(t *testing.T) {
+	want := map[string]label.Type{
+		"evmctl sign-portable-ec-p256": label.TypePortableDigsig, "evmctl sign-portable-rsa2048": label.TypePortableDigsig,
+		"evmctl sign-full-uuid-rsa2048": label.TypeDigsig, "evmctl sign-full-uuid-ec-p384-sha384": label.TypeDigsig,
+		"evmctl hmac-sha1": label.TypeHMAC,
+	}
+	got := evmctlValues(t)
+	if len(got) != len(want) {
+		t.Fatalf("%d evmctl values, want %d", len(got), len(want))
+	}
+	for name, b := range got {
+		v, err := Parse(b)
+		if err != nil || v.Type != want[name] || !bytes.Equal(v.Marshal(), b) {
+			t.Errorf("%s: Parse = %+v, %v", name, v, err)
+		}
+	}
+}
+
 func TestParseRoundTrip(t *testing.T) {
 	for name, h := range evmValues {
 		b := unhex(t, h)
@@ -180,8 +229,7 @@ func TestParseRejects(t *testing.T) {
 // every length: each result is rejected or parses to a value that
 // marshals back to exactly the input (no silent reinterpretation).
 func TestParseMangling(t *testing.T) {
-	for name, h := range evmValues {
-		b := unhex(t, h)
+	for name, b := range allValues(t) {
 		for i := 0; i < len(b); i++ {
 			if v, err := Parse(b[:i]); err == nil {
 				t.Errorf("%s: prefix of %d bytes parsed as %+v", name, i, v)

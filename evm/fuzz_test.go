@@ -11,8 +11,7 @@ import (
 // FuzzParse: any bytes either fail to parse or parse to a value that
 // marshals back to exactly the same bytes.
 func FuzzParse(f *testing.F) {
-	for _, h := range evmValues {
-		b, _ := hex.DecodeString(h)
+	for _, b := range allValues(f) {
 		f.Add(b)
 	}
 	for _, v := range loadVectors(f) {
