@@ -125,14 +125,20 @@ func TestEvmctlHMACMatches(t *testing.T) {
 		for n, v := range xs {
 			setX(t, f, n, v)
 		}
-		script := `set -e; mount -t tmpfs none /etc; mkdir /etc/keys; cp "$1" /etc/keys/evm-key-plain; evmctl hmac -a sha1 "$2"`
-		if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", plain, f).CombinedOutput(); err != nil {
-			t.Fatalf("evmctl hmac %s: %v\n%s", name, err, out)
-		}
-		theirs := getEVM(t, f)
-		ours := mustRun(t, 0, "hmac", "-n", "--uuid", "none", "--evmkey", keyFile, "--passphrase-env", testPassEnv, f)
-		if got := strings.Fields(ours)[0]; got != hex.EncodeToString(theirs) {
-			t.Errorf("%s: intact %s, evmctl %x", name, got, theirs)
+		// The 64-bit h_misc, and the 32-bit one (evmctl --m32, intact --m32).
+		for _, m32 := range []string{"--m32", "--m64"} { // the 64-bit one last: verify below
+			script := `set -e; mount -t tmpfs none /etc; mkdir /etc/keys; cp "$1" /etc/keys/evm-key-plain; evmctl hmac -a sha1 "$3" "$2"`
+			if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", plain, f, m32).CombinedOutput(); err != nil {
+				t.Fatalf("evmctl hmac %s %s: %v\n%s", m32, name, err, out)
+			}
+			theirs := getEVM(t, f)
+			args := []string{"hmac", "-n", "--uuid", "none", "--evmkey", keyFile, "--passphrase-env", testPassEnv, f}
+			if m32 == "--m32" {
+				args = append(args, "--m32")
+			}
+			if got := strings.Fields(mustRun(t, 0, args...))[0]; got != hex.EncodeToString(theirs) {
+				t.Errorf("%s %s: intact %s, evmctl %x", name, m32, got, theirs)
+			}
 		}
 		if v := verdicts(t, 0, "--evmkey", keyFile, "--passphrase-env", testPassEnv, "--uuid", "none", "--require-evm", f); v[f] != "ok" {
 			t.Errorf("%s: evmctl's hmac verifies as %q", name, v[f])
