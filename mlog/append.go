@@ -46,7 +46,16 @@ type AppendOptions struct {
 	// Banks are the TPM's allocated banks: each record extends all of
 	// them (the TPM refuses an extend that leaves a bank out).
 	Banks []crypto.Hash
+	// Boot identifies this boot (the kernel's random boot_id). A new list
+	// starts with an ima-buf record named BootRecordName holding it, and
+	// a list whose boot record holds another value is refused: it was made
+	// in another boot, and its PCR was reset since. Empty: no boot record.
+	Boot []byte
 }
+
+// BootRecordName is the name of the ima-buf record that starts a list
+// written by an Appender with AppendOptions.Boot.
+const BootRecordName = "intact-boot"
 
 // Appender appends records to a binary measurement list file (SHA-1
 // template digests, little-endian: the layout of the kernel's
@@ -72,6 +81,7 @@ type Appender struct {
 	hashes []crypto.Hash
 	end    int64 // end of the last whole record
 	broken error
+	boot   []byte
 }
 
 // OpenAppender opens (creating it, mode 0600) the list at path for
@@ -89,7 +99,7 @@ func OpenAppender(path string, tpm TPM, opts AppendOptions) (*Appender, error) {
 	if len(opts.Banks) == 0 {
 		return nil, errors.New("no pcr banks to extend")
 	}
-	a := &Appender{path: path, tpm: tpm, pcr: opts.PCR, hashes: opts.Banks}
+	a := &Appender{path: path, tpm: tpm, pcr: opts.PCR, hashes: opts.Banks, boot: opts.Boot}
 	for _, h := range opts.Banks {
 		algo, ok := label.HashAlgoFor(h)
 		if !ok || !h.Available() {
@@ -188,13 +198,50 @@ func partial(b []byte) bool {
 	return dlen <= maxTemplateData && uint64(len(rest))-uint64(nlen)-4 < uint64(dlen)
 }
 
-// recover reads the list and reconciles it with the PCR.
+// recover reads the list and reconciles it with the PCR, and starts a new
+// list with its boot record.
 func (a *Appender) recover() error {
 	a.end = 0
 	l, err := a.readTail()
 	if err != nil {
 		return err
 	}
+	if err := a.checkBoot(l); err != nil {
+		return err
+	}
+	if err := a.reconcile(l); err != nil {
+		return err
+	}
+	if l.Len() == 0 && len(a.boot) > 0 {
+		r, err := NewBufferRecord(a.pcr, BootRecordName, a.boot, label.SHA1)
+		if err != nil {
+			return err
+		}
+		return a.write(&r)
+	}
+	return nil
+}
+
+// checkBoot refuses a list whose boot record names another boot.
+func (a *Appender) checkBoot(l *List) error {
+	if len(a.boot) == 0 || l.Len() == 0 {
+		return nil
+	}
+	r := &l.records[0]
+	name, _ := r.Name()
+	f, ok := r.field("buf")
+	if r.Template != TemplateIMABuf || name != BootRecordName || !ok {
+		return nil // a list without a boot record: the PCR check alone
+	}
+	if !bytes.Equal(f.Data, a.boot) {
+		return fmt.Errorf("%w: %s was made in another boot (boot id %q, now %q)", ErrDiverged, a.path, f.Data, a.boot)
+	}
+	return nil
+}
+
+// reconcile checks the list against the PCR and finishes an extend that a
+// crash interrupted.
+func (a *Appender) reconcile(l *List) error {
 	want := PCRValues{}
 	for i, h := range a.hashes {
 		v, err := a.tpm.ReadPCRs(h, []int{a.pcr})
@@ -284,23 +331,29 @@ func (a *Appender) Append(template string, m FileMeasurement) (Record, error) {
 				return err
 			}
 		}
-		b := r.AppendBinary(nil)
-		if _, err := a.f.Write(b); err != nil {
-			// Whatever part of b reached the file is cut off next time.
-			return fmt.Errorf("%s: %w", a.path, err)
-		}
-		if err := a.f.Sync(); err != nil {
-			return fmt.Errorf("%s: %w", a.path, err)
-		}
-		a.end += int64(len(b))
-		if err := a.extend(&r); err != nil {
-			a.broken = err
-			return err
-		}
-		return nil
+		return a.write(&r)
 	})
 	if err != nil {
 		return Record{}, err
 	}
 	return r, nil
+}
+
+// write appends r to the file, syncs it, then extends the PCR. The caller
+// holds the lock.
+func (a *Appender) write(r *Record) error {
+	b := r.AppendBinary(nil)
+	if _, err := a.f.Write(b); err != nil {
+		// Whatever part of b reached the file is cut off next time.
+		return fmt.Errorf("%s: %w", a.path, err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", a.path, err)
+	}
+	a.end += int64(len(b))
+	if err := a.extend(r); err != nil {
+		a.broken = err
+		return err
+	}
+	return nil
 }

@@ -244,3 +244,43 @@ func TestAppendRefusesDivergedPCR(t *testing.T) {
 		t.Fatalf("OpenAppender on garbage: %v, want ErrFormat", err)
 	}
 }
+
+func TestAppendBootRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	tpm := newFakeTPM()
+	opts := testBanks
+	opts.Boot = []byte("0b1e8c3a-boot-one")
+	a, err := OpenAppender(path, tpm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(TemplateIMANG, measurement(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	v := replayFile(t, path, tpm)
+	if len(v.Records) != 2 {
+		t.Fatalf("verified %d records, want the boot record and one more", len(v.Records))
+	}
+	first := v.Records[0]
+	if name, _ := first.Name(); first.Template != TemplateIMABuf || name != BootRecordName {
+		t.Errorf("first record %s %q, want ima-buf %s", first.Template, name, BootRecordName)
+	}
+	// Same boot: reopens. Another boot id: refused, even though the PCR
+	// (here never reset) would match.
+	a, err = OpenAppender(path, tpm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	opts.Boot = []byte("another-boot")
+	if _, err := OpenAppender(path, tpm, opts); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("OpenAppender from another boot: %v, want ErrDiverged", err)
+	}
+	// A list of a single file record from an earlier boot is caught by
+	// the PCR check because of its boot record: the fresh TPM's PCR is zero.
+	opts.Boot = []byte("0b1e8c3a-boot-one")
+	if _, err := OpenAppender(path, newFakeTPM(), opts); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("OpenAppender on a reset PCR: %v, want ErrDiverged", err)
+	}
+}

@@ -2,6 +2,7 @@ package mlog
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -222,6 +223,31 @@ func NewRecord(pcr int, template string, m FileMeasurement, bank label.HashAlgo)
 		return Record{}, fmt.Errorf("%w: cannot write template %q (only ima-ng and ima-sig)", ErrUnknownTemplate, template)
 	}
 	r := Record{PCR: pcr, Template: template, Data: data}
+	d, err := r.TemplateDigest(bank)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Digest = d
+	return r, nil
+}
+
+// NewBufferRecord builds an ima-buf record, as the kernel records a
+// buffer measurement (a key, the kexec command line): the d-ng digest is
+// the SHA-256 of buf, the name names the event and buf is kept whole.
+func NewBufferRecord(pcr int, name string, buf []byte, bank label.HashAlgo) (Record, error) {
+	if pcr < 0 || pcr >= NumPCRs {
+		return Record{}, fmt.Errorf("pcr %d out of range 0..%d", pcr, NumPCRs-1)
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return Record{}, fmt.Errorf("name %q contains a NUL byte", name)
+	}
+	sum := sha256.Sum256(buf)
+	order := binary.LittleEndian
+	var data []byte
+	data = appendField(data, order, digestNG(label.SHA256, sum[:]))
+	data = appendField(data, order, append([]byte(name), 0))
+	data = appendField(data, order, buf)
+	r := Record{PCR: pcr, Template: TemplateIMABuf, Data: data}
 	d, err := r.TemplateDigest(bank)
 	if err != nil {
 		return Record{}, err

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/intactsec/intact/internal/testenv"
+	"github.com/intactsec/intact/internal/tpmtest"
+	"github.com/intactsec/intact/mlog"
+)
+
+// pcrreadToEvmctl reads every PCR of bank with tpm2_pcrread and writes
+// them in evmctl's --pcrs file format ("PCR-NN: HEX" lines).
+func pcrreadToEvmctl(t *testing.T, sw *tpmtest.Swtpm, bank, path string) {
+	t.Helper()
+	out := sw.Tool(t, "tpm2_pcrread", bank+":0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23")
+	re := regexp.MustCompile(`^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)\s*$`)
+	var b strings.Builder
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			fmt.Fprintf(&b, "PCR-%02s: %s\n", m[1], strings.ToLower(m[2]))
+			n++
+		}
+	}
+	if n != 24 {
+		t.Fatalf("tpm2_pcrread %s printed %d pcrs:\n%s", bank, n, out)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMeasureEvmctlInterop: a list written by "intact measure" on a swtpm
+// is accepted by evmctl ima_measurement against the PCRs as tpm2_pcrread
+// reads them, and by "intact log replay"; a changed list is refused.
+func TestMeasureEvmctlInterop(t *testing.T) {
+	testenv.RequireTool(t, "evmctl")
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	dir := t.TempDir()
+	var files []string
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("file %d", i))
+		os.WriteFile(p, []byte(strings.Repeat("content ", i+1)), 0o644)
+		files = append(files, p)
+	}
+	list := filepath.Join(dir, "measurements")
+	out := mustRun(t, 0, append([]string{"measure", "--log", list, "--tpm", sw.Spec()}, files[:2]...)...)
+	if strings.Count(out, "\n") != 2 || !strings.HasPrefix(out, "13 ") || !strings.Contains(out, " ima-ng sha256:") {
+		t.Errorf("measure printed %q", out)
+	}
+	// A second run appends, with template ima-sig (no signature label:
+	// the sig field is empty).
+	mustRun(t, 0, "measure", "--log", list, "--tpm", sw.Spec(), "--template", "ima-sig", files[2])
+	l, err := mlog.ReadFile(list, mlog.Options{})
+	if err != nil || l.Len() != 4 {
+		t.Fatalf("list: %v, %d records, want the boot record and 3", err, listLen(l))
+	}
+	if name, _ := l.UnverifiedRecords()[0].Name(); name != mlog.BootRecordName {
+		t.Errorf("first record %q, want %s", name, mlog.BootRecordName)
+	}
+
+	sha1, sha256 := filepath.Join(dir, "pcrs-sha1"), filepath.Join(dir, "pcrs-sha256")
+	pcrreadToEvmctl(t, sw, "sha1", sha1)
+	pcrreadToEvmctl(t, sw, "sha256", sha256)
+	out, ok := evmctl(t, "ima_measurement", "--ignore-violations", "--pcrs", "sha1,"+sha1, "--pcrs", "sha256,"+sha256, list)
+	if !ok {
+		t.Fatalf("evmctl ima_measurement refused the list:\n%s", out)
+	}
+	t.Logf("evmctl ima_measurement: %s", out)
+	out = mustRun(t, 0, "log", "replay", "--tpm", sw.Spec(), list)
+	if !strings.Contains(out, "verified 4 of 4 records") {
+		t.Errorf("log replay --tpm: %q", out)
+	}
+	mustRun(t, 0, "log", "replay", "--pcrs", "sha1,"+sha1, "--pcrs", "sha256,"+sha256, list)
+
+	// A list with a record renamed no longer matches, for evmctl or intact.
+	b, _ := os.ReadFile(list)
+	bad := filepath.Join(dir, "tampered")
+	os.WriteFile(bad, []byte(strings.Replace(string(b), "file 1", "file X", 1)), 0o644)
+	if out, ok := evmctl(t, "ima_measurement", "--ignore-violations", "--pcrs", "sha1,"+sha1, "--pcrs", "sha256,"+sha256, bad); ok {
+		t.Errorf("evmctl accepted a tampered list:\n%s", out)
+	}
+	if _, _, code := runCLI(t, "log", "replay", "--tpm", sw.Spec(), bad); code != 1 {
+		t.Errorf("log replay of a tampered list: exit %d, want 1", code)
+	}
+}
+
+func listLen(l *mlog.List) int {
+	if l == nil {
+		return 0
+	}
+	return l.Len()
+}
+
+// TestMeasureRefusesStaleList: a list whose PCR was reset (another boot)
+// is refused with a hint, and nothing is appended.
+func TestMeasureRefusesStaleList(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	list := filepath.Join(dir, "list")
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	mustRun(t, 0, "measure", "--log", list, "--tpm", sw.Spec(), f)
+	before, _ := os.ReadFile(list)
+	sw2 := tpmtest.Start(t, tpmtest.Options{}) // a fresh TPM: PCR 13 is zero
+	_, stderr, code := runCLI(t, "measure", "--log", list, "--tpm", sw2.Spec(), f)
+	if code != 2 || !strings.Contains(stderr, "diverged") || !strings.Contains(stderr, "hint:") {
+		t.Errorf("measure on a reset PCR: exit %d, %q", code, stderr)
+	}
+	if after, _ := os.ReadFile(list); string(after) != string(before) {
+		t.Error("the refused measure changed the list")
+	}
+	if _, stderr, code := runCLI(t, "measure", "--log", list, "--pcr", "24", f); code != 2 || !strings.Contains(stderr, "--pcr must be") {
+		t.Errorf("measure --pcr 24: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, "measure", "--tpm", sw.Spec(), f); code != 2 || !strings.Contains(stderr, "--log") {
+		t.Errorf("measure without --log: exit %d, %q", code, stderr)
+	}
+}
