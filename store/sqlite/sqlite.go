@@ -1,0 +1,267 @@
+// Package sqlite is the embedded store.Store backend: one SQLite file
+// through the pure-Go modernc.org/sqlite driver (no cgo), in WAL mode.
+// It is the only package that imports the driver.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/intactsec/intact/store"
+)
+
+// DB is a store.Store in an SQLite database file.
+type DB struct {
+	db *sql.DB
+}
+
+var _ store.Store = (*DB)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS agents (
+	id TEXT PRIMARY KEY,
+	addr TEXT NOT NULL,
+	cert BLOB NOT NULL,
+	ek_public BLOB NOT NULL,
+	ek_cert BLOB,
+	ak_public BLOB NOT NULL,
+	policy TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	agent TEXT NOT NULL,
+	time INTEGER NOT NULL,
+	result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_agent ON results(agent, id);
+CREATE INDEX IF NOT EXISTS results_time ON results(time);
+CREATE TABLE IF NOT EXISTS policies (
+	name TEXT PRIMARY KEY,
+	doc BLOB NOT NULL,
+	updated INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
+`
+
+// Open opens (creating it if needed) the database at path.
+func Open(path string) (*DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// One connection: SQLite has one writer anyway, and a single
+	// connection never meets "database is locked".
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromTS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (d *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
+	st, err := json.Marshal(a.Status)
+	if err != nil {
+		return err
+	}
+	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, created, status) VALUES (?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, ts(a.Created), string(st))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint") {
+		return fmt.Errorf("agent %q: %w", a.ID, store.ErrExists)
+	}
+	return err
+}
+
+const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, created, status`
+
+func scanAgent(row interface{ Scan(...any) error }) (*store.Agent, error) {
+	var a store.Agent
+	var created int64
+	var st string
+	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &created, &st); err != nil {
+		return nil, err
+	}
+	a.Created = fromTS(created)
+	if err := json.Unmarshal([]byte(st), &a.Status); err != nil {
+		return nil, fmt.Errorf("agent %q: stored status: %w", a.ID, err)
+	}
+	return &a, nil
+}
+
+func (d *DB) GetAgent(ctx context.Context, id string) (*store.Agent, error) {
+	a, err := scanAgent(d.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("agent %q: %w", id, store.ErrNotFound)
+	}
+	return a, err
+}
+
+func (d *DB) ListAgents(ctx context.Context) ([]*store.Agent, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT `+agentCols+` FROM agents ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Agent
+	for rows.Next() {
+		a, err := scanAgent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (d *DB) DeleteAgent(ctx context.Context, id string) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("agent %q: %w", id, store.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM results WHERE agent = ?`, id); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	upd, err := tx.PrepareContext(ctx, `UPDATE agents SET status = ? WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO results (agent, time, result) VALUES (?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, u := range batch {
+		st, err := json.Marshal(u.Status)
+		if err != nil {
+			return err
+		}
+		res, err := upd.ExecContext(ctx, string(st), u.AgentID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // the agent was removed meanwhile
+		}
+		r, err := json.Marshal(u.Result)
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, u.AgentID, ts(u.Result.Time), string(r)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (d *DB) History(ctx context.Context, id string, limit int) ([]store.Result, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT result FROM results WHERE agent = ? ORDER BY id DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Result
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		var r store.Result
+		if err := json.Unmarshal([]byte(s), &r); err != nil {
+			return nil, fmt.Errorf("stored result: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (d *DB) PruneHistory(ctx context.Context, before time.Time) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM results WHERE time < ?`, ts(before))
+	return err
+}
+
+func (d *DB) PutPolicy(ctx context.Context, p *store.Policy) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO policies (name, doc, updated) VALUES (?,?,?)
+		ON CONFLICT(name) DO UPDATE SET doc = excluded.doc, updated = excluded.updated`, p.Name, p.Doc, ts(p.Updated))
+	return err
+}
+
+func (d *DB) GetPolicy(ctx context.Context, name string) (*store.Policy, error) {
+	p := &store.Policy{Name: name}
+	var updated int64
+	err := d.db.QueryRowContext(ctx, `SELECT doc, updated FROM policies WHERE name = ?`, name).Scan(&p.Doc, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("policy %q: %w", name, store.ErrNotFound)
+	}
+	p.Updated = fromTS(updated)
+	return p, err
+}
+
+func (d *DB) ListPolicies(ctx context.Context) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT name FROM policies ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,116 @@
+// Package store is the verifier's state: enrolled agents, their
+// attestation progress, runtime policies and attestation history,
+// behind the Store interface. Backends live in subpackages (store/sqlite)
+// and prove themselves with the conformance suite in store/storetest;
+// nothing else imports a database driver.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Conditions callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Agent states.
+const (
+	StateEnrolled = "enrolled" // enrolled, not yet attested
+	StateTrusted  = "trusted"  // the last attestation passed
+	StateFailed   = "failed"   // an attestation failed; Reasons say why
+)
+
+// Agent is an enrolled agent: how to reach it, what identifies it, and
+// where its attestation stands.
+type Agent struct {
+	ID       string    `json:"id"`
+	Addr     string    `json:"addr"`      // host:port of the agent's HTTPS API
+	CertDER  []byte    `json:"cert"`      // the agent's TLS certificate, pinned at enrollment
+	EKPublic []byte    `json:"ek_public"` // TPMT_PUBLIC
+	EKCert   []byte    `json:"ek_cert,omitempty"`
+	AKPublic []byte    `json:"ak_public"` // TPMT_PUBLIC of the enrolled AK
+	Policy   string    `json:"policy"`    // runtime policy name
+	Created  time.Time `json:"created"`
+	Status
+}
+
+// Status is the part of an agent the attestation loop changes.
+type Status struct {
+	State        string    `json:"state"`
+	Reasons      []string  `json:"reasons,omitempty"`
+	Progress     Progress  `json:"progress"`
+	Attestations int64     `json:"attestations"`
+	LastAttested time.Time `json:"last_attested"`
+	LastTrusted  time.Time `json:"last_trusted"`
+}
+
+// Progress is where incremental attestation resumes: the TPM clock of the
+// last verified quote, the next measurement-list record to fetch and the
+// PCR the verified records replay to.
+type Progress struct {
+	ResetCount   uint32            `json:"reset_count"`
+	RestartCount uint32            `json:"restart_count"`
+	Clock        uint64            `json:"clock"`
+	HaveClock    bool              `json:"have_clock"`
+	LogOffset    int64             `json:"log_offset"`
+	LogPCR       map[string][]byte `json:"log_pcr,omitempty"` // bank name -> running value
+	BootChecked  bool              `json:"boot_checked"`      // boot_aggregate checked for this boot
+}
+
+// Result is one attestation outcome.
+type Result struct {
+	AgentID   string    `json:"agent"`
+	Time      time.Time `json:"time"`
+	State     string    `json:"state"`          // trusted or failed
+	Kind      string    `json:"kind,omitempty"` // for failures: security or operational
+	Reasons   []string  `json:"reasons,omitempty"`
+	LogOffset int64     `json:"log_offset"`
+}
+
+// Update is one attestation to persist: the agent's new status and the
+// result to append to its history.
+type Update struct {
+	AgentID string
+	Status  Status
+	Result  Result
+}
+
+// Policy is a named runtime policy document.
+type Policy struct {
+	Name    string    `json:"name"`
+	Doc     []byte    `json:"doc"`
+	Updated time.Time `json:"updated"`
+}
+
+// Store is the verifier's storage. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// CreateAgent adds an agent (ErrExists if its ID is taken).
+	CreateAgent(ctx context.Context, a *Agent) error
+	// GetAgent returns an agent (ErrNotFound).
+	GetAgent(ctx context.Context, id string) (*Agent, error)
+	// ListAgents returns every agent, by ID.
+	ListAgents(ctx context.Context) ([]*Agent, error)
+	// DeleteAgent removes an agent and its history (ErrNotFound).
+	DeleteAgent(ctx context.Context, id string) error
+	// SaveAttestations stores a batch of attestations in one
+	// transaction: each agent's status and a history entry. Updates for
+	// agents that no longer exist are dropped.
+	SaveAttestations(ctx context.Context, batch []Update) error
+	// History returns an agent's latest results, newest first, at most
+	// limit.
+	History(ctx context.Context, id string, limit int) ([]Result, error)
+	// PruneHistory deletes results older than before.
+	PruneHistory(ctx context.Context, before time.Time) error
+	// PutPolicy creates or replaces a runtime policy.
+	PutPolicy(ctx context.Context, p *Policy) error
+	// GetPolicy returns a runtime policy (ErrNotFound).
+	GetPolicy(ctx context.Context, name string) (*Policy, error)
+	// ListPolicies returns the policy names, sorted.
+	ListPolicies(ctx context.Context) ([]string, error)
+	Close() error
+}

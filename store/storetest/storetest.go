@@ -1,0 +1,218 @@
+// Package storetest is the conformance suite every store.Store backend
+// must pass.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/store"
+)
+
+// Run runs the suite. open returns a new, empty store each call; reopen
+// (optional) closes s and opens the same store again, to prove durability.
+func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
+	t.Run("Agents", func(t *testing.T) { testAgents(t, open(t)) })
+	t.Run("Attestations", func(t *testing.T) { testAttestations(t, open(t)) })
+	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
+	if reopen != nil {
+		t.Run("Durable", func(t *testing.T) { testDurable(t, open(t), reopen) })
+	}
+}
+
+var ctx = context.Background()
+
+func agent(id string) *store.Agent {
+	return &store.Agent{
+		ID: id, Addr: "127.0.0.1:9", CertDER: []byte{1, 2}, EKPublic: []byte{3}, EKCert: nil,
+		AKPublic: []byte{4, 5}, Policy: "p", Created: time.Unix(1700000000, 0).UTC(),
+		Status: store.Status{State: store.StateEnrolled},
+	}
+}
+
+func same(t *testing.T, got, want *store.Agent) {
+	t.Helper()
+	if got.ID != want.ID || got.Addr != want.Addr || !bytes.Equal(got.CertDER, want.CertDER) ||
+		!bytes.Equal(got.EKPublic, want.EKPublic) || !bytes.Equal(got.EKCert, want.EKCert) ||
+		!bytes.Equal(got.AKPublic, want.AKPublic) || got.Policy != want.Policy ||
+		!got.Created.Equal(want.Created) || got.State != want.State ||
+		!reflect.DeepEqual(got.Reasons, want.Reasons) || !reflect.DeepEqual(got.Progress, want.Progress) ||
+		got.Attestations != want.Attestations || !got.LastAttested.Equal(want.LastAttested) {
+		t.Fatalf("agent = %+v\nwant    %+v", got, want)
+	}
+}
+
+func testAgents(t *testing.T, s store.Store) {
+	defer s.Close()
+	a := agent("a1")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAgent(ctx, agent("a1")); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second CreateAgent = %v, want ErrExists", err)
+	}
+	got, err := s.GetAgent(ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, got, a)
+	if _, err := s.GetAgent(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetAgent(nope) = %v", err)
+	}
+	if err := s.CreateAgent(ctx, agent("a0")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListAgents(ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "a0" || list[1].ID != "a1" {
+		t.Fatalf("ListAgents = %v, %v", list, err)
+	}
+	if err := s.DeleteAgent(ctx, "a0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAgent(ctx, "a0"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second DeleteAgent = %v", err)
+	}
+	if list, _ := s.ListAgents(ctx); len(list) != 1 {
+		t.Fatalf("after delete: %d agents", len(list))
+	}
+}
+
+func status(i int) store.Status {
+	return store.Status{
+		State: store.StateFailed, Reasons: []string{fmt.Sprintf("reason %d", i)},
+		Progress: store.Progress{ResetCount: 2, RestartCount: 1, Clock: uint64(1000 + i), HaveClock: true,
+			LogOffset: int64(10 * i), LogPCR: map[string][]byte{"sha256": bytes.Repeat([]byte{byte(i)}, 32)}, BootChecked: true},
+		Attestations: int64(i), LastAttested: time.Unix(int64(1700000000+i), 0).UTC(),
+	}
+}
+
+func testAttestations(t *testing.T, s store.Store) {
+	defer s.Close()
+	a := agent("a")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.Update
+	for i := 1; i <= 5; i++ {
+		st := status(i)
+		batch = append(batch, store.Update{AgentID: "a", Status: st, Result: store.Result{
+			AgentID: "a", Time: st.LastAttested, State: st.State, Kind: "security", Reasons: st.Reasons, LogOffset: st.Progress.LogOffset}})
+	}
+	batch = append(batch, store.Update{AgentID: "gone", Status: status(9), Result: store.Result{AgentID: "gone", Time: time.Now(), State: "trusted"}})
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetAgent(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Status = status(5)
+	same(t, got, a)
+	h, err := s.History(ctx, "a", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 3 || h[0].LogOffset != 50 || h[2].LogOffset != 30 || h[0].Reasons[0] != "reason 5" || h[0].Kind != "security" {
+		t.Fatalf("History = %+v", h)
+	}
+	if _, err := s.GetAgent(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update for an unknown agent created it: %v", err)
+	}
+	if err := s.PruneHistory(ctx, time.Unix(1700000004, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.History(ctx, "a", 100); len(h) != 2 {
+		t.Fatalf("after prune: %d results, want 2", len(h))
+	}
+	if err := s.DeleteAgent(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.History(ctx, "a", 100); len(h) != 0 {
+		t.Fatalf("history of a deleted agent: %d results", len(h))
+	}
+}
+
+func testPolicies(t *testing.T, s store.Store) {
+	defer s.Close()
+	if _, err := s.GetPolicy(ctx, "p"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetPolicy = %v", err)
+	}
+	for _, doc := range []string{`{"v":1}`, `{"v":2}`} {
+		if err := s.PutPolicy(ctx, &store.Policy{Name: "p", Doc: []byte(doc), Updated: time.Unix(5, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.PutPolicy(ctx, &store.Policy{Name: "a", Doc: []byte(`{}`)})
+	p, err := s.GetPolicy(ctx, "p")
+	if err != nil || string(p.Doc) != `{"v":2}` || !p.Updated.Equal(time.Unix(5, 0)) {
+		t.Fatalf("GetPolicy = %+v, %v", p, err)
+	}
+	names, err := s.ListPolicies(ctx)
+	if err != nil || !reflect.DeepEqual(names, []string{"a", "p"}) {
+		t.Fatalf("ListPolicies = %v, %v", names, err)
+	}
+}
+
+func testConcurrent(t *testing.T, s store.Store) {
+	defer s.Close()
+	const n = 8
+	for i := 0; i < n; i++ {
+		if err := s.CreateAgent(ctx, agent(fmt.Sprint("c", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n*20)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprint("c", i)
+			for j := 1; j <= 10; j++ {
+				st := status(j)
+				errs <- s.SaveAttestations(ctx, []store.Update{{AgentID: id, Status: st, Result: store.Result{AgentID: id, Time: st.LastAttested, State: st.State}}})
+				_, err := s.GetAgent(ctx, id)
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		a, err := s.GetAgent(ctx, fmt.Sprint("c", i))
+		if err != nil || a.Progress.LogOffset != 100 {
+			t.Fatalf("agent %d: %+v, %v", i, a, err)
+		}
+	}
+}
+
+func testDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
+	a := agent("d")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	st := status(7)
+	if err := s.SaveAttestations(ctx, []store.Update{{AgentID: "d", Status: st, Result: store.Result{AgentID: "d", Time: st.LastAttested, State: st.State}}}); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s)
+	defer s.Close()
+	got, err := s.GetAgent(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Status = st
+	same(t, got, a)
+}
