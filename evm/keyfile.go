@@ -43,6 +43,7 @@ const KindPassphrase Kind = "passphrase"
 // A new kind adds its list here and its cases in decodeFields and Marshal.
 var keyKinds = map[Kind][]string{
 	KindPassphrase: {"kdf", "salt", "aead", "nonce", "ciphertext"},
+	KindTPMSealed:  {"sealed"},
 }
 
 // KeySize is the size of the EVM keys intact creates.
@@ -93,6 +94,9 @@ type KeyFile struct {
 	Salt       []byte
 	Nonce      []byte
 	Ciphertext []byte
+
+	// Kind tpm-sealed (keyfile_tpm.go).
+	Sealed []byte
 }
 
 // Errors of key files.
@@ -192,6 +196,9 @@ func (k *KeyFile) Marshal() []byte {
 		fmt.Fprintf(&b, "kdf %s\nsalt %s\naead xchacha20poly1305\nnonce %s\nciphertext %s\n",
 			k.KDF, b64.EncodeToString(k.Salt), b64.EncodeToString(k.Nonce), b64.EncodeToString(k.Ciphertext))
 	}
+	if k.Kind == KindTPMSealed {
+		fmt.Fprintf(&b, "sealed %s\n", b64.EncodeToString(k.Sealed))
+	}
 	return []byte(b.String())
 }
 
@@ -241,6 +248,9 @@ func ParseKeyFile(b []byte) (*KeyFile, error) {
 }
 
 func (k *KeyFile) decodeFields(f map[string]string) error {
+	if k.Kind == KindTPMSealed {
+		return k.decodeSealed(f)
+	}
 	if k.Kind != KindPassphrase {
 		return badKeyFile("kind %q has no decoder", k.Kind)
 	}

@@ -87,7 +87,7 @@ func TestParseKeyFileRejects(t *testing.T) {
 	}
 	for name, s := range map[string]string{
 		"wrong magic":     swap(0, "intact-evm-key v2"),
-		"unknown kind":    swap(1, "kind tpm-sealed"),
+		"unknown kind":    swap(1, "kind tpm-wrapped"),
 		"huge memory":     swap(2, "kdf argon2id t=1 m=4294967295 p=1"),
 		"zero passes":     swap(2, "kdf argon2id t=0 m=64 p=1"),
 		"zero lanes":      swap(2, "kdf argon2id t=1 m=64 p=0"),
@@ -112,6 +112,7 @@ func TestParseKeyFileRejects(t *testing.T) {
 
 func FuzzParseKeyFile(f *testing.F) {
 	f.Add(sealTest(f, []byte("0123456789abcdef0123456789abcdef")).Marshal())
+	f.Add([]byte("intact-evm-key v1\nkind tpm-sealed\nsealed SVRTSwEBAA\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		k, err := ParseKeyFile(b)
 		if err != nil {

@@ -90,12 +90,12 @@ func (e *PCRMismatchError) Error() string {
 	for i, p := range e.PCRs {
 		s[i] = strconv.Itoa(p)
 	}
-	noun := "pcr"
+	noun, verb := "pcr", "differs"
 	if len(e.PCRs) > 1 {
-		noun = "pcrs"
+		noun, verb = "pcrs", "differ"
 	}
-	return fmt.Sprintf("tpm: unseal: platform state changed: %s %s (%s) differ from the sealed values",
-		noun, strings.Join(s, ", "), e.Bank)
+	return fmt.Sprintf("tpm: unseal: platform state changed: %s %s (%s) %s from the sealed values",
+		noun, strings.Join(s, ", "), e.Bank, verb)
 }
 
 func (e *PCRMismatchError) Unwrap() error { return ErrPolicy }

@@ -60,11 +60,13 @@ func (m *evmMetaFlags) parse(cmd string) (evm.Config, evm.UUIDSource, evm.Layout
 type passFlags struct {
 	env   string
 	stdin bool
+	tpm   string // the TPM of a tpm-sealed key (tpm_evmkey.go)
 }
 
 func (p *passFlags) register(f *flagSet) {
 	f.StringVar(&p.env, "passphrase-env", "", "read the passphrase from environment variable `VAR`")
 	f.BoolVar(&p.stdin, "passphrase-stdin", false, "read the passphrase from the first line of standard input")
+	f.StringVar(&p.tpm, "tpm", "", "the TPM that seals or holds a tpm-sealed EVM key (`SPEC`: default, /dev/tpmrm0, swtpm:HOST:PORT, sim)")
 }
 
 // maxPassphrase bounds what is read as a passphrase.
@@ -139,6 +141,9 @@ func loadEVMKey(e *env, cmd, path string, p *passFlags) ([]byte, error) {
 	kf, err := evm.ParseKeyFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if kf.Kind == evm.KindTPMSealed {
+		return unsealEVMKey(e, cmd, path, kf, p)
 	}
 	pass, err := p.read(e, cmd, "passphrase for "+path, false)
 	if err != nil {

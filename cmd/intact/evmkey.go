@@ -11,6 +11,8 @@ import (
 
 const evmkeyUsage = `
 Usage: intact evmkey create --out FILE (--passphrase-env VAR | --passphrase-stdin)
+       intact evmkey create --out FILE --tpm SPEC --pcrs LIST [--passphrase-env VAR | --passphrase-stdin]
+       intact evmkey reseal --evmkey FILE [--tpm SPEC] [--pcrs LIST] [--pcr-value N=HEX]...
        intact evmkey export --evmkey FILE --kmk KMKFILE [--kmk-desc user:NAME] [--out BLOB]
 
 Makes a random 32-byte EVM key (the key of security.evm HMACs) and stores
@@ -25,12 +27,22 @@ payload of "keyctl padd user kmk @u < KMKFILE"):
 
     keyctl add encrypted evm-key "load $(cat BLOB)" @u
 
+With --tpm and --pcrs the key is instead sealed by the TPM to the current
+sha256 values of the PCRs in LIST (e.g. 0,2,4,7), and to the passphrase as
+well when --passphrase-env or --passphrase-stdin is given. intact hmac and
+intact verify unseal it (--tpm SPEC); once a sealed PCR changes they
+refuse, naming the PCRs. "intact evmkey reseal -h" moves the key to new
+PCR values before a planned update. docs/tpm.md.
+
 See docs/evm.md for the format and for loading the key into the kernel.
 `
 
 func cmdEVMKey(e *env, args []string) error {
 	if len(args) > 0 && args[0] == "export" {
 		return cmdEVMKeyExport(e, args[1:])
+	}
+	if len(args) > 0 && args[0] == "reseal" {
+		return cmdEVMKeyReseal(e, args[1:])
 	}
 	if len(args) == 0 || args[0] != "create" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
@@ -41,6 +53,7 @@ func cmdEVMKey(e *env, args []string) error {
 	}
 	f := newFlags(e, "evmkey", evmkeyUsage)
 	out := f.String("out", "", "key `FILE` to create")
+	pcrs := f.String("pcrs", "", "with --tpm: seal the key to these PCRs (`LIST`, e.g. 0,2,4,7)")
 	var pass passFlags
 	pass.register(f)
 	kdf := evm.DefaultKDF
@@ -59,6 +72,9 @@ func cmdEVMKey(e *env, args []string) error {
 	}
 	if _, err := os.Lstat(*out); err == nil {
 		return withHint(fmt.Errorf("%s already exists", *out), "intact never overwrites a key; remove it first or choose another name")
+	}
+	if pass.tpm != "" || *pcrs != "" {
+		return evmkeyCreateTPM(e, *out, *pcrs, &pass)
 	}
 	passphrase, err := pass.read(e, "evmkey", "passphrase for the new evm key", true)
 	if err != nil {
