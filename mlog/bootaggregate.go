@@ -1,6 +1,7 @@
 package mlog
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/intactsec/intact/label"
@@ -37,7 +38,7 @@ func BootAggregate(bank label.HashAlgo, pcrs map[int][]byte) ([]byte, error) {
 
 // ErrBootAggregate is returned when a list's boot_aggregate does not match
 // the boot PCRs.
-var ErrBootAggregate = fmt.Errorf("boot_aggregate does not match the boot pcrs")
+var ErrBootAggregate = errors.New("boot_aggregate does not match the boot pcrs")
 
 // CheckBootAggregate checks the list's last boot_aggregate record (kexec
 // adds one per boot) against trusted boot PCR values of the bank named in
