@@ -145,9 +145,8 @@ func openDevice(path string) (*TPM, error) {
 		}
 		return nil, &Error{Op: op, Err: err}
 	}
-	// The kernel started the TPM; a character device returns a whole
-	// response per read, which the framing reader accepts as well.
-	return newTPM(path, newStreamTransport(f)), nil
+	// The kernel started the TPM.
+	return newTPM(path, &deviceTransport{f: f}), nil
 }
 
 func openSwtpm(spec string) (*TPM, error) {

@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -76,6 +77,42 @@ func readResponse(r io.Reader) ([]byte, error) {
 }
 
 func (s *streamTransport) Close() error { return s.closer.Close() }
+
+// deviceTransport talks to a TPM character device. The kernel hands out a
+// whole response to one read(2) that is large enough; kernels before 5.0
+// drop the rest of a response read in parts. So it reads once into a
+// buffer of the maximum size, and only if that returned less than the
+// header announces (a newer kernel may) reads the remainder.
+type deviceTransport struct {
+	mu sync.Mutex
+	f  io.ReadWriteCloser
+}
+
+func (d *deviceTransport) Send(cmd []byte) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.f.Write(cmd); err != nil {
+		return nil, fmt.Errorf("sending command: %w", err)
+	}
+	buf := make([]byte, maxResponseSize)
+	n, err := d.f.Read(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading response: %v", ErrProtocol, err)
+	}
+	if n < headerSize {
+		return readResponse(io.MultiReader(bytes.NewReader(buf[:n]), d.f))
+	}
+	size := binary.BigEndian.Uint32(buf[2:6])
+	if size < headerSize || size > maxResponseSize || uint32(n) > size {
+		return nil, fmt.Errorf("%w: %d-byte read of a response whose header claims %d bytes", ErrProtocol, n, size)
+	}
+	if _, err := io.ReadFull(d.f, buf[n:size]); err != nil {
+		return nil, fmt.Errorf("%w: reading %d-byte response: %v", ErrProtocol, size, err)
+	}
+	return buf[:size], nil
+}
+
+func (d *deviceTransport) Close() error { return d.f.Close() }
 
 // retryTransport resends a command the TPM answered with TPM_RC_RETRY,
 // TPM_RC_YIELDED or TPM_RC_TESTING (warnings: the command was not

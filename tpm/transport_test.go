@@ -162,3 +162,53 @@ func TestLockoutReported(t *testing.T) {
 		t.Errorf("lockout retried: sent %d", f.sent)
 	}
 }
+
+// fakeDevice behaves like a TPM character device on an old kernel: a
+// read gets the whole pending response if the buffer is large enough, and
+// a shorter read loses the rest of it.
+type fakeDevice struct {
+	pending []byte
+	split   int // if > 0, hand out the response in reads of at most split bytes (a newer kernel)
+}
+
+func (d *fakeDevice) Write(p []byte) (int, error) {
+	d.pending = response(tpm2.TPMRCSuccess, bytes.Repeat([]byte{0xab}, 700))
+	return len(p), nil
+}
+
+func (d *fakeDevice) Read(p []byte) (int, error) {
+	if len(d.pending) == 0 {
+		return 0, io.EOF
+	}
+	n := len(d.pending)
+	if d.split > 0 {
+		n = min(n, d.split)
+	}
+	n = copy(p, d.pending[:n])
+	if d.split > 0 {
+		d.pending = d.pending[n:]
+	} else {
+		d.pending = nil // the rest is lost
+	}
+	return n, nil
+}
+
+func (d *fakeDevice) Close() error { return nil }
+
+func TestDeviceTransport(t *testing.T) {
+	want := response(tpm2.TPMRCSuccess, bytes.Repeat([]byte{0xab}, 700))
+	for _, split := range []int{0, 5, 100} {
+		d := &deviceTransport{f: &fakeDevice{split: split}}
+		for i := 0; i < 2; i++ {
+			got, err := d.Send([]byte("cmd"))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("split %d: %d bytes, %v", split, len(got), err)
+			}
+		}
+	}
+	// The stream reader on an old-kernel device would lose the response.
+	s := &streamTransport{rw: &fakeDevice{}, closer: io.NopCloser(nil)}
+	if _, err := s.Send([]byte("cmd")); err == nil {
+		t.Error("stream framing over a whole-response device unexpectedly worked; the test device is wrong")
+	}
+}
