@@ -72,14 +72,17 @@ func FSUUID(f *os.File) ([]byte, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
 	}
-	if u, ok := uuidByDevice(st.Dev); ok {
+	if u, ok := uuidByDevice(byUUIDDir, st.Dev); ok {
 		return u, nil
 	}
 	return nil, fmt.Errorf("%s: %w", f.Name(), ErrNoUUID)
 }
 
-func uuidByDevice(dev uint64) ([]byte, bool) {
-	const dir = "/dev/disk/by-uuid"
+// byUUIDDir holds udev's links from file-system UUIDs to block devices.
+const byUUIDDir = "/dev/disk/by-uuid"
+
+// uuidByDevice finds the link in dir whose block device is dev.
+func uuidByDevice(dir string, dev uint64) ([]byte, bool) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, false

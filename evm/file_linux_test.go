@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 func TestIoctlNumbers(t *testing.T) {
@@ -81,5 +83,36 @@ func TestFSUUID(t *testing.T) {
 		if got := FormatUUID(u); got != want {
 			t.Errorf("FSUUID = %s, findmnt says %s", got, want)
 		}
+	}
+}
+
+// TestUUIDByDevice: the fallback finds the UUID link whose block device is
+// the file's device, and ignores links to other devices and short ids.
+func TestUUIDByDevice(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	dev, other := filepath.Join(dir, "dev"), filepath.Join(dir, "other")
+	if err := unix.Mknod(dev, unix.S_IFBLK|0o600, int(st.Dev)); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
+	if err := unix.Mknod(other, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 250))); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
+	links := filepath.Join(dir, "by-uuid")
+	os.Mkdir(links, 0o755)
+	want := "0f0e0d0c-0b0a-0908-0706-050403020100"
+	os.Symlink(other, filepath.Join(links, "11111111-2222-3333-4444-555555555555"))
+	os.Symlink(dev, filepath.Join(links, "ABCD-1234")) // vfat-style id: not 16 bytes
+	os.Symlink(dev, filepath.Join(links, want))
+	u, ok := uuidByDevice(links, st.Dev)
+	if !ok || FormatUUID(u) != want {
+		t.Errorf("uuidByDevice = %x, %v; want %s", u, ok, want)
+	}
+	if u, ok := uuidByDevice(links, unix.Mkdev(7, 251)); ok {
+		t.Errorf("uuidByDevice for an unlisted device = %x", u)
 	}
 }
