@@ -1,0 +1,84 @@
+package mlog_test
+
+import (
+	"crypto"
+	"path/filepath"
+	"testing"
+
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/mlog"
+	"github.com/intactsec/intact/quote"
+	"github.com/intactsec/intact/tpm"
+)
+
+// TestReplayAgainstQuote: records appended and extended on a (simulated)
+// TPM are verified against the PCR values of a verified quote, and records
+// appended after the quote are left out (the quote lags the list).
+func TestReplayAgainstQuote(t *testing.T) {
+	tp, err := tpm.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	banks, err := tp.Banks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []crypto.Hash
+	for _, b := range banks {
+		hashes = append(hashes, b.Hash)
+	}
+	path := filepath.Join(t.TempDir(), "list")
+	a, err := mlog.OpenAppender(path, tp, mlog.AppendOptions{Banks: hashes, Boot: []byte("boot-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	appendN := func(n int) {
+		for i := range n {
+			d := make([]byte, 32)
+			d[0] = byte(i)
+			if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d, Path: "/f"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(3)
+
+	ak, err := tp.CreateAK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("a fresh nonce of the verifier")
+	q, pcrs, err := tp.ReadQuotedPCRs(ak, nonce, tpm.QuoteSelection{crypto.SHA256: {mlog.DefaultPCR}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(2) // after the quote
+
+	akPub, err := quote.ParseAK(ak.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := quote.Verify(akPub, q.Attest, q.Signature, nonce, quote.PCRValues(pcrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := mlog.PCRValues{}
+	for h, m := range v.PCRs {
+		algo, _ := label.HashAlgoFor(h)
+		trusted[algo] = m
+	}
+	l, err := mlog.ReadFile(path, mlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Replay(trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The boot record and 3 records were quoted; 2 came later.
+	if got.Prefix != 4 || len(got.Records) != 4 || l.Len() != 6 {
+		t.Errorf("verified prefix %d (%d records) of %d, want 4 of 6", got.Prefix, len(got.Records), l.Len())
+	}
+}
