@@ -272,3 +272,26 @@ func FuzzKeyBlob(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyConcurrentSign: intact sign -j N signs from several goroutines
+// with one key; every signature must verify.
+func TestKeyConcurrentSign(t *testing.T) {
+	tp := openSim(t)
+	k, _ := createKey(t, tp, tpm.KeyECP256)
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func() {
+			d := sha256.Sum256([]byte{byte(i)})
+			s, err := k.Sign(nil, d[:], crypto.SHA256)
+			if err == nil && !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], s) {
+				err = errors.New("signature does not verify")
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

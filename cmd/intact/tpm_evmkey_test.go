@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/intactsec/intact/internal/tpmtest"
+	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/tpm"
 )
 
@@ -180,4 +181,33 @@ func TestVerifyWithSealedEVMKey(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "pcr 0 (sha256) differs") {
 		t.Fatalf("verify after pcr 0 changed: exit %d, %q", code, stderr)
 	}
+}
+
+// TestSealedKeyFailuresWriteNothing: with a wrong passphrase, or after a
+// sealed PCR changed, intact hmac exits 2 and writes no security.evm.
+func TestSealedKeyFailuresWriteNothing(t *testing.T) {
+	dir := xattrDir(t)
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	key := filepath.Join(dir, "evm.key")
+	t.Setenv("INTACT_TEST_PASS", "right")
+	t.Setenv("INTACT_TEST_WRONG", "wrong")
+	mustRun(t, 0, "evmkey", "create", "--tpm", sw.Spec(), "--pcrs", "4", "--passphrase-env", "INTACT_TEST_PASS", "--out", key)
+	f := writeFile(t, filepath.Join(dir, "f"), "x\n")
+	noEVM := func(step string) {
+		t.Helper()
+		if v, err := xattr.Get(f, "security.evm"); err == nil {
+			t.Fatalf("%s: security.evm written: %x", step, v)
+		}
+	}
+	_, stderr, code := runCLI(t, "hmac", "--evmkey", key, "--tpm", sw.Spec(), "--passphrase-env", "INTACT_TEST_WRONG", f)
+	if code != 2 || !strings.Contains(stderr, "wrong passphrase") {
+		t.Fatalf("wrong passphrase: exit %d, %q", code, stderr)
+	}
+	noEVM("wrong passphrase")
+	sw.Tool(t, "tpm2_pcrextend", "4:sha256="+strings.Repeat("44", 32))
+	_, stderr, code = runCLI(t, "hmac", "--evmkey", key, "--tpm", sw.Spec(), "--passphrase-env", "INTACT_TEST_PASS", f)
+	if code != 2 || !strings.Contains(stderr, "pcr 4 (sha256) differs") {
+		t.Fatalf("pcr changed: exit %d, %q", code, stderr)
+	}
+	noEVM("pcr changed")
 }
