@@ -42,7 +42,8 @@ var ErrBootAggregate = errors.New("boot_aggregate does not match the boot pcrs")
 
 // CheckBootAggregate checks the list's last boot_aggregate record (kexec
 // adds one per boot) against trusted boot PCR values of the bank named in
-// the record's digest. The kernel's choice of bank is its ima_hash
+// the record's digest. Only a digest that differs is ErrBootAggregate;
+// missing PCRs or an unknown algorithm are other errors. The kernel's choice of bank is its ima_hash
 // algorithm if a TPM bank has it, else SHA-256, else SHA-1: the record
 // names the algorithm, so the matching values must be in pcrs.
 func (l *List) CheckBootAggregate(pcrs PCRValues) error {
@@ -57,11 +58,11 @@ func (l *List) CheckBootAggregate(pcrs PCRValues) error {
 	}
 	algoName, digest, ok := l.records[idx].FileDigest()
 	if !ok {
-		return fmt.Errorf("%w: record %d has no digest field", ErrBootAggregate, idx)
+		return fmt.Errorf("boot_aggregate record %d has no digest field", idx)
 	}
 	bank, err := label.ParseHashAlgo(algoName)
 	if err != nil {
-		return fmt.Errorf("%w: record %d: %v", ErrBootAggregate, idx, err)
+		return fmt.Errorf("boot_aggregate record %d: %v", idx, err)
 	}
 	want, err := BootAggregate(bank, pcrs[bank])
 	if err != nil {

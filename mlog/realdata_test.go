@@ -231,3 +231,26 @@ func TestKeylimeLogs(t *testing.T) {
 		})
 	}
 }
+
+// TestRPIBootAggregate: the Raspberry Pi measured nothing into PCRs 0-9,
+// so its sha256 boot_aggregate is that of ten zero PCRs.
+func TestRPIBootAggregate(t *testing.T) {
+	l, err := ParseBinary(readShared(t, "ima-logs/rpi-ima-ng.bin"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := map[int][]byte{}
+	for i := range 10 {
+		zero[i] = make([]byte, 32)
+	}
+	if err := l.CheckBootAggregate(PCRValues{label.SHA256: zero}); err != nil {
+		t.Error(err)
+	}
+	zero[3] = bytes.Repeat([]byte{1}, 32)
+	if err := l.CheckBootAggregate(PCRValues{label.SHA256: zero}); !errors.Is(err, ErrBootAggregate) {
+		t.Errorf("other boot pcrs: %v, want ErrBootAggregate", err)
+	}
+	if err := l.CheckBootAggregate(PCRValues{}); err == nil || errors.Is(err, ErrBootAggregate) {
+		t.Errorf("no boot pcrs: %v, want an error other than ErrBootAggregate", err)
+	}
+}

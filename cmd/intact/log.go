@@ -222,6 +222,9 @@ type replayJSON struct {
 	Verified *int                         `json:"verified,omitempty"` // records vouched for
 	Prefix   map[string]int               `json:"prefix,omitempty"`   // matched prefix per bank
 	Error    string                       `json:"error,omitempty"`
+	// BootAggregate: "matches the boot pcrs", "mismatch", or absent when
+	// the list has none or the boot PCRs of its bank were not given.
+	BootAggregate string `json:"boot_aggregate,omitempty"`
 }
 
 func cmdLogReplay(e *env, args []string) error {
@@ -258,10 +261,13 @@ func cmdLogReplay(e *env, args []string) error {
 		}
 	}
 	if *spec != "" {
-		if trusted, err = readTPMPCRs(e, *spec, listPCRs(list)); err != nil {
+		// The list's PCRs, and the boot PCRs for its boot_aggregate.
+		pcrs := append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, listPCRs(list)...)
+		if trusted, err = readTPMPCRs(e, *spec, pcrs); err != nil {
 			return err
 		}
 	}
+	bootMsg, bootErr := checkBootAggregate(list, trusted)
 	// Only the PCRs the list extends are compared.
 	used := listPCRs(list)
 	for b, m := range trusted {
@@ -278,8 +284,11 @@ func cmdLogReplay(e *env, args []string) error {
 		return fmt.Errorf("no trusted value for the pcrs the list extends (%v)", used)
 	}
 	v, rerr := list.Replay(mlog.PCRValues(trusted))
+	if rerr == nil && bootErr != nil {
+		rerr = bootErr
+	}
 	if *asJSON {
-		j := replayJSON{Records: list.Len()}
+		j := replayJSON{Records: list.Len(), BootAggregate: bootMsg}
 		if rerr != nil {
 			j.Error = rerr.Error()
 		} else {
@@ -300,7 +309,7 @@ func cmdLogReplay(e *env, args []string) error {
 		}
 		var re *mlog.ReplayError
 		var th *mlog.TemplateHashError
-		if errors.As(rerr, &re) || errors.As(rerr, &th) {
+		if errors.As(rerr, &re) || errors.As(rerr, &th) || errors.Is(rerr, mlog.ErrBootAggregate) {
 			return errIntegrity
 		}
 		return &exitError{code: 2}
@@ -310,8 +319,34 @@ func cmdLogReplay(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%s: pcrs %v match after record %d of %d\n", b, sortedPCRs(trusted[b]), v.PrefixByBank[b], list.Len())
 		}
 		fmt.Fprintf(e.stdout, "verified %d of %d records\n", len(v.Records), list.Len())
+		if bootMsg != "" {
+			fmt.Fprintf(e.stdout, "boot_aggregate: %s\n", bootMsg)
+		}
 	}
 	return nil
+}
+
+// checkBootAggregate checks the list's boot_aggregate record if the list
+// has one and the trusted values hold the boot PCRs of its bank. It
+// returns what it found ("" if it could not check).
+func checkBootAggregate(list *mlog.List, trusted pcrValues) (string, error) {
+	has := false
+	for _, r := range list.UnverifiedRecords() {
+		if n, ok := r.Name(); ok && n == mlog.BootAggregateName {
+			has = true
+		}
+	}
+	if !has {
+		return "", nil
+	}
+	err := list.CheckBootAggregate(mlog.PCRValues(trusted))
+	switch {
+	case err == nil:
+		return "matches the boot pcrs", nil
+	case errors.Is(err, mlog.ErrBootAggregate):
+		return "mismatch", err
+	}
+	return "", nil // the boot PCRs of its bank were not given
 }
 
 func containsInt(s []int, v int) bool {

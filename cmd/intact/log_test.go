@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,10 +121,30 @@ func TestLogReplay(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil || j.Verified == nil || *j.Verified != 922 || j.Prefix["sha1"] != 922 {
 		t.Errorf("log replay --json: %s (%v)", out, err)
 	}
+	// The Raspberry Pi measured nothing into PCRs 0-9: its boot_aggregate
+	// (sha256) is that of ten zero PCRs, and of no other values.
+	boot := filepath.Join(dir, "boot")
+	bootPCRs := func(v string) {
+		var b strings.Builder
+		for i := range 10 {
+			fmt.Fprintf(&b, "PCR-%02d: %s\n", i, strings.Repeat(v, 32))
+		}
+		os.WriteFile(boot, []byte(b.String()), 0o644)
+	}
+	bootPCRs("00")
+	out = mustRun(t, 0, "log", "replay", "--pcrs", "sha1,"+good, "--pcrs", "sha256,"+boot, bin)
+	if !strings.Contains(out, "boot_aggregate: matches the boot pcrs") {
+		t.Errorf("log replay with zero boot pcrs: %q", out)
+	}
+	bootPCRs("01")
+	_, stderr, code := runCLI(t, "log", "replay", "--pcrs", "sha1,"+good, "--pcrs", "sha256,"+boot, bin)
+	if code != 1 || !strings.Contains(stderr, "boot_aggregate does not match") {
+		t.Errorf("log replay with other boot pcrs: exit %d, %q", code, stderr)
+	}
 	// A PCR from somewhere else: exit 1, the first record named.
 	bad := filepath.Join(dir, "bad")
 	os.WriteFile(bad, []byte("PCR-10: "+hex.EncodeToString(bytes.Repeat([]byte{7}, 20))+"\n"), 0o644)
-	_, stderr, code := runCLI(t, "log", "replay", "--pcrs", bad, bin)
+	_, stderr, code = runCLI(t, "log", "replay", "--pcrs", bad, bin)
 	if code != 1 || !strings.Contains(stderr, "no prefix from record 0") {
 		t.Errorf("log replay against a wrong pcr: exit %d, %q", code, stderr)
 	}
