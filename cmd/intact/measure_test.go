@@ -124,3 +124,33 @@ func TestMeasureRefusesStaleList(t *testing.T) {
 		t.Errorf("measure without --log: exit %d, %q", code, stderr)
 	}
 }
+
+// TestMeasureIMASigEvmctl: an ima-sig record holds the file's
+// security.ima signature (as written by evmctl ima_sign), and evmctl
+// ima_measurement --verify-sig verifies it against the digest in the list.
+func TestMeasureIMASigEvmctl(t *testing.T) {
+	dir := xattrDir(t)
+	key, cert := opensslKey(t, dir, "rsa", "rsa:2048")
+	f := filepath.Join(dir, "signed")
+	os.WriteFile(f, []byte("signed content\n"), 0o644)
+	if out, ok := evmctl(t, "ima_sign", "--key", key, "-a", "sha256", f); !ok {
+		t.Fatalf("evmctl ima_sign: %s", out)
+	}
+	label := getLabel(t, f)
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	list := filepath.Join(dir, "measurements")
+	out := mustRun(t, 0, "measure", "--log", list, "--tpm", sw.Spec(), "--template", "ima-sig", f)
+	if !strings.HasSuffix(out, fmt.Sprintf(" %s %x\n", f, label)) {
+		t.Errorf("measure printed %q, want the signature %x at the end", out, label)
+	}
+	sha1, sha256 := filepath.Join(dir, "pcrs-sha1"), filepath.Join(dir, "pcrs-sha256")
+	pcrreadToEvmctl(t, sw, "sha1", sha1)
+	pcrreadToEvmctl(t, sw, "sha256", sha256)
+	out, ok := evmctl(t, "-v", "ima_measurement", "--ignore-violations", "--verify-sig", "--key", cert,
+		"--pcrs", "sha1,"+sha1, "--pcrs", "sha256,"+sha256, list)
+	t.Logf("evmctl ima_measurement --verify-sig: %s", out)
+	// evmctl's exit status ignores signature failures: read its output.
+	if !ok || !strings.Contains(out, "Matched per TPM bank") || !strings.Contains(out, f+": verification is OK") {
+		t.Errorf("evmctl ima_measurement --verify-sig did not accept the list and its signature:\n%s", out)
+	}
+}
