@@ -39,6 +39,11 @@ const simSeed = 0x696e74616374 // "intact"
 // dialTimeout bounds connecting to a swtpm.
 const dialTimeout = 5 * time.Second
 
+// startupTimeout bounds the first command to a swtpm. swtpm serves one
+// client at a time: a second one is connected by the kernel but gets no
+// answer until the first disconnects, which is reported as ErrBusy.
+var startupTimeout = 10 * time.Second
+
 // TPM is an open connection to a TPM. Its methods may be called from
 // several goroutines; commands are sent one at a time. Close it when
 // done: a device or simulator serves one client at a time.
@@ -163,9 +168,18 @@ func openSwtpm(spec string) (*TPM, error) {
 		}
 		return nil, &Error{Op: op, Err: err}
 	}
-	t := newTPM(spec, newStreamTransport(conn))
-	if err := t.startup(addr); err != nil {
+	st := newStreamTransport(conn)
+	t := newTPM(spec, st)
+	st.setTimeout(startupTimeout)
+	err = t.startup(addr)
+	st.setTimeout(commandTimeout)
+	if err != nil {
 		t.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, &Error{Op: op, Kind: ErrBusy,
+				Err: fmt.Errorf("no answer in %v (swtpm serves one client at a time: is another one connected?)", startupTimeout)}
+		}
 		return nil, &Error{Op: op, Err: err}
 	}
 	return t, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/tpm"
@@ -77,4 +78,20 @@ func TestOpenSwtpmNeedsInit(t *testing.T) {
 	if _, err := tp2.Banks(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOpenSwtpmBusy: swtpm serves one client at a time; a second Open
+// while the first is connected is reported as busy, not a hang.
+func TestOpenSwtpmBusy(t *testing.T) {
+	defer tpm.SetStartupTimeout(500 * time.Millisecond)()
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	first := openSpec(t, sw.Spec())
+	defer first.Close()
+	_, err := tpm.Open(sw.Spec())
+	if !errors.Is(err, tpm.ErrBusy) {
+		t.Fatalf("second client: err = %v, want ErrBusy", err)
+	}
+	first.Close()
+	second := openSpec(t, sw.Spec())
+	second.Close()
 }

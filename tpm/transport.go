@@ -29,25 +29,32 @@ const (
 // 10-byte header. A single Read may return any part of a response, so
 // both parts are read with io.ReadFull.
 type streamTransport struct {
-	mu     sync.Mutex
-	rw     io.ReadWriter
-	closer io.Closer
-	conn   net.Conn // for deadlines; nil for non-network streams
+	mu      sync.Mutex
+	rw      io.ReadWriter
+	closer  io.Closer
+	conn    net.Conn      // for deadlines; nil for non-network streams
+	timeout time.Duration // per command, on a network stream
 }
 
 func newStreamTransport(rwc io.ReadWriteCloser) *streamTransport {
-	s := &streamTransport{rw: rwc, closer: rwc}
+	s := &streamTransport{rw: rwc, closer: rwc, timeout: commandTimeout}
 	if c, ok := rwc.(net.Conn); ok {
 		s.conn = c
 	}
 	return s
 }
 
+func (s *streamTransport) setTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
 func (s *streamTransport) Send(cmd []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil {
-		if err := s.conn.SetDeadline(time.Now().Add(commandTimeout)); err != nil {
+		if err := s.conn.SetDeadline(time.Now().Add(s.timeout)); err != nil {
 			return nil, err
 		}
 		defer s.conn.SetDeadline(time.Time{})
@@ -62,7 +69,7 @@ func (s *streamTransport) Send(cmd []byte) ([]byte, error) {
 func readResponse(r io.Reader) ([]byte, error) {
 	hdr := make([]byte, headerSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, fmt.Errorf("%w: reading response header: %v", ErrProtocol, err)
+		return nil, fmt.Errorf("%w: reading response header: %w", ErrProtocol, err)
 	}
 	size := binary.BigEndian.Uint32(hdr[2:6])
 	if size < headerSize || size > maxResponseSize {
@@ -71,7 +78,7 @@ func readResponse(r io.Reader) ([]byte, error) {
 	rsp := make([]byte, size)
 	copy(rsp, hdr)
 	if _, err := io.ReadFull(r, rsp[headerSize:]); err != nil {
-		return nil, fmt.Errorf("%w: reading %d-byte response: %v", ErrProtocol, size, err)
+		return nil, fmt.Errorf("%w: reading %d-byte response: %w", ErrProtocol, size, err)
 	}
 	return rsp, nil
 }
@@ -107,7 +114,7 @@ func (d *deviceTransport) Send(cmd []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d-byte read of a response whose header claims %d bytes", ErrProtocol, n, size)
 	}
 	if _, err := io.ReadFull(d.f, buf[n:size]); err != nil {
-		return nil, fmt.Errorf("%w: reading %d-byte response: %v", ErrProtocol, size, err)
+		return nil, fmt.Errorf("%w: reading %d-byte response: %w", ErrProtocol, size, err)
 	}
 	return buf[:size], nil
 }

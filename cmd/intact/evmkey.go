@@ -49,7 +49,7 @@ func cmdEVMKey(e *env, args []string) error {
 			fmt.Fprint(e.stdout, evmkeyUsage[1:])
 			return errHelp
 		}
-		return usageErrorf("evmkey", "want \"intact evmkey create ...\" or \"intact evmkey export ...\"")
+		return usageErrorf("evmkey", "want \"intact evmkey create ...\", \"intact evmkey export ...\" or \"intact evmkey reseal ...\"")
 	}
 	f := newFlags(e, "evmkey", evmkeyUsage)
 	out := f.String("out", "", "key `FILE` to create")

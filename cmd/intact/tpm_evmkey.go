@@ -137,6 +137,8 @@ func unsealError(path string, err error) error {
 		return withHint(err, "the boot state differs from the one the key was sealed to; for a planned update, run \"intact evmkey reseal\" before it (docs/tpm.md)")
 	case errors.Is(err, tpm.ErrWrongPassphrase):
 		return withHint(err, "nothing was written or verified; repeated wrong passphrases lock the TPM out")
+	case errors.Is(err, tpm.ErrLockout):
+		return withHint(err, "after repeated wrong passphrases the TPM refuses them for a while (tpm2_dictionarylockout shows and, with the lockout authorization, resets it)")
 	case errors.Is(err, tpm.ErrForeignKey):
 		return withHint(err, "a sealed key opens only in the TPM that sealed it, until that TPM is cleared; is --tpm the right TPM?")
 	}

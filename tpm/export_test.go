@@ -1,0 +1,10 @@
+package tpm
+
+import "time"
+
+// SetStartupTimeout shortens the swtpm startup timeout for a test.
+func SetStartupTimeout(d time.Duration) (restore func()) {
+	old := startupTimeout
+	startupTimeout = d
+	return func() { startupTimeout = old }
+}
