@@ -30,8 +30,9 @@ extended; a list left one record ahead of the PCR by a crash is completed
 the next time it is opened. A list from an earlier boot (another boot id,
 or a PCR that was reset) is refused.
 
-Template ima-sig records the file's security.ima if it holds a signature
-(empty otherwise); ima-ng records the digest and the path.
+Template ima-sig records the file's security.ima if it holds a signature,
+else a portable EVM signature from security.evm, else nothing (as the
+kernel); ima-ng records the digest and the path.
 
 Examples:
     intact measure --log /var/lib/intact/measurements --tpm /dev/tpmrm0 /usr/local/bin/tool
@@ -134,15 +135,24 @@ func measureFile(path string, algo label.HashAlgo, withSig bool) (mlog.FileMeasu
 	}
 	m := mlog.FileMeasurement{Algo: algo, Digest: d, Path: abs}
 	if withSig {
-		v, err := xattr.FGet(f, xattr.IMA(false))
-		switch {
-		case errors.Is(err, xattr.ErrNotFound):
-		case err != nil:
-			return m, fmt.Errorf("%s: reading security.ima: %w", path, err)
-		case len(v) > 0 && (v[0] == 0x03 || v[0] == 0x06):
-			// The kernel's sig field: the whole security.ima, only when it
-			// is a signature.
-			m.Sig = v
+		// The kernel's sig field: the whole security.ima if it is a
+		// signature (0x03, 0x06), else a portable EVM signature (0x05) in
+		// security.evm, else empty.
+		for _, x := range []struct {
+			name  string
+			types []byte
+		}{{xattr.IMA(false), []byte{0x03, 0x06}}, {xattr.EVM(false), []byte{0x05}}} {
+			v, err := xattr.FGet(f, x.name)
+			if errors.Is(err, xattr.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return m, fmt.Errorf("%s: reading %s: %w", path, x.name, err)
+			}
+			if len(v) > 0 && bytes.IndexByte(x.types, v[0]) >= 0 {
+				m.Sig = v
+				break
+			}
 		}
 	}
 	return m, nil

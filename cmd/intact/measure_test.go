@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -152,5 +153,38 @@ func TestMeasureIMASigEvmctl(t *testing.T) {
 	// evmctl's exit status ignores signature failures: read its output.
 	if !ok || !strings.Contains(out, "Matched per TPM bank") || !strings.Contains(out, f+": verification is OK") {
 		t.Errorf("evmctl ima_measurement --verify-sig did not accept the list and its signature:\n%s", out)
+	}
+}
+
+// TestMeasureIMASigFields: the sig field takes a signature from
+// security.ima, else a portable EVM signature from security.evm, and is
+// empty for a digest label.
+func TestMeasureIMASigFields(t *testing.T) {
+	dir := xattrDir(t)
+	for _, tc := range []struct {
+		name, ima, evm, want string
+	}{
+		{"digest label only", "0x0404" + strings.Repeat("00", 32), "", ""},
+		{"portable evm signature", "0x0404" + strings.Repeat("11", 32), "0x050204aabbccdd0002beef", "050204aabbccdd0002beef"},
+		{"ima signature first", "0x030204aabbccdd0002cafe", "0x050204aabbccdd0002beef", "030204aabbccdd0002cafe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			os.WriteFile(f, []byte(tc.name), 0o644)
+			if out, err := exec.Command("setfattr", "-n", "security.ima", "-v", tc.ima, f).CombinedOutput(); err != nil {
+				t.Fatalf("setfattr: %v %s", err, out)
+			}
+			if tc.evm != "" {
+				if out, err := exec.Command("setfattr", "-n", "security.evm", "-v", tc.evm, f).CombinedOutput(); err != nil {
+					t.Fatalf("setfattr: %v %s", err, out)
+				}
+			}
+			// A fresh TPM: a new list must start from a PCR nobody extended.
+			sw := tpmtest.Start(t, tpmtest.Options{})
+			out := mustRun(t, 0, "measure", "--log", f+".list", "--tpm", sw.Spec(), "--template", "ima-sig", f)
+			if want := " " + f + " " + tc.want + "\n"; !strings.HasSuffix(out, want) {
+				t.Errorf("measure printed %q, want it to end in %q", out, want)
+			}
+		})
 	}
 }
