@@ -24,24 +24,39 @@ const (
 	StateFailed   = "failed"   // an attestation failed; Reasons say why
 )
 
+// Failure kinds.
+const (
+	KindSecurity    = "security"
+	KindOperational = "operational"
+)
+
 // Agent is an enrolled agent: how to reach it, what identifies it, and
 // where its attestation stands.
 type Agent struct {
-	ID       string    `json:"id"`
-	Addr     string    `json:"addr"`      // host:port of the agent's HTTPS API
-	CertDER  []byte    `json:"cert"`      // the agent's TLS certificate, pinned at enrollment
-	EKPublic []byte    `json:"ek_public"` // TPMT_PUBLIC
-	EKCert   []byte    `json:"ek_cert,omitempty"`
-	AKPublic []byte    `json:"ak_public"` // TPMT_PUBLIC of the enrolled AK
-	Policy   string    `json:"policy"`    // runtime policy name
-	Created  time.Time `json:"created"`
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`      // host:port of the agent's HTTPS API
+	CertDER  []byte `json:"cert"`      // the agent's TLS certificate, pinned at enrollment
+	EKPublic []byte `json:"ek_public"` // TPMT_PUBLIC
+	EKCert   []byte `json:"ek_cert,omitempty"`
+	AKPublic []byte `json:"ak_public"` // TPMT_PUBLIC of the enrolled AK
+	Policy   string `json:"policy"`    // runtime policy name
+	// LogSource is the measurement list the agent serves ("intact" or
+	// "ima") and LogPCR the PCR that list extends.
+	LogSource string    `json:"log_source"`
+	LogPCR    int       `json:"log_pcr"`
+	Created   time.Time `json:"created"`
 	Status
 }
 
 // Status is the part of an agent the attestation loop changes.
 type Status struct {
-	State        string    `json:"state"`
-	Reasons      []string  `json:"reasons,omitempty"`
+	State   string   `json:"state"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Kind of the failure when State is StateFailed: KindSecurity
+	// (evidence did not verify or broke the policy; attestation stops
+	// until the agent is enrolled again) or KindOperational (the agent
+	// could not be reached or answered an error; attestation goes on).
+	Kind         string    `json:"kind,omitempty"`
 	Progress     Progress  `json:"progress"`
 	Attestations int64     `json:"attestations"`
 	LastAttested time.Time `json:"last_attested"`

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS agents (
 	ek_cert BLOB,
 	ak_public BLOB NOT NULL,
 	policy TEXT NOT NULL,
+	log_source TEXT NOT NULL,
+	log_pcr INTEGER NOT NULL,
 	created INTEGER NOT NULL,
 	status TEXT NOT NULL
 );
@@ -96,21 +98,21 @@ func (d *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, created, status) VALUES (?,?,?,?,?,?,?,?,?)`,
-		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, ts(a.Created), string(st))
+	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, a.LogSource, a.LogPCR, ts(a.Created), string(st))
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint") {
 		return fmt.Errorf("agent %q: %w", a.ID, store.ErrExists)
 	}
 	return err
 }
 
-const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, created, status`
+const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status`
 
 func scanAgent(row interface{ Scan(...any) error }) (*store.Agent, error) {
 	var a store.Agent
 	var created int64
 	var st string
-	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &created, &st); err != nil {
+	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &a.LogSource, &a.LogPCR, &created, &st); err != nil {
 		return nil, err
 	}
 	a.Created = fromTS(created)

@@ -32,7 +32,7 @@ var ctx = context.Background()
 func agent(id string) *store.Agent {
 	return &store.Agent{
 		ID: id, Addr: "127.0.0.1:9", CertDER: []byte{1, 2}, EKPublic: []byte{3}, EKCert: nil,
-		AKPublic: []byte{4, 5}, Policy: "p", Created: time.Unix(1700000000, 0).UTC(),
+		AKPublic: []byte{4, 5}, Policy: "p", LogSource: "intact", LogPCR: 13, Created: time.Unix(1700000000, 0).UTC(),
 		Status: store.Status{State: store.StateEnrolled},
 	}
 }
@@ -41,7 +41,7 @@ func same(t *testing.T, got, want *store.Agent) {
 	t.Helper()
 	if got.ID != want.ID || got.Addr != want.Addr || !bytes.Equal(got.CertDER, want.CertDER) ||
 		!bytes.Equal(got.EKPublic, want.EKPublic) || !bytes.Equal(got.EKCert, want.EKCert) ||
-		!bytes.Equal(got.AKPublic, want.AKPublic) || got.Policy != want.Policy ||
+		!bytes.Equal(got.AKPublic, want.AKPublic) || got.Policy != want.Policy || got.LogSource != want.LogSource || got.LogPCR != want.LogPCR ||
 		!got.Created.Equal(want.Created) || got.State != want.State ||
 		!reflect.DeepEqual(got.Reasons, want.Reasons) || !reflect.DeepEqual(got.Progress, want.Progress) ||
 		got.Attestations != want.Attestations || !got.LastAttested.Equal(want.LastAttested) {

@@ -1,0 +1,277 @@
+package verifier_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/tpmtest"
+	"github.com/intactsec/intact/store"
+	"github.com/intactsec/intact/store/sqlite"
+	"github.com/intactsec/intact/tpm"
+)
+
+const (
+	interval = 300 * time.Millisecond
+	logPCR   = 13
+)
+
+// testAgent is an agent on a swtpm, serving intact's list over TLS on
+// loopback, with a hook to tamper with its answers.
+type testAgent struct {
+	t      *testing.T
+	sw     *tpmtest.Swtpm
+	dir    string
+	list   string
+	id     *agent.Identity
+	agent  *agent.Agent
+	srv    *httptest.Server
+	tamper func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
+
+	mu      sync.Mutex
+	offsets []int64 // offsets of the quote requests served
+}
+
+func newTestAgent(t *testing.T, sw *tpmtest.Swtpm) *testAgent {
+	t.Helper()
+	if sw == nil {
+		sw = tpmtest.Start(t, tpmtest.Options{})
+	}
+	a := &testAgent{t: t, sw: sw, dir: t.TempDir()}
+	a.list = filepath.Join(a.dir, "measurements")
+	tp := agent.Reopening{Spec: sw.Spec()}
+	var err error
+	if a.id, err = agent.LoadOrCreateIdentity(a.dir, tp); err != nil {
+		t.Fatal(err)
+	}
+	a.measure() // boot_aggregate
+	a.agent, err = agent.New(agent.Config{TPM: tp, AK: a.id.AK, Log: agent.NewFileLog(a.list, attest.LogIntact),
+		LogPCR: logPCR, CertDER: a.id.Cert.Certificate[0], Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
+	a.srv.TLS = &tls.Config{Certificates: []tls.Certificate{a.id.Cert}, MinVersion: tls.VersionTLS13}
+	a.srv.StartTLS()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *testAgent) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == attest.PathQuote {
+		off, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
+		a.mu.Lock()
+		a.offsets = append(a.offsets, off)
+		a.mu.Unlock()
+	}
+	a.mu.Lock()
+	tamper := a.tamper
+	a.mu.Unlock()
+	if tamper != nil && tamper(w, r, a.agent) {
+		return
+	}
+	a.agent.ServeHTTP(w, r)
+}
+
+func (a *testAgent) setTamper(f func(w http.ResponseWriter, r *http.Request, next http.Handler) bool) {
+	a.mu.Lock()
+	a.tamper = f
+	a.mu.Unlock()
+}
+
+func (a *testAgent) addr() string { return strings.TrimPrefix(a.srv.URL, "https://") }
+
+// withTPM opens the swtpm (the agent opens it per request).
+func (a *testAgent) withTPM(fn func(*tpm.TPM)) {
+	a.t.Helper()
+	tp, err := tpm.Open(a.sw.Spec())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer tp.Close()
+	fn(tp)
+}
+
+// measure measures files (creating each with its name as content) into
+// intact's list, as intactd does when they run.
+func (a *testAgent) measure(paths ...string) {
+	a.t.Helper()
+	a.withTPM(func(tp *tpm.TPM) {
+		m, err := agent.OpenMeasurer(tp, a.list, logPCR)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		defer m.Close()
+		for _, p := range paths {
+			if err := os.WriteFile(p, []byte(p), 0o755); err != nil {
+				a.t.Fatal(err)
+			}
+			if err := m.MeasureFile(p); err != nil {
+				a.t.Fatal(err)
+			}
+		}
+	})
+}
+
+// reboot resets the swtpm (CMD_INIT on its control channel: PCRs reset,
+// reset count up) and starts a new list, as a reboot does.
+func (a *testAgent) reboot() {
+	a.t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(a.sw.CtrlPort))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer c.Close()
+	var req [8]byte
+	binary.BigEndian.PutUint32(req[:4], 2) // CMD_INIT
+	c.Write(req[:])
+	var rsp [4]byte
+	if _, err := io.ReadFull(c, rsp[:]); err != nil || binary.BigEndian.Uint32(rsp[:]) != 0 {
+		a.t.Fatalf("CMD_INIT: %x %v", rsp, err)
+	}
+	if err := os.Remove(a.list); err != nil {
+		a.t.Fatal(err)
+	}
+	a.measure()
+}
+
+func (a *testAgent) quoteOffsets() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]int64(nil), a.offsets...)
+}
+
+func sum(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(d[:])
+}
+
+// policyFor allows the given files (content = path, as measure makes them).
+func policyFor(files ...string) []byte {
+	d := map[string][]string{}
+	for _, f := range files {
+		d[f] = []string{sum(f)}
+	}
+	b, _ := json.Marshal(map[string]any{"intact_runtime_policy": 1, "name": "test", "digests": d})
+	return b
+}
+
+// testVerifier is a verifier on an SQLite store.
+type testVerifier struct {
+	t      *testing.T
+	db     string
+	st     store.Store
+	v      *verifier.Verifier
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startVerifier(t *testing.T, db string) *testVerifier {
+	t.Helper()
+	if db == "" {
+		db = filepath.Join(t.TempDir(), "verifier.db")
+	}
+	st, err := sqlite.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tv := &testVerifier{t: t, db: db, st: st, v: v, cancel: cancel, done: make(chan struct{})}
+	go func() { v.Run(ctx); close(tv.done) }()
+	t.Cleanup(tv.stop)
+	// Let Run load the store before enrollments.
+	time.Sleep(20 * time.Millisecond)
+	return tv
+}
+
+func (tv *testVerifier) stop() {
+	select {
+	case <-tv.done:
+		return
+	default:
+	}
+	tv.cancel()
+	<-tv.done
+	tv.st.Close()
+}
+
+func (tv *testVerifier) enroll(a *testAgent, id string, policy []byte) {
+	tv.t.Helper()
+	ctx := context.Background()
+	if _, err := tv.v.PutPolicy(ctx, "p-"+id, policy); err != nil {
+		tv.t.Fatal(err)
+	}
+	if _, err := tv.v.Enroll(ctx, verifier.EnrollRequest{ID: id, Addr: a.addr(), Policy: "p-" + id}); err != nil {
+		tv.t.Fatalf("Enroll: %v", err)
+	}
+}
+
+// wait polls the stored agent until cond holds, for at most d.
+func (tv *testVerifier) wait(id string, d time.Duration, what string, cond func(*store.Agent) bool) *store.Agent {
+	tv.t.Helper()
+	deadline := time.Now().Add(d)
+	var a *store.Agent
+	for {
+		var err error
+		a, err = tv.st.GetAgent(context.Background(), id)
+		if err == nil && cond(a) {
+			return a
+		}
+		if time.Now().After(deadline) {
+			tv.t.Fatalf("after %v, agent %s not %s: %+v (err %v)", d, id, what, a, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func state(s string) func(*store.Agent) bool {
+	return func(a *store.Agent) bool { return a.State == s }
+}
+
+// rewriteQuote lets f change the agent's quote responses.
+func rewriteQuote(f func(q *attest.QuoteResponse)) func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if r.URL.Path != attest.PathQuote {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var q attest.QuoteResponse
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &q) != nil {
+			w.WriteHeader(500)
+			return true
+		}
+		f(&q)
+		json.NewEncoder(w).Encode(&q)
+		return true
+	}
+}
+
+func reasons(a *store.Agent) string { return strings.Join(a.Reasons, "; ") }
+
+var _ = fmt.Sprint
+var _ = bytes.Equal

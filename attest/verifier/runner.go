@@ -1,0 +1,138 @@
+package verifier
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/quote"
+	"github.com/intactsec/intact/store"
+)
+
+// bootPCRs are quoted with the log PCR: the boot_aggregate covers them.
+var bootPCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+
+// runner attests one agent at the verifier's interval.
+type runner struct {
+	v      *Verifier
+	agent  *store.Agent
+	status store.Status
+	ak     *quote.AK
+	client *agentClient
+	cancel context.CancelFunc
+}
+
+func (r *runner) run(ctx context.Context) {
+	defer r.client.close()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if stop := r.attestOnce(ctx); stop {
+			return
+		}
+		t.Reset(max(0, r.v.o.Interval-time.Since(start)))
+	}
+}
+
+// attestOnce attests the agent once and queues the result. It reports
+// whether attestation stops (a security failure).
+func (r *runner) attestOnce(ctx context.Context) (stop bool) {
+	a := r.agent
+	st := r.status
+	now := r.v.o.Now().UTC()
+	res := store.Result{AgentID: a.ID, Time: now}
+	app, err := r.attest(ctx)
+	if ctx.Err() != nil {
+		return true // shutting down: no result
+	}
+	st.Attestations++
+	st.LastAttested = now
+	var se *SecurityError
+	switch {
+	case errors.As(err, &se):
+		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, []string{se.Error()}
+	case err != nil:
+		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindOperational, []string{err.Error()}
+	case len(app.Findings) > 0:
+		st.Progress = app.Progress
+		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, findingReasons(app.Findings)
+	default:
+		st.Progress = app.Progress
+		st.State, st.Kind, st.Reasons = store.StateTrusted, "", nil
+		st.LastTrusted = now
+	}
+	res.State, res.Kind, res.Reasons, res.LogOffset = st.State, st.Kind, st.Reasons, st.Progress.LogOffset
+	if app != nil && app.Reset {
+		r.v.log.Info("agent rebooted: attesting its new boot from the start", "agent", a.ID)
+	}
+	if st.State != r.status.State || !reflect.DeepEqual(st.Reasons, r.status.Reasons) {
+		r.v.log.Info("agent state", "agent", a.ID, "state", st.State, "reasons", st.Reasons)
+	}
+	r.status = st
+	select {
+	case r.v.writes <- store.Update{AgentID: a.ID, Status: st, Result: res}:
+	case <-ctx.Done():
+	}
+	return st.Kind == store.KindSecurity
+}
+
+// attest runs one attestation: quote, list, appraisal.
+func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
+	pol, err := r.v.policy(ctx, r.agent.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("runtime policy %q: %w", r.agent.Policy, err)
+	}
+	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol}
+	nonce := make([]byte, attest.NonceSize)
+	if _, err := io.ReadFull(r.v.o.Rand, nonce); err != nil {
+		return nil, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, r.v.o.Timeout)
+	defer cancel()
+	q, err := r.client.quote(qctx, nonce, p.Selection(), r.status.Progress.LogOffset)
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	ev := &Evidence{Quote: q, More: func(start int64) (*attest.LogChunk, error) {
+		c, err := r.client.log(qctx, start)
+		if err != nil {
+			return nil, fmt.Errorf("measurement list: %w", err)
+		}
+		return c, nil
+	}}
+	return p.Appraise(r.status.Progress, ev, nonce)
+}
+
+// checkEKCert checks that an EK certificate, if the agent sent one,
+// certifies the EK it reported. (Chaining it to a manufacturer CA is not
+// done yet.)
+func checkEKCert(e *attest.Enrollment) error {
+	if len(e.EKCert) == 0 {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(e.EKCert)
+	if err != nil {
+		return secErr(ReasonEnrollment, "ek certificate: %v", err)
+	}
+	pub, err := ekPublicKey(e.EKPublic)
+	if err != nil {
+		return secErr(ReasonEnrollment, "ek: %v", err)
+	}
+	eq, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !eq.Equal(pub) {
+		return secErr(ReasonEnrollment, "the ek certificate is for another key")
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+// Package verifier is intact's remote-attestation verifier: it enrolls
+// agents (credential activation against the EK), attests each enrolled
+// agent at an interval (fresh nonce, quote by the enrolled AK, TPM clock
+// and reboots, incremental replay of the measurement list, the
+// boot_aggregate, the runtime policy on every verified record) and keeps
+// their state and history in a store.Store.
+//
+// Results come from [Appraiser.Appraise] only for verified evidence;
+// evidence that does not verify is a *SecurityError, distinct from
+// operational errors (an unreachable agent).
+package verifier
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/quote"
+	"github.com/intactsec/intact/rtpolicy"
+	"github.com/intactsec/intact/store"
+)
+
+// Options configure a Verifier.
+type Options struct {
+	Store    store.Store
+	Logger   *slog.Logger
+	Interval time.Duration // between attestations of an agent (default 2s)
+	Timeout  time.Duration // per agent request (default 10s)
+	Rand     io.Reader     // nonces and credentials (default crypto/rand)
+	Now      func() time.Time
+	// FlushEvery bounds how long attestation results wait to be written
+	// in a batch (default 500ms).
+	FlushEvery time.Duration
+}
+
+// Verifier attests enrolled agents.
+type Verifier struct {
+	o      Options
+	log    *slog.Logger
+	writes chan store.Update
+
+	mu       sync.Mutex
+	runners  map[string]*runner
+	policies map[string]*rtpolicy.Compiled
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+// New returns a verifier.
+func New(o Options) (*Verifier, error) {
+	if o.Store == nil {
+		return nil, errors.New("verifier: no store")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Interval <= 0 {
+		o.Interval = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = 500 * time.Millisecond
+	}
+	return &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
+		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{}}, nil
+}
+
+// Run attests every stored agent (resuming from its stored progress)
+// and those enrolled later, until ctx ends; then it writes the pending
+// results and returns.
+func (v *Verifier) Run(ctx context.Context) error {
+	agents, err := v.o.Store.ListAgents(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.ctx = ctx
+	v.mu.Unlock()
+	for _, a := range agents {
+		v.start(a)
+	}
+	flushed := make(chan struct{})
+	go func() { v.writer(); close(flushed) }()
+	<-ctx.Done()
+	v.wg.Wait()
+	close(v.writes)
+	<-flushed
+	return nil
+}
+
+// writer stores results in batches.
+func (v *Verifier) writer() {
+	var batch []store.Update
+	tick := time.NewTicker(v.o.FlushEvery)
+	defer tick.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := v.o.Store.SaveAttestations(ctx, batch); err != nil {
+			v.log.Error("storing attestation results", "n", len(batch), "err", err)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case u, ok := <-v.writes:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, u)
+			if len(batch) >= 512 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// start begins attesting a (unless its attestation has stopped on a
+// security failure).
+func (v *Verifier) start(a *store.Agent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ctx == nil || v.runners[a.ID] != nil {
+		return
+	}
+	if a.State == store.StateFailed && a.Kind == store.KindSecurity {
+		return
+	}
+	ak, err := quote.ParseAK(a.AKPublic)
+	if err != nil {
+		v.log.Error("stored ak unusable", "agent", a.ID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(v.ctx)
+	r := &runner{v: v, agent: a, status: a.Status, ak: ak, cancel: cancel,
+		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.Timeout)}
+	v.runners[a.ID] = r
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		r.run(ctx)
+	}()
+}
+
+func (v *Verifier) stop(id string) {
+	v.mu.Lock()
+	r := v.runners[id]
+	delete(v.runners, id)
+	v.mu.Unlock()
+	if r != nil {
+		r.cancel()
+	}
+}
+
+// Remove stops attesting an agent and deletes it and its history.
+func (v *Verifier) Remove(ctx context.Context, id string) error {
+	v.stop(id)
+	return v.o.Store.DeleteAgent(ctx, id)
+}
+
+// PutPolicy validates and stores a runtime policy; agents use the new
+// version from their next attestation.
+func (v *Verifier) PutPolicy(ctx context.Context, name string, doc []byte) (*rtpolicy.Compiled, error) {
+	c, err := rtpolicy.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.o.Store.PutPolicy(ctx, &store.Policy{Name: name, Doc: doc, Updated: v.o.Now()}); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.policies[name] = c
+	v.mu.Unlock()
+	return c, nil
+}
+
+func (v *Verifier) policy(ctx context.Context, name string) (*rtpolicy.Compiled, error) {
+	v.mu.Lock()
+	c := v.policies[name]
+	v.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	p, err := v.o.Store.GetPolicy(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if c, err = rtpolicy.Parse(p.Doc); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.policies[name] = c
+	v.mu.Unlock()
+	return c, nil
+}
+
+// EnrollRequest asks to enroll an agent.
+type EnrollRequest struct {
+	ID     string
+	Addr   string // host:port of the agent API
+	Policy string // runtime policy name (must exist)
+	// CertDER pins the agent's TLS certificate. If nil, the certificate
+	// the agent presents at enrollment is pinned (trust on first use;
+	// the activation proof binds it to the TPM).
+	CertDER []byte
+}
+
+// Enroll enrolls an agent: it fetches the EK and AK, checks that the AK
+// is a restricted signing key, makes a credential for the EK bound to the
+// AK's name, and requires the agent to prove it recovered it
+// (TPM2_ActivateCredential succeeds only in the TPM holding both keys),
+// with the proof bound to the pinned TLS certificate. Then it stores the
+// agent and starts attesting it.
+func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent, error) {
+	if err := checkID(req.ID); err != nil {
+		return nil, err
+	}
+	if _, err := v.policy(ctx, req.Policy); err != nil {
+		return nil, fmt.Errorf("policy %q: %w", req.Policy, err)
+	}
+	if req.CertDER != nil {
+		if err := parseCert(req.CertDER); err != nil {
+			return nil, fmt.Errorf("agent certificate: %w", err)
+		}
+	}
+	var seen []byte
+	c := newAgentClient(req.Addr, req.CertDER, &seen, v.o.Timeout)
+	defer c.close()
+	e, err := c.enrollment(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading enrollment data: %w", err)
+	}
+	pin := req.CertDER
+	if pin == nil {
+		pin = seen
+	}
+	ak, err := quote.ParseAK(e.AKPublic)
+	if err != nil {
+		return nil, secErr(ReasonEnrollment, "%v", err)
+	}
+	if !bytes.Equal(ak.Name(), e.AKName) {
+		return nil, secErr(ReasonEnrollment, "ak name %x does not match its public area (%x)", e.AKName, ak.Name())
+	}
+	if err := checkEKCert(e); err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(v.o.Rand, secret); err != nil {
+		return nil, err
+	}
+	blob, encSecret, err := makeCredential(v.o.Rand, e.EKPublic, ak.Name(), secret)
+	if err != nil {
+		return nil, secErr(ReasonEnrollment, "ek: %v", err)
+	}
+	resp, err := c.activate(ctx, &attest.ActivateRequest{Credential: blob, Secret: encSecret})
+	var ae *AgentError
+	if errors.As(err, &ae) && ae.Status == 422 {
+		return nil, secErr(ReasonEnrollment, "the agent could not activate the credential: the ak is not in the tpm holding the ek (%s)", ae.Msg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("activating credential: %w", err)
+	}
+	if subtle.ConstantTimeCompare(resp.Proof, attest.ActivationProof(secret, pin)) != 1 {
+		return nil, secErr(ReasonEnrollment, "activation proof does not match the credential and the agent's certificate")
+	}
+	a := &store.Agent{ID: req.ID, Addr: req.Addr, CertDER: pin, EKPublic: e.EKPublic, EKCert: e.EKCert,
+		AKPublic: e.AKPublic, Policy: req.Policy, LogSource: e.Log, LogPCR: e.LogPCR, Created: v.o.Now().UTC(),
+		Status: store.Status{State: store.StateEnrolled}}
+	if err := v.o.Store.CreateAgent(ctx, a); err != nil {
+		return nil, err
+	}
+	v.start(a)
+	return a, nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > 128 {
+		return errors.New("agent id must have 1-128 characters")
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("agent id %q: only letters, digits, '-', '_' and '.'", id)
+		}
+	}
+	return nil
+}
+
+// makeCredential is TPM2_MakeCredential in software.
+func makeCredential(rnd io.Reader, ekPublic, name, secret []byte) (blob, encSecret []byte, err error) {
+	pub, err := unmarshalPublic(ekPublic)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !pub.ObjectAttributes.Restricted || !pub.ObjectAttributes.Decrypt || !pub.ObjectAttributes.FixedTPM {
+		return nil, nil, errors.New("not a restricted decryption key fixed to its tpm")
+	}
+	key, err := tpm2.ImportEncapsulationKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tpm2.CreateCredential(rnd, key, name, secret)
+}
+
+func unmarshalPublic(b []byte) (pub *tpm2.TPMTPublic, err error) {
+	if len(b) == 0 || len(b) > 4096 {
+		return nil, fmt.Errorf("public area of %d bytes", len(b))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			pub, err = nil, fmt.Errorf("unparsable public area: %v", r)
+		}
+	}()
+	pub, err = tpm2.Unmarshal[tpm2.TPMTPublic](b)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tpm2.Marshal(*pub), b) {
+		return nil, errors.New("public area not in canonical form")
+	}
+	return pub, nil
+}
+
+// ekPublicKey returns the EK's public key.
+func ekPublicKey(b []byte) (crypto.PublicKey, error) {
+	pub, err := unmarshalPublic(b)
+	if err != nil {
+		return nil, err
+	}
+	return tpm2.Pub(*pub)
+}
