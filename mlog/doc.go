@@ -4,8 +4,9 @@
 //
 // The package is pure: it turns bytes into records and back, computes
 // template digests and replays them into simulated PCRs. It opens no TPM;
-// the one piece of I/O, [Appender], takes the TPM as a small interface
-// ([Extender]).
+// the pieces of I/O are [ReadFile] and [Appender], which takes the TPM as a
+// small interface ([TPM]) and is what intactd and "intact measure" append
+// with. See docs/measurement.md for the formats and the design.
 //
 // # Trust
 //
