@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func start(t testing.TB, bin, dir string, opts Options) (*Swtpm, error) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	stop := func() { cancel(); <-exited }
-	if err := waitListening(s.Port, exited); err != nil {
+	if err := waitListening(cmd.Process.Pid, s.Port, s.CtrlPort, exited); err != nil {
 		stop()
 		log, _ := os.ReadFile(s.Log)
 		return nil, fmt.Errorf("%v (output: %q, log: %q)", err, stderr.String(), log)
@@ -123,22 +124,68 @@ func freePortPair() (int, error) {
 	return 0, fmt.Errorf("no free pair of loopback ports")
 }
 
-func waitListening(port int, exited <-chan struct{}) error {
+// waitListening waits until process pid itself listens on both ports. A
+// successful connect is not enough: with many test processes picking
+// free ports at once, another test's swtpm may have bound the port
+// between freePortPair and our swtpm's bind, and ours then exits.
+func waitListening(pid, port, ctrlPort int, exited <-chan struct{}) error {
 	deadline := time.Now().Add(10 * time.Second)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return fmt.Errorf("swtpm exited")
+			return fmt.Errorf("swtpm exited (port %d or %d taken?)", port, ctrlPort)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		ok, err := listensOn(pid, port, ctrlPort)
+		if err != nil {
+			return err
+		}
+		if ok {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("swtpm not listening on %s after 10s", addr)
+	return fmt.Errorf("swtpm not listening on 127.0.0.1:%d and :%d after 10s", port, ctrlPort)
+}
+
+// listensOn reports whether process pid holds listening TCP sockets on
+// 127.0.0.1 on all the ports: it matches the socket inodes of the
+// process's open files with /proc/net/tcp.
+func listensOn(pid int, ports ...int) (bool, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, nil // exited meanwhile: the caller sees it
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(l, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	tab, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, err
+	}
+	found := map[int]bool{}
+	for _, line := range strings.Split(string(tab), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+			continue
+		}
+		if _, hexPort, ok := strings.Cut(f[1], ":"); ok {
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+				found[int(p)] = true
+			}
+		}
+	}
+	for _, p := range ports {
+		if !found[p] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Spec is the intact TPM spec for this swtpm ("swtpm:127.0.0.1:PORT").
