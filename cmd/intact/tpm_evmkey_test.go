@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -134,10 +135,13 @@ func TestEVMKeySealedBadInput(t *testing.T) {
 	mustRun(t, 0, "evmkey", "create", "--tpm", sw.Spec(), "--pcrs", "7", "--out", key)
 	good, _ := os.ReadFile(key)
 	lines := strings.Split(string(good), "\n")
-	s := []byte(lines[2])
-	s[len(s)-10] ^= 0x01 // a base64 letter inside the TPM's private part
+	blob, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(lines[2], "sealed "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob[len(blob)-8] ^= 0x01 // a bit inside the TPM's private part
 	corrupt := filepath.Join(dir, "corrupt.key")
-	os.WriteFile(corrupt, []byte(strings.Join([]string{lines[0], lines[1], string(s), ""}, "\n")), 0o600)
+	os.WriteFile(corrupt, []byte(lines[0]+"\n"+lines[1]+"\nsealed "+base64.RawStdEncoding.EncodeToString(blob)+"\n"), 0o600)
 	hmacFails(t, sw, corrupt, f, "corrupt.key: tpm: unseal: load key: key blob not loadable")
 	truncated := filepath.Join(dir, "truncated.key")
 	os.WriteFile(truncated, []byte(lines[0]+"\n"+lines[1]+"\n"+lines[2][:len("sealed ")+64]+"\n"), 0o600)
