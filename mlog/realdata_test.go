@@ -2,6 +2,7 @@ package mlog
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -252,5 +253,48 @@ func TestRPIBootAggregate(t *testing.T) {
 	}
 	if err := l.CheckBootAggregate(PCRValues{}); err == nil || errors.Is(err, ErrBootAggregate) {
 		t.Errorf("no boot pcrs: %v, want an error other than ErrBootAggregate", err)
+	}
+}
+
+// TestSHA1PaddedReplay: kernels before 5.8 extended the sha256 bank with
+// the SHA-1 template digest zero-padded to 32 bytes.
+func TestSHA1PaddedReplay(t *testing.T) {
+	l, err := ParseBinary(readShared(t, "ima-logs/rpi-ima-ng.bin"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr := make([]byte, 32)
+	for _, r := range l.UnverifiedRecords() {
+		ext := make([]byte, 32)
+		copy(ext, r.Digest)
+		sum := sha256.Sum256(append(pcr, ext...))
+		pcr = sum[:]
+	}
+	vals, err := l.ComputeWith(ReplayOptions{SHA1Padded: true}, label.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(vals[label.SHA256][10], pcr) {
+		t.Fatalf("padded sha256 pcr 10 = %x, want %x", vals[label.SHA256][10], pcr)
+	}
+	trusted := PCRValues{label.SHA256: {10: pcr}}
+	v, err := l.ReplayWith(trusted, ReplayOptions{SHA1Padded: true})
+	if err != nil || len(v.Records) != 922 {
+		t.Fatalf("ReplayWith(SHA1Padded): %v", err)
+	}
+	var me *MismatchError
+	if _, err := l.Replay(trusted); !errors.As(err, &me) {
+		t.Errorf("per-bank Replay against a padded value: %v, want a mismatch", err)
+	}
+	// A violation extends 20 bytes of 0xff and zeros.
+	r := l.UnverifiedRecords()[1]
+	r.Digest = make([]byte, 20)
+	vl := NewList(Options{})
+	vl.Add(r)
+	got, _ := vl.ComputeWith(ReplayOptions{SHA1Padded: true}, label.SHA256)
+	ext := append(bytes.Repeat([]byte{0xff}, 20), make([]byte, 12)...)
+	want := sha256.Sum256(append(make([]byte, 32), ext...))
+	if !bytes.Equal(got[label.SHA256][10], want[:]) {
+		t.Errorf("padded violation: %x, want %x", got[label.SHA256][10], want)
 	}
 }

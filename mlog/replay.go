@@ -12,22 +12,41 @@ import (
 // PCRValues holds PCR values by bank and PCR index.
 type PCRValues map[label.HashAlgo]map[int][]byte
 
-// bankState is a simulated PCR bank.
-type bankState struct {
-	bank label.HashAlgo
-	own  bool // the list's own bank: stored digests are checked and extended
-	h    hash.Hash
-	pcr  [NumPCRs][]byte
-	d    []byte // scratch: the template digest
-	ffs  []byte
+// ReplayOptions change how the banks other than the list's own are
+// replayed.
+type ReplayOptions struct {
+	// SHA1Padded replays as kernels before 5.8 extended: every bank with
+	// the SHA-1 template digest zero-padded (or cut) to the bank's size,
+	// and a violation as 20 bytes of 0xff then zeros. The list must be a
+	// SHA-1 list.
+	SHA1Padded bool
 }
 
-func newBankState(bank, listBank label.HashAlgo) (*bankState, error) {
+// bankState is a simulated PCR bank.
+type bankState struct {
+	bank   label.HashAlgo
+	own    bool // the list's own bank: stored digests are checked and extended
+	padded bool // extend the SHA-1 stored digest, padded (ReplayOptions.SHA1Padded)
+	h      hash.Hash
+	pcr    [NumPCRs][]byte
+	d      []byte // scratch: the template digest
+	ffs    []byte
+}
+
+func newBankState(bank, listBank label.HashAlgo, opts ReplayOptions) (*bankState, error) {
 	h, err := bankHash(bank)
 	if err != nil {
 		return nil, err
 	}
 	s := &bankState{bank: bank, own: bank == listBank, h: h, ffs: ff(h.Size())}
+	if opts.SHA1Padded && !s.own {
+		if listBank != label.SHA1 {
+			return nil, fmt.Errorf("sha1-padded replay needs a sha1 list, not %s", listBank)
+		}
+		s.padded = true
+		s.ffs = make([]byte, h.Size())
+		copy(s.ffs, ff(20))
+	}
 	for i := range s.pcr {
 		s.pcr[i] = make([]byte, h.Size())
 	}
@@ -39,9 +58,15 @@ func newBankState(bank, listBank label.HashAlgo) (*bankState, error) {
 // digest (own bank only) does not match the template data.
 func (s *bankState) step(r *Record) (badHash bool, err error) {
 	var ext []byte
-	if r.Violation() {
+	switch {
+	case r.Violation():
 		ext = s.ffs
-	} else {
+	case s.padded:
+		s.d = s.d[:s.h.Size()]
+		clear(s.d)
+		copy(s.d, r.Digest)
+		ext = s.d
+	default:
 		s.h.Reset()
 		if err := r.writeTemplate(s.h); err != nil {
 			return false, err
@@ -65,12 +90,17 @@ func (s *bankState) step(r *Record) (badHash bool, err error) {
 // each PCR the list extends. Nothing is verified: these are the values the
 // list claims. With no banks given, the list's own bank is used.
 func (l *List) Compute(banks ...label.HashAlgo) (PCRValues, error) {
+	return l.ComputeWith(ReplayOptions{}, banks...)
+}
+
+// ComputeWith is Compute with options.
+func (l *List) ComputeWith(opts ReplayOptions, banks ...label.HashAlgo) (PCRValues, error) {
 	if len(banks) == 0 {
 		banks = []label.HashAlgo{l.bank}
 	}
 	out := PCRValues{}
 	for _, bank := range banks {
-		s, err := newBankState(bank, l.bank)
+		s, err := newBankState(bank, l.bank, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +125,7 @@ func (l *List) Compute(banks ...label.HashAlgo) (PCRValues, error) {
 // CheckTemplateDigests checks every record's stored template digest
 // against its data and returns the first mismatch as *TemplateHashError.
 func (l *List) CheckTemplateDigests() error {
-	s, err := newBankState(l.bank, l.bank)
+	s, err := newBankState(l.bank, l.bank, ReplayOptions{})
 	if err != nil {
 		return err
 	}
@@ -138,6 +168,11 @@ type Verified struct {
 // the PCRs vouch for; otherwise a *ReplayError (or an error about the
 // input). Violations are replayed as the kernel extends them (all 0xff).
 func (l *List) Replay(trusted PCRValues) (*Verified, error) {
+	return l.ReplayWith(trusted, ReplayOptions{})
+}
+
+// ReplayWith is Replay with options.
+func (l *List) ReplayWith(trusted PCRValues, opts ReplayOptions) (*Verified, error) {
 	if len(trusted) == 0 {
 		return nil, fmt.Errorf("no trusted pcr values to replay against")
 	}
@@ -150,7 +185,7 @@ func (l *List) Replay(trusted PCRValues) (*Verified, error) {
 	rerr := &ReplayError{}
 	ownChecked := false // the own bank's replay checked the digests of its prefix
 	for _, bank := range banks {
-		n, mism, bad, err := l.replayBank(bank, trusted[bank])
+		n, mism, bad, err := l.replayBank(bank, trusted[bank], opts)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +211,7 @@ func (l *List) Replay(trusted PCRValues) (*Verified, error) {
 		return nil, rerr
 	}
 	if !ownChecked {
-		own, err := newBankState(l.bank, l.bank)
+		own, err := newBankState(l.bank, l.bank, ReplayOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -207,8 +242,8 @@ func (l *List) Replay(trusted PCRValues) (*Verified, error) {
 // its value, or returns the mismatches. In the list's own bank it also
 // returns the first record of the matched prefix whose stored digest does
 // not match its data.
-func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
-	s, err := newBankState(bank, l.bank)
+func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte, opts ReplayOptions) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
+	s, err := newBankState(bank, l.bank, opts)
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -17,7 +17,7 @@ const logUsage = `
 Usage:
     intact log show FILE [--json]
     intact log convert --to ascii|binary FILE [-o OUT]
-    intact log replay FILE [--tpm SPEC | --pcrs [ALG,]PCRFILE...] [--banks LIST] [--json]
+    intact log replay FILE [--tpm SPEC | --pcrs [ALG,]PCRFILE...] [--banks LIST] [--sha1-padded] [--json]
 
 Reads IMA measurement lists: the kernel's binary_runtime_measurements
 (and _sha256, ...) or ascii_runtime_measurements under
@@ -35,6 +35,8 @@ replay   without PCR values prints the values the list replays to, per
          have grown since they were read) and prints how many records they
          vouch for; exit 1 if no prefix matches. --pcrs reads evmctl's
          "PCR-NN: HEX" files (ALG, names the bank) or tpm2_pcrread output.
+         --sha1-padded replays the other banks as kernels before 5.8
+         extended them (the SHA-1 template digest, zero-padded).
 
 Examples:
     intact log show /sys/kernel/security/ima/binary_runtime_measurements
@@ -236,6 +238,7 @@ func cmdLogReplay(e *env, args []string) error {
 	f.Var(&pcrFiles, "pcrs", "read trusted PCR values from `[ALG,]FILE` (repeatable)")
 	bankList := f.String("banks", "sha1,sha256", "banks to compute without trusted values")
 	asJSON := f.Bool("json", false, "print the result as JSON")
+	padded := f.Bool("sha1-padded", false, "replay as kernels before 5.8: every bank extended with the zero-padded SHA-1 template digest")
 	files, err := f.parse(args)
 	if err != nil {
 		return err
@@ -243,6 +246,7 @@ func cmdLogReplay(e *env, args []string) error {
 	if *spec != "" && len(pcrFiles) > 0 {
 		return usageErrorf("log replay", "give --tpm or --pcrs, not both")
 	}
+	ropts := mlog.ReplayOptions{SHA1Padded: *padded}
 	banks, err := parseBanks("log replay", *bankList)
 	if err != nil {
 		return err
@@ -252,7 +256,7 @@ func cmdLogReplay(e *env, args []string) error {
 		return err
 	}
 	if *spec == "" && len(pcrFiles) == 0 {
-		return printComputed(e, list, banks, *asJSON)
+		return printComputed(e, list, banks, ropts, *asJSON)
 	}
 	trusted := pcrValues{}
 	for _, p := range pcrFiles {
@@ -283,7 +287,7 @@ func cmdLogReplay(e *env, args []string) error {
 	if len(trusted) == 0 {
 		return fmt.Errorf("no trusted value for the pcrs the list extends (%v)", used)
 	}
-	v, rerr := list.Replay(mlog.PCRValues(trusted))
+	v, rerr := list.ReplayWith(mlog.PCRValues(trusted), ropts)
 	if rerr == nil && bootErr != nil {
 		rerr = bootErr
 	}
@@ -373,8 +377,8 @@ func listPCRs(l *mlog.List) []int {
 	return out
 }
 
-func printComputed(e *env, list *mlog.List, banks []label.HashAlgo, asJSON bool) error {
-	vals, err := list.Compute(banks...)
+func printComputed(e *env, list *mlog.List, banks []label.HashAlgo, opts mlog.ReplayOptions, asJSON bool) error {
+	vals, err := list.ComputeWith(opts, banks...)
 	if err != nil {
 		return err
 	}

@@ -141,6 +141,17 @@ func TestLogReplay(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "boot_aggregate does not match") {
 		t.Errorf("log replay with other boot pcrs: exit %d, %q", code, stderr)
 	}
+	// --sha1-padded: the sha256 bank of a kernel before 5.8.
+	out = mustRun(t, 0, "log", "replay", "--sha1-padded", "--banks", "sha256", bin)
+	padded := strings.TrimPrefix(strings.SplitN(out, "\n", 2)[0], "sha256 pcr 10: ")
+	pf := filepath.Join(dir, "padded")
+	os.WriteFile(pf, []byte("PCR-10: "+padded+"\n"), 0o644)
+	if out := mustRun(t, 0, "log", "replay", "--sha1-padded", "--pcrs", "sha256,"+pf, bin); !strings.Contains(out, "verified 922 of 922") {
+		t.Errorf("log replay --sha1-padded --pcrs: %q", out)
+	}
+	if _, _, code := runCLI(t, "log", "replay", "--pcrs", "sha256,"+pf, bin); code != 1 {
+		t.Errorf("per-bank replay against a padded value: exit %d, want 1", code)
+	}
 	// A PCR from somewhere else: exit 1, the first record named.
 	bad := filepath.Join(dir, "bad")
 	os.WriteFile(bad, []byte("PCR-10: "+hex.EncodeToString(bytes.Repeat([]byte{7}, 20))+"\n"), 0o644)
