@@ -9,31 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/intactsec/intact/internal/testenv"
 )
 
-// shared returns the path of a file in ../shared/testdata beside the
-// project root (the directory holding go.mod).
-func shared(t *testing.T, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, "..", "shared", "testdata", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test data missing: %v", err)
-	}
-	return p
-}
+func shared(t *testing.T, rel string) string { return testenv.Shared(t, rel) }
 
 const rpiPCR10 = "f38695bbd9479953543813fb13bb88235440504e"
 
