@@ -37,7 +37,7 @@ func cmdHash(e *env, args []string) error {
 	if err := checkPaths("hash", paths, &tf); err != nil {
 		return err
 	}
-	return labelFiles(e, paths, &tf, *printOnly, func(path string, file *os.File) ([]byte, error) {
+	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(path string, file *os.File) ([]byte, error) {
 		sum, err := filehash.Digest(file, algo)
 		if err != nil {
 			return nil, err
@@ -60,16 +60,15 @@ func fileHashAlgo(cmd, name string) (label.HashAlgo, error) {
 }
 
 // labelFiles computes a label for every file below paths with make and
-// writes it to security.ima (or prints it with printOnly); make returns a
-// nil label for a file to skip. Per-file errors
+// writes it to the xattr name (or prints it with printOnly); make returns
+// a nil label for a file to skip. Per-file errors
 // are reported and the walk goes on; they make the command fail (exit 2).
-func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, make func(string, *os.File) ([]byte, error)) error {
+func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name string, make func(string, *os.File) ([]byte, error)) error {
 	type result struct {
 		path  string
 		value []byte
 		err   error
 	}
-	name := xattr.IMA(tf.xattrUser)
 	failed := 0
 	walk.Run(paths, tf.options(), func(en walk.Entry) result {
 		if en.Err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"encoding/hex"
-	"fmt"
 	"os"
 
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
-	"github.com/intactsec/intact/walk"
 )
 
 const hmacUsage = `
@@ -54,7 +51,7 @@ func cmdHMAC(e *env, args []string) error {
 		return err
 	}
 	opts := evm.ReadOptions{Config: cfg, UUID: uuid, XattrUser: tf.xattrUser}
-	return writeEVM(e, paths, &tf, *printOnly, func(file *os.File) ([]byte, error) {
+	return labelFiles(e, paths, &tf, *printOnly, xattr.EVM(tf.xattrUser), func(_ string, file *os.File) ([]byte, error) {
 		in, err := evm.ReadInput(file, opts)
 		if err != nil {
 			return nil, err
@@ -69,50 +66,4 @@ func cmdHMAC(e *env, args []string) error {
 		}
 		return v.Marshal(), nil
 	})
-}
-
-// writeEVM computes security.evm for every file below paths with make and
-// writes it (or prints it with printOnly). Per-file errors are reported
-// and make the command fail (exit 2).
-func writeEVM(e *env, paths []string, tf *treeFlags, printOnly bool, make func(*os.File) ([]byte, error)) error {
-	type result struct {
-		path  string
-		value []byte
-		err   error
-	}
-	name := xattr.EVM(tf.xattrUser)
-	failed := 0
-	walk.Run(paths, tf.options(), func(en walk.Entry) result {
-		if en.Err != nil {
-			return result{path: en.Path, err: en.Err}
-		}
-		v, err := evmOne(en.Path, name, printOnly, make)
-		return result{en.Path, v, err}
-	}, func(r result) {
-		if r.err != nil {
-			failed++
-			errorf(e, "%s: %v", r.path, unwrapPathError(r.err))
-			return
-		}
-		if printOnly {
-			fmt.Fprintf(e.stdout, "%s %s\n", hex.EncodeToString(r.value), r.path)
-		}
-	})
-	if failed > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%d file(s) could not be labelled", failed)}
-	}
-	return nil
-}
-
-func evmOne(path, name string, printOnly bool, make func(*os.File) ([]byte, error)) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	v, err := make(f)
-	if err != nil || printOnly {
-		return v, err
-	}
-	return v, xattr.FSet(f, name, v)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/intactsec/intact/filehash"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/sig"
 )
 
@@ -74,7 +75,7 @@ func cmdSign(e *env, args []string) error {
 	if evmSig != nil {
 		evmSig.signer, evmSig.keyID, evmSig.algo = signer, keyID, algo
 	}
-	return labelFiles(e, paths, &tf, *printOnly, func(path string, file *os.File) ([]byte, error) {
+	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(path string, file *os.File) ([]byte, error) {
 		if *sigfile && isSigFile(path) {
 			return nil, nil // a detached signature from an earlier run
 		}
