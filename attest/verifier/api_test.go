@@ -1,0 +1,66 @@
+package verifier_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/store/sqlite"
+)
+
+func TestAPIAuth(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, _ := verifier.New(verifier.Options{Store: st})
+	if _, err := verifier.NewAPI(v, "short"); err == nil {
+		t.Fatal("short token accepted")
+	}
+	h, err := verifier.NewAPI(v, "0123456789abcdef0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, path, auth, body string
+		want                     int
+	}{
+		{"GET", "/v1/agents", "", "", 401},
+		{"GET", "/v1/agents", "Bearer wrong-token-wrong-token", "", 401},
+		{"POST", "/v1/agents", "", `{"id":"a","addr":"x:1","policy":"p"}`, 401},
+		{"PUT", "/v1/policies/p", "", `{"intact_runtime_policy":1,"digests":{}}`, 401},
+		{"DELETE", "/v1/agents/a", "", "", 401},
+		{"GET", "/v1/agents", "Bearer 0123456789abcdef0123", "", 200},
+		{"PUT", "/v1/policies/p", "Bearer 0123456789abcdef0123", `{"intact_runtime_policy":1,"digests":{}}`, 200},
+		{"PUT", "/v1/policies/p", "Bearer 0123456789abcdef0123", `{"intact_runtime_policy":7}`, 400},
+		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a b","addr":"x:1","policy":"p"}`, 400},
+		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"x:1","policy":"p","extra":1}`, 400},
+		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"x:1","policy":"p","cert":"junk"}`, 400},
+		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"x:1","policy":"nope"}`, 404},
+		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"` + strings.Repeat("x", 70000) + `","policy":"p"}`, 400},
+		{"GET", "/v1/agents/none", "Bearer 0123456789abcdef0123", "", 404},
+	} {
+		req := httptest.NewRequestWithContext(context.Background(), tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s (auth %q): %d %s, want %d", tc.method, tc.path, tc.auth, rec.Code, rec.Body, tc.want)
+		}
+	}
+	_ = http.StatusOK
+}
+
+func FuzzDecodeAddAgent(f *testing.F) {
+	f.Add([]byte(`{"id":"a","addr":"127.0.0.1:1","policy":"p"}`))
+	f.Add([]byte(`{"id":"a","addr":"127.0.0.1:1","policy":"p","cert":"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}`))
+	f.Fuzz(func(t *testing.T, b []byte) { verifier.DecodeAddAgent(bytes.NewReader(b)) })
+}

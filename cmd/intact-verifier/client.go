@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/intactsec/intact/attest/verifier"
+)
+
+type clientFlags struct {
+	state, server, tokenFile, ca string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.state, "state", "", "")
+	fs.StringVar(&c.server, "server", "https://127.0.0.1:8443", "")
+	fs.StringVar(&c.tokenFile, "token-file", "", "")
+	fs.StringVar(&c.ca, "ca", "", "")
+}
+
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// maxReply bounds an API answer.
+const maxReply = 64 << 20
+
+func (c *clientFlags) client() (*client, error) {
+	if c.state != "" {
+		if c.tokenFile == "" {
+			c.tokenFile = filepath.Join(c.state, tokenFile)
+		}
+		if c.ca == "" {
+			c.ca = filepath.Join(c.state, certFile)
+		}
+	}
+	if c.tokenFile == "" || c.ca == "" {
+		return nil, usagef("give --state DIR, or --token-file and --ca")
+	}
+	tok, err := os.ReadFile(c.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(c.ca)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: not a PEM certificate", c.ca)
+	}
+	pin := blk.Bytes
+	u, err := url.Parse(c.server)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, usagef("--server %q: want https://HOST:PORT", c.server)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // the server's certificate is pinned below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || subtle.ConstantTimeCompare(cs.PeerCertificates[0].Raw, pin) != 1 {
+				return errors.New("the server's certificate is not the one in --ca")
+			}
+			return nil
+		},
+	}}
+	return &client{base: strings.TrimSuffix(c.server, "/"), token: strings.TrimSpace(string(tok)),
+		http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}, nil
+}
+
+func (c *client) do(method, path string, body []byte, out any) error {
+	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s (%s)", e.Error, resp.Status)
+		}
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+func (c *client) addAgent(e *env, id, addr, policy, certPath string) error {
+	req := verifier.AddAgentRequest{ID: id, Addr: addr, Policy: policy}
+	if certPath != "" {
+		b, err := os.ReadFile(certPath)
+		if err != nil {
+			return err
+		}
+		req.Cert = string(b)
+	}
+	body, _ := json.Marshal(req)
+	var v verifier.AgentView
+	if err := c.do(http.MethodPost, "/v1/agents", body, &v); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "enrolled %s (%s), certificate sha256 %s\n", v.ID, v.Addr, v.CertSHA256)
+	return nil
+}
+
+func (c *client) listAgents(e *env) error {
+	var vs []verifier.AgentView
+	if err := c.do(http.MethodGet, "/v1/agents", nil, &vs); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDR\tPOLICY\tSTATE\tRECORDS\tLAST ATTESTED\tREASON")
+	for _, v := range vs {
+		last := "-"
+		if v.LastAttested != nil {
+			last = v.LastAttested.Format(time.RFC3339)
+		}
+		reason := ""
+		if len(v.Reasons) > 0 {
+			reason = v.Reasons[0]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, v.Addr, v.Policy, v.State, v.LogOffset, last, reason)
+	}
+	return tw.Flush()
+}
+
+func (c *client) showAgent(e *env, id string, jsonOut bool) error {
+	var raw []byte
+	if err := c.do(http.MethodGet, "/v1/agents/"+url.PathEscape(id), nil, &raw); err != nil {
+		return err
+	}
+	var v verifier.AgentView
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	if jsonOut {
+		e.stdout.Write(raw)
+	} else {
+		fmt.Fprintf(e.stdout, "agent:        %s\naddr:         %s\npolicy:       %s\nstate:        %s\n", v.ID, v.Addr, v.Policy, v.State)
+		if v.Kind != "" {
+			fmt.Fprintf(e.stdout, "failure:      %s\n", v.Kind)
+		}
+		for _, r := range v.Reasons {
+			fmt.Fprintf(e.stdout, "reason:       %s\n", r)
+		}
+		fmt.Fprintf(e.stdout, "attestations: %d\nlist:         %s, pcr %d, %d records verified\ncertificate:  sha256 %s\n",
+			v.Attestations, v.LogSource, v.LogPCR, v.LogOffset, v.CertSHA256)
+		for _, h := range v.History {
+			fmt.Fprintf(e.stdout, "history:      %s %s %s\n", h.Time.Format(time.RFC3339Nano), h.State, strings.Join(h.Reasons, "; "))
+		}
+	}
+	if v.State == "failed" {
+		return errFailed
+	}
+	return nil
+}
+
+func (c *client) removeAgent(e *env, id string) error {
+	if err := c.do(http.MethodDelete, "/v1/agents/"+url.PathEscape(id), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "removed %s\n", id)
+	return nil
+}
+
+func (c *client) addPolicy(e *env, name, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var pv verifier.PolicyView
+	if err := c.do(http.MethodPut, "/v1/policies/"+url.PathEscape(name), b, &pv); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "policy %s stored (%d paths)\n", pv.Name, pv.Paths)
+	return nil
+}
+
+func (c *client) showPolicy(e *env, name string) error {
+	var raw []byte
+	if err := c.do(http.MethodGet, "/v1/policies/"+url.PathEscape(name), nil, &raw); err != nil {
+		return err
+	}
+	e.stdout.Write(raw)
+	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
+		fmt.Fprintln(e.stdout)
+	}
+	return nil
+}

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/testenv"
+	"github.com/intactsec/intact/internal/tpmtest"
+	"github.com/intactsec/intact/quote"
+)
+
+const e2eInterval = 500 * time.Millisecond
+
+// buildBinaries builds intact-verifier and intact-agent into dir.
+func buildBinaries(t *testing.T, dir string) (verifierBin, agentBin string) {
+	t.Helper()
+	testenv.RequireTool(t, "go")
+	verifierBin, agentBin = filepath.Join(dir, "intact-verifier"), filepath.Join(dir, "intact-agent")
+	for bin, pkg := range map[string]string{verifierBin: ".", agentBin: "../../attest/agent/intact-agent"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemon is a running binary.
+type daemon struct {
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+func start(t *testing.T, bin string, args ...string) *daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	d := &daemon{cmd: cmd, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		cancel()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), d.out)
+		}
+	})
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for d.cmd.ProcessState == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop on SIGTERM")
+	}
+}
+
+// waitFor polls cond every 20ms for at most d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var addrRE = regexp.MustCompile(`intact-verifier serving" addr=(\S+)`)
+
+func TestEndToEnd(t *testing.T) {
+	testenv.RequireTool(t, "tpm2_checkquote")
+	dir := t.TempDir()
+	vbin, abin := buildBinaries(t, dir)
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	agentState, vstate := filepath.Join(dir, "agent"), filepath.Join(dir, "verifier")
+	list := filepath.Join(dir, "measurements")
+	files := filepath.Join(dir, "files")
+	os.Mkdir(files, 0o755)
+	ok1, ok2, evil := filepath.Join(files, "ok1"), filepath.Join(files, "ok2"), filepath.Join(files, "evil")
+	for _, f := range []string{ok1, ok2, evil} {
+		os.WriteFile(f, []byte("content of "+f), 0o755)
+	}
+	run := func(wantCode int, bin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if err != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		if code != wantCode {
+			t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	measure := func(paths ...string) {
+		run(0, abin, append([]string{"measure", "--tpm", sw.Spec(), "--list", list}, paths...)...)
+	}
+
+	// The agent boots: its list starts with a boot_aggregate; ok1 runs.
+	measure(ok1)
+	ag := start(t, abin, "serve", "--tpm", sw.Spec(), "--state", agentState, "--list", list, "--listen", "127.0.0.1:0")
+	var agentAddr string
+	waitFor(t, 20*time.Second, "the agent's address", func() bool {
+		b, err := os.ReadFile(filepath.Join(agentState, "addr"))
+		agentAddr = strings.TrimSpace(string(b))
+		return err == nil && agentAddr != ""
+	})
+
+	startVerifier := func() (*daemon, []string) {
+		v := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+		var m []string
+		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
+			m = addrRE.FindStringSubmatch(v.out.String())
+			return m != nil
+		})
+		return v, []string{"--state", vstate, "--server", "https://" + m[1]}
+	}
+	vd, client := startVerifier()
+	cli := func(wantCode int, args ...string) string { return run(wantCode, vbin, append(client, args...)...) }
+	show := func(id string) *verifier.AgentView {
+		cmd := exec.Command(vbin, append(client, "agents", "show", "--json", id)...)
+		out, _ := cmd.Output()
+		var v verifier.AgentView
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatalf("agents show: %v: %q", err, out)
+		}
+		return &v
+	}
+
+	// No token, no access.
+	if out, err := exec.Command(vbin, "--server", client[3], "--token-file", "/dev/null", "--ca", filepath.Join(vstate, "verifier.crt"), "agents", "list").CombinedOutput(); err == nil {
+		t.Fatalf("agents list without a token succeeded: %s", out)
+	}
+
+	policy := fmt.Sprintf(`{"intact_runtime_policy":1,"name":"e2e","digests":{%q:[%q],%q:[%q]}}`, ok1, fileSum(t, ok1), ok2, fileSum(t, ok2))
+	pfile := filepath.Join(dir, "policy.json")
+	os.WriteFile(pfile, []byte(policy), 0o644)
+	cli(0, "policy", "add", "e2e", pfile)
+	if !strings.Contains(cli(0, "policy", "show", "e2e"), ok2) {
+		t.Fatal("policy show does not show the policy")
+	}
+
+	// Enrolled and trusted within two intervals.
+	enrolled := time.Now()
+	cli(0, "agents", "add", "host1", agentAddr, "--policy", "e2e", "--cert", filepath.Join(agentState, "tls.crt"))
+	waitFor(t, 2*e2eInterval+5*time.Second, "trusted", func() bool { return show("host1").State == "trusted" })
+	v := show("host1")
+	t.Logf("trusted %v after enrollment (%d attestations, interval %v)", time.Since(enrolled), v.Attestations, e2eInterval)
+	if v.Attestations > 2 {
+		t.Errorf("trusted after %d attestations, want at most 2", v.Attestations)
+	}
+	if !strings.Contains(cli(0, "agents", "list"), "trusted") {
+		t.Error("agents list does not show the agent trusted")
+	}
+
+	// tpm2_checkquote verifies a quote the agent made, with the AK public
+	// key the verifier stored.
+	checkQuoteInterop(t, dir, v, agentAddr, filepath.Join(agentState, "tls.crt"))
+
+	// The verifier restarts mid-run and resumes from its stored offset.
+	stored := show("host1").LogOffset
+	vd.stop(t)
+	measure(ok2)
+	before := len(quoteOffsets(ag.out.String()))
+	vd, client = startVerifier()
+	waitFor(t, 10*time.Second, "trusted at 3 records after the restart", func() bool {
+		v := show("host1")
+		return v.State == "trusted" && v.LogOffset == 3
+	})
+	offsets := quoteOffsets(ag.out.String())[before:]
+	if stored != 2 || len(offsets) == 0 || offsets[0] != "2" {
+		t.Fatalf("stored offset %d; after restart the verifier asked for the list from %v, want from 2", stored, offsets)
+	}
+	for _, o := range offsets {
+		if o == "0" || o == "1" {
+			t.Fatalf("after restart the whole list was asked for again: %v", offsets)
+		}
+	}
+
+	// A file outside the policy runs: failed, naming it, within two intervals.
+	n := show("host1").Attestations
+	ran := time.Now()
+	measure(evil)
+	waitFor(t, 2*e2eInterval+5*time.Second, "failed", func() bool { return show("host1").State == "failed" })
+	v = show("host1")
+	t.Logf("failed %v after the file ran (%d attestations): %v", time.Since(ran), v.Attestations-n, v.Reasons)
+	if v.Attestations-n > 2 {
+		t.Errorf("failed %d attestations after the file ran, want at most 2", v.Attestations-n)
+	}
+	if r := strings.Join(v.Reasons, "; "); !strings.Contains(r, evil) || !strings.Contains(r, "not-in-policy") {
+		t.Errorf("reasons %q do not name %s", r, evil)
+	}
+	if out := cli(1, "agents", "show", "host1"); !strings.Contains(out, evil) {
+		t.Errorf("agents show: %s", out)
+	}
+	cli(0, "agents", "remove", "host1")
+	cli(2, "agents", "show", "host1")
+}
+
+func fileSum(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + hex.EncodeToString(sha256Sum(b))
+}
+
+var offsetRE = regexp.MustCompile(`path=/v1/quote offset=(\d+)`)
+
+func quoteOffsets(log string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		if m := offsetRE.FindStringSubmatch(sc.Text()); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+// checkQuoteInterop asks the agent for a quote and has tpm2_checkquote
+// verify it with the AK the verifier stored.
+func checkQuoteInterop(t *testing.T, dir string, v *verifier.AgentView, addr, certPath string) {
+	t.Helper()
+	ak, err := quote.ParseAK(v.AKPublic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(ak.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	akPEM := filepath.Join(dir, "ak.pem")
+	os.WriteFile(akPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0o644)
+	certPEM, _ := os.ReadFile(certPath)
+	blk, _ := pem.Decode(certPEM)
+	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if !bytes.Equal(cs.PeerCertificates[0].Raw, blk.Bytes) {
+				return fmt.Errorf("not the agent's certificate")
+			}
+			return nil
+		}}}}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	resp, err := cl.Get("https://" + addr + attest.PathQuote + "?nonce=" + hex.EncodeToString(nonce) + "&pcrs=sha256:0,1,7,13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	q, err := attest.DecodeQuoteResponse(io.LimitReader(resp.Body, attest.MaxResponse))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []byte
+	for _, i := range []int{0, 1, 7, 13} {
+		vals = append(vals, q.PCRs["sha256"][i]...)
+	}
+	msg, sig, pcrs := filepath.Join(dir, "quote.msg"), filepath.Join(dir, "quote.sig"), filepath.Join(dir, "quote.pcrs")
+	os.WriteFile(msg, q.Attest, 0o644)
+	os.WriteFile(sig, q.Signature, 0o644)
+	os.WriteFile(pcrs, vals, 0o644)
+	check := func(nonceHex string) ([]byte, error) {
+		return exec.Command("tpm2_checkquote", "-u", akPEM, "-m", msg, "-s", sig, "-f", pcrs,
+			"-l", "sha256:0,1,7,13", "-g", "sha256", "-q", nonceHex).CombinedOutput()
+	}
+	if out, err := check(hex.EncodeToString(nonce)); err != nil {
+		t.Fatalf("tpm2_checkquote rejects the agent's quote: %v\n%s", err, out)
+	}
+	// A test that can't fail is a defect: tpm2_checkquote must reject a
+	// wrong nonce.
+	nonce[0] ^= 1
+	if out, err := check(hex.EncodeToString(nonce)); err == nil {
+		t.Fatalf("tpm2_checkquote accepted a wrong nonce: %s", out)
+	}
+}

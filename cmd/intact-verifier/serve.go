@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/store/sqlite"
+)
+
+// Files of the state directory.
+const (
+	tokenFile = "api-token"
+	certFile  = "verifier.crt"
+	keyFile   = "verifier.key"
+	dbFile    = "verifier.db"
+)
+
+func cmdServe(e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	state := fs.String("state", "", "")
+	listen := fs.String("listen", "127.0.0.1:8443", "")
+	db := fs.String("db", "", "")
+	interval := fs.Duration("interval", 2*time.Second, "")
+	timeout := fs.Duration("timeout", 10*time.Second, "")
+	retention := fs.Duration("history", 7*24*time.Hour, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("serve: %v", err)
+	}
+	if *state == "" || fs.NArg() != 0 {
+		return usagef("usage: serve --state DIR [--listen ADDR] [--interval 2s]")
+	}
+	if *interval < 100*time.Millisecond {
+		return usagef("--interval %v is too short", *interval)
+	}
+	if err := os.MkdirAll(*state, 0o700); err != nil {
+		return err
+	}
+	token, err := loadOrCreateToken(filepath.Join(*state, tokenFile))
+	if err != nil {
+		return err
+	}
+	cert, err := loadOrCreateCert(*state)
+	if err != nil {
+		return err
+	}
+	if *db == "" {
+		*db = filepath.Join(*state, dbFile)
+	}
+	st, err := sqlite.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout})
+	if err != nil {
+		return err
+	}
+	h, err := verifier.NewAPI(v, token)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	go pruneHistory(ctx, st, *retention, log)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("intact-verifier serving", "addr", ln.Addr().String(), "state", *state, "interval", *interval)
+	if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		stop()
+		<-done
+		return err
+	}
+	return <-done
+}
+
+func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := st.PruneHistory(ctx, time.Now().Add(-keep)); err != nil {
+				log.Warn("pruning history", "err", err)
+			}
+		}
+	}
+}
+
+// loadOrCreateToken reads the api token, creating a random one (mode
+// 0600) if the file does not exist.
+func loadOrCreateToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return "", err
+		}
+		tok := hex.EncodeToString(raw)
+		if err := atomicfile.WriteFile(path, []byte(tok+"\n"), 0o600, true); err != nil {
+			return "", err
+		}
+		return tok, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("%s: token shorter than 16 characters", path)
+	}
+	return tok, nil
+}
+
+func loadOrCreateCert(dir string) (tls.Certificate, error) {
+	c, k := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
+	cert, err := tls.LoadX509KeyPair(c, k)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return cert, err
+	}
+	certPEM, keyPEM, err := attest.NewSelfSigned("intact-verifier")
+	if err != nil {
+		return cert, err
+	}
+	if err := atomicfile.WriteFile(k, keyPEM, 0o600, false); err != nil {
+		return cert, err
+	}
+	if err := atomicfile.WriteFile(c, certPEM, 0o644, false); err != nil {
+		return cert, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
