@@ -85,8 +85,9 @@ func (l *List) MarshalASCII() ([]byte, error) {
 	return dst, nil
 }
 
-// bankForSize guesses a bank from a template digest size.
-func bankForSize(n int) (label.HashAlgo, bool) {
+// BankForSize guesses the PCR bank of a template digest or PCR value
+// from its size: sha1, sha256, sha384 or sha512.
+func BankForSize(n int) (label.HashAlgo, bool) {
 	switch n {
 	case 20:
 		return label.SHA1, true
@@ -127,7 +128,7 @@ func ParseASCII(b []byte, opts Options) (*List, error) {
 			return nil, &ParseError{Offset: -1, Line: line, Record: len(l.records), Msg: err.Error()}
 		}
 		if !bankSet {
-			bank, ok := bankForSize(len(r.Digest))
+			bank, ok := BankForSize(len(r.Digest))
 			if !ok {
 				return nil, &ParseError{Offset: -1, Line: line, Record: len(l.records), Msg: fmt.Sprintf("template digest of %d bytes matches no bank", len(r.Digest))}
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/mlog"
 )
 
 // pcrValues holds PCR values by bank and index (mlog.PCRValues and
@@ -65,7 +66,7 @@ func readPCRFile(arg string, into pcrValues) error {
 				return bad("pcr value is not hex")
 			}
 			if !named {
-				a, ok := bankForSize(len(val))
+				a, ok := mlog.BankForSize(len(val))
 				if !ok {
 					return bad(fmt.Sprintf("pcr value of %d bytes matches no bank", len(val)))
 				}
@@ -102,20 +103,6 @@ func readPCRFile(arg string, into pcrValues) error {
 		into[cur][idx] = val
 	}
 	return sc.Err()
-}
-
-func bankForSize(n int) (label.HashAlgo, bool) {
-	switch n {
-	case 20:
-		return label.SHA1, true
-	case 32:
-		return label.SHA256, true
-	case 48:
-		return label.SHA384, true
-	case 64:
-		return label.SHA512, true
-	}
-	return 0, false
 }
 
 // readTPMPCRs reads pcrs in every allocated bank intact supports.
