@@ -16,11 +16,18 @@
 //   - the quoted selection names exactly the PCRs given, no more, no
 //     fewer;
 //   - the quoted PCR digest is the digest of the given values, in the
-//     selection's order;
-//   - the clock is "safe" (the TPM never reported a later clock).
+//     selection's order.
 //
 // Comparing the clock with the previous quote's (TPM resets, restarts,
-// rollbacks) is [CheckClock]'s job, since it needs state.
+// rollbacks) is [CheckClock]'s job, since it needs state. The clock's
+// "safe" flag is reported, not required: a TPM that lost power without an
+// orderly shutdown reports safe=NO for up to an hour, and the comparisons
+// CheckClock makes do not depend on it.
+//
+// For keys outside the endorsement hierarchy, TPMs obfuscate the reset
+// and restart counts (and the firmware version) by adding a per-key
+// constant: they are comparable only between quotes by the same key, and
+// only modulo 2^32, which is how CheckClock compares them.
 package quote
 
 import (
@@ -49,7 +56,6 @@ var (
 	ErrNonce     = errors.New("quote nonce is not the nonce sent (stale or replayed quote)")
 	ErrSelection = errors.New("quoted pcr selection differs from the pcrs given")
 	ErrPCRDigest = errors.New("pcr values do not match the quoted pcr digest")
-	ErrUnsafe    = errors.New("tpm clock not safe")
 	ErrAK        = errors.New("unacceptable attestation key")
 	ErrClock     = errors.New("tpm clock went backwards")
 )
@@ -253,13 +259,10 @@ func Verify(ak *AK, attest, signature, nonce []byte, pcrs PCRValues) (*Verified,
 	if subtle.ConstantTimeCompare(digest, info.PCRDigest.Buffer) != 1 {
 		return nil, fail(ErrPCRDigest, "quoted %x, values give %x", info.PCRDigest.Buffer, digest)
 	}
-	if att.ClockInfo.Safe != tpm2.TPMIYesNo(true) {
-		return nil, fail(ErrUnsafe, "the tpm may have reported a later clock before")
-	}
 	c := att.ClockInfo
 	return &Verified{
 		PCRs:            clonePCRs(pcrs),
-		Clock:           Clock{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: true},
+		Clock:           Clock{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: bool(c.Safe)},
 		FirmwareVersion: att.FirmwareVersion,
 	}, nil
 }
@@ -389,20 +392,36 @@ const (
 // from the same TPM. A reset or restart count that went down, or a clock
 // behind the previous one within the same boot, is an *Error wrapping
 // ErrClock (a replayed quote, another TPM, or a TPM2_Clear).
+//
+// The counts are compared modulo 2^32 (they are obfuscated by an added
+// constant): a difference below 2^31 is an increase.
 func CheckClock(prev, cur Clock) (ClockChange, error) {
+	reset := cmp32(cur.ResetCount, prev.ResetCount)
+	restart := cmp32(cur.RestartCount, prev.RestartCount)
 	switch {
-	case cur.ResetCount < prev.ResetCount:
-		return 0, fail(ErrClock, "reset count %d after %d", cur.ResetCount, prev.ResetCount)
-	case cur.ResetCount > prev.ResetCount:
+	case reset < 0:
+		return 0, fail(ErrClock, "reset count went back by %d", prev.ResetCount-cur.ResetCount)
+	case reset > 0:
 		return Reset, nil
-	case cur.RestartCount < prev.RestartCount:
-		return 0, fail(ErrClock, "restart count %d after %d", cur.RestartCount, prev.RestartCount)
+	case restart < 0:
+		return 0, fail(ErrClock, "restart count went back by %d", prev.RestartCount-cur.RestartCount)
 	case cur.Clock < prev.Clock:
 		return 0, fail(ErrClock, "clock %d ms after %d ms", cur.Clock, prev.Clock)
-	case cur.RestartCount > prev.RestartCount:
+	case restart > 0:
 		return Restarted, nil
 	}
 	return SameBoot, nil
+}
+
+// cmp32 compares a and b as counters modulo 2^32.
+func cmp32(a, b uint32) int {
+	switch d := a - b; {
+	case d == 0:
+		return 0
+	case d < 1<<31:
+		return 1
+	}
+	return -1
 }
 
 // Banks returns the banks of p, sorted.

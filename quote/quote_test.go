@@ -74,7 +74,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if !v.Clock.Safe || len(v.PCRs[crypto.SHA256]) != 3 {
+	if len(v.PCRs[crypto.SHA256]) != 3 {
 		t.Errorf("verified = %+v", v)
 	}
 }
@@ -175,6 +175,10 @@ func TestParseAKRejectsUnrestricted(t *testing.T) {
 
 func TestCheckClock(t *testing.T) {
 	base := quote.Clock{Clock: 1000, ResetCount: 2, RestartCount: 1, Safe: true}
+	wrapped := quote.Clock{Clock: 1000, ResetCount: 0xffffffff, RestartCount: 0xfffffff0}
+	if c, err := quote.CheckClock(wrapped, quote.Clock{Clock: 9, ResetCount: 0, RestartCount: 7}); err != nil || c != quote.Reset {
+		t.Errorf("reset count wrapping around: %v, %v", c, err)
+	}
 	for _, tc := range []struct {
 		cur  quote.Clock
 		want quote.ClockChange
@@ -187,6 +191,7 @@ func TestCheckClock(t *testing.T) {
 		{quote.Clock{Clock: 5000, ResetCount: 1, RestartCount: 1}, 0, true},
 		{quote.Clock{Clock: 5000, ResetCount: 2, RestartCount: 0}, 0, true},
 		{quote.Clock{Clock: 5000, ResetCount: 2, RestartCount: 2}, quote.Restarted, false},
+		{quote.Clock{Clock: 5000, ResetCount: 2 + 1<<31, RestartCount: 1}, 0, true},
 	} {
 		got, err := quote.CheckClock(base, tc.cur)
 		if (err != nil) != tc.err || (err == nil && got != tc.want) {
