@@ -72,9 +72,16 @@ type Progress struct {
 	Clock        uint64            `json:"clock"`
 	HaveClock    bool              `json:"have_clock"`
 	LogOffset    int64             `json:"log_offset"`
-	LogPCR       map[string][]byte `json:"log_pcr,omitempty"` // bank name -> running value
-	BootChecked  bool              `json:"boot_checked"`      // boot_aggregate checked for this boot
+	LogPCR       map[string][]byte `json:"log_pcr,omitempty"`  // bank name -> running value
+	BootChecked  bool              `json:"boot_checked"`       // boot_aggregate checked for this boot
+	BootLog      string            `json:"boot_log,omitempty"` // BootLogVerified or BootLogNone, once checked for this boot
 }
+
+// Boot event log outcomes (Progress.BootLog).
+const (
+	BootLogVerified = "verified" // replayed to the quoted PCRs 0-9
+	BootLogNone     = "none"     // the agent has no boot event log
+)
 
 // Result is one attestation outcome.
 type Result struct {

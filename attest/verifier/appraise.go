@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/quote"
@@ -20,6 +21,10 @@ type Evidence struct {
 	// More fetches the list from a record offset (when the quote's chunk
 	// ends before the quoted PCR, or after a reboot).
 	More func(start int64) (*attest.LogChunk, error)
+	// BootLog fetches the TCG boot event log; (nil, nil) when the agent
+	// has none. Called once per boot, when the list is appraised from its
+	// first record. Nil: not fetched.
+	BootLog func() ([]byte, error)
 }
 
 // Appraisal is the outcome of a verified attestation.
@@ -140,6 +145,11 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 	if err := p.checkBoot(&prog, r.offset, r.verified, ver.PCRs); err != nil {
 		return nil, err
 	}
+	if r.offset == 0 && ev.BootLog != nil {
+		if err := p.checkBootLog(&prog, ev.BootLog, ver.PCRs); err != nil {
+			return nil, err
+		}
+	}
 	for i := range r.verified {
 		if f := p.Policy.Evaluate(r.offset+int64(i), &r.verified[i]); f != nil {
 			out.Findings = append(out.Findings, *f)
@@ -236,6 +246,34 @@ func (p *Appraiser) checkBoot(prog *store.Progress, offset int64, recs []mlog.Re
 		return secErr(ReasonBootAggregate, "list has %x, quoted pcrs 0-9 give %x", digest, want)
 	}
 	prog.BootChecked = true
+	return nil
+}
+
+// checkBootLog replays the boot event log against the quoted boot PCRs.
+func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, error), pcrs quote.PCRValues) error {
+	raw, err := fetch()
+	if err != nil {
+		return err
+	}
+	if len(raw) == 0 {
+		prog.BootLog = store.BootLogNone
+		return nil
+	}
+	l, err := eventlog.Parse(raw)
+	if err != nil {
+		return secErr(ReasonBootLog, "%v", err)
+	}
+	bank, _ := label.HashAlgoFor(p.Bank)
+	trusted := map[int][]byte{}
+	for _, i := range p.BootPCRs {
+		if v, ok := pcrs[p.Bank][i]; ok {
+			trusted[i] = v
+		}
+	}
+	if _, err := l.Verify(eventlog.Values{bank: trusted}); err != nil {
+		return secErr(ReasonBootLog, "%v", err)
+	}
+	prog.BootLog = store.BootLogVerified
 	return nil
 }
 

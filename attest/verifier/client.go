@@ -141,6 +141,25 @@ func (c *agentClient) log(ctx context.Context, offset int64) (l *attest.LogChunk
 	return l, err
 }
 
+// bootLog fetches the boot event log; nil when the agent has none (404).
+func (c *agentClient) bootLog(ctx context.Context) (b []byte, err error) {
+	err = c.do(ctx, http.MethodGet, attest.PathBootLog, nil, func(r io.Reader) error {
+		b, err = io.ReadAll(io.LimitReader(r, attest.MaxBootLog+1))
+		if err == nil && len(b) > attest.MaxBootLog {
+			err = fmt.Errorf("boot event log larger than %d bytes", attest.MaxBootLog)
+		}
+		if err == nil && b == nil {
+			b = []byte{}
+		}
+		return err
+	})
+	var ae *AgentError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return nil, nil
+	}
+	return b, err
+}
+
 func parseCert(der []byte) error {
 	_, err := x509.ParseCertificate(der)
 	return err

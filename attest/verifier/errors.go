@@ -21,6 +21,7 @@ const (
 	ReasonLogTemplateHash = "log-template-hash" // a record's template digest does not match its data (altered record)
 	ReasonLogReplay       = "log-replay"        // the list does not replay to the quoted PCR (record removed, reordered, or PCR extended outside the list)
 	ReasonBootAggregate   = "boot-aggregate"    // the list's boot_aggregate does not match the quoted boot PCRs
+	ReasonBootLog         = "boot-log"          // the boot event log does not parse or replay to the quoted boot PCRs
 	ReasonPolicy          = "policy"            // a verified record breaks the runtime policy
 	ReasonEnrollment      = "enrollment"        // the AK is not in the EK's TPM, or the proof is not bound to the pinned certificate
 )

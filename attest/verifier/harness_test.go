@@ -54,6 +54,12 @@ type testAgent struct {
 
 func newTestAgent(t *testing.T, sw *tpmtest.Swtpm) *testAgent {
 	t.Helper()
+	return newTestAgentWithBootLog(t, sw, "")
+}
+
+// newTestAgentWithBootLog serves bootLog as the agent's TCG event log.
+func newTestAgentWithBootLog(t *testing.T, sw *tpmtest.Swtpm, bootLog string) *testAgent {
+	t.Helper()
 	if sw == nil {
 		sw = tpmtest.Start(t, tpmtest.Options{})
 	}
@@ -66,7 +72,7 @@ func newTestAgent(t *testing.T, sw *tpmtest.Swtpm) *testAgent {
 	}
 	a.measure() // boot_aggregate
 	a.agent, err = agent.New(agent.Config{TPM: tp, AK: a.id.AK, Log: agent.NewFileLog(a.list, attest.LogIntact),
-		LogPCR: logPCR, CertDER: a.id.Cert.Certificate[0], Logger: slog.New(slog.DiscardHandler)})
+		LogPCR: logPCR, BootLog: bootLog, CertDER: a.id.Cert.Certificate[0], Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,12 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 			return nil, fmt.Errorf("measurement list: %w", err)
 		}
 		return c, nil
+	}, BootLog: func() ([]byte, error) {
+		b, err := r.client.bootLog(qctx)
+		if err != nil {
+			return nil, fmt.Errorf("boot event log: %w", err)
+		}
+		return b, nil
 	}}
 	return p.Appraise(r.status.Progress, ev, nonce)
 }
