@@ -305,7 +305,7 @@ func TestCacheAndInvalidation(t *testing.T) {
 	os.WriteFile(good, []byte("good again"), 0o755)
 	h.src.decide(t, good, true)
 	before := h.app.calls.Load()
-	os.Chmod(good, 0o4755)
+	os.Chmod(good, 0o755|os.ModeSetuid)
 	h.src.decide(t, good, true)
 	if h.app.calls.Load() != before+1 {
 		t.Error("chmod did not invalidate the cached verdict")

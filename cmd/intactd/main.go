@@ -193,7 +193,17 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	// The runtime loads the time zone lazily; do it now, not on a
 	// watched mount later.
 	_ = time.Now().Local().String()
+	// Group order matters when the daemon dies without closing them (SIGKILL):
+	// see permAfterNotify.
+	if d.inv, err = newInvalidator(log, cfg.Watch); err != nil {
+		d.closeAll()
+		return nil, err
+	}
 	if d.group, err = fanotify.NewPermGroup(); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	if err := permAfterNotify(d.group, d.inv.fd()); err != nil {
 		d.closeAll()
 		return nil, err
 	}
@@ -202,10 +212,7 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 		d.closeAll()
 		return nil, err
 	}
-	if d.inv, err = newInvalidator(d.eng, log, cfg.Watch); err != nil {
-		d.closeAll()
-		return nil, err
-	}
+	d.inv.setEngine(d.eng)
 	if err := d.startServers(); err != nil {
 		d.closeAll()
 		return nil, err
@@ -345,4 +352,26 @@ func (d *daemon) closeAll() {
 	if d.meas != nil {
 		d.meas.Close()
 	}
+}
+
+// permAfterNotify makes sure that the permission group's descriptor number is
+// above the notification group's.
+//
+// While a task waits for a permission answer, the kernel pins every mark
+// the access matched, including the notification group's, and that
+// group's release (fsnotify_destroy_group) waits until the task is done.
+// When the daemon dies without closing its groups, the exiting task
+// releases its files one after the other, the highest descriptor first
+// (task_work runs last-in first-out). If the notification group were
+// released first, it would wait for tasks that only the permission
+// group's release can wake: the daemon would hang in exit and the
+// accessors with it (seen on 6.18 under load). With the permission group
+// above, it is released first, allows everything pending, and the
+// notification group follows. The e2e load test kills the daemon with
+// SIGKILL mid-load to hold this.
+func permAfterNotify(perm *fanotify.Group, notifyFD int) error {
+	if perm.Fd() > notifyFD {
+		return nil
+	}
+	return fmt.Errorf("fanotify permission group fd %d is not above the notification group fd %d", perm.Fd(), notifyFD)
 }

@@ -25,12 +25,15 @@ type invalidator struct {
 
 const invalidationMask = fanotify.Modify | fanotify.Attrib | fanotify.CloseWrite
 
-func newInvalidator(eng *enforce.Engine, log *slog.Logger, watch []string) (*invalidator, error) {
+// newInvalidator creates the notification group. It must be created
+// before the permission group: see the note on group order in main.go.
+// The engine is set once it exists (setEngine), before run.
+func newInvalidator(log *slog.Logger, watch []string) (*invalidator, error) {
 	g, err := fanotify.NewNotifyGroup()
 	if err != nil {
 		return nil, err
 	}
-	inv := &invalidator{g: g, eng: eng, log: log, mounts: map[[2]int32]int{}}
+	inv := &invalidator{g: g, log: log, mounts: map[[2]int32]int{}}
 	for _, w := range watch {
 		// Opened before any mark: no permission event for our own open.
 		fd, err := unix.Open(w, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -56,6 +59,11 @@ func newInvalidator(eng *enforce.Engine, log *slog.Logger, watch []string) (*inv
 	}
 	return inv, nil
 }
+
+func (inv *invalidator) setEngine(eng *enforce.Engine) { inv.eng = eng }
+
+// fd is the group's descriptor number.
+func (inv *invalidator) fd() int { return inv.g.Fd() }
 
 // run handles events until the group is closed.
 func (inv *invalidator) run() {

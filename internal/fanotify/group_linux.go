@@ -177,6 +177,18 @@ func wrapMark(op string, err error) error {
 	return fmt.Errorf("fanotify %s mark: %w", op, err)
 }
 
+// Fd returns the group's descriptor number (for ordering checks; do not
+// read or close it).
+func (g *Group) Fd() int {
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(u uintptr) { fd = int(u) })
+	return fd
+}
+
 // Close closes the group. For a permission group the kernel then allows
 // every event still pending, read or unread.
 func (g *Group) Close() error { return g.f.Close() }

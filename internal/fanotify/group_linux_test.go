@@ -248,7 +248,7 @@ func TestNotifyGroup(t *testing.T) {
 	if err := g.MarkFilesystem(dir, fanotify.Modify|fanotify.Attrib|fanotify.CloseWrite); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(path, 0o4755); err != nil {
+	if err := os.Chmod(path, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := g.Read(make([]byte, 4096))
