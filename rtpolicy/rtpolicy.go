@@ -42,6 +42,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
@@ -67,6 +68,11 @@ type Policy struct {
 	Keys             []string            `json:"keys,omitempty"`
 	Buffers          map[string][]string `json:"buffers,omitempty"`
 	IgnoreViolations bool                `json:"ignore_violations,omitempty"`
+	// SignatureFallback judges an ima-sig record whose signature does not
+	// verify with a policy key by its digest instead (Keylime's rule).
+	SignatureFallback bool `json:"signature_fallback,omitempty"`
+	// Windows also accept other digests until a time (see window.go).
+	Windows []Window `json:"windows,omitempty"`
 }
 
 // Compiled is a policy ready to evaluate records. It is immutable and
@@ -77,6 +83,7 @@ type Compiled struct {
 	buffers  map[string]map[string]struct{}
 	excludes *regexp.Regexp
 	keys     map[uint32][]crypto.PublicKey
+	windows  []compiledWindow
 }
 
 func ferr(format string, args ...any) error {
@@ -129,6 +136,9 @@ func Compile(p Policy) (*Compiled, error) {
 		if err := c.addKey(k); err != nil {
 			return nil, ferr("keys[%d]: %v", i, err)
 		}
+	}
+	if c.windows, err = compileWindows(p.Windows); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -224,8 +234,16 @@ func (f Finding) String() string {
 }
 
 // Evaluate judges one verified record; index is its place in the list.
-// It returns nil when the record passes.
+// It returns nil when the record passes. Update windows are not applied
+// (see EvaluateAt).
 func (c *Compiled) Evaluate(index int64, r *mlog.Record) *Finding {
+	return c.EvaluateAt(time.Time{}, index, r)
+}
+
+// EvaluateAt is Evaluate at the time now (the verifier's clock): the
+// digests of update windows that end after now are accepted too. A zero
+// now applies no window.
+func (c *Compiled) EvaluateAt(now time.Time, index int64, r *mlog.Record) *Finding {
 	name, ok := r.Name()
 	if !ok {
 		return &Finding{Index: index, Reason: Unparsable, Path: "?"}
@@ -246,30 +264,36 @@ func (c *Compiled) Evaluate(index int64, r *mlog.Record) *Finding {
 	if !ok {
 		return &Finding{Index: index, Path: name, Reason: Unparsable}
 	}
-	algoName = strings.TrimPrefix(strings.TrimPrefix(algoName, "ima:"), "verity:")
+	algoName = recordAlgo(strings.TrimPrefix(strings.TrimPrefix(algoName, "ima:"), "verity:"))
 	digest := algoName + ":" + hex.EncodeToString(d)
 	f := &Finding{Index: index, Path: name, Digest: digest}
 	if s, ok := r.Signature(); ok && len(s) > 0 {
-		if reason := c.checkSignature(s, algoName, d); reason != "" {
+		reason := c.checkSignature(s, algoName, d)
+		if reason == "" {
+			return nil
+		}
+		if !c.doc.SignatureFallback {
 			f.Reason = reason
 			return f
 		}
-		return nil
 	}
+	buf := r.Template == "ima-buf"
 	set := c.digests
-	if r.Template == "ima-buf" {
+	if buf {
 		set = c.buffers
 	}
 	allowed, ok := set[name]
 	if !ok {
 		f.Reason = NotInPolicy
-		return f
-	}
-	if _, ok := allowed[digest]; !ok {
+	} else if _, ok := allowed[digest]; !ok {
 		f.Reason = DigestMismatch
-		return f
+	} else {
+		return nil
 	}
-	return nil
+	if c.windowAccepts(now, buf, name, digest) {
+		return nil
+	}
+	return f
 }
 
 // checkSignature verifies a security.ima signature over the recorded file
