@@ -111,10 +111,13 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 		return nil, secErr(ReasonQuoteSelection, "log pcr %d not quoted", p.LogPCR)
 	}
 	chunk := q.Log
-	if chunk == nil || chunk.Start != prog.LogOffset {
-		if ev.More == nil {
-			return nil, errors.New("no measurement list in the quote response")
-		}
+	switch {
+	case chunk != nil && chunk.Start == prog.LogOffset:
+	case chunk != nil && !out.Reset:
+		return nil, secErr(ReasonLogOffset, "list from record %d, asked for %d", chunk.Start, prog.LogOffset)
+	case ev.More == nil:
+		return nil, errors.New("no measurement list from the stored offset in the quote response")
+	default: // no list, or the old boot's offset after a reset
 		if chunk, err = ev.More(prog.LogOffset); err != nil {
 			return nil, err
 		}
@@ -124,8 +127,8 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 		r.running = make([]byte, p.Bank.Size())
 	}
 	for {
-		if chunk.Start != r.offset+int64(len(r.verified)) {
-			return nil, secErr(ReasonLogOffset, "list from record %d, asked for %d", chunk.Start, r.offset+int64(len(r.verified)))
+		if want := r.offset + int64(len(r.verified)+len(r.pending)); chunk.Start != want {
+			return nil, secErr(ReasonLogOffset, "list from record %d, asked for %d", chunk.Start, want)
 		}
 		done, err := r.feed(chunk, target)
 		if err != nil {
