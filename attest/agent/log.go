@@ -13,9 +13,9 @@ import (
 
 // Log is a measurement list the agent serves from a record offset.
 type Log interface {
-	// Read returns the records from start on, at most max bytes of them
-	// (but at least one record if any). A start beyond the list gives an
-	// empty chunk.
+	// Read returns the records from start on, at most max bytes of them.
+	// A start beyond the list gives an empty chunk; a single record
+	// larger than max is an error.
 	Read(start int64, max int) (*attest.LogChunk, error)
 	// Source is attest.LogIntact or attest.LogIMA.
 	Source() string
