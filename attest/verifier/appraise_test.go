@@ -25,7 +25,7 @@ type simFixture struct {
 	dir  string
 }
 
-func newSim(t *testing.T) *simFixture {
+func newSim(t testing.TB) *simFixture {
 	t.Helper()
 	tp, err := tpm.OpenSimulator()
 	if err != nil {
@@ -45,7 +45,7 @@ func newSim(t *testing.T) *simFixture {
 	return f
 }
 
-func (f *simFixture) measure(t *testing.T, names ...string) []string {
+func (f *simFixture) measure(t testing.TB, names ...string) []string {
 	t.Helper()
 	var paths []string
 	for _, n := range names {
@@ -59,7 +59,7 @@ func (f *simFixture) measure(t *testing.T, names ...string) []string {
 	return paths
 }
 
-func (f *simFixture) appraiser(t *testing.T, allowed ...string) *verifier.Appraiser {
+func (f *simFixture) appraiser(t testing.TB, allowed ...string) *verifier.Appraiser {
 	t.Helper()
 	ak, err := quote.ParseAK(f.ak.Public)
 	if err != nil {
@@ -74,7 +74,7 @@ func (f *simFixture) appraiser(t *testing.T, allowed ...string) *verifier.Apprai
 
 // quoteNow quotes, then lets more run (between quote and list read), then
 // reads the list with chunks of at most max bytes.
-func (f *simFixture) evidence(t *testing.T, p *verifier.Appraiser, nonce []byte, offset int64, between func(), max int) *verifier.Evidence {
+func (f *simFixture) evidence(t testing.TB, p *verifier.Appraiser, nonce []byte, offset int64, between func(), max int) *verifier.Evidence {
 	t.Helper()
 	sel := tpm.QuoteSelection{}
 	for h, pcrs := range p.Selection() {

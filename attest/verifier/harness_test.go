@@ -282,7 +282,7 @@ func reasons(a *store.Agent) string { return strings.Join(a.Reasons, "; ") }
 var _ = fmt.Sprint
 var _ = bytes.Equal
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
