@@ -38,6 +38,8 @@ var buildOnce sync.Once
 // their directory; children find it in the environment.
 func binaries(t *testing.T) string {
 	t.Helper()
+	testenv.RequireTool(t, "bash")
+	testenv.RequireTool(t, "go")
 	if d := os.Getenv(envBin); d != "" {
 		return d
 	}
