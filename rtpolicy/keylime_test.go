@@ -406,11 +406,11 @@ func TestKeylimeRules(t *testing.T) {
 	sum := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
 	policy := map[string]any{
 		"meta": map[string]any{"version": 1, "generator": 1}, "release": 3,
-		"digests":  map[string]any{"/usr/bin/a": []any{sum("a")}, "/usr/bin/signed": []any{sum("signed")}, "/var/tmp/x": []any{sum("x")}},
-		"excludes": []any{"/tmp/.*", "log", `(?P<d>/opt)/cache/`},
-		"keyrings": map[string]any{".ima": []any{sum("key")}},
-		"ima":      map[string]any{"ignored_keyrings": []any{".platform"}, "log_hash_alg": "sha1", "dm_policy": nil},
-		"ima-buf":  map[string]any{"kexec-cmdline": []any{sum("cmdline")}},
+		"digests":           map[string]any{"/usr/bin/a": []any{sum("a")}, "/usr/bin/signed": []any{sum("signed")}, "/var/tmp/x": []any{sum("x")}},
+		"excludes":          []any{"/tmp/.*", "log", `(?P<d>/opt)/cache/`},
+		"keyrings":          map[string]any{".ima": []any{sum("key")}},
+		"ima":               map[string]any{"ignored_keyrings": []any{".platform"}, "log_hash_alg": "sha1", "dm_policy": nil},
+		"ima-buf":           map[string]any{"kexec-cmdline": []any{sum("cmdline")}},
 		"verification-keys": string(keyring),
 	}
 	pb, _ := json.Marshal(policy)
