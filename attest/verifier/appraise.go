@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/eventlog"
@@ -43,6 +44,9 @@ type Appraiser struct {
 	LogPCR   int
 	BootPCRs []int
 	Policy   *rtpolicy.Compiled
+	// Now is the verifier's clock at this attestation: the policy's
+	// update windows that end after it are applied (zero: none).
+	Now time.Time
 }
 
 // Selection is the PCR selection to quote.
@@ -154,7 +158,7 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 		}
 	}
 	for i := range r.verified {
-		if f := p.Policy.Evaluate(r.offset+int64(i), &r.verified[i]); f != nil {
+		if f := p.Policy.EvaluateAt(p.Now, r.offset+int64(i), &r.verified[i]); f != nil {
 			out.Findings = append(out.Findings, *f)
 		}
 	}

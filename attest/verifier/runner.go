@@ -94,7 +94,7 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime policy %q: %w", r.agent.Policy, err)
 	}
-	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol}
+	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now()}
 	nonce := make([]byte, attest.NonceSize)
 	if _, err := io.ReadFull(r.v.o.Rand, nonce); err != nil {
 		return nil, err
