@@ -194,6 +194,13 @@ type testVerifier struct {
 
 func startVerifier(t *testing.T, db string) *testVerifier {
 	t.Helper()
+	return startVerifierClock(t, db, nil)
+}
+
+// startVerifierClock is startVerifier with the verifier's clock (nil:
+// time.Now).
+func startVerifierClock(t *testing.T, db string, now func() time.Time) *testVerifier {
+	t.Helper()
 	if db == "" {
 		db = filepath.Join(t.TempDir(), "verifier.db")
 	}
@@ -201,7 +208,7 @@ func startVerifier(t *testing.T, db string) *testVerifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond})
+	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
