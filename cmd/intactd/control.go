@@ -51,11 +51,12 @@ func serveControl(path string, status func() statusReply, log *slog.Logger) (*ht
 	return srv, nil
 }
 
-// serveMetrics serves Prometheus metrics on addr at /metrics.
-func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Server, error) {
+// serveMetrics serves Prometheus metrics on addr at /metrics; it returns
+// the address it listens on.
+func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Server, string, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -68,5 +69,5 @@ func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Ser
 			log.Error("metrics listener", "err", err)
 		}
 	}()
-	return srv, nil
+	return srv, l.Addr().String(), nil
 }

@@ -227,10 +227,11 @@ func (d *daemon) startServers() error {
 	}
 	d.servers = append(d.servers, srv)
 	if d.cfg.MetricsListen != "" {
-		srv, err := serveMetrics(d.cfg.MetricsListen, d.eng, d.log)
+		srv, addr, err := serveMetrics(d.cfg.MetricsListen, d.eng, d.log)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
+		d.log.Info("serving metrics", "addr", "http://"+addr+"/metrics")
 		d.servers = append(d.servers, srv)
 	}
 	return nil

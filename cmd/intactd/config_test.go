@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/enforce"
+	"github.com/intactsec/intact/policy"
+)
+
+func TestParseFlagsAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "intactd.json")
+	os.WriteFile(cfgPath, []byte(`{"watch":["/usr"],"policy":"tcb","mode":"log","deadline":"250ms","state_dir":"/var/lib/x","certs":["/etc/a.der"]}`), 0o600)
+	c, err := parseFlags([]string{"--config", cfgPath, "--mode", "enforce", "--cert", "/etc/b.der", "--pcr", "12"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != "enforce" || c.Deadline.Duration != 250*time.Millisecond || c.PCR != 12 ||
+		len(c.Certs) != 1 || c.Certs[0] != "/etc/b.der" || c.Socket != "/var/lib/x/intactd.sock" || c.Policy != "tcb" {
+		t.Errorf("config = %+v", c)
+	}
+	bad := []struct {
+		args []string
+		file string
+		want string
+	}{
+		{[]string{"--policy", "tcb"}, "", "no mount to watch"},
+		{[]string{"--watch", "usr", "--policy", "tcb"}, "", "not an absolute path"},
+		{[]string{"--watch", "/usr"}, "", "no policy"},
+		{[]string{"--watch", "/usr", "--policy", "tcb", "--mode", "strict"}, "", "want enforce or log"},
+		{[]string{"--watch", "/var", "--policy", "tcb"}, "", "keep intactd's own files off watched mounts"},
+		{[]string{"--watch", "/usr", "--policy", "tcb", "--fail-verdict", "maybe"}, "", "fail_verdict"},
+		{[]string{"--watch", "/usr", "--policy", "tcb", "extra"}, "", "unexpected argument"},
+		{nil, `{"watch":["/usr"],"policy":"tcb","bogus":1}`, "unknown field"},
+		{nil, `{"watch":["/usr"],"policy":"tcb"} {}`, "trailing data"},
+		{nil, `{"deadline":5}`, "duration"},
+	}
+	for _, b := range bad {
+		args := b.args
+		if b.file != "" {
+			p := filepath.Join(dir, "bad.json")
+			os.WriteFile(p, []byte(b.file), 0o600)
+			args = append([]string{"--config", p}, args...)
+		}
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("parseFlags(%v %s) = %v, want %q", b.args, b.file, err, b.want)
+		}
+	}
+}
+
+func TestLoadPolicy(t *testing.T) {
+	p, err := loadPolicy("tcb|appraise_tcb")
+	if err != nil || len(p.Rules) == 0 {
+		t.Fatalf("built-in: %v", err)
+	}
+	if !needsOpenEvents(p) {
+		t.Error("tcb needs open events")
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "p")
+	os.WriteFile(f, []byte("appraise func=BPRM_CHECK\ndont_appraise fsmagic=0x9fa0\n"), 0o600)
+	if p, err = loadPolicy(f); err != nil || needsOpenEvents(p) {
+		t.Errorf("exec-only policy: %v, needsOpenEvents %v", err, needsOpenEvents(p))
+	}
+	os.WriteFile(f, []byte("appraise func=MODULE_CHECK\n"), 0o600)
+	if _, err := loadPolicy(f); err == nil || !strings.Contains(err.Error(), f+":1:10") {
+		t.Errorf("bad policy: %v", err)
+	}
+}
+
+func TestSdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	if err := sdNotify("READY=1"); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(b)
+	if err != nil || string(b[:n]) != "READY=1" {
+		t.Errorf("received %q, %v", b[:n], err)
+	}
+	t.Setenv("WATCHDOG_USEC", "10000000")
+	t.Setenv("WATCHDOG_PID", "")
+	if d := watchdogInterval(); d != 5*time.Second {
+		t.Errorf("watchdogInterval = %v, want 5s", d)
+	}
+	t.Setenv("WATCHDOG_PID", "1")
+	if d := watchdogInterval(); d != 0 {
+		t.Errorf("watchdog for another pid = %v", d)
+	}
+}
+
+type nopSource struct{ stop chan struct{} }
+
+func (s nopSource) Next() ([]enforce.Event, error) { <-s.stop; return nil, enforce.ErrInterrupted }
+func (s nopSource) Interrupt()                     { close(s.stop) }
+func (nopSource) Respond(int, bool) error          { return nil }
+func (nopSource) Ignore(int, bool) error           { return nil }
+func (nopSource) Unignore(int) error               { return nil }
+func (nopSource) UnignoreAll() error               { return nil }
+
+func TestControlAndMetrics(t *testing.T) {
+	p, _ := policy.Parse("p", []byte("audit func=BPRM_CHECK\n"))
+	eng, err := enforce.New(nopSource{make(chan struct{})}, enforce.Config{Policy: p, Mode: enforce.Log, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := newLogger(defaults(), io.Discard)
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	srv, err := serveControl(sock, func() statusReply { return statusReply{Pid: 7, Healthy: true, Stats: eng.Stats()} }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode: %v %v", fi, err)
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://x/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st statusReply
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.Pid != 7 || !st.Healthy || st.Stats.Mode != "log" {
+		t.Errorf("status = %+v", st)
+	}
+	m, addr, err := serveMetrics("127.0.0.1:0", eng, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "intactd_decisions_total 0") || !strings.Contains(string(body), "# TYPE intactd_decision_latency_seconds histogram") {
+		t.Errorf("metrics:\n%s", body)
+	}
+}
