@@ -311,7 +311,10 @@ func (d *daemon) loop() error {
 				// allows everything pending, and exit for a restart.
 				d.log.Error("decisions stalled; closing the fanotify group (the kernel allows pending events) and exiting for a restart")
 				d.group.Close()
-				<-runErr
+				select { // stuck workers may never return: do not wait for them
+				case <-runErr:
+				case <-time.After(time.Second):
+				}
 				return errors.New("decision workers stalled")
 			}
 		}
