@@ -544,3 +544,43 @@ echo "iterations $n"`
 		t.Errorf("read after the daemon died: %d %s", code, out)
 	}
 }
+
+// TestE2EDeadline: a decision that takes longer than the deadline (hashing
+// a large file) gets the fail verdict at the deadline, deny or allow.
+func TestE2EDeadline(t *testing.T) {
+	bin := binaries(t)
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	big := filepath.Join(mnt, "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("intact"), 1<<20)
+	for range 25 { // 150 MiB: well over a millisecond to hash
+		f.Write(chunk)
+	}
+	f.Close()
+	w.intact("hash", big)
+	for _, verdict := range []string{"deny", "allow"} {
+		w.start("appraise func=FILE_CHECK\n", "--deadline", "1ms", "--fail-verdict", verdict, "--no-kernel-cache")
+		code, out := w.run("head -c 1 " + big)
+		switch {
+		case verdict == "deny" && (code == 0 || !strings.Contains(out, "Operation not permitted")):
+			t.Errorf("fail verdict deny: exit %d %q", code, out)
+		case verdict == "allow" && code != 0:
+			t.Errorf("fail verdict allow: exit %d %q", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if st := w.status(); st["timeouts"].(float64) < 1 {
+			t.Errorf("%s: status = %v, want a deadline hit", verdict, st)
+		}
+		if len(w.records("decision deadline passed")) == 0 {
+			t.Errorf("%s: no deadline record", verdict)
+		}
+		w.stop()
+	}
+}
