@@ -1,0 +1,138 @@
+package rtpolicy_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/internal/testenv"
+	"github.com/intactsec/intact/mlog"
+	"github.com/intactsec/intact/rtpolicy"
+)
+
+func TestMergeAndDiff(t *testing.T) {
+	a := rtpolicy.Policy{Format: 1, Name: "base", Release: 3, Digests: map[string][]string{
+		"/usr/bin/ls": {hexSum("ls 1")}, "/usr/bin/cat": {hexSum("cat")}, "/opt/app/run": {hexSum("run")}},
+		Excludes: []string{"^/tmp/"}, IgnoreViolations: true}
+	b := rtpolicy.Policy{Format: 1, Name: "update", Release: 7, Digests: map[string][]string{
+		"/usr/bin/ls": {hexSum("ls 2")}, "/usr/bin/cat": {strings.ToUpper(hexSum("cat")[7:])}, "/usr/bin/new": {hexSum("new")}},
+		Excludes: []string{"^/opt/app/", "^/tmp/"}}
+	b.Digests["/usr/bin/cat"][0] = "SHA256:" + b.Digests["/usr/bin/cat"][0] // same digest, other spelling
+	m, conflicts, err := rtpolicy.Merge([]rtpolicy.Policy{a, b}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "base" || m.Release != 8 || m.IgnoreViolations {
+		t.Errorf("merged name %q release %d ignore_violations %v; want base, 8, false", m.Name, m.Release, m.IgnoreViolations)
+	}
+	want := map[string][]string{
+		"/usr/bin/ls":  sortedStrings(hexSum("ls 1"), hexSum("ls 2")),
+		"/usr/bin/cat": {hexSum("cat")},
+		"/usr/bin/new": {hexSum("new")},
+		"/opt/app/run": {hexSum("run")},
+	}
+	if !reflect.DeepEqual(m.Digests, want) {
+		t.Errorf("merged digests %v\nwant %v", m.Digests, want)
+	}
+	if !reflect.DeepEqual(m.Excludes, []string{"^/opt/app/", "^/tmp/"}) {
+		t.Errorf("merged excludes %v", m.Excludes)
+	}
+	kinds := map[string]string{}
+	for _, c := range conflicts {
+		kinds[c.Kind] += c.Path + ";"
+		t.Logf("conflict: %s", c)
+	}
+	if kinds[rtpolicy.ConflictDigests] != "/usr/bin/ls;" || kinds[rtpolicy.ConflictExcluded] != "/opt/app/run;" || kinds[rtpolicy.ConflictViolations] == "" {
+		t.Errorf("conflicts %v", kinds)
+	}
+
+	d, err := rtpolicy.Diff(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.AddedPaths) != 1 || d.AddedPaths["/usr/bin/new"] == nil || len(d.RemovedPaths) != 1 || d.RemovedPaths["/opt/app/run"] == nil {
+		t.Errorf("paths: +%v -%v", d.AddedPaths, d.RemovedPaths)
+	}
+	if len(d.Changed) != 1 || d.Changed[0].Path != "/usr/bin/ls" || d.Changed[0].Added[0] != hexSum("ls 2") || d.Changed[0].Removed[0] != hexSum("ls 1") {
+		t.Errorf("changed %+v (cat differs only in spelling and must not show)", d.Changed)
+	}
+	if !reflect.DeepEqual(d.AddedExcludes, []string{"^/opt/app/"}) || len(d.Flags) != 1 {
+		t.Errorf("excludes +%v flags %v", d.AddedExcludes, d.Flags)
+	}
+	text := d.String()
+	for _, line := range []string{"+ /usr/bin/new " + hexSum("new"), "- /opt/app/run " + hexSum("run"),
+		"~ /usr/bin/ls - " + hexSum("ls 1"), "~ /usr/bin/ls + " + hexSum("ls 2"), "+ exclude ^/opt/app/", "~ ignore_violations: true -> false"} {
+		if !strings.Contains(text, line+"\n") {
+			t.Errorf("diff text lacks %q:\n%s", line, text)
+		}
+	}
+	js, _ := json.Marshal(d)
+	var back rtpolicy.Delta
+	if err := json.Unmarshal(js, &back); err != nil || !reflect.DeepEqual(&back, d) {
+		t.Errorf("delta JSON round trip: %v", err)
+	}
+	same, _ := rtpolicy.Diff(a, a)
+	if !same.Empty() || same.String() != "" {
+		t.Errorf("diff of a policy with itself: %+v", same)
+	}
+	// Windows show in the diff.
+	w := rtpolicy.AddWindow(a, b, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC), "rollout")
+	dw, _ := rtpolicy.Diff(a, w)
+	if len(dw.Windows) != 1 || !strings.HasPrefix(dw.Windows[0], "+ window until 2030-01-01T00:00:00Z: 2 digests (rollout)") {
+		t.Errorf("window diff %v", dw.Windows)
+	}
+}
+
+func sortedStrings(s ...string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// A policy generated from a real measurement list accepts every record of
+// that list (and only the digests it saw).
+func TestFromLogRealList(t *testing.T) {
+	l, err := mlog.ReadFile(testenv.Shared(t, "ima-logs/rpi-ima-ng.bin"), mlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, rep, err := rtpolicy.FromLog(l, "rpi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rtpolicy.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Files < 100 || rep.Skipped != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	for i, r := range l.UnverifiedRecords() {
+		if f := c.Evaluate(int64(i), &r); f != nil && !r.Violation() {
+			t.Errorf("record %d: %v", i, f)
+		}
+	}
+	// Another digest for a listed path fails.
+	other := rtpolicy.Policy{Format: 1, Digests: map[string][]string{}}
+	for path := range p.Digests {
+		other.Digests[path] = []string{hexSum("something else")}
+	}
+	oc, _ := rtpolicy.Compile(other)
+	fails := 0
+	for i, r := range l.UnverifiedRecords() {
+		if f := oc.Evaluate(int64(i), &r); f != nil && f.Reason == rtpolicy.DigestMismatch {
+			fails++
+		}
+	}
+	if fails < rep.Files {
+		t.Errorf("%d mismatches with other digests, want at least %d", fails, rep.Files)
+	}
+}
