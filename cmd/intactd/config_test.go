@@ -158,3 +158,15 @@ func TestControlAndMetrics(t *testing.T) {
 		t.Errorf("metrics:\n%s", body)
 	}
 }
+
+func TestCheckMountPoint(t *testing.T) {
+	if err := checkMountPoint("/"); err != nil {
+		t.Errorf("/: %v", err)
+	}
+	if err := checkMountPoint(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a mount point") {
+		t.Errorf("temp dir: %v, want not a mount point", err)
+	}
+	if err := checkMountPoint("/nonexistent/x"); err == nil {
+		t.Error("missing path accepted")
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/intactsec/intact/appraise"
 	"github.com/intactsec/intact/enforce"
 	"github.com/intactsec/intact/evm"
@@ -163,6 +165,11 @@ func serve(cfg Config, log *slog.Logger) error {
 // daemon must not depend on its own verdicts.
 func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	for _, w := range cfg.Watch {
+		if err := checkMountPoint(w); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if d.pol, err = loadPolicy(cfg.Policy); err != nil {
 		return nil, err
@@ -378,4 +385,21 @@ func permAfterNotify(perm *fanotify.Group, notifyFD int) error {
 		return nil
 	}
 	return fmt.Errorf("fanotify permission group fd %d is not above the notification group fd %d", perm.Fd(), notifyFD)
+}
+
+// checkMountPoint refuses a watch path that is not the root of a mount:
+// FAN_MARK_MOUNT would mark the whole mount that contains it (for
+// /usr/local on the root file system: all of /).
+func checkMountPoint(path string) error {
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, 0, &sx); err != nil {
+		return fmt.Errorf("watch %s: %w", path, err)
+	}
+	if sx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return nil // the kernel does not say (before 5.8): trust the administrator
+	}
+	if sx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return fmt.Errorf("watch %s: not a mount point (intactd would mark the whole mount that holds it)", path)
+	}
+	return nil
 }
