@@ -129,8 +129,7 @@ type Config struct {
 	FailAllow bool
 	// Workers decide events in parallel (default 2×GOMAXPROCS, at least 4).
 	Workers int
-	// KernelCache enables in-kernel ignore marks (default on via New's
-	// caller; off in tests of the userspace cache).
+	// KernelCache enables in-kernel ignore marks for verified files.
 	KernelCache bool
 	// CacheSize bounds the userspace verdict cache (entries).
 	CacheSize int
@@ -222,10 +221,19 @@ type pending struct {
 	timer    *time.Timer
 }
 
-// Run reads and decides events until the source is interrupted (Stop) or
-// fails. Before returning it waits until every event read has been
+// Run reads and decides events until the source is interrupted (Stop, or
+// ctx done) or fails. Before returning it waits until every event read has been
 // answered.
 func (e *Engine) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			e.Stop()
+		case <-done:
+		}
+	}()
 	var workers sync.WaitGroup
 	for range e.cfg.Workers {
 		workers.Go(func() {

@@ -477,3 +477,23 @@ func eventually(t *testing.T, cond func() bool, what string) {
 	}
 	t.Errorf("not reached: %s", what)
 }
+
+func TestRunStopsOnContext(t *testing.T) {
+	p, _ := policy.Parse("p", []byte(execPolicy))
+	eng, err := New(newFakeSource(), Config{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run ignored the cancelled context")
+	}
+}

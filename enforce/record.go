@@ -11,6 +11,9 @@ import (
 // one audit record per denial (or, in log mode, per access that would have
 // been denied), audit-rule records, and operational failures.
 func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
+	if o.measured {
+		e.log.Debug("measured", "path", path, "pid", p.ev.Pid, "sha256", hex.EncodeToString(o.digest))
+	}
 	if !o.failed && !o.errored && !o.audited {
 		return
 	}
