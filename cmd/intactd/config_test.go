@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/enforce"
+	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/policy"
 )
 
@@ -168,5 +170,33 @@ func TestCheckMountPoint(t *testing.T) {
 	}
 	if err := checkMountPoint("/nonexistent/x"); err == nil {
 		t.Error("missing path accepted")
+	}
+}
+
+func TestLoadEVMKey(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	kf, err := evm.SealPassphrase(key, []byte("secret"), evm.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kp, pp := filepath.Join(dir, "evm.key"), filepath.Join(dir, "pass")
+	os.WriteFile(kp, kf.Marshal(), 0o600)
+	os.WriteFile(pp, []byte("secret\n"), 0o600)
+	got, err := loadEVMKey(kp, pp)
+	if err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("from file: %x %v", got, err)
+	}
+	t.Setenv("INTACTD_EVM_PASSPHRASE", "secret")
+	if got, err := loadEVMKey(kp, ""); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("from env: %x %v", got, err)
+	}
+	t.Setenv("INTACTD_EVM_PASSPHRASE", "wrong")
+	if _, err := loadEVMKey(kp, ""); err == nil {
+		t.Error("wrong passphrase accepted")
+	}
+	os.WriteFile(kp, []byte("not a key file"), 0o600)
+	if _, err := loadEVMKey(kp, pp); err == nil || !strings.Contains(err.Error(), kp) {
+		t.Errorf("garbage key file: %v", err)
 	}
 }
