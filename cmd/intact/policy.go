@@ -27,6 +27,9 @@ cannot be read.
 `
 
 func cmdPolicy(e *env, args []string) error {
+	if len(args) > 0 && runtimePolicyCommand(args[0]) != nil {
+		return runtimePolicyCommand(args[0])(e, args[1:]) // rtpolicy.go
+	}
 	f := newFlags(e, "policy", policyUsage)
 	ops, err := f.parse(args)
 	if err != nil {
@@ -36,7 +39,7 @@ func cmdPolicy(e *env, args []string) error {
 		return usageErrorf("policy", "missing subcommand (check)")
 	}
 	if ops[0] != "check" {
-		return usageErrorf("policy", "unknown subcommand %q (want check)", ops[0])
+		return usageErrorf("policy", "unknown subcommand %q (want check, or a runtime policy command: generate, import-keylime, merge, diff, window, sign, verify-signature, eval)", ops[0])
 	}
 	if len(ops) != 2 {
 		return usageErrorf("policy", "policy check takes one FILE or built-in NAME")
