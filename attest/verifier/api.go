@@ -270,6 +270,10 @@ func (a *api) putPolicy(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err)
 		return
 	}
+	if errors.Is(err, rtpolicy.ErrUnsigned) || errors.Is(err, rtpolicy.ErrBadPolicySig) || errors.Is(err, rtpolicy.ErrUnknownSigner) {
+		apiError(w, http.StatusForbidden, err)
+		return
+	}
 	if err != nil {
 		storeError(w, err)
 		return

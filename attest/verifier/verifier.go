@@ -28,6 +28,7 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
+	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/store"
 )
 
@@ -42,6 +43,10 @@ type Options struct {
 	// FlushEvery bounds how long attestation results wait to be written
 	// in a batch (default 500ms).
 	FlushEvery time.Duration
+	// PolicySigners, when set, makes every runtime policy a signed
+	// envelope (rtpolicy.Sign) that must verify with one of these
+	// certificates, when put and when loaded from the store.
+	PolicySigners *sig.Keyring
 }
 
 // Verifier attests enrolled agents.
@@ -186,7 +191,7 @@ func (v *Verifier) Remove(ctx context.Context, id string) error {
 // PutPolicy validates and stores a runtime policy; agents use the new
 // version from their next attestation.
 func (v *Verifier) PutPolicy(ctx context.Context, name string, doc []byte) (*rtpolicy.Compiled, error) {
-	c, err := rtpolicy.Parse(doc)
+	c, err := v.parsePolicy(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -210,13 +215,28 @@ func (v *Verifier) policy(ctx context.Context, name string) (*rtpolicy.Compiled,
 	if err != nil {
 		return nil, err
 	}
-	if c, err = rtpolicy.Parse(p.Doc); err != nil {
+	if c, err = v.parsePolicy(p.Doc); err != nil {
 		return nil, err
 	}
 	v.mu.Lock()
 	v.policies[name] = c
 	v.mu.Unlock()
 	return c, nil
+}
+
+// parsePolicy checks a runtime policy before use: with PolicySigners it
+// must be a signed envelope that verifies (rtpolicy.ErrUnsigned,
+// ErrBadPolicySig, ErrUnknownSigner otherwise); without, a signed
+// envelope is refused rather than used unverified.
+func (v *Verifier) parsePolicy(doc []byte) (*rtpolicy.Compiled, error) {
+	if v.o.PolicySigners != nil {
+		c, _, _, err := rtpolicy.OpenSigned(doc, v.o.PolicySigners)
+		return c, err
+	}
+	if _, s, err := rtpolicy.SplitEnvelope(doc); err == nil && s != nil {
+		return nil, fmt.Errorf("%w: the policy is signed, and this verifier has no policy signer certificate to check it (serve --policy-cert)", rtpolicy.ErrFormat)
+	}
+	return rtpolicy.Parse(doc)
 }
 
 // EnrollRequest asks to enroll an agent.
