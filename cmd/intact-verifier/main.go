@@ -16,7 +16,7 @@ import (
 const usage = `intact-verifier attests machines running intact's agent.
 
 Usage:
-    intact-verifier serve --state DIR [--listen ADDR] [--interval 2s]
+    intact-verifier serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...
     intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
     intact-verifier [client flags] agents list
     intact-verifier [client flags] agents show [--json] ID

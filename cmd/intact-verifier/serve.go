@@ -23,6 +23,7 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/store/sqlite"
 )
 
@@ -43,6 +44,8 @@ func cmdServe(e *env, args []string) error {
 	interval := fs.Duration("interval", 2*time.Second, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	retention := fs.Duration("history", 7*24*time.Hour, "")
+	var policyCerts []string
+	fs.Func("policy-cert", "", func(v string) error { policyCerts = append(policyCerts, v); return nil })
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -50,7 +53,7 @@ func cmdServe(e *env, args []string) error {
 		return usagef("serve: %v", err)
 	}
 	if *state == "" || fs.NArg() != 0 {
-		return usagef("usage: serve --state DIR [--listen ADDR] [--interval 2s]")
+		return usagef("usage: serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...")
 	}
 	if *interval < 100*time.Millisecond {
 		return usagef("--interval %v is too short", *interval)
@@ -75,7 +78,20 @@ func cmdServe(e *env, args []string) error {
 	}
 	defer st.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout})
+	var signers *sig.Keyring // runtime policies must be signed by one of these
+	if len(policyCerts) > 0 {
+		signers = sig.NewKeyring()
+		for _, p := range policyCerts {
+			cs, err := sig.LoadCertificates(p)
+			if err != nil {
+				return fmt.Errorf("--policy-cert: %w", err)
+			}
+			for _, c := range cs {
+				signers.Add(c)
+			}
+		}
+	}
+	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers})
 	if err != nil {
 		return err
 	}
