@@ -94,9 +94,12 @@ type Result struct {
 }
 
 // Update is one attestation to persist: the agent's new status and the
-// result to append to its history.
+// result to append to its history. Created is the agent's enrollment time
+// (Agent.Created): an update for an agent removed and enrolled again
+// since is dropped.
 type Update struct {
 	AgentID string
+	Created time.Time
 	Status  Status
 	Result  Result
 }
@@ -121,7 +124,8 @@ type Store interface {
 	DeleteAgent(ctx context.Context, id string) error
 	// SaveAttestations stores a batch of attestations in one
 	// transaction: each agent's status and a history entry. Updates for
-	// agents that no longer exist are dropped.
+	// agents that no longer exist, or whose Created differs (enrolled
+	// again), are dropped.
 	SaveAttestations(ctx context.Context, batch []Update) error
 	// History returns an agent's latest results, newest first, at most
 	// limit.

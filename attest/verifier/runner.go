@@ -82,7 +82,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	}
 	r.status = st
 	select {
-	case r.v.writes <- store.Update{AgentID: a.ID, Status: st, Result: res}:
+	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res}:
 	case <-ctx.Done():
 	}
 	return st.Kind == store.KindSecurity

@@ -175,7 +175,7 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		return err
 	}
 	defer tx.Rollback()
-	upd, err := tx.PrepareContext(ctx, `UPDATE agents SET status = ? WHERE id = ?`)
+	upd, err := tx.PrepareContext(ctx, `UPDATE agents SET status = ? WHERE id = ? AND created = ?`)
 	if err != nil {
 		return err
 	}
@@ -190,12 +190,12 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		if err != nil {
 			return err
 		}
-		res, err := upd.ExecContext(ctx, string(st), u.AgentID)
+		res, err := upd.ExecContext(ctx, string(st), u.AgentID, ts(u.Created))
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			continue // the agent was removed meanwhile
+			continue // the agent was removed (or enrolled again) meanwhile
 		}
 		r, err := json.Marshal(u.Result)
 		if err != nil {

@@ -102,10 +102,12 @@ func testAttestations(t *testing.T, s store.Store) {
 	var batch []store.Update
 	for i := 1; i <= 5; i++ {
 		st := status(i)
-		batch = append(batch, store.Update{AgentID: "a", Status: st, Result: store.Result{
+		batch = append(batch, store.Update{AgentID: "a", Created: a.Created, Status: st, Result: store.Result{
 			AgentID: "a", Time: st.LastAttested, State: st.State, Kind: "security", Reasons: st.Reasons, LogOffset: st.Progress.LogOffset}})
 	}
-	batch = append(batch, store.Update{AgentID: "gone", Status: status(9), Result: store.Result{AgentID: "gone", Time: time.Now(), State: "trusted"}})
+	batch = append(batch, store.Update{AgentID: "gone", Created: a.Created, Status: status(9), Result: store.Result{AgentID: "gone", Time: time.Now(), State: "trusted"}})
+	// An update from an earlier enrollment of the same id is dropped.
+	batch = append(batch, store.Update{AgentID: "a", Created: a.Created.Add(-time.Hour), Status: status(8), Result: store.Result{AgentID: "a", Time: time.Now(), State: "trusted"}})
 	if err := s.SaveAttestations(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 			id := fmt.Sprint("c", i)
 			for j := 1; j <= 10; j++ {
 				st := status(j)
-				errs <- s.SaveAttestations(ctx, []store.Update{{AgentID: id, Status: st, Result: store.Result{AgentID: id, Time: st.LastAttested, State: st.State}}})
+				errs <- s.SaveAttestations(ctx, []store.Update{{AgentID: id, Created: agent(id).Created, Status: st, Result: store.Result{AgentID: id, Time: st.LastAttested, State: st.State}}})
 				_, err := s.GetAgent(ctx, id)
 				errs <- err
 			}
@@ -204,7 +206,7 @@ func testDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.
 		t.Fatal(err)
 	}
 	st := status(7)
-	if err := s.SaveAttestations(ctx, []store.Update{{AgentID: "d", Status: st, Result: store.Result{AgentID: "d", Time: st.LastAttested, State: st.State}}}); err != nil {
+	if err := s.SaveAttestations(ctx, []store.Update{{AgentID: "d", Created: a.Created, Status: st, Result: store.Result{AgentID: "d", Time: st.LastAttested, State: st.State}}}); err != nil {
 		t.Fatal(err)
 	}
 	s = reopen(t, s)
