@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/intactsec/intact/mlog"
 )
 
 // Config is intactd's configuration: a JSON file (--config) overridden by
@@ -33,7 +35,7 @@ type Config struct {
 	// TPM is the TPM for measurements: a device path, swtpm:HOST:PORT or
 	// sim (see tpm.Open); "" is the default device.
 	TPM string `json:"tpm"`
-	// PCR is the PCR measurements extend (default 11); rules may not name
+	// PCR is the PCR measurements extend (default mlog.DefaultPCR, 13); rules may not name
 	// another with pcr=.
 	PCR int `json:"pcr"`
 	// StateDir holds the measurement list and the control socket.
@@ -73,7 +75,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 func defaults() Config {
-	return Config{Mode: "enforce", StateDir: "/var/lib/intactd", PCR: 11,
+	return Config{Mode: "enforce", StateDir: "/var/lib/intactd", PCR: mlog.DefaultPCR,
 		Deadline: Duration{2 * time.Second}, FailVerdict: "deny", LogFormat: "json", LogLevel: "info"}
 }
 
@@ -189,7 +191,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&evmPass, "evmkey-passphrase-file", "", "`FILE` holding the EVM key's passphrase (default: $INTACTD_EVM_PASSPHRASE)")
 	fs.StringVar(&mode, "mode", "", "enforce (deny with EPERM) or log (allow and record)")
 	fs.StringVar(&tpmS, "tpm", "", "TPM `SPEC` for measurements: /dev/tpmrm0, swtpm:HOST:PORT, sim")
-	fs.IntVar(&pcr, "pcr", 0, "PCR measurements extend (default 11)")
+	fs.IntVar(&pcr, "pcr", 0, fmt.Sprintf("PCR measurements extend (default %d)", mlog.DefaultPCR))
 	fs.StringVar(&stateDir, "state-dir", "", "`DIR` for the measurement list and control socket (default /var/lib/intactd)")
 	fs.StringVar(&socket, "socket", "", "control socket `PATH` (default STATE_DIR/intactd.sock)")
 	fs.StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)")

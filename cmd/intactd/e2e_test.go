@@ -409,7 +409,7 @@ func TestE2EMeasure(t *testing.T) {
 	sw := tpmtest.Start(t, tpmtest.Options{})
 	prog := w.binary("measured", w.key)
 	other := w.binary("unmeasured-by-name", "")
-	w.start("measure func=BPRM_CHECK mask=MAY_EXEC\n", "--tpm", sw.Spec(), "--pcr", "11", "--mode", "enforce")
+	w.start("measure func=BPRM_CHECK mask=MAY_EXEC\n", "--tpm", sw.Spec(), "--mode", "enforce")
 	w.wantRuns(prog)
 	w.wantRuns(prog) // measured once per file version
 	w.wantRuns(other)
@@ -439,7 +439,7 @@ func TestE2EMeasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tp.Close()
-	pcrs, err := tp.ReadPCRs(crypto.SHA256, []int{11})
+	pcrs, err := tp.ReadPCRs(crypto.SHA256, []int{mlog.DefaultPCR})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,10 +447,10 @@ func TestE2EMeasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(pcrs[11], want[label.SHA256][11]) {
-		t.Fatalf("PCR 11 = %x, the list replays to %x", pcrs[11], want[label.SHA256][11])
+	if !bytes.Equal(pcrs[mlog.DefaultPCR], want[label.SHA256][mlog.DefaultPCR]) {
+		t.Fatalf("PCR %d = %x, the list replays to %x", mlog.DefaultPCR, pcrs[mlog.DefaultPCR], want[label.SHA256][mlog.DefaultPCR])
 	}
-	if _, err := list.Replay(mlog.PCRValues{label.SHA256: {11: pcrs[11]}}); err != nil {
+	if _, err := list.Replay(mlog.PCRValues{label.SHA256: {mlog.DefaultPCR: pcrs[mlog.DefaultPCR]}}); err != nil {
 		t.Fatalf("replay against the TPM: %v", err)
 	}
 }
