@@ -106,10 +106,11 @@ type importer struct {
 
 func (im *importer) warnf(format string, args ...any) {
 	const max = 200
-	if len(im.warn) == max {
+	switch {
+	case len(im.warn) == max:
 		im.warn = append(im.warn, "more warnings left out")
-	}
-	if len(im.warn) > max {
+		return
+	case len(im.warn) > max:
 		return
 	}
 	im.warn = append(im.warn, fmt.Sprintf(format, args...))

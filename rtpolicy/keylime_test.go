@@ -502,6 +502,22 @@ func TestImportKeylimeRejects(t *testing.T) {
 	}
 }
 
+// Warnings are bounded.
+func TestImportKeylimeWarningCap(t *testing.T) {
+	var b strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&b, "xyz /p%d\n", i)
+	}
+	fmt.Fprintf(&b, "%s /ok\n", strings.Repeat("a", 40))
+	p, warns, err := rtpolicy.ImportKeylime([]byte(b.String()), "cap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 201 || warns[200] != "more warnings left out" || len(p.Digests["/ok"]) != 1 {
+		t.Errorf("%d warnings, last %q; /ok %v", len(warns), warns[len(warns)-1], p.Digests["/ok"])
+	}
+}
+
 func FuzzImportKeylime(f *testing.F) {
 	f.Add([]byte(`{"meta": {"version": 1, "generator": 3}, "release": 0, "digests": {"/a": ["b261df1756a43b2d35c8ca13389c026840961d36"]}, "excludes": ["/tmp/.*"], "keyrings": {".ima": ["a7d52aaa18c23d2d9bb2abb4308c0eeee67387a42259f4a6b1a42257065f3d5a"]}, "ima": {"ignored_keyrings": ["*"], "log_hash_alg": "sha1", "dm_policy": null}, "ima-buf": {}, "verification-keys": ""}`))
 	f.Add([]byte("009b0d8ee8fb8d890fa70f9c8e02b3f1eded1509  data\n"))
