@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/internal/tpmtest"
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/mlog"
+	"github.com/intactsec/intact/tpm"
+)
+
+// e2eRig is one attested machine (swtpm + intact-agent) and one
+// intact-verifier, with a man-in-the-middle proxy in front of the agent
+// that holds the agent's own TLS key: what an attacker who owns the
+// machine (but not its TPM) can do to the evidence.
+type e2eRig struct {
+	t          *testing.T
+	dir        string
+	vbin, abin string
+	sw         *tpmtest.Swtpm
+	list       string
+	agentState string
+	agentAddr  string
+	client     []string
+
+	mu      sync.Mutex
+	rewrite func(path string, body []byte) []byte // nil: pass through
+	lastQ   string                                // query of the latest quote request
+	proxy   *httptest.Server
+}
+
+var (
+	binOnce       sync.Once
+	vbinG, abinG  string
+	binDir        string
+	binBuildError error
+)
+
+func newRig(t *testing.T) *e2eRig {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binBuildError = os.MkdirTemp("", "intact-verifier-bins")
+		if binBuildError == nil {
+			vbinG, abinG = buildBinaries(t, binDir)
+		}
+	})
+	if binBuildError != nil {
+		t.Fatal(binBuildError)
+	}
+	r := &e2eRig{t: t, dir: t.TempDir(), vbin: vbinG, abin: abinG}
+	r.sw = tpmtest.Start(t, tpmtest.Options{})
+	r.list = filepath.Join(r.dir, "measurements")
+	r.agentState = filepath.Join(r.dir, "agent")
+	r.measure()
+	r.startAgent()
+	r.startProxy()
+	vstate := filepath.Join(r.dir, "verifier")
+	v := start(t, r.vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+	var m []string
+	waitFor(t, 20*time.Second, "the verifier's address", func() bool {
+		m = addrRE.FindStringSubmatch(v.out.String())
+		return m != nil
+	})
+	r.client = []string{"--state", vstate, "--server", "https://" + m[1]}
+	return r
+}
+
+func (r *e2eRig) startAgent() {
+	start(r.t, r.abin, "serve", "--tpm", r.sw.Spec(), "--state", r.agentState, "--list", r.list, "--listen", "127.0.0.1:0")
+	waitFor(r.t, 20*time.Second, "the agent's address", func() bool {
+		b, err := os.ReadFile(filepath.Join(r.agentState, "addr"))
+		r.agentAddr = strings.TrimSpace(string(b))
+		return err == nil && r.agentAddr != ""
+	})
+}
+
+// startProxy serves the agent's API through a rewriting reverse proxy
+// that presents the agent's own certificate.
+func (r *e2eRig) startProxy() {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(r.agentState, "tls.crt"), filepath.Join(r.agentState, "tls.key"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	target, _ := url.Parse("https://" + r.agentAddr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		r.mu.Lock()
+		f := r.rewrite
+		if resp.Request.URL.Path == attest.PathQuote {
+			r.lastQ = resp.Request.URL.RawQuery
+		}
+		r.mu.Unlock()
+		if f == nil || resp.StatusCode != 200 {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		b = f(resp.Request.URL.Path, b)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
+	r.proxy = httptest.NewUnstartedServer(rp)
+	r.proxy.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	r.proxy.StartTLS()
+	r.t.Cleanup(r.proxy.Close)
+}
+
+func (r *e2eRig) setRewrite(f func(path string, body []byte) []byte) {
+	r.mu.Lock()
+	r.rewrite = f
+	r.mu.Unlock()
+}
+
+func (r *e2eRig) run(wantCode int, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command(r.vbin, append(r.client, args...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	if code != wantCode {
+		r.t.Fatalf("intact-verifier %v: exit %d, want %d: %s", args, code, wantCode, out)
+	}
+	return string(out)
+}
+
+func (r *e2eRig) measure(files ...string) {
+	r.t.Helper()
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			os.WriteFile(f, []byte("content of "+f), 0o755)
+		}
+	}
+	cmd := exec.Command(r.abin, append([]string{"measure", "--tpm", r.sw.Spec(), "--list", r.list}, files...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.t.Fatalf("intact-agent measure: %v: %s", err, out)
+	}
+}
+
+// enroll adds the agent (through the proxy) with a policy allowing files.
+func (r *e2eRig) enroll(files ...string) {
+	r.t.Helper()
+	d := map[string][]string{}
+	for _, f := range files {
+		d[f] = []string{fileSum(r.t, f)}
+	}
+	b, _ := json.Marshal(map[string]any{"intact_runtime_policy": 1, "digests": d})
+	p := filepath.Join(r.dir, "policy.json")
+	os.WriteFile(p, b, 0o644)
+	r.run(0, "policy", "add", "p", p)
+	r.run(0, "agents", "add", "m", strings.TrimPrefix(r.proxy.URL, "https://"), "--policy", "p",
+		"--cert", filepath.Join(r.agentState, "tls.crt"))
+}
+
+func (r *e2eRig) show() map[string]any {
+	r.t.Helper()
+	out, _ := exec.Command(r.vbin, append(r.client, "agents", "show", "--json", "m")...).Output()
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		r.t.Fatalf("agents show: %v: %q", err, out)
+	}
+	return v
+}
+
+func (r *e2eRig) waitState(state string) map[string]any {
+	r.t.Helper()
+	var v map[string]any
+	waitFor(r.t, 15*time.Second, "state "+state, func() bool {
+		v = r.show()
+		return v["state"] == state
+	})
+	return v
+}
+
+func reasonsOf(v map[string]any) string {
+	rs, _ := v["reasons"].([]any)
+	var s []string
+	for _, x := range rs {
+		s = append(s, x.(string))
+	}
+	return strings.Join(s, "; ")
+}
+
+// quoteRewrite changes quote responses.
+func quoteRewrite(t *testing.T, f func(q *attest.QuoteResponse)) func(string, []byte) []byte {
+	return func(path string, b []byte) []byte {
+		if path != attest.PathQuote {
+			return b
+		}
+		var q attest.QuoteResponse
+		if err := json.Unmarshal(b, &q); err != nil {
+			t.Error(err)
+			return b
+		}
+		f(&q)
+		out, _ := json.Marshal(&q)
+		return out
+	}
+}
+
+func recordsRewrite(t *testing.T, f func([]mlog.Record) []mlog.Record) func(string, []byte) []byte {
+	return quoteRewrite(t, func(q *attest.QuoteResponse) {
+		if q.Log == nil || q.Log.Count < 3 {
+			return
+		}
+		l, err := mlog.ParseBinary(q.Log.Data, mlog.Options{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		recs := f(append([]mlog.Record(nil), l.UnverifiedRecords()...))
+		var b []byte
+		for i := range recs {
+			b = recs[i].AppendBinary(b)
+		}
+		q.Log.Data, q.Log.Count = b, int64(len(recs))
+	})
+}
+
+// Attacks against the real binaries, each rejected with its own reason.
+func TestEndToEndAttacks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		early bool // from enrollment on; else once trusted
+		setup func(t *testing.T, r *e2eRig)
+		want  string
+	}{
+		{name: "replayed quote", want: "quote-nonce", setup: func(t *testing.T, r *e2eRig) {
+			var old []byte
+			r.setRewrite(func(path string, b []byte) []byte {
+				if path != attest.PathQuote {
+					return b
+				}
+				if old == nil {
+					old = b
+				}
+				return old
+			})
+		}},
+		{name: "quote signed by another ak", want: "quote-signature", setup: func(t *testing.T, r *e2eRig) {
+			// A second agent on the same TPM has its own AK.
+			other := filepath.Join(r.dir, "other-agent")
+			start(t, r.abin, "serve", "--tpm", r.sw.Spec(), "--state", other, "--list", r.list, "--listen", "127.0.0.1:0")
+			var addr string
+			waitFor(t, 20*time.Second, "the second agent", func() bool {
+				b, err := os.ReadFile(filepath.Join(other, "addr"))
+				addr = strings.TrimSpace(string(b))
+				return err == nil && addr != ""
+			})
+			cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			r.setRewrite(func(path string, b []byte) []byte {
+				if path != attest.PathQuote {
+					return b
+				}
+				var q attest.QuoteResponse
+				json.Unmarshal(b, &q)
+				resp, err := cl.Get("https://" + addr + attest.PathQuote + "?" + lastQuery(r))
+				if err != nil {
+					t.Error(err)
+					return b
+				}
+				defer resp.Body.Close()
+				b2, _ := io.ReadAll(resp.Body)
+				var q2 attest.QuoteResponse
+				json.Unmarshal(b2, &q2)
+				q.Attest, q.Signature = q2.Attest, q2.Signature
+				out, _ := json.Marshal(&q)
+				return out
+			})
+		}},
+		{name: "record removed", early: true, want: "log-replay", setup: func(t *testing.T, r *e2eRig) {
+			r.setRewrite(recordsRewrite(t, func(x []mlog.Record) []mlog.Record { return append(x[:2], x[3:]...) }))
+		}},
+		{name: "record altered", early: true, want: "log-template-hash", setup: func(t *testing.T, r *e2eRig) {
+			r.setRewrite(recordsRewrite(t, func(x []mlog.Record) []mlog.Record {
+				x[2].Data = append([]byte(nil), x[2].Data...)
+				x[2].Data[len(x[2].Data)-2] ^= 1
+				return x
+			}))
+		}},
+		{name: "record altered with its template digest", early: true, want: "log-replay", setup: func(t *testing.T, r *e2eRig) {
+			r.setRewrite(recordsRewrite(t, func(x []mlog.Record) []mlog.Record {
+				x[2].Data = append([]byte(nil), x[2].Data...)
+				x[2].Data[len(x[2].Data)-2] ^= 1
+				x[2].Digest, _ = x[2].TemplateDigest(label.SHA1)
+				return x
+			}))
+		}},
+		{name: "records reordered", early: true, want: "log-replay", setup: func(t *testing.T, r *e2eRig) {
+			r.setRewrite(recordsRewrite(t, func(x []mlog.Record) []mlog.Record { x[1], x[2] = x[2], x[1]; return x }))
+		}},
+		{name: "pcr values that do not match the quote", want: "quote-pcr-digest", setup: func(t *testing.T, r *e2eRig) {
+			r.setRewrite(quoteRewrite(t, func(q *attest.QuoteResponse) { q.PCRs["sha256"][13][0] ^= 1 }))
+		}},
+		{name: "pcr extended outside the list", want: "log-replay", setup: func(t *testing.T, r *e2eRig) {
+			tp, err := tpm.Open(r.sw.Spec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tp.Close()
+			if err := tp.ExtendPCRData(13, []byte("not in the list")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			files := []string{filepath.Join(r.dir, "f1"), filepath.Join(r.dir, "f2"), filepath.Join(r.dir, "f3")}
+			r.measure(files...)
+			if tc.early {
+				tc.setup(t, r)
+			}
+			r.enroll(files...)
+			if !tc.early {
+				r.waitState("trusted")
+				tc.setup(t, r)
+			}
+			v := r.waitState("failed")
+			if got := reasonsOf(v); !strings.HasPrefix(got, tc.want+":") || v["kind"] != "security" {
+				t.Fatalf("failed with %q (%v), want %s", got, v["kind"], tc.want)
+			} else {
+				t.Logf("%s", got)
+			}
+		})
+	}
+}
+
+// lastQuery is the query of the verifier's latest quote request, which the
+// second agent must answer with the same nonce.
+func lastQuery(r *e2eRig) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastQ
+}
+
+// An agent reporting the EK of another TPM (its AK is not in that TPM)
+// is refused at enrollment; a TPM reset mid-run is a new boot attested
+// from its first record.
+func TestEndToEndForgedEnrollmentAndReboot(t *testing.T) {
+	r := newRig(t)
+	b := tpmtest.Start(t, tpmtest.Options{})
+	tb, err := tpm.Open(b.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherEK, err := tb.EndorsementKey()
+	tb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.setRewrite(func(path string, body []byte) []byte {
+		if path != attest.PathEnrollment {
+			return body
+		}
+		var e attest.Enrollment
+		json.Unmarshal(body, &e)
+		e.EKPublic, e.EKCert = otherEK.Public, nil
+		out, _ := json.Marshal(&e)
+		return out
+	})
+	f1 := filepath.Join(r.dir, "f1")
+	r.measure(f1)
+	d, _ := json.Marshal(map[string]any{"intact_runtime_policy": 1, "digests": map[string][]string{f1: {fileSum(t, f1)}}})
+	p := filepath.Join(r.dir, "policy.json")
+	os.WriteFile(p, d, 0o644)
+	r.run(0, "policy", "add", "p", p)
+	out := r.run(2, "agents", "add", "m", strings.TrimPrefix(r.proxy.URL, "https://"), "--policy", "p", "--cert", filepath.Join(r.agentState, "tls.crt"))
+	if !strings.Contains(out, "enrollment:") || !strings.Contains(out, "not in the tpm holding the ek") {
+		t.Fatalf("forged enrollment: %s", out)
+	}
+	t.Logf("refused: %s", strings.TrimSpace(out))
+	r.run(2, "agents", "show", "m")
+
+	// The honest enrollment, then a reboot.
+	r.setRewrite(nil)
+	r.run(0, "agents", "add", "m", strings.TrimPrefix(r.proxy.URL, "https://"), "--policy", "p", "--cert", filepath.Join(r.agentState, "tls.crt"))
+	v := r.waitState("trusted")
+	waitFor(t, 10*time.Second, "2 records verified", func() bool { return r.show()["log_offset"] == float64(2) })
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.sw.CtrlPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req [8]byte
+	binary.BigEndian.PutUint32(req[:4], 2) // CMD_INIT: TPM reset
+	c.Write(req[:])
+	var rsp [4]byte
+	io.ReadFull(c, rsp[:])
+	c.Close()
+	os.Remove(r.list)
+	r.measure(f1, f1)
+	waitFor(t, 10*time.Second, "the new boot attested (3 records)", func() bool {
+		v = r.show()
+		return v["state"] == "trusted" && v["log_offset"] == float64(3)
+	})
+	if !strings.Contains(r.run(0, "agents", "show", "m"), "trusted") {
+		t.Fatal("not trusted after the reboot")
+	}
+}
