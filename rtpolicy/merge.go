@@ -197,16 +197,29 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 	out.IgnoreViolations, out.SignatureFallback = iv, sf
 	// A path one input lists and another excludes passes whatever its
 	// digest: say so.
+	res := make([][]*regexp.Regexp, len(canon))
 	for i, p := range canon {
 		for _, ex := range p.Excludes {
-			re, err := regexp.Compile(ex)
-			if err != nil {
-				continue // Canonical compiled it
+			if re, err := regexp.Compile(ex); err == nil { // Canonical compiled it
+				res[i] = append(res[i], re)
 			}
-			for _, path := range slices.Sorted(maps.Keys(out.Digests)) {
-				if re.MatchString(path) && !excludedBy(canon[owner[path]], path) {
+		}
+	}
+	matchesAny := func(list []*regexp.Regexp, path string) bool {
+		for _, re := range list {
+			if re.MatchString(path) {
+				return true
+			}
+		}
+		return false
+	}
+	paths := slices.Sorted(maps.Keys(out.Digests))
+	for i, p := range canon {
+		for j, re := range res[i] {
+			for _, path := range paths {
+				if re.MatchString(path) && !matchesAny(res[owner[path]], path) {
 					conflicts = append(conflicts, Conflict{Path: path, Kind: ConflictExcluded,
-						Detail:     fmt.Sprintf("listed by %s, excluded by %s (%q)", name(owner[path]), name(i), ex),
+						Detail:     fmt.Sprintf("listed by %s, excluded by %s (%q)", name(owner[path]), name(i), p.Excludes[j]),
 						Resolution: "excluded: any digest passes"})
 				}
 			}
@@ -217,13 +230,4 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 		return Policy{}, nil, err
 	}
 	return c, conflicts, nil
-}
-
-func excludedBy(p Policy, path string) bool {
-	for _, ex := range p.Excludes {
-		if re, err := regexp.Compile(ex); err == nil && re.MatchString(path) {
-			return true
-		}
-	}
-	return false
 }

@@ -136,3 +136,33 @@ func TestFromLogRealList(t *testing.T) {
 		t.Errorf("%d mismatches with other digests, want at least %d", fails, rep.Files)
 	}
 }
+
+// Policies are untrusted input to merge, diff and signing too.
+func FuzzCanonicalMergeDiff(f *testing.F) {
+	f.Add([]byte(`{"intact_runtime_policy":1,"digests":{"/a":["sha256:` + hexSum("x")[7:] + `","SHA256:` + hexSum("x")[7:] + `"]},"excludes":["^/tmp","^/tmp"],"windows":[{"until":"2030-01-01T00:00:00Z","digests":{"/b":["sha1:0011223344556677889900112233445566778899"]}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := rtpolicy.Parse(b)
+		if err != nil {
+			return
+		}
+		p := c.Document()
+		cb, err := rtpolicy.CanonicalBytes(p)
+		if err != nil {
+			return // e.g. a window end that has no JSON form in UTC
+		}
+		c2, err := rtpolicy.Parse(cb)
+		if err != nil {
+			t.Fatalf("canonical form does not parse: %v", err)
+		}
+		if d, err := rtpolicy.Diff(p, c2.Document()); err != nil || !d.Empty() {
+			t.Fatalf("policy differs from its canonical form: %v %+v", err, d)
+		}
+		m, _, err := rtpolicy.Merge([]rtpolicy.Policy{p, c2.Document()}, nil)
+		if err != nil {
+			t.Fatalf("merging a policy with itself: %v", err)
+		}
+		if d, err := rtpolicy.Diff(p, m); err != nil || len(d.AddedPaths)+len(d.RemovedPaths)+len(d.Changed) != 0 {
+			t.Fatalf("merge with itself changed digests: %v %+v", err, d)
+		}
+	})
+}
