@@ -11,7 +11,8 @@
 //   - the signature is the AK's, with the AK's scheme and hash, over the
 //     attestation bytes exactly as received;
 //   - the structure is TPM-generated (TPM_GENERATED_VALUE) and of type
-//     TPM_ST_ATTEST_QUOTE, and parses with no trailing bytes;
+//     TPM_ST_ATTEST_QUOTE (it is parsed only after its signature
+//     verified);
 //   - its qualifying data is the caller's nonce;
 //   - the quoted selection names exactly the PCRs given, no more, no
 //     fewer;
@@ -105,6 +106,29 @@ func unmarshal[T tpm2.Marshallable, P interface {
 	*T
 	tpm2.Unmarshallable
 }](b []byte) (v *T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("unparsable: %v", r)
+		}
+	}()
+	v, err = unmarshalLoose[T, P](b)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tpm2.Marshal(*v), b) {
+		return nil, errors.New("not in canonical form (trailing or inconsistent bytes)")
+	}
+	return v, nil
+}
+
+// unmarshalLoose parses b as T without panicking, ignoring what follows
+// T. It is used for quote structures after their signature verified:
+// those bytes are the TPM's, and re-marshalling them to check their form
+// would double the cost of every attestation.
+func unmarshalLoose[T tpm2.Marshallable, P interface {
+	*T
+	tpm2.Unmarshallable
+}](b []byte) (v *T, err error) {
 	if len(b) > maxStruct {
 		return nil, fmt.Errorf("%d bytes (at most %d)", len(b), maxStruct)
 	}
@@ -113,14 +137,7 @@ func unmarshal[T tpm2.Marshallable, P interface {
 			v, err = nil, fmt.Errorf("unparsable: %v", r)
 		}
 	}()
-	v, err = tpm2.Unmarshal[T, P](b)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(tpm2.Marshal(*v), b) {
-		return nil, errors.New("not in canonical form (trailing or inconsistent bytes)")
-	}
-	return v, nil
+	return tpm2.Unmarshal[T, P](b)
 }
 
 // AK is a parsed, acceptable attestation key public part.
@@ -238,7 +255,7 @@ func Verify(ak *AK, attest, signature, nonce []byte, pcrs PCRValues) (*Verified,
 	if err := ak.verifySignature(attest, signature); err != nil {
 		return nil, err
 	}
-	att, err := unmarshal[tpm2.TPMSAttest](attest)
+	att, err := unmarshalLoose[tpm2.TPMSAttest](attest)
 	if err != nil {
 		return nil, fail(ErrMalformed, "attestation: %v", err)
 	}
@@ -271,7 +288,7 @@ func (ak *AK) verifySignature(attest, signature []byte) error {
 	if len(attest) == 0 || len(attest) > maxStruct {
 		return fail(ErrMalformed, "attestation of %d bytes", len(attest))
 	}
-	sig, err := unmarshal[tpm2.TPMTSignature](signature)
+	sig, err := unmarshalLoose[tpm2.TPMTSignature](signature)
 	if err != nil {
 		return fail(ErrMalformed, "signature: %v", err)
 	}

@@ -159,3 +159,29 @@ func TestAppraiseBootAggregate(t *testing.T) {
 		t.Fatalf("Appraise = %v, want %s", err, verifier.ReasonBootAggregate)
 	}
 }
+
+// BenchmarkAppraise is the verifier's CPU cost of one attestation: a
+// quote verification and the replay and policy check of one new record
+// (the steady state of incremental attestation).
+func BenchmarkAppraise(b *testing.B) {
+	f := newSim(b)
+	files := f.measure(b, "a")
+	p := f.appraiser(b, append(files, filepath.Join(f.dir, "b"))...)
+	nonce := bytes.Repeat([]byte{1}, 32)
+	ev := f.evidence(b, p, nonce, 0, nil, attest.MaxLogChunk)
+	prog, err := p.Appraise(store.Progress{}, ev, nonce)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.measure(b, "b")
+	nonce2 := bytes.Repeat([]byte{2}, 32)
+	ev = f.evidence(b, p, nonce2, prog.Progress.LogOffset, nil, attest.MaxLogChunk)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := p.Appraise(prog.Progress, ev, nonce2)
+		if err != nil || got.Verified != 1 {
+			b.Fatalf("%v %+v", err, got)
+		}
+	}
+}
