@@ -44,9 +44,8 @@ type Agent struct {
 	cfg Config
 	mux *http.ServeMux
 
-	ekOnce sync.Once
-	ek     *tpm.EK
-	ekErr  error
+	ekMu sync.Mutex
+	ek   *tpm.EK
 }
 
 // New returns an agent.
@@ -78,14 +77,19 @@ func (a *Agent) reply(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// endorsementKey reads the EK once (a failure is tried again next time).
 func (a *Agent) endorsementKey() (*tpm.EK, error) {
-	a.ekOnce.Do(func() { a.ek, a.ekErr = a.cfg.TPM.EndorsementKey() })
-	if a.ekErr != nil {
-		err := a.ekErr
-		a.ekOnce = sync.Once{} // try again next time
+	a.ekMu.Lock()
+	defer a.ekMu.Unlock()
+	if a.ek != nil {
+		return a.ek, nil
+	}
+	ek, err := a.cfg.TPM.EndorsementKey()
+	if err != nil {
 		return nil, err
 	}
-	return a.ek, nil
+	a.ek = ek
+	return ek, nil
 }
 
 func (a *Agent) enrollment(w http.ResponseWriter, r *http.Request) {
