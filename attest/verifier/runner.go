@@ -28,9 +28,9 @@ type runner struct {
 	cancel context.CancelFunc
 }
 
-func (r *runner) run(ctx context.Context) {
+func (r *runner) run(ctx context.Context, delay time.Duration) {
 	defer r.client.close()
-	t := time.NewTimer(0)
+	t := time.NewTimer(delay)
 	defer t.Stop()
 	for {
 		select {

@@ -100,8 +100,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 	v.mu.Lock()
 	v.ctx = ctx
 	v.mu.Unlock()
-	for _, a := range agents {
-		v.start(a)
+	// Spread the first attestations of the stored agents over one
+	// interval, so that a restart does not quote every agent at once.
+	for i, a := range agents {
+		v.start(a, v.o.Interval*time.Duration(i)/time.Duration(len(agents)))
 	}
 	flushed := make(chan struct{})
 	go func() { v.writer(); close(flushed) }()
@@ -145,9 +147,9 @@ func (v *Verifier) writer() {
 	}
 }
 
-// start begins attesting a (unless its attestation has stopped on a
-// security failure).
-func (v *Verifier) start(a *store.Agent) {
+// start begins attesting a after delay (unless its attestation has
+// stopped on a security failure).
+func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ctx == nil || v.runners[a.ID] != nil {
@@ -168,7 +170,7 @@ func (v *Verifier) start(a *store.Agent) {
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		r.run(ctx)
+		r.run(ctx, delay)
 	}()
 }
 
@@ -314,7 +316,7 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if err := v.o.Store.CreateAgent(ctx, a); err != nil {
 		return nil, err
 	}
-	v.start(a)
+	v.start(a, 0)
 	return a, nil
 }
 
