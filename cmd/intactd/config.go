@@ -44,6 +44,9 @@ type Config struct {
 	Socket string `json:"socket"`
 	// MetricsListen is a TCP address for Prometheus metrics ("" = off).
 	MetricsListen string `json:"metrics_listen"`
+	// AgentListen is a TCP address for the attestation agent's HTTPS API
+	// ("" = off; docs/attestation.md). It needs a policy that measures.
+	AgentListen string `json:"agent_listen"`
 	// Deadline bounds one decision (default 2s).
 	Deadline Duration `json:"deadline"`
 	// FailVerdict is given when the deadline passes or a decision fails
@@ -178,6 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		watch, certs                     stringList
 		pol, evmKey, evmPass, mode, tpmS string
 		stateDir, socket, metrics, failV string
+		agentListen                      string
 		logFormat, logLevel              string
 		deadline                         time.Duration
 		pcr                              int
@@ -195,6 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&stateDir, "state-dir", "", "`DIR` for the measurement list and control socket (default /var/lib/intactd)")
 	fs.StringVar(&socket, "socket", "", "control socket `PATH` (default STATE_DIR/intactd.sock)")
 	fs.StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9464)")
+	fs.StringVar(&agentListen, "agent-listen", "", "serve the attestation agent (HTTPS) on `ADDR` (e.g. 0.0.0.0:9443)")
 	fs.DurationVar(&deadline, "deadline", 0, "bound on one decision (default 2s)")
 	fs.StringVar(&failV, "fail-verdict", "", "verdict when the deadline passes or a decision fails: deny or allow")
 	fs.StringVar(&logFormat, "log-format", "", "json or text")
@@ -231,6 +236,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	setS(&c.StateDir, stateDir)
 	setS(&c.Socket, socket)
 	setS(&c.MetricsListen, metrics)
+	setS(&c.AgentListen, agentListen)
 	setS(&c.FailVerdict, failV)
 	setS(&c.LogFormat, logFormat)
 	setS(&c.LogLevel, logLevel)

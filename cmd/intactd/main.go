@@ -196,6 +196,12 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		ecfg.Measurer = d.meas
+		if cfg.AgentListen != "" {
+			if err := d.meas.startList(cfg.StateDir); err != nil {
+				d.closeAll()
+				return nil, fmt.Errorf("measurement list: %w", err)
+			}
+		}
 	}
 	// The runtime loads the time zone lazily; do it now, not on a
 	// watched mount later.
@@ -239,6 +245,14 @@ func (d *daemon) startServers() error {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		d.log.Info("serving metrics", "addr", "http://"+addr+"/metrics")
+		d.servers = append(d.servers, srv)
+	}
+	if d.cfg.AgentListen != "" {
+		srv, addr, err := serveAgent(d.cfg, d.meas, d.log)
+		if err != nil {
+			return fmt.Errorf("attestation agent: %w", err)
+		}
+		d.log.Info("serving attestation agent", "addr", addr)
 		d.servers = append(d.servers, srv)
 	}
 	return nil

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/mlog"
+)
+
+// The attestation agent (docs/attestation.md): with agent_listen set,
+// intactd serves its measurement list, quotes and the boot event log to
+// intact-verifier over HTTPS, from the TPM it measures with.
+
+// biosLog is the firmware's TCG event log.
+const biosLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+
+// startList starts an empty measurement list with a boot_aggregate
+// record (SHA-256 over PCRs 0-9, as the kernel's IMA list starts), which
+// ties the list to the boot the verifier checks. It runs before anything
+// is measured.
+func (m *listMeasurer) startList(stateDir string) error {
+	fi, err := os.Stat(filepath.Join(stateDir, measurementList))
+	if err != nil || fi.Size() > 0 {
+		return err
+	}
+	vals, err := m.tpm.ReadPCRs(crypto.SHA256, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	if err != nil {
+		return err
+	}
+	ba, err := mlog.BootAggregate(label.SHA256, vals)
+	if err != nil {
+		return err
+	}
+	_, err = m.app.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: ba, Path: mlog.BootAggregateName})
+	return err
+}
+
+// serveAgent serves the attestation agent on addr. Its identity (AK and
+// TLS key) is kept in STATE_DIR/agent.
+func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, string, error) {
+	if m == nil {
+		return nil, "", errors.New("agent_listen: the policy measures nothing, so there is no list to attest")
+	}
+	id, err := agent.LoadOrCreateIdentity(filepath.Join(cfg.StateDir, "agent"), m.tpm)
+	if err != nil {
+		return nil, "", fmt.Errorf("agent identity: %w", err)
+	}
+	bootLog := ""
+	if _, err := os.Stat(biosLog); err == nil {
+		bootLog = biosLog
+	}
+	a, err := agent.New(agent.Config{TPM: m.tpm, AK: id.AK,
+		Log: agent.NewFileLog(filepath.Join(cfg.StateDir, measurementList), attest.LogIntact), LogPCR: cfg.PCR,
+		BootLog: bootLog, CertDER: id.Cert.Certificate[0], Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := net.Listen("tcp", cfg.AgentListen)
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{
+		Handler:           a,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13},
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("agent listener", "err", err)
+		}
+	}()
+	return srv, l.Addr().String(), nil
+}
