@@ -93,13 +93,15 @@ func New(o Options) (*Verifier, error) {
 // and those enrolled later, until ctx ends; then it writes the pending
 // results and returns.
 func (v *Verifier) Run(ctx context.Context) error {
+	// Enrollments from now on start their runner themselves; those before
+	// are in the store.
+	v.mu.Lock()
+	v.ctx = ctx
+	v.mu.Unlock()
 	agents, err := v.o.Store.ListAgents(ctx)
 	if err != nil {
 		return err
 	}
-	v.mu.Lock()
-	v.ctx = ctx
-	v.mu.Unlock()
 	// Spread the first attestations of the stored agents over one
 	// interval, so that a restart does not quote every agent at once.
 	for i, a := range agents {
@@ -152,7 +154,7 @@ func (v *Verifier) writer() {
 func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ctx == nil || v.runners[a.ID] != nil {
+	if v.ctx == nil || v.ctx.Err() != nil || v.runners[a.ID] != nil {
 		return
 	}
 	if a.State == store.StateFailed && a.Kind == store.KindSecurity {
