@@ -31,6 +31,9 @@ func SignDigest(signer crypto.Signer, keyID uint32, algo label.HashAlgo, digest 
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
+	if len(s) == 0 || len(s) > 0xffff {
+		return nil, fmt.Errorf("signing: a %d-byte signature does not fit a label", len(s))
+	}
 	return &label.Signature{Type: label.TypeDigsig, Version: 2, Algo: algo, KeyID: keyID, Sig: s}, nil
 }
 
