@@ -52,7 +52,12 @@ type Result struct {
 	Label   string  `json:"label,omitempty"` // label type: digest, digest-ng, signature, ...
 	Algo    string  `json:"algo,omitempty"`
 	KeyID   string  `json:"keyid,omitempty"` // 8 hex digits, for signatures
-	EVM     string  `json:"evm,omitempty"`   // security.evm type checked: hmac, signature, portable-signature
+	// Digest is the content digest computed with the label's algorithm
+	// DigestAlgo, when the content was read; callers that also measure
+	// the file reuse it instead of reading the file twice.
+	Digest     []byte         `json:"-"`
+	DigestAlgo label.HashAlgo `json:"-"`
+	EVM        string         `json:"evm,omitempty"` // security.evm type checked: hmac, signature, portable-signature
 }
 
 // OK reports whether the file passed.
@@ -174,6 +179,7 @@ func Check(raw []byte, digest func(label.HashAlgo) ([]byte, error), keys *sig.Ke
 		r.Verdict, r.Reason = Unreadable, "reading content: "+errReason(err)
 		return r
 	}
+	r.Digest, r.DigestAlgo = sum, l.Algo
 	if l.Sig == nil {
 		if !bytes.Equal(sum, l.Digest) {
 			r.Verdict, r.Reason = ContentChanged, l.Algo.String()+" digest differs from the label"

@@ -164,7 +164,11 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 			pcr = d.PCR
 		}
 		if ent.measured&(1<<pcr) == 0 {
-			if err := e.measure(&o, f, path, pcr, d.Template, fp.Size); err != nil {
+			var known []byte
+			if ent.appraisal != nil && ent.appraisal.OK {
+				known = ent.appraisal.SHA256
+			}
+			if err := e.measure(&o, f, path, pcr, d.Template, fp.Size, known); err != nil {
 				o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
 			} else {
 				ent.measured |= 1 << pcr
@@ -183,13 +187,18 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	return o
 }
 
-func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template string, size int64) error {
+// measure records the file; known is its sha256 digest when the
+// appraisal already computed it (same fingerprint, so the same content).
+func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template string, size int64, known []byte) error {
 	if template == "" {
 		template = e.cfg.Template
 	}
-	dig, err := filehash.Digest(io.NewSectionReader(f, 0, size), label.SHA256)
-	if err != nil {
-		return err
+	dig := known
+	if dig == nil {
+		var err error
+		if dig, err = filehash.Digest(io.NewSectionReader(f, 0, size), label.SHA256); err != nil {
+			return err
+		}
 	}
 	o.digest = dig
 	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: label.SHA256, Digest: dig}
@@ -200,7 +209,7 @@ func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template 
 		}
 	}
 	start := time.Now()
-	err = e.cfg.Measurer.Measure(m)
+	err := e.cfg.Measurer.Measure(m)
 	e.m.measureLatency.observe(time.Since(start))
 	if err == nil {
 		e.m.measurements.Add(1)

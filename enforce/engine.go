@@ -82,6 +82,9 @@ type Appraisal struct {
 	Signed  bool   // the label is a signature (appraise_type=imasig)
 	Verdict string // "ok", "content-changed", ...
 	Reason  string
+	// SHA256 is the content's sha256 digest when the appraisal computed
+	// it (a sha256 label), so that measuring does not read the file again.
+	SHA256 []byte
 }
 
 // Measurer records a measurement (appends it to the measurement list and

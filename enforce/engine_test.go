@@ -106,6 +106,8 @@ func (a *fakeAppraiser) Appraise(f *os.File, path string) Appraisal {
 		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
 	case strings.HasPrefix(c, "digest"):
 		return Appraisal{OK: true, Verdict: "ok"}
+	case strings.HasPrefix(c, "reuse"):
+		return Appraisal{OK: true, Signed: true, Verdict: "ok", SHA256: bytes.Repeat([]byte{0xaa}, 32)}
 	case strings.HasPrefix(c, "slow"):
 		time.Sleep(a.sleep)
 		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
@@ -392,6 +394,20 @@ func TestMeasure(t *testing.T) {
 	}
 	if recs := h.records(t, "decision failed, fail verdict given"); len(recs) != 1 {
 		t.Errorf("error records = %v", recs)
+	}
+}
+
+// TestMeasureReusesAppraisalDigest: a file that is appraised and measured
+// is read once: the measurement carries the digest the appraisal computed.
+func TestMeasureReusesAppraisalDigest(t *testing.T) {
+	h := start(t, "appraise func=BPRM_CHECK\nmeasure func=BPRM_CHECK\n", nil)
+	f := h.file(t, "bin", "reuse me")
+	if !h.src.decide(t, f, true) {
+		t.Fatal("denied")
+	}
+	ms := h.meas.all()
+	if len(ms) != 1 || !bytes.Equal(ms[0].Digest, bytes.Repeat([]byte{0xaa}, 32)) {
+		t.Fatalf("measurement = %+v, want the appraisal's digest", ms)
 	}
 }
 
