@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/intactsec/intact/attest"
@@ -46,6 +47,20 @@ func (m *listMeasurer) startList(stateDir string) error {
 	return err
 }
 
+// firmwareLog returns the boot event log to serve: the firmware's log
+// (path) when it exists and the TPM is the machine's own. The firmware
+// extended the host TPM's PCRs 0-9, not those of a simulator or an swtpm,
+// whose PCRs the log would never replay to (boot-log failure).
+func firmwareLog(tpmSpec, path string) string {
+	if tpmSpec != "" && !strings.HasPrefix(tpmSpec, "/dev/") {
+		return ""
+	}
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}
+
 // serveAgent serves the attestation agent on addr. Its identity (AK and
 // TLS key) is kept in STATE_DIR/agent.
 func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, string, error) {
@@ -56,10 +71,7 @@ func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, st
 	if err != nil {
 		return nil, "", fmt.Errorf("agent identity: %w", err)
 	}
-	bootLog := ""
-	if _, err := os.Stat(biosLog); err == nil {
-		bootLog = biosLog
-	}
+	bootLog := firmwareLog(cfg.TPM, biosLog)
 	a, err := agent.New(agent.Config{TPM: m.tpm, AK: id.AK,
 		Log: agent.NewFileLog(filepath.Join(cfg.StateDir, measurementList), attest.LogIntact), LogPCR: cfg.PCR,
 		BootLog: bootLog, CertDER: id.Cert.Certificate[0], Logger: log})
