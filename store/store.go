@@ -102,6 +102,22 @@ type Update struct {
 	Created time.Time
 	Status  Status
 	Result  Result
+	// Events (state changes, reboots) go to the outbox in the same
+	// transaction, and are dropped with the update.
+	Events []Event
+}
+
+// Event is a notable change of an agent (enrolled, trusted, failed,
+// removed, reboot). Events are kept in an outbox, in order, for webhook
+// receivers (each receiver has a mark: the last event delivered to it)
+// and as the agents' timelines.
+type Event struct {
+	Seq     int64     `json:"seq"` // assigned by the store, increasing
+	ID      string    `json:"id"`  // unique
+	AgentID string    `json:"agent"`
+	Type    string    `json:"type"`
+	Time    time.Time `json:"time"`
+	Body    []byte    `json:"body"` // the notification, delivered as is
 }
 
 // Policy is a named runtime policy document.
@@ -138,5 +154,25 @@ type Store interface {
 	GetPolicy(ctx context.Context, name string) (*Policy, error)
 	// ListPolicies returns the policy names, sorted.
 	ListPolicies(ctx context.Context) ([]string, error)
+
+	// AppendEvents adds events to the outbox, in order (ErrExists if an
+	// event ID is taken). Events of updates go with SaveAttestations.
+	AppendEvents(ctx context.Context, evs []Event) error
+	// AgentEvents returns an agent's events at or after since, oldest
+	// first: the newest limit of them.
+	AgentEvents(ctx context.Context, id string, since time.Time, limit int) ([]Event, error)
+	// AddReceiver registers a webhook receiver; a new one's mark is the
+	// newest event (it receives the events appended from now on). It
+	// returns the receiver's mark.
+	AddReceiver(ctx context.Context, name string) (int64, error)
+	// Undelivered returns up to limit events after the receiver's mark,
+	// in order (ErrNotFound for an unknown receiver).
+	Undelivered(ctx context.Context, receiver string, limit int) ([]Event, error)
+	// MarkDelivered moves the receiver's mark to seq (never back;
+	// ErrNotFound for an unknown receiver).
+	MarkDelivered(ctx context.Context, receiver string, seq int64) error
+	// PruneEvents deletes events older than before that every receiver
+	// has been delivered.
+	PruneEvents(ctx context.Context, before time.Time) error
 	Close() error
 }

@@ -52,7 +52,20 @@ CREATE TABLE IF NOT EXISTS policies (
 	doc BLOB NOT NULL,
 	updated INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS events (
+	seq INTEGER PRIMARY KEY AUTOINCREMENT,
+	id TEXT NOT NULL UNIQUE,
+	agent TEXT NOT NULL,
+	type TEXT NOT NULL,
+	time INTEGER NOT NULL,
+	body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_agent ON events(agent, seq);
+CREATE TABLE IF NOT EXISTS receivers (
+	name TEXT PRIMARY KEY,
+	seq INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
 `
 
 // Open opens (creating it if needed) the database at path.
@@ -185,6 +198,12 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		return err
 	}
 	defer ins.Close()
+	var evIns *sql.Stmt // prepared only for a batch with events (state changes are rare)
+	defer func() {
+		if evIns != nil {
+			evIns.Close()
+		}
+	}()
 	for _, u := range batch {
 		st, err := json.Marshal(u.Status)
 		if err != nil {
@@ -203,6 +222,16 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		}
 		if _, err := ins.ExecContext(ctx, u.AgentID, ts(u.Result.Time), string(r)); err != nil {
 			return err
+		}
+		if len(u.Events) > 0 && evIns == nil {
+			if evIns, err = tx.PrepareContext(ctx, insertEvent); err != nil {
+				return err
+			}
+		}
+		for _, e := range u.Events {
+			if err := appendEvent(ctx, evIns, &e); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()
@@ -266,4 +295,107 @@ func (d *DB) ListPolicies(ctx context.Context) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+const insertEvent = `INSERT INTO events (id, agent, type, time, body) VALUES (?,?,?,?,?)`
+
+func appendEvent(ctx context.Context, st *sql.Stmt, e *store.Event) error {
+	body := e.Body
+	if body == nil {
+		body = []byte{}
+	}
+	_, err := st.ExecContext(ctx, e.ID, e.AgentID, e.Type, ts(e.Time), body)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint") {
+		return fmt.Errorf("event %q: %w", e.ID, store.ErrExists)
+	}
+	return err
+}
+
+func (d *DB) AppendEvents(ctx context.Context, evs []store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, insertEvent)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range evs {
+		if err := appendEvent(ctx, st, &evs[i]); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func scanEvents(rows *sql.Rows) ([]store.Event, error) {
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var t int64
+		if err := rows.Scan(&e.Seq, &e.ID, &e.AgentID, &e.Type, &t, &e.Body); err != nil {
+			return nil, err
+		}
+		e.Time = fromTS(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (d *DB) AgentEvents(ctx context.Context, id string, since time.Time, limit int) ([]store.Event, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT seq, id, agent, type, time, body FROM
+		(SELECT * FROM events WHERE agent = ? AND time >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`, id, ts(since), limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
+func (d *DB) AddReceiver(ctx context.Context, name string) (int64, error) {
+	if _, err := d.db.ExecContext(ctx, `INSERT INTO receivers (name, seq)
+		VALUES (?, COALESCE((SELECT MAX(seq) FROM events), 0)) ON CONFLICT(name) DO NOTHING`, name); err != nil {
+		return 0, err
+	}
+	var seq int64
+	err := d.db.QueryRowContext(ctx, `SELECT seq FROM receivers WHERE name = ?`, name).Scan(&seq)
+	return seq, err
+}
+
+func (d *DB) Undelivered(ctx context.Context, receiver string, limit int) ([]store.Event, error) {
+	var mark int64
+	err := d.db.QueryRowContext(ctx, `SELECT seq FROM receivers WHERE name = ?`, receiver).Scan(&mark)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("receiver %q: %w", receiver, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT seq, id, agent, type, time, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, mark, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
+func (d *DB) MarkDelivered(ctx context.Context, receiver string, seq int64) error {
+	res, err := d.db.ExecContext(ctx, `UPDATE receivers SET seq = MAX(seq, ?) WHERE name = ?`, seq, receiver)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("receiver %q: %w", receiver, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (d *DB) PruneEvents(ctx context.Context, before time.Time) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM events WHERE time < ?
+		AND seq <= COALESCE((SELECT MIN(seq) FROM receivers), 9223372036854775807)`, ts(before))
+	return err
 }

@@ -22,8 +22,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Attestations", func(t *testing.T) { testAttestations(t, open(t)) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
+	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	if reopen != nil {
 		t.Run("Durable", func(t *testing.T) { testDurable(t, open(t), reopen) })
+		t.Run("OutboxDurable", func(t *testing.T) { testOutboxDurable(t, open(t), reopen) })
 	}
 }
 
@@ -217,4 +219,152 @@ func testDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.
 	}
 	a.Status = st
 	same(t, got, a)
+}
+
+func event(id, agent, typ string, sec int64) store.Event {
+	return store.Event{ID: id, AgentID: agent, Type: typ, Time: time.Unix(1700000000+sec, 0).UTC(), Body: []byte(`{"id":"` + id + `"}`)}
+}
+
+func ids(evs []store.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func checkEvents(t *testing.T, what string, got []store.Event, err error, want ...string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !reflect.DeepEqual(ids(got), want) && !(len(got) == 0 && len(want) == 0) {
+		t.Fatalf("%s = %v, want %v", what, ids(got), want)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Fatalf("%s: seq not increasing: %d then %d", what, got[i-1].Seq, got[i].Seq)
+		}
+	}
+	for _, e := range got {
+		if string(e.Body) != `{"id":"`+e.ID+`"}` || e.AgentID == "" || e.Type == "" || e.Time.IsZero() {
+			t.Fatalf("%s: event %+v", what, e)
+		}
+	}
+}
+
+func testOutbox(t *testing.T, s store.Store) {
+	defer s.Close()
+	// Events before a receiver exists are not its to deliver.
+	if err := s.AppendEvents(ctx, []store.Event{event("e0", "a", "enrolled", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Undelivered(ctx, "r1", 10); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Undelivered(unknown receiver) = %v", err)
+	}
+	if err := s.MarkDelivered(ctx, "r1", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MarkDelivered(unknown receiver) = %v", err)
+	}
+	if _, err := s.AddReceiver(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Undelivered(ctx, "r1", 10)
+	checkEvents(t, "Undelivered after AddReceiver", got, err)
+
+	// Events with an update go in its transaction; an update dropped
+	// (agent gone, or enrolled again) drops its events.
+	a := agent("a")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, []store.Event{event("e1", "a", "enrolled", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	st := status(1)
+	err = s.SaveAttestations(ctx, []store.Update{
+		{AgentID: "a", Created: a.Created, Status: st, Result: store.Result{AgentID: "a", Time: st.LastAttested, State: st.State},
+			Events: []store.Event{event("e2", "a", "reboot", 2), event("e3", "a", "trusted", 2)}},
+		{AgentID: "a", Created: a.Created, Status: st, Result: store.Result{AgentID: "a", Time: st.LastAttested, State: st.State}},
+		{AgentID: "gone", Created: a.Created, Status: st, Result: store.Result{AgentID: "gone", Time: st.LastAttested},
+			Events: []store.Event{event("lost1", "gone", "failed", 3)}},
+		{AgentID: "a", Created: a.Created.Add(-time.Hour), Status: st, Result: store.Result{AgentID: "a", Time: st.LastAttested},
+			Events: []store.Event{event("lost2", "a", "failed", 3)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddReceiver(ctx, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, []store.Event{event("e4", "a", "failed", 4), event("e5", "b", "enrolled", 5)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, []store.Event{event("e6", "a", "x", 6), event("e4", "a", "x", 6)}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("AppendEvents(duplicate id) = %v", err)
+	}
+	got, err = s.Undelivered(ctx, "r1", 10)
+	checkEvents(t, "Undelivered(r1)", got, err, "e1", "e2", "e3", "e4", "e5")
+	got, err = s.Undelivered(ctx, "r2", 10)
+	checkEvents(t, "Undelivered(r2)", got, err, "e4", "e5")
+	all, _ := s.Undelivered(ctx, "r1", 10)
+	got, err = s.Undelivered(ctx, "r1", 2)
+	checkEvents(t, "Undelivered(r1, 2)", got, err, "e1", "e2")
+	if err := s.MarkDelivered(ctx, "r1", all[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Undelivered(ctx, "r1", 10)
+	checkEvents(t, "Undelivered(r1) after mark", got, err, "e3", "e4", "e5")
+	// Marks never go back; AddReceiver keeps an existing mark.
+	if err := s.MarkDelivered(ctx, "r1", all[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if mark, err := s.AddReceiver(ctx, "r1"); err != nil || mark != all[1].Seq {
+		t.Fatalf("AddReceiver(r1) = %d, %v, want mark %d", mark, err, all[1].Seq)
+	}
+	got, err = s.Undelivered(ctx, "r1", 10)
+	checkEvents(t, "Undelivered(r1) after a mark back", got, err, "e3", "e4", "e5")
+
+	// The timeline: an agent's events since a time, oldest first, the newest limit.
+	got, err = s.AgentEvents(ctx, "a", time.Unix(1700000001, 0), 10)
+	checkEvents(t, "AgentEvents(a)", got, err, "e1", "e2", "e3", "e4")
+	got, err = s.AgentEvents(ctx, "a", time.Unix(1700000002, 0), 2)
+	checkEvents(t, "AgentEvents(a, since 2, 2)", got, err, "e3", "e4")
+	got, err = s.AgentEvents(ctx, "nobody", time.Time{}, 10)
+	checkEvents(t, "AgentEvents(nobody)", got, err)
+
+	// Pruning keeps what a receiver has not been delivered.
+	if err := s.MarkDelivered(ctx, "r2", all[3].Seq); err != nil { // e4
+		t.Fatal(err)
+	}
+	if err := s.PruneEvents(ctx, time.Unix(1700000100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.AgentEvents(ctx, "a", time.Time{}, 10)
+	checkEvents(t, "AgentEvents(a) after prune", got, err, "e3", "e4")
+	got, err = s.Undelivered(ctx, "r1", 10)
+	checkEvents(t, "Undelivered(r1) after prune", got, err, "e3", "e4", "e5")
+}
+
+func testOutboxDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
+	if _, err := s.AddReceiver(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, []store.Event{event("e1", "a", "enrolled", 1), event("e2", "a", "trusted", 2), event("e3", "a", "failed", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "Undelivered", got, err, "e1", "e2", "e3")
+	if err := s.MarkDelivered(ctx, "r", got[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s)
+	defer s.Close()
+	got, err = s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "Undelivered after reopen", got, err, "e2", "e3")
+	// Sequence numbers keep increasing after a reopen.
+	if err := s.AppendEvents(ctx, []store.Event{event("e4", "a", "removed", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "Undelivered after an append", got, err, "e2", "e3", "e4")
 }
