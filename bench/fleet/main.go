@@ -1,0 +1,351 @@
+// Command fleet measures how many agents one intact-verifier attests at
+// its interval: it plays N simulated agents (package sim: intact's agent
+// handler over a software TPM with an ECDSA P-256 AK and a growing
+// measurement list, each on its own loopback TLS listener with its own
+// pinned certificate), enrolls them through the verifier's operator API
+// (credential activation against each software EK), and ramps N, holding
+// each step for a bounded time.
+//
+//	go run ./bench/fleet [-steps 500,1000,2000,5000] [-measure 30s]
+//
+// By default the verifier is the real `intact-verifier serve` binary
+// (built into a temporary directory unless -verifier names one), a child
+// process whose CPU time is read from /proc/PID/schedstat; the load
+// generator is this process (getrusage). Both share this machine's
+// cores. With -inprocess the verifier runs in this process (for
+// -cpuprofile); its CPU is then not reported separately.
+//
+// For each step it prints: attestations/s achieved and expected (N per
+// interval), the p50/p99 lateness of attestation rounds (the time between
+// two quotes of one agent, less the interval), the verifier's and the
+// generator's CPU per attestation, the database's size, and whether the
+// interval held: at least 97% of the expected rate, p99 lateness under a
+// quarter of the interval, every agent trusted. It stops after the first
+// step that does not hold and prints the largest N that held.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/bench/fleet/sim"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet: error:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	steps     []int
+	interval  time.Duration
+	measure   time.Duration
+	settle    time.Duration // wait for every agent to be trusted
+	grow      time.Duration
+	initial   int
+	enrollers int
+	bin       string
+	inprocess bool
+	profile   string
+	keep      bool
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	steps := fs.String("steps", "500,1000,2000,3000,5000,7000", "agent counts to ramp through")
+	var c config
+	fs.DurationVar(&c.interval, "interval", 2*time.Second, "verifier attestation interval")
+	fs.DurationVar(&c.measure, "measure", 30*time.Second, "measurement window per step")
+	fs.DurationVar(&c.settle, "settle", 90*time.Second, "at most this long for every agent to be trusted after enrollment")
+	fs.DurationVar(&c.grow, "grow", 6*time.Second, "each agent measures one more file this often")
+	fs.IntVar(&c.initial, "initial", 20, "records in each agent's list (after its boot_aggregate) at start")
+	fs.IntVar(&c.enrollers, "enrollers", 4, "parallel enrollments")
+	fs.StringVar(&c.bin, "verifier", "", "intact-verifier binary (default: go build ./cmd/intact-verifier)")
+	fs.BoolVar(&c.inprocess, "inprocess", false, "run the verifier in this process (no separate CPU figures)")
+	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the last step to FILE (with -inprocess: verifier and generator)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the verifier's state directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(*steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 || n > 9000 {
+			return fmt.Errorf("-steps: %q: want counts of 1-9000 (file descriptors: two per agent here)", s)
+		}
+		if len(c.steps) > 0 && n <= c.steps[len(c.steps)-1] {
+			return fmt.Errorf("-steps must increase")
+		}
+		c.steps = append(c.steps, n)
+	}
+	if c.interval < 100*time.Millisecond || c.measure < c.interval {
+		return errors.New("-interval at least 100ms and -measure at least one interval")
+	}
+	state, err := os.MkdirTemp("", "fleet-verifier-")
+	if err != nil {
+		return err
+	}
+	if !c.keep {
+		defer os.RemoveAll(state)
+	}
+	var t *target
+	if c.inprocess {
+		t, err = startInProcess(state, c.interval, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	} else {
+		if c.bin == "" {
+			dir, err := os.MkdirTemp("", "fleet-bin-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			c.bin = filepath.Join(dir, "intact-verifier")
+			if out, err := exec.Command("go", "build", "-o", c.bin, "./cmd/intact-verifier").CombinedOutput(); err != nil {
+				return fmt.Errorf("go build ./cmd/intact-verifier: %v\n%s", err, out)
+			}
+		}
+		t, err = startBinary(c.bin, state, c.interval, newWarnFilter(stderr))
+	}
+	if err != nil {
+		return err
+	}
+	defer t.stop()
+	f := sim.New(sim.Options{InitialRecords: c.initial, GrowEvery: c.grow})
+	defer f.Close()
+
+	ctx := context.Background()
+	if err := t.call(ctx, "PUT", "/v1/policies/fleet", sim.Policy("fleet"), 200, nil); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
+		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
+	fmt.Fprintln(stdout, "| agents | attest/s (expected) | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | enroll/s | held |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|")
+	best := 0
+	for i, n := range c.steps {
+		last := i == len(c.steps)-1
+		r, err := step(ctx, c, t, f, n, last)
+		if err != nil {
+			return fmt.Errorf("%d agents: %w", n, err)
+		}
+		fmt.Fprintln(stdout, r.row())
+		if !r.held {
+			break
+		}
+		best = n
+	}
+	fmt.Fprintf(stdout, "largest N that held a %v interval: %d\n", c.interval, best)
+	return nil
+}
+
+type result struct {
+	n                  int
+	rate, expected     float64
+	p50, p99           time.Duration
+	verCPU, genCPU     time.Duration // per attestation
+	verCores, genCores float64
+	haveVer            bool
+	dbMB, dbMBps       float64
+	enrollRate         float64
+	trusted, failed    int
+	held               bool
+	why                string
+}
+
+func (r *result) row() string {
+	ver, vc := "n/a (in-process)", "n/a"
+	if r.haveVer {
+		ver, vc = fmt.Sprintf("%.0f µs", float64(r.verCPU.Microseconds())), fmt.Sprintf("%.2f", r.verCores)
+	}
+	held := "yes"
+	if !r.held {
+		held = "**no**: " + r.why
+	}
+	return fmt.Sprintf("| %d | %.0f (%.0f) | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %.0f | %s |",
+		r.n, r.rate, r.expected, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver,
+		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.enrollRate, held)
+}
+
+// step grows the fleet to n agents, enrolls the new ones, waits until
+// every agent is trusted and attested at least once more, then measures
+// for c.measure.
+func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile bool) (*result, error) {
+	r := &result{n: n, expected: float64(n) / c.interval.Seconds()}
+	have := len(f.Agents())
+	added, err := f.Add("agent", n-have)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := enroll(ctx, t, added, c.enrollers); err != nil {
+		return nil, err
+	}
+	r.enrollRate = float64(len(added)) / time.Since(start).Seconds()
+	if err := settle(ctx, t, n, c.settle); err != nil {
+		return nil, err
+	}
+	time.Sleep(c.interval + c.interval/2) // every agent past its first, enrollment-time attestation
+	f.TakeGaps()
+
+	if profile && c.profile != "" { // this process: the generator (and the verifier with -inprocess)
+		pf, err := os.Create(c.profile)
+		if err != nil {
+			return nil, err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	q0, _ := f.Counts()
+	v0, okv := t.cpu()
+	g0 := selfCPU()
+	db0 := t.dbBytes()
+	t0 := time.Now()
+	time.Sleep(c.measure)
+	q1, _ := f.Counts()
+	v1, okv1 := t.cpu()
+	g1 := selfCPU()
+	el := time.Since(t0)
+	db1 := t.dbBytes()
+	gaps := f.TakeGaps()
+
+	att := q1 - q0
+	if att <= 0 {
+		return nil, errors.New("no attestations in the window")
+	}
+	r.rate = float64(att) / el.Seconds()
+	r.haveVer = okv && okv1
+	r.verCPU = (v1 - v0) / time.Duration(att)
+	r.verCores = (v1 - v0).Seconds() / el.Seconds()
+	r.genCPU = (g1 - g0) / time.Duration(att)
+	r.genCores = (g1 - g0).Seconds() / el.Seconds()
+	r.dbMB = float64(db1) / 1e6
+	r.dbMBps = float64(db1-db0) / 1e6 / el.Seconds()
+	slices.Sort(gaps)
+	late := func(p float64) time.Duration {
+		if len(gaps) == 0 {
+			return 0
+		}
+		return max(0, gaps[min(len(gaps)-1, int(p*float64(len(gaps))))]-c.interval)
+	}
+	r.p50, r.p99 = late(0.50), late(0.99)
+
+	states, err := agentStates(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	r.trusted, r.failed = states["trusted"], states["failed"]
+	switch {
+	case r.failed > 0:
+		r.why = fmt.Sprintf("%d agents failed", r.failed)
+	case r.trusted != n:
+		r.why = fmt.Sprintf("%d of %d agents trusted", r.trusted, n)
+	case r.rate < 0.97*r.expected:
+		r.why = fmt.Sprintf("%.0f%% of the expected rate", 100*r.rate/r.expected)
+	case r.p99 > c.interval/4:
+		r.why = fmt.Sprintf("p99 lateness %v", r.p99.Round(time.Millisecond))
+	default:
+		r.held = true
+	}
+	return r, nil
+}
+
+// enroll enrolls agents through the operator API, pinning each one's
+// certificate, with workers in parallel.
+func enroll(ctx context.Context, t *target, agents []*sim.Agent, workers int) error {
+	ch := make(chan *sim.Agent)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range ch {
+				body, _ := json.Marshal(verifier.AddAgentRequest{ID: a.ID, Addr: a.Addr, Policy: "fleet", Cert: string(a.CertPEM)})
+				if err := t.call(ctx, "POST", "/v1/agents", body, 201, nil); err != nil {
+					errs <- fmt.Errorf("enrolling %s: %w", a.ID, err)
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, a := range agents {
+		select {
+		case ch <- a:
+		case err = <-errs:
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	select {
+	case err = <-errs:
+	default:
+	}
+	return err
+}
+
+// agentStates counts the agents by state (GET /v1/agents).
+func agentStates(ctx context.Context, t *target) (map[string]int, error) {
+	var views []verifier.AgentView
+	if err := t.call(ctx, "GET", "/v1/agents", nil, 200, &views); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, v := range views {
+		out[v.State]++
+		if v.State == "failed" && out["failed"] == 1 {
+			out["first-failure:"+v.ID+": "+strings.Join(v.Reasons, "; ")]++
+		}
+	}
+	return out, nil
+}
+
+// settle waits until n agents are trusted.
+func settle(ctx context.Context, t *target, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		st, err := agentStates(ctx, t)
+		if err != nil {
+			return err
+		}
+		if st["failed"] > 0 {
+			for k := range st {
+				if strings.HasPrefix(k, "first-failure:") {
+					return fmt.Errorf("%d agents failed, e.g. %s", st["failed"], strings.TrimPrefix(k, "first-failure:"))
+				}
+			}
+		}
+		if st["trusted"] == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v: %d of %d agents trusted (%v)", limit, st["trusted"], n, st)
+		}
+		time.Sleep(time.Second)
+	}
+}
