@@ -61,17 +61,38 @@ func Mount(t *testing.T, fs FS, timeout time.Duration) (dir string, child bool) 
 	return "", false
 }
 
+// Isolated re-runs the current test like Mount, but in a pid namespace of
+// its own as well (unshare -p -f --mount-proc --kill-child) and without
+// mounting anything: for tests that run programs which mount their own file
+// systems and start detached daemons. The test is pid 1 of its namespace,
+// so when the child ends, however it ends (the hard timeout included), the
+// kernel kills every process it started. In the child it checks the mount
+// namespace, makes all mounts private and returns true; in the parent it
+// returns false and the caller must return at once.
+func Isolated(t *testing.T, timeout time.Duration) (child bool) {
+	t.Helper()
+	if os.Getenv(envTest) == t.Name() {
+		childNS(t)
+		return true
+	}
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "unshare")
+	testenv.RequireTool(t, "timeout")
+	runChild(t, timeout, "-p", "-f", "--mount-proc", "--kill-child")
+	return false
+}
+
 func mntNS() string {
 	l, _ := os.Readlink("/proc/self/ns/mnt")
 	return l
 }
 
-func runChild(t *testing.T, timeout time.Duration) {
+func runChild(t *testing.T, timeout time.Duration, unshareArgs ...string) {
 	t.Helper()
 	secs := strconv.Itoa(int(timeout.Seconds()))
-	args := []string{"-s", "KILL", secs, "unshare", "-m", "--propagation", "private",
-		os.Args[0], "-test.run=^" + t.Name() + "$", "-test.count=1", "-test.v",
-		"-test.timeout=" + (timeout - 2*time.Second).String()}
+	args := append([]string{"-s", "KILL", secs, "unshare", "-m", "--propagation", "private"}, unshareArgs...)
+	args = append(args, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v",
+		"-test.timeout="+(timeout-2*time.Second).String())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "timeout", args...)
@@ -89,9 +110,9 @@ func runChild(t *testing.T, timeout time.Duration) {
 	}
 }
 
-// childMount checks that it runs in a mount namespace of its own, then
-// mounts the private file system.
-func childMount(t *testing.T, fs FS) string {
+// childNS checks that the child runs in a mount namespace of its own and
+// makes every mount in it private.
+func childNS(t *testing.T) {
 	t.Helper()
 	if ns := mntNS(); ns == "" || ns == os.Getenv(envNS) {
 		t.Fatalf("refusing to mount: not in a private mount namespace (%q)", ns)
@@ -100,6 +121,13 @@ func childMount(t *testing.T, fs FS) string {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		t.Fatalf("making mounts private: %v", err)
 	}
+}
+
+// childMount checks that it runs in a mount namespace of its own, then
+// mounts the private file system.
+func childMount(t *testing.T, fs FS) string {
+	t.Helper()
+	childNS(t)
 	base := t.TempDir()
 	dir := filepath.Join(base, "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
