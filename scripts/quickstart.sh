@@ -357,18 +357,24 @@ Try it:
   $v agents show demo
   $bin/intact status --socket $dir/intactd/intactd.sock
 
-  # 1. tamper with a protected program: its exec is denied
+  # tamper with a protected program, then run it
   echo 'echo tampered' >> $mnt/bin/hello
-  $mnt/bin/hello                  # Operation not permitted (exit 126)
-  grep '"denied"' $dir/intactd.log    # verdict content-changed
-  #    a denied exec is not run, so not measured: the verifier still trusts the machine
+  $mnt/bin/hello
+  #    denied: exit 126, Operation not permitted (bash words it
+  #    "/bin/sh: bad interpreter: Operation not permitted")
+  grep '"denied"' $dir/intactd.log
+  #    intactd's record of the denial: verdict content-changed
+  $v agents show demo
+  #    within a few seconds: state failed,
+  #    reason policy: $mnt/bin/hello: digest-mismatch
 
-  # 2. run the tampered script through its interpreter: fanotify sees only an
-  #    open, which the policy measures but does not appraise; the verifier turns
-  #    the agent failed within a few seconds and names the file
-  sh $mnt/bin/hello
-  $v agents show demo     # state failed, reason policy: $mnt/bin/hello: digest-mismatch
-  #    (a failed policy check is sticky: "scripts/quickstart.sh" again starts afresh)
+  The denied exec did not run, so it is not measured. But bash then reads the
+  file to explain the error, and intactd measures every read on the mount (the
+  FILE_CHECK rule of $dir/intactd.policy): the verifier sees the tampered
+  content and names the file. Any read does the same: cat $mnt/bin/hello, or
+  sh $mnt/bin/hello, which even runs it (an interpreter reading a script is an
+  open, measured but not appraised: attestation sees what enforcement cannot).
+  A failed policy check is sticky; running the quickstart again starts afresh.
 
 Stop and clean up:
   $repo/scripts/quickstart.sh stop $dir     # stop the daemons, unmount (keeps keys and logs)

@@ -1,0 +1,253 @@
+// Package scripts holds the tests of the repository's scripts.
+package scripts
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/internal/fanotify/fantest"
+	"github.com/intactsec/intact/internal/testenv"
+)
+
+// TestQuickstart runs scripts/quickstart.sh as a new user would (the README's
+// command), then does what its printed text says: tampers with a protected
+// program and runs it (the exec is denied with EPERM; a denied exec alone
+// leaves the machine trusted; run from bash, which then reads the file, the
+// verifier turns the agent failed naming the file), and stops it (nothing
+// left mounted or running).
+//
+// It runs in a private mount namespace and a pid namespace of its own under
+// a hard timeout (fantest.Isolated): the demo mount is invisible outside,
+// and the daemons die with the test however it ends.
+func TestQuickstart(t *testing.T) {
+	for _, tool := range []string{"bash", "go", "mkfs.ext4", "losetup", "mountpoint", "setsid"} {
+		testenv.RequireTool(t, tool)
+	}
+	if !fantest.Isolated(t, 4*time.Minute) {
+		return
+	}
+	script, err := filepath.Abs("quickstart.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	mnt := filepath.Join(dir, "protected")
+	hello := filepath.Join(mnt, "bin", "hello")
+	run := func(d time.Duration, name string, args ...string) (int, string) {
+		t.Helper()
+		cmd := fantest.Command(t, d, name, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			return ee.ExitCode(), string(out)
+		case err != nil:
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return 0, string(out)
+	}
+	quickstart := func(args ...string) (int, string) {
+		t.Helper()
+		return run(3*time.Minute, script, args...)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			code, out := quickstart("stop", dir)
+			t.Logf("cleanup: quickstart stop: exit %d\n%s", code, out)
+		}
+		if t.Failed() {
+			for _, f := range []string{"intactd.log", "verifier.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("%s:\n%s", f, b)
+			}
+		}
+	})
+
+	start := time.Now()
+	code, out := quickstart("start", dir, "--verifier-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0")
+	t.Logf("quickstart (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if code != 0 {
+		t.Fatalf("quickstart: exit %d", code)
+	}
+	up := time.Since(start)
+	env := readEnv(t, filepath.Join(dir, "quickstart.env"))
+	for _, want := range []string{"the quickstart is running", "agents show demo", "intact status --socket",
+		"echo 'echo tampered' >> " + hello, "grep '\"denied\"' ", "digest-mismatch", "quickstart.sh stop " + dir, "state:        trusted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the quickstart's output lacks %q", want)
+		}
+	}
+	vbin := filepath.Join(dir, "bin", "intact-verifier")
+	show := func() (int, map[string]any) {
+		t.Helper()
+		code, out := run(time.Minute, vbin, "--state", filepath.Join(dir, "verifier"),
+			"--server", "https://"+env["verifier_addr"], "agents", "show", "--json", "demo")
+		var a map[string]any
+		if err := json.Unmarshal([]byte(out), &a); err != nil {
+			t.Fatalf("agents show --json: exit %d: %v\n%s", code, err, out)
+		}
+		return code, a
+	}
+	if _, a := show(); a["state"] != "trusted" {
+		t.Fatalf("after the quickstart the agent is %v, want trusted: %v", a["state"], a)
+	}
+
+	// A second start while it runs is refused.
+	if code, out := quickstart("start", dir); code != 2 || !strings.Contains(out, "is running") {
+		t.Errorf("second start: exit %d, want 2 and \"is running\":\n%s", code, out)
+	}
+
+	// Tamper with a protected program, as the printed text says.
+	f, err := os.OpenFile(hello, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("echo tampered\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	// Its exec is denied (EPERM). A denied exec does not run and is not
+	// measured: with nothing reading the file, the machine stays trusted
+	// (two intervals).
+	if err := fantest.Command(t, 30*time.Second, hello).Run(); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("exec of the tampered %s: %v, want EPERM", hello, err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, a := show(); a["state"] != "trusted" {
+		t.Fatalf("after a denied exec alone the agent is %v, want trusted: %v", a["state"], a)
+	}
+
+	// Run from bash, as a user does: denied (exit 126, EPERM); bash then
+	// reads the file to explain the error, that read is measured, and the
+	// verifier turns the agent failed naming the file.
+	code, out = run(30*time.Second, "bash", "-c", hello)
+	if code != 126 || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "tampered") {
+		t.Fatalf("tampered %s from bash: exit %d %q, want 126 and EPERM", hello, code, out)
+	}
+	t.Logf("tampered exec from bash: exit %d: %s", code, strings.TrimSpace(out))
+	ranAt := time.Now()
+	var denied map[string]any
+	for i := 0; i < 50 && denied == nil; i++ { // records follow the answer
+		denied = logRecord(t, filepath.Join(dir, "intactd.log"), "denied", hello)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if denied == nil || denied["verdict"] != "content-changed" || denied["decision"] != "deny" {
+		t.Fatalf("intactd's denial record for %s: %v", hello, denied)
+	}
+	var a map[string]any
+	for time.Since(ranAt) < 20*time.Second {
+		if code, a = show(); a["state"] == "failed" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	reasons, _ := json.Marshal(a["reasons"])
+	if a["state"] != "failed" || code != 1 || !strings.Contains(string(reasons), "policy: "+hello+": digest-mismatch") {
+		t.Fatalf("after the tampered run: agent %v (exit %d), reasons %s; want failed naming %s", a["state"], code, reasons, hello)
+	}
+	t.Logf("failed %s after the run: %s", time.Since(ranAt).Round(time.Millisecond), reasons)
+
+	// intact status answers from intactd's socket.
+	code, out = run(30*time.Second, filepath.Join(dir, "bin", "intact"), "status", "--json", "--socket", filepath.Join(dir, "intactd", "intactd.sock"))
+	var st struct {
+		Stats map[string]any `json:"stats"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Stats["denials"] != float64(2) {
+		t.Errorf("intact status: exit %d, %s; want two denials", code, out)
+	}
+
+	// Stop: nothing mounted, nothing running; twice is fine.
+	for i := range 2 {
+		code, out = quickstart("stop", dir)
+		t.Logf("stop %d: exit %d\n%s", i+1, code, out)
+		if code != 0 {
+			t.Fatalf("quickstart stop: exit %d", code)
+		}
+	}
+	stopped = true
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " "+mnt+" ") {
+		t.Errorf("%s is still mounted", mnt)
+	}
+	if _, out := run(30*time.Second, "losetup", "-j", filepath.Join(dir, "protected.img")); strings.TrimSpace(out) != "" {
+		t.Errorf("a loop device is left on the image: %s", out)
+	}
+	if left := processesUnder(filepath.Join(dir, "bin")); len(left) > 0 {
+		t.Errorf("processes left running: %v", left)
+	}
+	code, out = quickstart("clean", dir)
+	if _, err := os.Stat(dir); code != 0 || err == nil {
+		t.Errorf("quickstart clean: exit %d, %s still there: %s", code, dir, out)
+	}
+	t.Logf("quickstart up in %s; whole test %s", up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// readEnv reads the KEY=VALUE lines of the quickstart's env file.
+func readEnv(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	for _, k := range []string{"verifier_addr", "agent_addr", "intactd_pid", "verifier_pid"} {
+		if env[k] == "" {
+			t.Fatalf("%s has no %s:\n%s", path, k, b)
+		}
+	}
+	return env
+}
+
+// logRecord returns intactd's JSON log record with msg and path.
+func logRecord(t *testing.T, log, msg, path string) map[string]any {
+	t.Helper()
+	f, err := os.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r map[string]any
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r["msg"] == msg && r["path"] == path {
+			return r
+		}
+	}
+	return nil
+}
+
+// processesUnder lists live processes whose executable is in dir.
+func processesUnder(dir string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var left []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, dir+"/") {
+			continue
+		}
+		status, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if strings.Contains(string(status), "\nState:\tZ") {
+			continue // a zombie: the test (pid 1 here) has not reaped it
+		}
+		left = append(left, e.Name()+" "+exe)
+	}
+	return left
+}
