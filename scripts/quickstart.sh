@@ -22,12 +22,17 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 prog=quickstart
 marker=.intact-quickstart # in DIR: this script made DIR
 
+# die MESSAGE [HINT]
 die() {
-	echo "$prog: error: $*" >&2
+	echo "$prog: error: $1" >&2
+	[ -z "${2:-}" ] || echo "$prog: hint: $2" >&2
 	exit 2
 }
-hint() { echo "$prog: hint: $*" >&2; }
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+step=
+say() {
+	step=$*
+	printf '\033[1m== %s\033[0m\n' "$*"
+}
 
 usage() {
 	sed -n '/^#   scripts/,/^# DIR/p' "$0" | sed 's/^# \{0,3\}//' | sed '$d'
@@ -140,6 +145,10 @@ stop_all() {
 }
 
 if [ "$cmd" = stop ]; then
+	if [ ! -e "$dir/$marker" ]; then
+		echo "nothing to stop in $dir (no quickstart there)"
+		exit 0
+	fi
 	stop_all
 	echo "stopped; keys, logs and state stay in $dir (scripts/quickstart.sh clean $dir removes it)"
 	exit 0
@@ -187,7 +196,9 @@ mountpoint -q "$mnt" 2>/dev/null && die "$mnt is already a mount point; it is no
 
 # Tools. The embedded TPM simulator is C (go-tpm-tools): building intactd
 # needs a C compiler and the OpenSSL headers. No swtpm, tpm2-tools or attr.
-command -v go >/dev/null || die "go is not on PATH (the quickstart builds intact from this checkout)"
+# sudo's secure_path usually lacks Go's own directory.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+command -v go >/dev/null || die "go is not on PATH, nor in /usr/local/go/bin (the quickstart builds intact from this checkout)"
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 [ -e /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
@@ -206,7 +217,7 @@ cleanup_on_error() {
 	local rc=$?
 	trap - EXIT
 	if [ $rc -ne 0 ]; then
-		echo "$prog: error: the quickstart did not complete (exit $rc); stopping what it started" >&2
+		echo "$prog: error: the quickstart failed (exit $rc) at: $step; stopping what it started" >&2
 		for f in verifier intactd; do
 			if [ -s "$dir/$f.log" ]; then
 				echo "--- last lines of $dir/$f.log" >&2
@@ -219,6 +230,7 @@ cleanup_on_error() {
 	exit $rc
 }
 trap cleanup_on_error EXIT
+trap 'exit 130' INT TERM HUP
 
 mkdir -p "$dir"
 touch "$dir/$marker"
@@ -228,7 +240,8 @@ record() { echo "$1=$2" >>"$env_file"; }
 record dir "$dir"
 
 say "building intact, intactd and intact-verifier into $bin"
-(cd "$repo" && go build -o "$bin/" ./cmd/intact ./cmd/intactd ./cmd/intact-verifier)
+# cgo: the embedded TPM simulator is C.
+(cd "$repo" && CGO_ENABLED=1 go build -o "$bin/" ./cmd/intact ./cmd/intactd ./cmd/intact-verifier)
 intact=$bin/intact
 
 say "a file system for the demo: a 64 MiB ext4 image loop-mounted on $mnt"
@@ -287,8 +300,8 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 if [ -z "$vaddr" ]; then
-	hint "is $vlisten in use? Give another address: --verifier-listen 127.0.0.1:0 picks a free port"
-	die "intact-verifier did not start; see $dir/verifier.log"
+	die "intact-verifier did not start; see $dir/verifier.log" \
+		"is $vlisten in use? Give another address: --verifier-listen 127.0.0.1:0 picks a free port"
 fi
 record verifier_addr "$vaddr"
 verifier=("$bin/intact-verifier" --state "$dir/verifier" --server "https://$vaddr")
@@ -308,8 +321,8 @@ for _ in $(seq 300); do
 	sleep 0.05
 done
 if [ -z "$aaddr" ]; then
-	hint "is $alisten in use? Give another address: --agent-listen 127.0.0.1:0 picks a free port"
-	die "intactd did not start; see $dir/intactd.log"
+	die "intactd did not start; see $dir/intactd.log" \
+		"is $alisten in use? Give another address: --agent-listen 127.0.0.1:0 picks a free port"
 fi
 record agent_addr "$aaddr"
 
@@ -328,7 +341,7 @@ done
 "${verifier[@]}" agents show demo | grep -v '^history:' || true
 [ "$state" = trusted ] || die "the agent is not trusted (state \"$state\"); see $dir/verifier.log"
 record started "$(date -u +%FT%TZ)"
-trap - EXIT
+trap - EXIT INT TERM HUP
 
 v="${verifier[*]}"
 cat <<EOF
@@ -374,7 +387,8 @@ Try it:
   content and names the file. Any read does the same: cat $mnt/bin/hello, or
   sh $mnt/bin/hello, which even runs it (an interpreter reading a script is an
   open, measured but not appraised: attestation sees what enforcement cannot).
-  A failed policy check is sticky; running the quickstart again starts afresh.
+  A failed policy check is sticky: stop the quickstart and run it again to
+  start afresh.
 
 Stop and clean up:
   $repo/scripts/quickstart.sh stop $dir     # stop the daemons, unmount (keeps keys and logs)

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,4 +251,41 @@ func processesUnder(dir string) []string {
 		left = append(left, e.Name()+" "+exe)
 	}
 	return left
+}
+
+// TestQuickstartFailure: when a step fails (here intactd cannot listen for
+// its agent: the address is taken), the quickstart stops what it started,
+// unmounts, names the failure and the log, and exits 2.
+func TestQuickstartFailure(t *testing.T) {
+	for _, tool := range []string{"bash", "go", "mkfs.ext4", "losetup", "mountpoint", "setsid"} {
+		testenv.RequireTool(t, tool)
+	}
+	if !fantest.Isolated(t, 4*time.Minute) {
+		return
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := filepath.Join(t.TempDir(), "demo")
+	cmd := fantest.Command(t, 3*time.Minute, "./quickstart.sh", dir, "--verifier-listen", "127.0.0.1:0", "--agent-listen", taken.Addr().String())
+	out, err := cmd.CombinedOutput()
+	t.Logf("quickstart: %v\n%s", err, out)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("quickstart with the agent's address taken: %v, want exit 2", err)
+	}
+	for _, want := range []string{"intactd did not start; see " + dir + "/intactd.log", "address already in use",
+		"stopped intact-verifier", "unmounted " + dir + "/protected"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " "+dir+"/protected ") {
+		t.Errorf("%s/protected is still mounted", dir)
+	}
+	if left := processesUnder(filepath.Join(dir, "bin")); len(left) > 0 {
+		t.Errorf("processes left running: %v", left)
+	}
 }
