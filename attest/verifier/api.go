@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/store"
 )
@@ -23,7 +24,9 @@ import (
 //
 //	GET    /v1/agents              -> [AgentView]
 //	POST   /v1/agents              AddAgentRequest -> AgentView (enrolls)
-//	GET    /v1/agents/{id}         -> AgentView with history
+//	GET    /v1/agents/{id}         -> AgentView with history and timeline
+//	GET    /v1/agents/{id}/ear     -> the agent's signed EAR (JWT)
+//	GET    /v1/ear-key             -> the EAR signing key (JWK)
 //	DELETE /v1/agents/{id}
 //	GET    /v1/policies            -> [name]
 //	PUT    /v1/policies/{name}     runtime policy JSON -> PolicyView
@@ -103,6 +106,7 @@ type AgentView struct {
 	EKPublic     []byte         `json:"ek_public"` // TPMT_PUBLIC
 	EKCert       []byte         `json:"ek_cert,omitempty"`
 	History      []store.Result `json:"history,omitempty"`
+	Timeline     []Notification `json:"timeline,omitempty"`
 }
 
 func viewOf(a *store.Agent) *AgentView {
@@ -139,6 +143,8 @@ func NewAPI(v *Verifier, token string) (http.Handler, error) {
 	mux.HandleFunc("POST /v1/agents", a.addAgent)
 	mux.HandleFunc("GET /v1/agents/{id}", a.showAgent)
 	mux.HandleFunc("DELETE /v1/agents/{id}", a.removeAgent)
+	mux.HandleFunc("GET /v1/agents/{id}/ear", a.agentEAR)
+	mux.HandleFunc("GET /v1/ear-key", a.earKey)
 	mux.HandleFunc("GET /v1/policies", a.listPolicies)
 	mux.HandleFunc("PUT /v1/policies/{name}", a.putPolicy)
 	mux.HandleFunc("GET /v1/policies/{name}", a.getPolicy)
@@ -231,7 +237,38 @@ func (a *api) showAgent(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
+	if v.Timeline, err = a.v.Timeline(r.Context(), ag); err != nil {
+		storeError(w, err)
+		return
+	}
 	reply(w, http.StatusOK, v)
+}
+
+// agentEAR signs the agent's current result (on request: attestations
+// do not sign).
+func (a *api) agentEAR(w http.ResponseWriter, r *http.Request) {
+	ag, err := a.v.o.Store.GetAgent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	tok, err := a.v.SignedEAR(ag, a.v.o.Now())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", EARMediaType)
+	io.WriteString(w, tok)
+}
+
+func (a *api) earKey(w http.ResponseWriter, r *http.Request) {
+	j, err := ear.PublicJWK(a.v.EARKey())
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk+json")
+	json.NewEncoder(w).Encode(j)
 }
 
 func (a *api) removeAgent(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,10 @@ func TestAPIAuth(t *testing.T) {
 		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"x:1","policy":"nope"}`, 404},
 		{"POST", "/v1/agents", "Bearer 0123456789abcdef0123", `{"id":"a","addr":"` + strings.Repeat("x", 70000) + `","policy":"p"}`, 400},
 		{"GET", "/v1/agents/none", "Bearer 0123456789abcdef0123", "", 404},
+		{"GET", "/v1/agents/none/ear", "Bearer 0123456789abcdef0123", "", 404},
+		{"GET", "/v1/agents/none/ear", "", "", 401},
+		{"GET", "/v1/ear-key", "", "", 401},
+		{"GET", "/v1/ear-key", "Bearer 0123456789abcdef0123", "", 200},
 	} {
 		req := httptest.NewRequestWithContext(context.Background(), tc.method, tc.path, strings.NewReader(tc.body))
 		if tc.auth != "" {

@@ -201,6 +201,12 @@ func startVerifier(t *testing.T, db string) *testVerifier {
 // time.Now).
 func startVerifierClock(t *testing.T, db string, now func() time.Time) *testVerifier {
 	t.Helper()
+	return startVerifierWith(t, db, func(o *verifier.Options) { o.Now = now })
+}
+
+// startVerifierWith is startVerifier with options set by opt.
+func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *testVerifier {
+	t.Helper()
 	if db == "" {
 		db = filepath.Join(t.TempDir(), "verifier.db")
 	}
@@ -208,7 +214,11 @@ func startVerifierClock(t *testing.T, db string, now func() time.Time) *testVeri
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond, Now: now})
+	o := verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond}
+	if opt != nil {
+		opt(&o)
+	}
+	v, err := verifier.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

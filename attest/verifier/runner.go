@@ -80,12 +80,34 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	if st.State != r.status.State || !reflect.DeepEqual(st.Reasons, r.status.Reasons) {
 		r.v.log.Info("agent state", "agent", a.ID, "state", st.State, "reasons", st.Reasons)
 	}
+	// Events (with a signed result) only on changes: not on the path of
+	// every attestation.
+	var evs []store.Event
+	if app != nil && app.Reset {
+		evs = r.event(evs, EventReboot, st, now)
+	}
+	if st.State != r.status.State || st.Kind != r.status.Kind {
+		typ := EventFailed
+		if st.State == store.StateTrusted {
+			typ = EventTrusted
+		}
+		evs = r.event(evs, typ, st, now)
+	}
 	r.status = st
 	select {
-	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res}:
+	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs}:
 	case <-ctx.Done():
 	}
 	return st.Kind == store.KindSecurity
+}
+
+func (r *runner) event(evs []store.Event, typ string, st store.Status, now time.Time) []store.Event {
+	e, err := r.v.newEvent(typ, r.agent, st, r.status.State, now)
+	if err != nil {
+		r.v.log.Error("making an event", "agent", r.agent.ID, "type", typ, "err", err)
+		return evs
+	}
+	return append(evs, e)
 }
 
 // attest runs one attestation: quote, list, appraisal.

@@ -14,6 +14,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
@@ -26,6 +28,8 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/ear"
+	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/sig"
@@ -47,6 +51,18 @@ type Options struct {
 	// envelope (rtpolicy.Sign) that must verify with one of these
 	// certificates, when put and when loaded from the store.
 	PolicySigners *sig.Keyring
+	// EARKey signs attestation results (ECDSA P-256); nil: a key made
+	// for this process.
+	EARKey *ecdsa.PrivateKey
+	// VerifierID is the results' ear.verifier-id (default
+	// DefaultVerifierID).
+	VerifierID ear.VerifierID
+	// Webhooks are sent every event (state changes, reboots,
+	// enrollments, removals) in order, at least once, from the store's
+	// outbox; WebhookBase and WebhookMax bound the backoff between
+	// attempts (default 1s and 5m).
+	Webhooks                []webhook.Receiver
+	WebhookBase, WebhookMax time.Duration
 }
 
 // Verifier attests enrolled agents.
@@ -60,6 +76,8 @@ type Verifier struct {
 	policies map[string]*rtpolicy.Compiled
 	ctx      context.Context
 	wg       sync.WaitGroup
+
+	hooks *webhook.Deliverer // nil without webhooks
 }
 
 // New returns a verifier.
@@ -85,8 +103,33 @@ func New(o Options) (*Verifier, error) {
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = 500 * time.Millisecond
 	}
-	return &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
-		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{}}, nil
+	if o.EARKey == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		o.EARKey = k
+	}
+	if o.EARKey.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("verifier: %w", ear.ErrKey)
+	}
+	if o.VerifierID == (ear.VerifierID{}) {
+		o.VerifierID = DefaultVerifierID
+	}
+	v := &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
+		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{}}
+	if len(o.Webhooks) > 0 {
+		// Registers the receivers: each gets the events from now on.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		h, err := webhook.New(ctx, webhook.Options{Store: o.Store, Receivers: o.Webhooks, Logger: o.Logger,
+			Base: o.WebhookBase, Max: o.WebhookMax})
+		if err != nil {
+			return nil, fmt.Errorf("verifier: %w", err)
+		}
+		v.hooks = h
+	}
+	return v, nil
 }
 
 // Run attests every stored agent (resuming from its stored progress)
@@ -109,16 +152,26 @@ func (v *Verifier) Run(ctx context.Context) error {
 	}
 	flushed := make(chan struct{})
 	go func() { v.writer(); close(flushed) }()
+	delivered := make(chan struct{})
+	go func() {
+		// Undelivered events (from before a restart too) are sent first.
+		if v.hooks != nil {
+			v.hooks.Run(ctx)
+		}
+		close(delivered)
+	}()
 	<-ctx.Done()
 	v.wg.Wait()
 	close(v.writes)
 	<-flushed
+	<-delivered
 	return nil
 }
 
 // writer stores results in batches.
 func (v *Verifier) writer() {
 	var batch []store.Update
+	events := false // the batch has events: wake the webhooks after
 	tick := time.NewTicker(v.o.FlushEvery)
 	defer tick.Stop()
 	flush := func() {
@@ -129,8 +182,11 @@ func (v *Verifier) writer() {
 		defer cancel()
 		if err := v.o.Store.SaveAttestations(ctx, batch); err != nil {
 			v.log.Error("storing attestation results", "n", len(batch), "err", err)
+		} else if events {
+			v.wake()
 		}
-		batch = batch[:0]
+		clear(batch) // let the events' bodies go
+		batch, events = batch[:0], false
 	}
 	for {
 		select {
@@ -140,6 +196,7 @@ func (v *Verifier) writer() {
 				return
 			}
 			batch = append(batch, u)
+			events = events || len(u.Events) > 0
 			if len(batch) >= 512 {
 				flush()
 			}
@@ -186,10 +243,18 @@ func (v *Verifier) stop(id string) {
 	}
 }
 
-// Remove stops attesting an agent and deletes it and its history.
+// Remove stops attesting an agent and deletes it and its history (its
+// events stay, with a removal event, until delivered and pruned).
 func (v *Verifier) Remove(ctx context.Context, id string) error {
 	v.stop(id)
-	return v.o.Store.DeleteAgent(ctx, id)
+	a, _ := v.o.Store.GetAgent(ctx, id)
+	if err := v.o.Store.DeleteAgent(ctx, id); err != nil {
+		return err
+	}
+	if a != nil {
+		v.appendEvent(ctx, EventRemoved, a, a.State)
+	}
+	return nil
 }
 
 // PutPolicy validates and stores a runtime policy; agents use the new
@@ -318,6 +383,7 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if err := v.o.Store.CreateAgent(ctx, a); err != nil {
 		return nil, err
 	}
+	v.appendEvent(ctx, EventEnrolled, a, "")
 	v.start(a, 0)
 	return a, nil
 }
