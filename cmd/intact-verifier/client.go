@@ -182,6 +182,7 @@ func (c *client) showAgent(e *env, id string, jsonOut bool) error {
 		for _, h := range v.History {
 			fmt.Fprintf(e.stdout, "history:      %s %s %s\n", h.Time.Format(time.RFC3339Nano), h.State, strings.Join(h.Reasons, "; "))
 		}
+		printTimeline(e.stdout, v.Timeline)
 	}
 	if v.State == "failed" {
 		return errFailed
@@ -219,5 +220,39 @@ func (c *client) showPolicy(e *env, name string) error {
 	if len(raw) > 0 && raw[len(raw)-1] != '\n' {
 		fmt.Fprintln(e.stdout)
 	}
+	return nil
+}
+
+// printTimeline prints an agent's events, oldest first.
+func printTimeline(w io.Writer, tl []verifier.Notification) {
+	if len(tl) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "timeline:")
+	for _, n := range tl {
+		what := n.Type
+		switch {
+		case n.Type == verifier.EventReboot:
+			what = "reboot detected (the new boot is attested from its first record)"
+		case n.Previous != "" && n.Type != verifier.EventRemoved:
+			what = n.Previous + " -> " + n.State
+		}
+		if n.Kind != "" {
+			what += " (" + n.Kind + ")"
+		}
+		fmt.Fprintf(w, "  %s  %s\n", n.Time.Format(time.RFC3339), what)
+		for _, r := range n.Reasons {
+			fmt.Fprintf(w, "      %s\n", r)
+		}
+	}
+}
+
+// agentEAR prints the agent's signed attestation result (a JWT).
+func (c *client) agentEAR(e *env, id string) error {
+	var raw []byte
+	if err := c.do(http.MethodGet, "/v1/agents/"+url.PathEscape(id)+"/ear", nil, &raw); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s\n", bytes.TrimSpace(raw))
 	return nil
 }

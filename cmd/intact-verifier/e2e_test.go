@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,10 +27,13 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/quote"
+	"github.com/intactsec/intact/sig"
 )
 
 const e2eInterval = 500 * time.Millisecond
@@ -171,8 +177,16 @@ func TestEndToEnd(t *testing.T) {
 		return err == nil && agentAddr != ""
 	})
 
+	// A webhook receiver, down (503) until the end of the run.
+	hook := &e2eHook{down: true}
+	hsrv := httptest.NewServer(hook)
+	defer hsrv.Close()
+	secretFile := filepath.Join(dir, "webhook-secret")
+	os.WriteFile(secretFile, []byte("e2e-webhook-secret-0123\n"), 0o600)
+
 	startVerifier := func() (*daemon, []string) {
-		v := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+		v := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
+			"--webhook", hsrv.URL+"/hook", "--webhook-secret", secretFile, "--webhook-max-backoff", "1s")
 		var m []string
 		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 			m = addrRE.FindStringSubmatch(v.out.String())
@@ -255,11 +269,83 @@ func TestEndToEnd(t *testing.T) {
 	if r := strings.Join(v.Reasons, "; "); !strings.Contains(r, evil) || !strings.Contains(r, "not-in-policy") {
 		t.Errorf("reasons %q do not name %s", r, evil)
 	}
-	if out := cli(1, "agents", "show", "host1"); !strings.Contains(out, evil) {
+	out := cli(1, "agents", "show", "host1")
+	if !strings.Contains(out, evil) {
 		t.Errorf("agents show: %s", out)
+	}
+	// The timeline: enrolled, trusted, failed with the reason.
+	if m := regexp.MustCompile(`(?s)timeline:\n.*  enrolled\n.*  enrolled -> trusted\n.*  trusted -> failed \(security\)\n\s+policy: ` + regexp.QuoteMeta(evil)).FindString(out); m == "" {
+		t.Errorf("agents show has no timeline enrolled, trusted, failed:\n%s", out)
+	}
+	if tl := show("host1").Timeline; len(tl) != 3 || tl[2].Type != verifier.EventFailed {
+		t.Errorf("agents show --json timeline = %+v", tl)
+	}
+	// The signed result verifies with the key in the state directory.
+	tok := strings.TrimSpace(cli(0, "agents", "ear", "host1"))
+	k, err := sig.LoadPrivateKey(filepath.Join(vstate, "ear.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ear.Verify(tok, &k.(*ecdsa.PrivateKey).PublicKey)
+	if err != nil || res.Submods["host1"].Status != ear.StatusContraindicated || !slices.Contains(res.Submods["host1"].Paths, evil) {
+		t.Errorf("agents ear: %+v, %v", res, err)
 	}
 	cli(0, "agents", "remove", "host1")
 	cli(2, "agents", "show", "host1")
+
+	// The receiver, down all along and across the restart, comes back and
+	// receives every change once, in order, signed.
+	hook.mu.Lock()
+	refused := hook.refused
+	hook.down = false
+	hook.mu.Unlock()
+	if refused == 0 {
+		t.Error("the receiver was never tried while down")
+	}
+	waitFor(t, 10*time.Second, "4 webhook deliveries", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return len(hook.types) >= 4 })
+	time.Sleep(2 * e2eInterval)
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if want := []string{"enrolled", "trusted", "failed", "removed"}; !slices.Equal(hook.types, want) || len(hook.bad) > 0 {
+		t.Errorf("webhook received %v (bad: %v), want %v once each", hook.types, hook.bad, want)
+	}
+}
+
+// e2eHook is a webhook receiver: 503 while down, else it checks and
+// records each delivery.
+type e2eHook struct {
+	mu      sync.Mutex
+	down    bool
+	refused int
+	ids     map[string]bool
+	types   []string
+	bad     []string
+}
+
+func (h *e2eHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.down {
+		h.refused++
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if err := webhook.Verify([]byte("e2e-webhook-secret-0123"), r.Header.Get(webhook.HeaderSignature), r.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
+		h.bad = append(h.bad, err.Error())
+	}
+	var n verifier.Notification
+	if err := json.Unmarshal(body, &n); err != nil || n.ID != r.Header.Get(webhook.HeaderEvent) {
+		h.bad = append(h.bad, fmt.Sprintf("body %s: %v", body, err))
+	}
+	if h.ids == nil {
+		h.ids = map[string]bool{}
+	}
+	if h.ids[n.ID] {
+		h.bad = append(h.bad, "again: "+n.ID)
+	}
+	h.ids[n.ID] = true
+	h.types = append(h.types, n.Type)
 }
 
 func fileSum(t *testing.T, path string) string {

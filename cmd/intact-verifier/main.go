@@ -17,9 +17,11 @@ const usage = `intact-verifier attests machines running intact's agent.
 
 Usage:
     intact-verifier serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...
+                          [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
     intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
     intact-verifier [client flags] agents list
-    intact-verifier [client flags] agents show [--json] ID
+    intact-verifier [client flags] agents show [--json] ID     (state, history, timeline)
+    intact-verifier [client flags] agents ear ID              (the signed attestation result)
     intact-verifier [client flags] agents remove ID
     intact-verifier [client flags] policy add NAME FILE
     intact-verifier [client flags] policy show NAME
@@ -123,6 +125,11 @@ func dispatch(e *env, args []string) error {
 			return usagef("usage: agents show [--json] ID")
 		}
 		return cl.showAgent(e, words[2], jsonOut)
+	case "agents ear":
+		if len(words) != 3 {
+			return usagef("usage: agents ear ID")
+		}
+		return cl.agentEAR(e, words[2])
 	case "agents remove":
 		if len(words) != 3 {
 			return usagef("usage: agents remove ID")

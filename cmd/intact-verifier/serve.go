@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -21,7 +23,9 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/store/sqlite"
@@ -33,6 +37,7 @@ const (
 	certFile  = "verifier.crt"
 	keyFile   = "verifier.key"
 	dbFile    = "verifier.db"
+	earKey    = "ear.key" // signs attestation results (EAR)
 )
 
 func cmdServe(e *env, args []string) error {
@@ -44,8 +49,11 @@ func cmdServe(e *env, args []string) error {
 	interval := fs.Duration("interval", 2*time.Second, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	retention := fs.Duration("history", 7*24*time.Hour, "")
-	var policyCerts []string
+	var policyCerts, hooks []string
 	fs.Func("policy-cert", "", func(v string) error { policyCerts = append(policyCerts, v); return nil })
+	fs.Func("webhook", "", func(v string) error { hooks = append(hooks, v); return nil })
+	hookSecret := fs.String("webhook-secret", "", "")
+	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -58,6 +66,27 @@ func cmdServe(e *env, args []string) error {
 	if *interval < 100*time.Millisecond {
 		return usagef("--interval %v is too short", *interval)
 	}
+	if len(hooks) > 0 && *hookSecret == "" {
+		return usagef("--webhook needs --webhook-secret FILE (the HMAC key receivers check signatures with)")
+	}
+	if *hookMax < time.Second {
+		return usagef("--webhook-max-backoff %v is too short", *hookMax)
+	}
+	var receivers []webhook.Receiver
+	if len(hooks) > 0 {
+		b, err := os.ReadFile(*hookSecret)
+		if err != nil {
+			return fmt.Errorf("--webhook-secret: %w", err)
+		}
+		secret := []byte(strings.TrimSpace(string(b)))
+		for _, u := range hooks {
+			r := webhook.Receiver{URL: u, Secret: secret}
+			if err := webhook.CheckReceiver(r); err != nil {
+				return usagef("--webhook: %v", err)
+			}
+			receivers = append(receivers, r)
+		}
+	}
 	if err := os.MkdirAll(*state, 0o700); err != nil {
 		return err
 	}
@@ -66,6 +95,10 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	cert, err := loadOrCreateCert(*state)
+	if err != nil {
+		return err
+	}
+	signer, err := loadOrCreateEARKey(filepath.Join(*state, earKey))
 	if err != nil {
 		return err
 	}
@@ -91,7 +124,8 @@ func cmdServe(e *env, args []string) error {
 			}
 		}
 	}
-	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers})
+	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
+		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax})
 	if err != nil {
 		return err
 	}
@@ -142,6 +176,9 @@ func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *s
 			if err := st.PruneHistory(ctx, time.Now().Add(-keep)); err != nil {
 				log.Warn("pruning history", "err", err)
 			}
+			if err := st.PruneEvents(ctx, time.Now().Add(-keep)); err != nil {
+				log.Warn("pruning events", "err", err)
+			}
 		}
 	}
 }
@@ -188,4 +225,41 @@ func loadOrCreateCert(dir string) (tls.Certificate, error) {
 		return cert, err
 	}
 	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// loadOrCreateEARKey reads the EAR signing key (ECDSA P-256, PKCS#8
+// PEM), creating it (mode 0600, atomically, never over another) if the
+// file does not exist.
+func loadOrCreateEARKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		pemKey, err := sig.MarshalPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		err = atomicfile.WriteFile(path, pemKey, 0o600, true)
+		if err == nil {
+			return k, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		b, err = os.ReadFile(path) // made meanwhile by another process
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := sig.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ek.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: %w", path, ear.ErrKey)
+	}
+	return ek, nil
 }
