@@ -256,6 +256,27 @@ func TestReboot(t *testing.T) {
 	if got.State != store.StateTrusted || !got.Progress.BootChecked {
 		t.Fatalf("after reboot: %+v", got)
 	}
+	// The reboot is on the agent's timeline, after enrolled and trusted.
+	tl, err := tv.v.Timeline(context.Background(), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, n := range tl {
+		types = append(types, n.Type)
+	}
+	want := []string{verifier.EventEnrolled, verifier.EventTrusted, verifier.EventReboot}
+	for i, ty := range types {
+		if len(want) > 0 && ty == want[0] {
+			want = want[1:]
+		}
+		if ty == verifier.EventReboot && (tl[i].State == "" || tl[i].EAR != "") {
+			t.Errorf("reboot event %+v", tl[i])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("timeline %v lacks %v in order", types, want)
+	}
 }
 
 // A verifier restarted mid-run resumes each agent from its stored offset:
