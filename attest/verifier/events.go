@@ -3,10 +3,10 @@ package verifier
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -145,8 +145,10 @@ func (v *Verifier) EARKey() *ecdsa.PublicKey { return &v.o.EARKey.PublicKey }
 
 // newEvent makes an event of agent a (with status st) for the outbox.
 func (v *Verifier) newEvent(typ string, a *store.Agent, st store.Status, previous string, now time.Time) (store.Event, error) {
+	// Event ids come from the system's generator, not Options.Rand: a
+	// repeated id would fail the whole batch of results it is stored with.
 	id := make([]byte, 16)
-	if _, err := io.ReadFull(v.o.Rand, id); err != nil {
+	if _, err := rand.Read(id); err != nil {
 		return store.Event{}, err
 	}
 	n := Notification{ID: hex.EncodeToString(id), Type: typ, Agent: a.ID, Time: now, Previous: previous}

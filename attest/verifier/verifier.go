@@ -80,7 +80,8 @@ type Verifier struct {
 	hooks *webhook.Deliverer // nil without webhooks
 }
 
-// New returns a verifier.
+// New returns a verifier. With webhooks it registers their receivers in
+// the store (a new receiver gets the events from now on).
 func New(o Options) (*Verifier, error) {
 	if o.Store == nil {
 		return nil, errors.New("verifier: no store")
