@@ -193,6 +193,9 @@ func (r *Result) Validate() error {
 	if r.VerifierID.Developer == "" || r.VerifierID.Build == "" {
 		return fmt.Errorf("%w: ear.verifier-id needs developer and build", ErrClaims)
 	}
+	if r.Nonce != "" && (len(r.Nonce) < 8 || len(r.Nonce) > 64) {
+		return fmt.Errorf("%w: eat_nonce of %d characters, want 8-64", ErrClaims, len(r.Nonce))
+	}
 	if len(r.Submods) == 0 || len(r.Submods) > MaxSubmods {
 		return fmt.Errorf("%w: %d submods, want 1-%d", ErrClaims, len(r.Submods), MaxSubmods)
 	}

@@ -113,12 +113,14 @@ func TestVerifyRejects(t *testing.T) {
 func TestVerifyClaims(t *testing.T) {
 	k := key(t)
 	for name, mut := range map[string]func(r *ear.Result){
-		"profile":   func(r *ear.Result) { r.Profile = "x" },
-		"iat":       func(r *ear.Result) { r.IssuedAt = 0 },
-		"verifier":  func(r *ear.Result) { r.VerifierID.Build = "" },
-		"submods":   func(r *ear.Result) { r.Submods = nil },
-		"status":    func(r *ear.Result) { r.Submods["web1"] = ear.Appraisal{Status: "great"} },
-		"submod id": func(r *ear.Result) { r.Submods[""] = ear.Appraisal{Status: ear.StatusNone} },
+		"profile":     func(r *ear.Result) { r.Profile = "x" },
+		"iat":         func(r *ear.Result) { r.IssuedAt = 0 },
+		"verifier":    func(r *ear.Result) { r.VerifierID.Build = "" },
+		"submods":     func(r *ear.Result) { r.Submods = nil },
+		"status":      func(r *ear.Result) { r.Submods["web1"] = ear.Appraisal{Status: "great"} },
+		"submod id":   func(r *ear.Result) { r.Submods[""] = ear.Appraisal{Status: ear.StatusNone} },
+		"short nonce": func(r *ear.Result) { r.Nonce = "abc" },
+		"long nonce":  func(r *ear.Result) { r.Nonce = strings.Repeat("a", 65) },
 	} {
 		r := sample()
 		mut(r)

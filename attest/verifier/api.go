@@ -25,7 +25,7 @@ import (
 //	GET    /v1/agents              -> [AgentView]
 //	POST   /v1/agents              AddAgentRequest -> AgentView (enrolls)
 //	GET    /v1/agents/{id}         -> AgentView with history and timeline
-//	GET    /v1/agents/{id}/ear     -> the agent's signed EAR (JWT)
+//	GET    /v1/agents/{id}/ear     -> the agent's signed EAR (JWT); ?nonce= sets eat_nonce
 //	GET    /v1/ear-key             -> the EAR signing key (JWK)
 //	DELETE /v1/agents/{id}
 //	GET    /v1/policies            -> [name]
@@ -252,7 +252,14 @@ func (a *api) agentEAR(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	tok, err := a.v.SignedEAR(ag, a.v.o.Now())
+	res := a.v.EAR(ag, a.v.o.Now())
+	// A relying party's nonce (8-64 base64url characters) binds the
+	// result to its request.
+	if res.Nonce = r.URL.Query().Get("nonce"); res.Nonce != "" && !validNonce(res.Nonce) {
+		apiError(w, http.StatusBadRequest, errors.New("nonce: want 8-64 base64url characters"))
+		return
+	}
+	tok, err := ear.Sign(res, a.v.o.EARKey, a.v.o.Rand)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err)
 		return
@@ -326,4 +333,16 @@ func (a *api) getPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(p.Doc)
+}
+
+func validNonce(n string) bool {
+	if len(n) < 8 || len(n) > 64 {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -250,6 +250,19 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	if err != nil || r.Submods["a1"].Status != ear.StatusContraindicated || r.IssuedAt < time.Now().Add(-time.Minute).Unix() {
 		t.Fatalf("API EAR = %+v, %v", r, err)
 	}
+	// A relying party's nonce is in the result it asks for.
+	if r, err := ear.Verify(get("/v1/agents/a1/ear?nonce=rp-nonce_0123").Body.String(), pub); err != nil || r.Nonce != "rp-nonce_0123" {
+		t.Errorf("EAR with a nonce: %+v, %v", r, err)
+	}
+	for _, bad := range []string{"short", strings.Repeat("n", 65), "not%20base64url"} {
+		req := httptest.NewRequestWithContext(context.Background(), "GET", "/v1/agents/a1/ear?nonce="+bad, nil)
+		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("nonce %q: %d", bad, rec.Code)
+		}
+	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if _, err := ear.Verify(rec.Body.String(), &other.PublicKey); !errors.Is(err, ear.ErrSignature) {
 		t.Errorf("EAR verified with another key: %v", err)
