@@ -204,6 +204,7 @@ command -v cc >/dev/null || missing+=(gcc libc6-dev)
 [ -e /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v mountpoint >/dev/null && command -v losetup >/dev/null || missing+=(util-linux mount)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates) # go's module downloads
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing ${missing[*]} (apt-get)"
 	command -v apt-get >/dev/null || die "missing ${missing[*]}, and no apt-get to install them"
