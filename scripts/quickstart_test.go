@@ -108,15 +108,17 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("second start: exit %d, want 2 and \"is running\":\n%s", code, out)
 	}
 
-	// Tamper with a protected program, as the printed text says.
-	f, err := os.OpenFile(hello, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
+	// The printed commands, run as printed (through bash, as a user's shell).
+	printed := printedCommands(t, out, hello)
+	sh := func(line string) (int, string) {
+		t.Helper()
+		return run(time.Minute, "bash", "-c", line)
 	}
-	if _, err := f.WriteString("echo tampered\n"); err != nil {
-		t.Fatal(err)
+
+	// Tamper with a protected program.
+	if code, out := sh(printed.tamper); code != 0 {
+		t.Fatalf("%s: exit %d %s", printed.tamper, code, out)
 	}
-	f.Close()
 
 	// Its exec is denied (EPERM). A denied exec does not run and is not
 	// measured: with nothing reading the file, the machine stays trusted
@@ -129,14 +131,14 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("after a denied exec alone the agent is %v, want trusted: %v", a["state"], a)
 	}
 
-	// Run from bash, as a user does: denied (exit 126, EPERM); bash then
-	// reads the file to explain the error, that read is measured, and the
+	// Run as printed, from bash: denied (exit 126, EPERM); bash then reads
+	// the file to explain the error, that read is measured, and the
 	// verifier turns the agent failed naming the file.
-	code, out = run(30*time.Second, "bash", "-c", hello)
+	code, out = sh(printed.run)
 	if code != 126 || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "tampered") {
-		t.Fatalf("tampered %s from bash: exit %d %q, want 126 and EPERM", hello, code, out)
+		t.Fatalf("%s: exit %d %q, want 126 and EPERM", printed.run, code, out)
 	}
-	t.Logf("tampered exec from bash: exit %d: %s", code, strings.TrimSpace(out))
+	t.Logf("%s: exit %d: %s", printed.run, code, strings.TrimSpace(out))
 	ranAt := time.Now()
 	var denied map[string]any
 	for i := 0; i < 50 && denied == nil; i++ { // records follow the answer
@@ -145,6 +147,9 @@ func TestQuickstart(t *testing.T) {
 	}
 	if denied == nil || denied["verdict"] != "content-changed" || denied["decision"] != "deny" {
 		t.Fatalf("intactd's denial record for %s: %v", hello, denied)
+	}
+	if code, out := sh(printed.grep); code != 0 || !strings.Contains(out, `"verdict":"content-changed"`) {
+		t.Errorf("%s: exit %d %s, want the denial", printed.grep, code, out)
 	}
 	var a map[string]any
 	for time.Since(ranAt) < 20*time.Second {
@@ -158,9 +163,13 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("after the tampered run: agent %v (exit %d), reasons %s; want failed naming %s", a["state"], code, reasons, hello)
 	}
 	t.Logf("failed %s after the run: %s", time.Since(ranAt).Round(time.Millisecond), reasons)
+	code, out = sh(printed.show)
+	if code != 1 || !strings.Contains(out, "state:        failed") || !strings.Contains(out, "reason:       policy: "+hello+": digest-mismatch") {
+		t.Errorf("%s: exit %d\n%s\nwant exit 1, failed, naming %s", printed.show, code, out, hello)
+	}
 
-	// intact status answers from intactd's socket.
-	code, out = run(30*time.Second, filepath.Join(dir, "bin", "intact"), "status", "--json", "--socket", filepath.Join(dir, "intactd", "intactd.sock"))
+	// intact status, as printed (plus --json), answers from intactd's socket.
+	code, out = sh(printed.status + " --json")
 	var st struct {
 		Stats map[string]any `json:"stats"`
 	}
@@ -191,6 +200,40 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("quickstart clean: exit %d, %s still there: %s", code, dir, out)
 	}
 	t.Logf("quickstart up in %s; whole test %s", up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// printed holds the commands the quickstart's text tells a user to run.
+type printed struct {
+	tamper, run, grep, show, status string
+}
+
+// printedCommands finds them in the quickstart's output: the tamper line,
+// the line after it (run the program), the grep of the log, and the first
+// "agents show demo" and "intact status" lines.
+func printedCommands(t *testing.T, out, hello string) printed {
+	t.Helper()
+	var p printed
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		switch {
+		case p.tamper == "" && strings.HasPrefix(l, "echo 'echo tampered' >> "+hello):
+			p.tamper = l
+			if i+1 < len(lines) {
+				p.run = strings.TrimSpace(lines[i+1])
+			}
+		case p.grep == "" && strings.HasPrefix(l, "grep '\"denied\"' "):
+			p.grep = l
+		case p.show == "" && strings.HasSuffix(l, " agents show demo") && !strings.HasPrefix(l, "#"):
+			p.show = l
+		case p.status == "" && strings.Contains(l, "/intact status --socket "):
+			p.status = l
+		}
+	}
+	if p.tamper == "" || p.run != hello || p.grep == "" || p.show == "" || p.status == "" {
+		t.Fatalf("the quickstart's output lacks the commands to try: %+v", p)
+	}
+	return p
 }
 
 // readEnv reads the KEY=VALUE lines of the quickstart's env file.
