@@ -8,6 +8,11 @@
 // Results come from [Appraiser.Appraise] only for verified evidence;
 // evidence that does not verify is a *SecurityError, distinct from
 // operational errors (an unreachable agent).
+//
+// Each change of an agent (enrolled, trusted, failed, reboot, removed) is
+// an event in the store's outbox, with the agent's attestation result as
+// a signed EAR (package attest/ear); webhooks (package attest/webhook)
+// deliver the outbox, and the events are the agent's timeline.
 package verifier
 
 import (
