@@ -255,32 +255,25 @@ func Verify(ak *AK, attest, signature, nonce []byte, pcrs PCRValues) (*Verified,
 	if err := ak.verifySignature(attest, signature); err != nil {
 		return nil, err
 	}
-	att, err := unmarshalLoose[tpm2.TPMSAttest](attest)
-	if err != nil {
-		return nil, fail(ErrMalformed, "attestation: %v", err)
-	}
-	if att.Type != tpm2.TPMSTAttestQuote {
-		return nil, fail(ErrNotQuote, "type 0x%x", att.Type)
-	}
-	if subtle.ConstantTimeCompare(att.ExtraData.Buffer, nonce) != 1 {
-		return nil, fail(ErrNonce, "quote has %x, sent %x", att.ExtraData.Buffer, nonce)
-	}
-	info, err := att.Attested.Quote()
-	if err != nil {
-		return nil, fail(ErrMalformed, "%v", err)
-	}
-	digest, err := pcrDigest(ak.hash, info.PCRSelect, pcrs)
+	att, err := parseAttestQuote(attest)
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare(digest, info.PCRDigest.Buffer) != 1 {
-		return nil, fail(ErrPCRDigest, "quoted %x, values give %x", info.PCRDigest.Buffer, digest)
+	if subtle.ConstantTimeCompare(att.extraData, nonce) != 1 {
+		return nil, fail(ErrNonce, "quote has %x, sent %x", att.extraData, nonce)
 	}
-	c := att.ClockInfo
+	digest, err := pcrDigest(ak.hash, att.pcrSelect, pcrs)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(digest, att.pcrDigest) != 1 {
+		return nil, fail(ErrPCRDigest, "quoted %x, values give %x", att.pcrDigest, digest)
+	}
+	c := att.clock
 	return &Verified{
 		PCRs:            clonePCRs(pcrs),
 		Clock:           Clock{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: bool(c.Safe)},
-		FirmwareVersion: att.FirmwareVersion,
+		FirmwareVersion: att.firmware,
 	}, nil
 }
 
@@ -288,42 +281,34 @@ func (ak *AK) verifySignature(attest, signature []byte) error {
 	if len(attest) == 0 || len(attest) > maxStruct {
 		return fail(ErrMalformed, "attestation of %d bytes", len(attest))
 	}
-	sig, err := unmarshalLoose[tpm2.TPMTSignature](signature)
+	sig, err := parseSignature(signature)
 	if err != nil {
-		return fail(ErrMalformed, "signature: %v", err)
+		return err
 	}
 	h := ak.hash.New()
 	h.Write(attest)
 	digest := h.Sum(nil)
 	switch key := ak.key.(type) {
 	case *ecdsa.PublicKey:
-		if sig.SigAlg != tpm2.TPMAlgECDSA {
-			return fail(ErrSignature, "signature algorithm 0x%x, the ak signs ecdsa", sig.SigAlg)
+		if sig.alg != tpm2.TPMAlgECDSA {
+			return fail(ErrSignature, "signature algorithm 0x%x, the ak signs ecdsa", sig.alg)
 		}
-		s, err := sig.Signature.ECDSA()
-		if err != nil {
-			return fail(ErrMalformed, "%v", err)
+		if hh, ok := hashOf(sig.hash); !ok || hh != ak.hash {
+			return fail(ErrSignature, "signature hash 0x%x", sig.hash)
 		}
-		if hh, ok := hashOf(s.Hash); !ok || hh != ak.hash {
-			return fail(ErrSignature, "signature hash 0x%x", s.Hash)
-		}
-		r := new(big.Int).SetBytes(s.SignatureR.Buffer)
-		ss := new(big.Int).SetBytes(s.SignatureS.Buffer)
+		r := new(big.Int).SetBytes(sig.r)
+		ss := new(big.Int).SetBytes(sig.s)
 		if !ecdsa.Verify(key, digest, r, ss) {
 			return fail(ErrSignature, "")
 		}
 	case *rsa.PublicKey:
-		if sig.SigAlg != tpm2.TPMAlgRSASSA {
-			return fail(ErrSignature, "signature algorithm 0x%x, the ak signs rsassa", sig.SigAlg)
+		if sig.alg != tpm2.TPMAlgRSASSA {
+			return fail(ErrSignature, "signature algorithm 0x%x, the ak signs rsassa", sig.alg)
 		}
-		s, err := sig.Signature.RSASSA()
-		if err != nil {
-			return fail(ErrMalformed, "%v", err)
+		if hh, ok := hashOf(sig.hash); !ok || hh != ak.hash {
+			return fail(ErrSignature, "signature hash 0x%x", sig.hash)
 		}
-		if hh, ok := hashOf(s.Hash); !ok || hh != ak.hash {
-			return fail(ErrSignature, "signature hash 0x%x", s.Hash)
-		}
-		if rsa.VerifyPKCS1v15(key, ak.hash, digest, s.Sig.Buffer) != nil {
+		if rsa.VerifyPKCS1v15(key, ak.hash, digest, sig.sig) != nil {
 			return fail(ErrSignature, "")
 		}
 	default:
