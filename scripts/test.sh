@@ -14,6 +14,8 @@ packages=(
 	util-linux    # mount, losetup, unshare
 	keyutils      # keyctl: EVM keys in the kernel's encrypted key type
 	swtpm swtpm-tools tpm2-tools
+	gcc libc6-dev libssl-dev # cgo: the embedded TPM simulator (go-tpm-tools) is C
+	ca-certificates          # Go's module downloads
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
