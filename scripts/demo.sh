@@ -13,6 +13,7 @@ if ! command -v setfattr >/dev/null; then
 	# the attacker's tools: getfattr/setfattr
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq attr >/dev/null
 fi
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin # sudo's secure_path lacks it
 mkdir -p bin
 go build -o bin/intact ./cmd/intact
 intact=$PWD/bin/intact

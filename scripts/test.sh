@@ -21,6 +21,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin # sudo's secure_path lacks it
 go version
 go vet ./...
 go test -count=1 -timeout 18m "$@" ./...
