@@ -43,12 +43,15 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.TakeGaps()
-	q0, r0 := f.Counts()
+	q0, r0, c0 := f.Counts()
 	time.Sleep(2 * time.Second)
-	q1, r1 := f.Counts()
+	q1, r1, c1 := f.Counts()
 	// 20 agents every 200 ms for 2 s: 200 quotes; allow for a slow CI box.
 	if q := q1 - q0; q < 100 {
 		t.Errorf("%d quotes in 2s, want about 200", q)
+	}
+	if c1 != c0 {
+		t.Errorf("%d new connections while attesting: the verifier does not keep them alive", c1-c0)
 	}
 	if r1 <= r0 {
 		t.Errorf("the lists did not grow (%d, %d records appended)", r0, r1)

@@ -136,8 +136,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
 		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
-	fmt.Fprintln(stdout, "| agents | attest/s (expected) | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | enroll/s | held |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| agents | attest/s (expected) | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	best := 0
 	for i, n := range c.steps {
 		last := i == len(c.steps)-1
@@ -164,6 +164,7 @@ type result struct {
 	haveVer            bool
 	dbMB, dbMBps       float64
 	enrollRate         float64
+	handshakes         int64 // connections the agents accepted in the window
 	trusted, failed    int
 	held               bool
 	why                string
@@ -178,9 +179,9 @@ func (r *result) row() string {
 	if !r.held {
 		held = "**no**: " + r.why
 	}
-	return fmt.Sprintf("| %d | %.0f (%.0f) | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %.0f | %s |",
+	return fmt.Sprintf("| %d | %.0f (%.0f) | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
 		r.n, r.rate, r.expected, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver,
-		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.enrollRate, held)
+		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.handshakes, r.enrollRate, held)
 }
 
 // step grows the fleet to n agents, enrolls the new ones, waits until
@@ -215,13 +216,13 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 		}
 		defer pprof.StopCPUProfile()
 	}
-	q0, _ := f.Counts()
+	q0, _, c0 := f.Counts()
 	v0, okv := t.cpu()
 	g0 := selfCPU()
 	db0 := t.dbBytes()
 	t0 := time.Now()
 	time.Sleep(c.measure)
-	q1, _ := f.Counts()
+	q1, _, c1 := f.Counts()
 	v1, okv1 := t.cpu()
 	g1 := selfCPU()
 	el := time.Since(t0)
@@ -233,6 +234,7 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 		return nil, errors.New("no attestations in the window")
 	}
 	r.rate = float64(att) / el.Seconds()
+	r.handshakes = c1 - c0
 	r.haveVer = okv && okv1
 	r.verCPU = (v1 - v0) / time.Duration(att)
 	r.verCores = (v1 - v0).Seconds() / el.Seconds()

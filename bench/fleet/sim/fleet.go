@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +66,7 @@ type Fleet struct {
 
 	quotes  atomic.Int64
 	records atomic.Int64
+	conns   atomic.Int64 // connections accepted (each one a TLS handshake)
 }
 
 // New returns an empty fleet.
@@ -136,7 +139,12 @@ func (f *Fleet) newAgent(id string) (*Agent, error) {
 		lastGrow: time.Now(), grown: f.o.InitialRecords}
 	a.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
 	a.srv = &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.o.IdleTimeout,
-		ErrorLog: nil}
+		ErrorLog: log.New(io.Discard, "", 0),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				f.conns.Add(1)
+			}
+		}}
 	go a.srv.Serve(a.ln)
 	return a, nil
 }
@@ -181,9 +189,11 @@ func (f *Fleet) Agents() []*Agent {
 	return slices.Clone(f.agents)
 }
 
-// Counts returns the quotes served and records appended since the
-// fleet started.
-func (f *Fleet) Counts() (quotes, records int64) { return f.quotes.Load(), f.records.Load() }
+// Counts returns the quotes served, records appended and connections
+// accepted since the fleet started.
+func (f *Fleet) Counts() (quotes, records, conns int64) {
+	return f.quotes.Load(), f.records.Load(), f.conns.Load()
+}
 
 // TakeGaps returns the times between consecutive quotes of each agent
 // observed since the last call, and forgets them.
