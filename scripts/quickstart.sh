@@ -96,6 +96,14 @@ ours() {
 	[ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$bin/$2" ]
 }
 
+# pids_of NAME: the processes running DIR/bin/NAME.
+pids_of() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" != "$bin/$1" ] || echo "${p#/proc/}"
+	done
+}
+
 # stop_pid PID NAME: SIGTERM, up to 15 s, then SIGKILL.
 stop_pid() {
 	local pid=$1 name=$2 i
@@ -119,7 +127,7 @@ stop_pid() {
 }
 
 stop_all() {
-	local rc=0 intactd_pid='' verifier_pid=''
+	local rc=0 intactd_pid='' verifier_pid='' pid
 	if [ ! -e "$dir/$marker" ]; then
 		echo "nothing to stop in $dir (no quickstart there)"
 		return 0
@@ -129,8 +137,14 @@ stop_all() {
 		verifier_pid=$(sed -n 's/^verifier_pid=//p' "$env_file")
 	fi
 	# intactd first: its marks go with it (SIGTERM answers what it has read).
-	stop_pid "$intactd_pid" intactd || rc=1
-	stop_pid "$verifier_pid" intact-verifier || rc=1
+	# Then any other process running DIR/bin/intactd or DIR/bin/intact-verifier
+	# (a pid not recorded: the env file lost or a start cut short).
+	for pid in $intactd_pid $(pids_of intactd); do
+		stop_pid "$pid" intactd || rc=1
+	done
+	for pid in $verifier_pid $(pids_of intact-verifier); do
+		stop_pid "$pid" intact-verifier || rc=1
+	done
 	if mountpoint -q "$mnt"; then
 		if ! umount "$mnt" 2>/dev/null; then
 			echo "$mnt is busy; detaching it (umount -l)" >&2
@@ -294,7 +308,7 @@ setsid "$bin/intact-verifier" serve --state "$dir/verifier" --listen "$vlisten" 
 	</dev/null >"$dir/verifier.log" 2>&1 &
 record verifier_pid $!
 vaddr=
-for _ in $(seq 200); do
+for _ in $(seq 600); do # up to 30 s
 	vaddr=$(sed -n 's/.*intact-verifier serving" addr=\([^ ]*\).*/\1/p' "$dir/verifier.log" | head -n 1)
 	[ -n "$vaddr" ] && break
 	alive "$(get verifier_pid)" || break
@@ -313,7 +327,7 @@ setsid "$bin/intactd" --watch "$mnt" --policy "$dir/intactd.policy" --cert "$dir
 	</dev/null >"$dir/intactd.log" 2>&1 &
 record intactd_pid $!
 aaddr=
-for _ in $(seq 300); do
+for _ in $(seq 600); do # up to 30 s
 	if grep -q '"msg":"intactd enforcing"' "$dir/intactd.log"; then
 		aaddr=$(sed -n 's/.*"msg":"serving attestation agent","addr":"\([^"]*\)".*/\1/p' "$dir/intactd.log" | head -n 1)
 		break
@@ -334,7 +348,7 @@ say "enrolling the agent with the verifier"
 "${verifier[@]}" policy add demo "$dir/runtime-policy.json"
 "${verifier[@]}" agents add demo "$aaddr" --policy demo --cert "$dir/intactd/agent/tls.crt"
 state=
-for _ in $(seq 300); do
+for _ in $(seq 300); do # 30 s and more
 	state=$("${verifier[@]}" agents show demo 2>/dev/null | sed -n 's/^state:[[:space:]]*//p') || true
 	[ "$state" = trusted ] || [ "$state" = failed ] && break
 	sleep 0.1
