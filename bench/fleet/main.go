@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/intactsec/intact/attest/verifier"
@@ -150,6 +151,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			break
 		}
 		best = n
+	}
+	if n := retries.Load(); n > 0 {
+		fmt.Fprintf(stdout, "enrollments tried again after a 502: %d\n", n)
 	}
 	fmt.Fprintf(stdout, "largest N that held a %v interval: %d\n", c.interval, best)
 	return nil
@@ -283,7 +287,19 @@ func enroll(ctx context.Context, t *target, agents []*sim.Agent, workers int) er
 			defer wg.Done()
 			for a := range ch {
 				body, _ := json.Marshal(verifier.AddAgentRequest{ID: a.ID, Addr: a.Addr, Policy: "fleet", Cert: string(a.CertPEM)})
-				if err := t.call(ctx, "POST", "/v1/agents", body, 201, nil); err != nil {
+				var err error
+				for try := 0; try < 3; try++ {
+					// An operational failure (502: the agent did not answer
+					// in time, on this loaded machine) is tried again, as an
+					// operator would; 409 then means the first try went
+					// through after all.
+					if err = t.call(ctx, "POST", "/v1/agents", body, 201, nil); err == nil || !isStatus(err, 502) {
+						break
+					}
+					retries.Add(1)
+					time.Sleep(time.Second)
+				}
+				if err != nil && !(retries.Load() > 0 && isStatus(err, 409)) {
 					errs <- fmt.Errorf("enrolling %s: %w", a.ID, err)
 					return
 				}
@@ -309,6 +325,14 @@ feed:
 	default:
 	}
 	return err
+}
+
+// retries counts enrollments tried again after a 502.
+var retries atomic.Int64
+
+func isStatus(err error, code int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.code == code
 }
 
 // agentStates counts the agents by state (GET /v1/agents).

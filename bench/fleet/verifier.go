@@ -232,7 +232,7 @@ func (t *target) call(ctx context.Context, method, path string, body []byte, wan
 		return err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+		return &statusError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(b))}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -250,3 +250,11 @@ func (t *target) dbBytes() int64 {
 	}
 	return n
 }
+
+// statusError is an operator API answer other than the one expected.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
