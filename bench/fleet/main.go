@@ -137,8 +137,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
 		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
-	fmt.Fprintln(stdout, "| agents | attest/s (expected) | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| agents | attest/s (expected) | stored/s | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	best := 0
 	for i, n := range c.steps {
 		last := i == len(c.steps)-1
@@ -168,7 +168,8 @@ type result struct {
 	haveVer            bool
 	dbMB, dbMBps       float64
 	enrollRate         float64
-	handshakes         int64 // connections the agents accepted in the window
+	handshakes         int64   // connections the agents accepted in the window
+	stored             float64 // attestations/s the verifier counted in its store
 	trusted, failed    int
 	held               bool
 	why                string
@@ -183,8 +184,8 @@ func (r *result) row() string {
 	if !r.held {
 		held = "**no**: " + r.why
 	}
-	return fmt.Sprintf("| %d | %.0f (%.0f) | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
-		r.n, r.rate, r.expected, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver,
+	return fmt.Sprintf("| %d | %.0f (%.0f) | %.0f | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
+		r.n, r.rate, r.expected, r.stored, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver,
 		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.handshakes, r.enrollRate, held)
 }
 
@@ -220,6 +221,12 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// The verifier's own count of attestations it stored, around the
+	// window (read before and after the CPU readings).
+	s0, err := storedAttestations(ctx, t)
+	if err != nil {
+		return nil, err
+	}
 	q0, _, c0 := f.Counts()
 	v0, okv := t.cpu()
 	g0 := selfCPU()
@@ -232,6 +239,11 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 	el := time.Since(t0)
 	db1 := t.dbBytes()
 	gaps := f.TakeGaps()
+	s1, err := storedAttestations(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	r.stored = float64(s1-s0) / time.Since(t0).Seconds()
 
 	att := q1 - q0
 	if att <= 0 {
@@ -333,6 +345,20 @@ var retries atomic.Int64
 func isStatus(err error, code int) bool {
 	var se *statusError
 	return errors.As(err, &se) && se.code == code
+}
+
+// storedAttestations sums the agents' attestation counters as the
+// verifier stored them.
+func storedAttestations(ctx context.Context, t *target) (int64, error) {
+	var views []verifier.AgentView
+	if err := t.call(ctx, "GET", "/v1/agents", nil, 200, &views); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, v := range views {
+		n += v.Attestations
+	}
+	return n, nil
 }
 
 // agentStates counts the agents by state (GET /v1/agents).
