@@ -66,6 +66,7 @@ type config struct {
 	inprocess bool
 	profile   string
 	keep      bool
+	limit     time.Duration // the whole run
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -83,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.inprocess, "inprocess", false, "run the verifier in this process (no separate CPU figures)")
 	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the last step to FILE (with -inprocess: verifier and generator)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the verifier's state directory")
+	fs.DurationVar(&c.limit, "limit", 30*time.Minute, "stop the whole run after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,7 +132,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	f := sim.New(sim.Options{InitialRecords: c.initial, GrowEvery: c.grow})
 	defer f.Close()
 
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
+	defer cancel()
 	if err := t.call(ctx, "PUT", "/v1/policies/fleet", sim.Policy("fleet"), 200, nil); err != nil {
 		return err
 	}
@@ -300,7 +303,7 @@ func enroll(ctx context.Context, t *target, agents []*sim.Agent, workers int) er
 			for a := range ch {
 				body, _ := json.Marshal(verifier.AddAgentRequest{ID: a.ID, Addr: a.Addr, Policy: "fleet", Cert: string(a.CertPEM)})
 				var err error
-				for try := 0; try < 3; try++ {
+				for try := 0; try < 3 && ctx.Err() == nil; try++ {
 					// An operational failure (502: the agent did not answer
 					// in time, on this loaded machine) is tried again, as an
 					// operator would; 409 then means the first try went
@@ -398,6 +401,10 @@ func settle(ctx context.Context, t *target, n int, limit time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %d of %d agents trusted (%v)", limit, st["trusted"], n, st)
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }
