@@ -158,4 +158,6 @@ func parseSignature(b []byte) (*signature, error) {
 	return s, nil
 }
 
-func (s *signature) String() string { return fmt.Sprintf("signature alg 0x%x hash 0x%x", s.alg, s.hash) }
+func (s *signature) String() string {
+	return fmt.Sprintf("signature alg 0x%x hash 0x%x", s.alg, s.hash)
+}

@@ -166,7 +166,6 @@ func FuzzParseAttest(f *testing.F) {
 	})
 }
 
-
 // A structure signed by the AK that is not TPM-generated is refused. A
 // restricted AK signs such data through TPM2_Sign with a hash ticket
 // (which TPM2_Hash issues for any data that does not start with
