@@ -3,7 +3,6 @@ package quote
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
 )
@@ -156,8 +155,4 @@ func parseSignature(b []byte) (*signature, error) {
 		return nil, fail(ErrMalformed, "signature: %v", r.err)
 	}
 	return s, nil
-}
-
-func (s *signature) String() string {
-	return fmt.Sprintf("signature alg 0x%x hash 0x%x", s.alg, s.hash)
 }

@@ -6,7 +6,7 @@
 // (credential activation against each software EK), and ramps N, holding
 // each step for a bounded time.
 //
-//	go run ./bench/fleet [-steps 500,1000,2000,5000] [-measure 30s]
+//	go run ./bench/fleet [-steps 500,1000,2000,3000,5000,7000] [-measure 30s] [-limit 30m]
 //
 // By default the verifier is the real `intact-verifier serve` binary
 // (built into a temporary directory unless -verifier names one), a child
