@@ -121,10 +121,10 @@ func unmarshal[T tpm2.Marshallable, P interface {
 	return v, nil
 }
 
-// unmarshalLoose parses b as T without panicking, ignoring what follows
-// T. It is used for quote structures after their signature verified:
-// those bytes are the TPM's, and re-marshalling them to check their form
-// would double the cost of every attestation.
+// unmarshalLoose parses b as T with go-tpm without panicking, ignoring
+// what follows T (unmarshal then checks the form). Quote structures are
+// not read with it: parse.go decodes them, faster and with the
+// TPM_GENERATED_VALUE check go-tpm leaves out.
 func unmarshalLoose[T tpm2.Marshallable, P interface {
 	*T
 	tpm2.Unmarshallable
