@@ -46,6 +46,20 @@ func (h *histogram) snapshot() (counts [16]uint64, sum float64, n uint64) {
 	return h.counts, h.sum, h.n
 }
 
+// Status is intactd's reply to GET /v1/status on its control socket, which
+// "intact status" prints.
+type Status struct {
+	Version  string    `json:"version"`
+	Pid      int       `json:"pid"`
+	Started  time.Time `json:"started"`
+	Watch    []string  `json:"watch"`
+	Policy   string    `json:"policy"`
+	Rules    int       `json:"rules"`
+	Healthy  bool      `json:"healthy"`
+	Overflow int64     `json:"queue_overflows"`
+	Stats    Stats     `json:"stats"`
+}
+
 // Stats is a snapshot of the engine's counters (intact status).
 type Stats struct {
 	Mode            string  `json:"mode"`

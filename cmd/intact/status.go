@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/intactsec/intact/enforce"
 )
 
 const statusUsage = `
@@ -17,37 +19,6 @@ Asks the running intactd, over its control socket, for its state:
 decisions, denials (and, in log mode, accesses that would have been
 denied), cache hits, queue depth and decision latency.
 `
-
-// daemonStatus mirrors intactd's GET /v1/status reply.
-type daemonStatus struct {
-	Version  string    `json:"version"`
-	Pid      int       `json:"pid"`
-	Started  time.Time `json:"started"`
-	Watch    []string  `json:"watch"`
-	Policy   string    `json:"policy"`
-	Rules    int       `json:"rules"`
-	Healthy  bool      `json:"healthy"`
-	Overflow int64     `json:"queue_overflows"`
-	Stats    struct {
-		Mode            string  `json:"mode"`
-		Events          int64   `json:"events"`
-		SelfEvents      int64   `json:"self_events"`
-		Decisions       int64   `json:"decisions"`
-		Denials         int64   `json:"denials"`
-		WouldDeny       int64   `json:"would_deny"`
-		Timeouts        int64   `json:"timeouts"`
-		Errors          int64   `json:"errors"`
-		CacheHits       int64   `json:"cache_hits"`
-		CacheEntries    int     `json:"cache_entries"`
-		IgnoreMarks     int64   `json:"kernel_cache_marks"`
-		Invalidations   int64   `json:"invalidations"`
-		Measurements    int64   `json:"measurements"`
-		QueueDepth      int     `json:"queue_depth"`
-		Pending         int     `json:"pending"`
-		LatencyMeanSecs float64 `json:"decision_latency_mean_seconds"`
-		LatencyP99Secs  float64 `json:"decision_latency_p99_seconds"`
-	} `json:"stats"`
-}
 
 func cmdStatus(e *env, args []string) error {
 	f := newFlags(e, "status", statusUsage)
@@ -79,7 +50,7 @@ func cmdStatus(e *env, args []string) error {
 		e.stdout.Write(body)
 		return nil
 	}
-	var s daemonStatus
+	var s enforce.Status
 	if err := json.Unmarshal(body, &s); err != nil {
 		return fmt.Errorf("intactd status: %v", err)
 	}
@@ -87,7 +58,7 @@ func cmdStatus(e *env, args []string) error {
 	return nil
 }
 
-func printStatus(w io.Writer, s *daemonStatus) {
+func printStatus(w io.Writer, s *enforce.Status) {
 	st := &s.Stats
 	health := "healthy"
 	if !s.Healthy {

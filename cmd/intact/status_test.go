@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/intactsec/intact/enforce"
 )
 
 func TestStatus(t *testing.T) {
@@ -20,7 +22,7 @@ func TestStatus(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		var s daemonStatus
+		var s enforce.Status
 		s.Pid, s.Healthy, s.Watch = 42, true, []string{"/usr"}
 		s.Stats.Mode, s.Stats.Decisions, s.Stats.Denials, s.Stats.CacheHits = "enforce", 10, 2, 7
 		s.Stats.QueueDepth, s.Stats.LatencyMeanSecs = 3, 0.0002

@@ -124,7 +124,7 @@ func TestControlAndMetrics(t *testing.T) {
 	}
 	log := newLogger(defaults(), io.Discard)
 	sock := filepath.Join(t.TempDir(), "c.sock")
-	srv, err := serveControl(sock, func() statusReply { return statusReply{Pid: 7, Healthy: true, Stats: eng.Stats()} }, log)
+	srv, err := serveControl(sock, func() enforce.Status { return enforce.Status{Pid: 7, Healthy: true, Stats: eng.Stats()} }, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestControlAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st statusReply
+	var st enforce.Status
 	json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
 	if st.Pid != 7 || !st.Healthy || st.Stats.Mode != "log" {

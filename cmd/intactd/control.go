@@ -12,22 +12,9 @@ import (
 	"github.com/intactsec/intact/enforce"
 )
 
-// statusReply is what GET /v1/status on the control socket returns.
-type statusReply struct {
-	Version  string        `json:"version"`
-	Pid      int           `json:"pid"`
-	Started  time.Time     `json:"started"`
-	Watch    []string      `json:"watch"`
-	Policy   string        `json:"policy"`
-	Rules    int           `json:"rules"`
-	Healthy  bool          `json:"healthy"`
-	Overflow int64         `json:"queue_overflows"`
-	Stats    enforce.Stats `json:"stats"`
-}
-
 // serveControl serves the local control API on a unix socket, mode 0600
 // (root only): GET /v1/status.
-func serveControl(path string, status func() statusReply, log *slog.Logger) (*http.Server, error) {
+func serveControl(path string, status func() enforce.Status, log *slog.Logger) (*http.Server, error) {
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {

@@ -258,8 +258,8 @@ func (d *daemon) startServers() error {
 	return nil
 }
 
-func (d *daemon) status() statusReply {
-	return statusReply{
+func (d *daemon) status() enforce.Status {
+	return enforce.Status{
 		Version: version(), Pid: os.Getpid(), Started: d.started, Watch: d.cfg.Watch,
 		Policy: d.cfg.Policy, Rules: len(d.pol.Rules), Healthy: d.eng.Healthy(),
 		Overflow: d.src.overflows.Load(), Stats: d.eng.Stats(),
