@@ -7,7 +7,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +17,7 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	ErrInvalid  = errors.New("invalid argument")
 )
 
 // Agent states.
@@ -83,7 +86,7 @@ const (
 	BootLogNone     = "none"     // the agent has no boot event log
 )
 
-// Result is one attestation outcome.
+// Result is one attestation outcome, as kept in an agent's history.
 type Result struct {
 	AgentID   string    `json:"agent"`
 	Time      time.Time `json:"time"`
@@ -91,17 +94,52 @@ type Result struct {
 	Kind      string    `json:"kind,omitempty"` // for failures: security or operational
 	Reasons   []string  `json:"reasons,omitempty"`
 	LogOffset int64     `json:"log_offset"`
+	// Attestations is the agent's count of attestations with this one.
+	Attestations int64 `json:"attestations,omitempty"`
+	// Heartbeat is set by the store on a result kept although its
+	// outcome is the previous kept result's (see Update.Heartbeat).
+	Heartbeat bool `json:"heartbeat,omitempty"`
 }
 
-// Update is one attestation to persist: the agent's new status and the
-// result to append to its history. Created is the agent's enrollment time
-// (Agent.Created): an update for an agent removed and enrolled again
-// since is dropped.
+// Outcome is what makes a result a change in an agent's history: its
+// state, failure kind and reasons, except the reasons of an operational
+// failure (their messages carry details such as ephemeral ports that
+// differ from one attempt to the next; the latest is in the agent's
+// status). Two results with equal outcomes are the same outcome.
+func (r *Result) Outcome() string {
+	o := struct {
+		State   string   `json:"s"`
+		Kind    string   `json:"k,omitempty"`
+		Reasons []string `json:"r,omitempty"`
+	}{State: r.State, Kind: r.Kind}
+	if r.Kind != KindOperational {
+		o.Reasons = r.Reasons
+	}
+	b, err := json.Marshal(&o)
+	if err != nil { // strings only: cannot happen
+		return r.State + "\x00" + r.Kind
+	}
+	return string(b)
+}
+
+// Update is one attestation to persist: the agent's new status and its
+// result. Created is the agent's enrollment time (Agent.Created): an
+// update for an agent removed and enrolled again since is dropped.
+//
+// The status always replaces the agent's. The result is added to the
+// agent's history only if its outcome (Result.Outcome) differs from the
+// outcome of the agent's previous result, or, with Heartbeat > 0, if the
+// agent's last kept result is at least Heartbeat older (or newer: the
+// clock went back); such a result is kept with Result.Heartbeat set.
+// With Heartbeat 0 unchanged results are never kept. So an agent that
+// stays trusted costs one history row per Heartbeat, not one per
+// attestation.
 type Update struct {
-	AgentID string
-	Created time.Time
-	Status  Status
-	Result  Result
+	AgentID   string
+	Created   time.Time
+	Status    Status
+	Result    Result
+	Heartbeat time.Duration
 	// Events (state changes, reboots) go to the outbox in the same
 	// transaction, and are dropped with the update.
 	Events []Event
@@ -139,15 +177,21 @@ type Store interface {
 	// DeleteAgent removes an agent and its history (ErrNotFound).
 	DeleteAgent(ctx context.Context, id string) error
 	// SaveAttestations stores a batch of attestations in one
-	// transaction: each agent's status and a history entry. Updates for
-	// agents that no longer exist, or whose Created differs (enrolled
-	// again), are dropped.
+	// transaction: each agent's status and, if it is a change or a
+	// heartbeat (see Update), a history entry. Updates for agents that no
+	// longer exist, or whose Created differs (enrolled again), are
+	// dropped. Whether a result is a change is decided against the stored
+	// outcome, also across a reopen.
 	SaveAttestations(ctx context.Context, batch []Update) error
-	// History returns an agent's latest results, newest first, at most
-	// limit.
+	// History returns an agent's latest kept results, newest first, at
+	// most limit.
 	History(ctx context.Context, id string, limit int) ([]Result, error)
-	// PruneHistory deletes results older than before.
-	PruneHistory(ctx context.Context, before time.Time) error
+	// PruneHistory deletes at most limit results older than before, the
+	// oldest first, in one short transaction, and returns how many it
+	// deleted (ErrInvalid if limit < 1). Callers delete a large backlog
+	// by calling it again (PruneHistoryBatches), so a writer waits at
+	// most one batch.
+	PruneHistory(ctx context.Context, before time.Time, limit int) (int, error)
 	// PutPolicy creates or replaces a runtime policy.
 	PutPolicy(ctx context.Context, p *Policy) error
 	// GetPolicy returns a runtime policy (ErrNotFound).
@@ -175,4 +219,33 @@ type Store interface {
 	// has been delivered.
 	PruneEvents(ctx context.Context, before time.Time) error
 	Close() error
+}
+
+// PruneHistoryBatches deletes every result older than before from s,
+// batch results at a time (PruneHistory), pausing between batches so
+// that writers (the attestation results) get the store between them. It
+// returns how many results it deleted, and stops early with ctx.
+func PruneHistoryBatches(ctx context.Context, s Store, before time.Time, batch int, pause time.Duration) (int64, error) {
+	if batch < 1 || pause < 0 {
+		return 0, fmt.Errorf("pruning history in batches of %d with pauses of %v: %w", batch, pause, ErrInvalid)
+	}
+	var total int64
+	for {
+		n, err := s.PruneHistory(ctx, before, batch)
+		total += int64(n)
+		if err != nil || n < batch {
+			return total, err
+		}
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return total, ctx.Err()
+			case <-t.C:
+			}
+		} else if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
 }

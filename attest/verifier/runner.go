@@ -73,7 +73,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 		st.State, st.Kind, st.Reasons = store.StateTrusted, "", nil
 		st.LastTrusted = now
 	}
-	res.State, res.Kind, res.Reasons, res.LogOffset = st.State, st.Kind, st.Reasons, st.Progress.LogOffset
+	res.State, res.Kind, res.Reasons, res.LogOffset, res.Attestations = st.State, st.Kind, st.Reasons, st.Progress.LogOffset, st.Attestations
 	if app != nil && app.Reset {
 		r.v.log.Info("agent rebooted: attesting its new boot from the start", "agent", a.ID)
 	}
@@ -95,7 +95,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	}
 	r.status = st
 	select {
-	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs}:
+	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs, Heartbeat: r.v.o.HistoryHeartbeat}:
 	case <-ctx.Done():
 	}
 	return st.Kind == store.KindSecurity

@@ -52,6 +52,11 @@ type Options struct {
 	// FlushEvery bounds how long attestation results wait to be written
 	// in a batch (default 500ms).
 	FlushEvery time.Duration
+	// HistoryHeartbeat: an agent's history keeps each change of outcome
+	// (state, failure kind, reasons) and, while the outcome stays the
+	// same, one result per HistoryHeartbeat (default 1h; negative: none).
+	// The agent's status always has the latest result. See store.Update.
+	HistoryHeartbeat time.Duration
 	// PolicySigners, when set, makes every runtime policy a signed
 	// envelope (rtpolicy.Sign) that must verify with one of these
 	// certificates, when put and when loaded from the store.
@@ -69,6 +74,11 @@ type Options struct {
 	Webhooks                []webhook.Receiver
 	WebhookBase, WebhookMax time.Duration
 }
+
+// DefaultHistoryHeartbeat is how often an agent whose outcome does not
+// change gets a history row, unless Options.HistoryHeartbeat says
+// otherwise.
+const DefaultHistoryHeartbeat = time.Hour
 
 // Verifier attests enrolled agents.
 type Verifier struct {
@@ -108,6 +118,12 @@ func New(o Options) (*Verifier, error) {
 	}
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = 500 * time.Millisecond
+	}
+	switch {
+	case o.HistoryHeartbeat == 0:
+		o.HistoryHeartbeat = DefaultHistoryHeartbeat
+	case o.HistoryHeartbeat < 0:
+		o.HistoryHeartbeat = 0 // store.Update: changes only
 	}
 	if o.EARKey == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -35,6 +35,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--state", "x", "--webhook", "http://h/", "--webhook-secret", short}, 2, "shorter than 16"},
 		{[]string{"serve", "--state", "x", "--webhook", "http://h/", "--webhook-secret", filepath.Join(dir, "none")}, 2, "no such file"},
 		{[]string{"serve", "--state", "x", "--webhook-max-backoff", "1ms"}, 2, "too short"},
+		{[]string{"serve", "--state", "x", "--history-heartbeat", "-1s"}, 2, "--history-heartbeat"},
+		{[]string{"serve", "--state", "x", "--history", "0s"}, 2, "--history"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(&env{stdout: &out, stderr: &errb}, tc.args)

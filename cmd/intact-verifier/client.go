@@ -177,17 +177,45 @@ func (c *client) showAgent(e *env, id string, jsonOut bool) error {
 		for _, r := range v.Reasons {
 			fmt.Fprintf(e.stdout, "reason:       %s\n", r)
 		}
-		fmt.Fprintf(e.stdout, "attestations: %d\nlist:         %s, pcr %d, %d records verified\ncertificate:  sha256 %s\n",
-			v.Attestations, v.LogSource, v.LogPCR, v.LogOffset, v.CertSHA256)
-		for _, h := range v.History {
-			fmt.Fprintf(e.stdout, "history:      %s %s %s\n", h.Time.Format(time.RFC3339Nano), h.State, strings.Join(h.Reasons, "; "))
-		}
-		printTimeline(e.stdout, v.Timeline)
+		printShow(e.stdout, &v)
 	}
 	if v.State == "failed" {
 		return errFailed
 	}
 	return nil
+}
+
+// printShow prints an agent's counters, its last attestation, its
+// history (changes of outcome, and heartbeats while it stays the same)
+// and its timeline.
+func printShow(w io.Writer, v *verifier.AgentView) {
+	fmt.Fprintf(w, "attestations: %d", v.Attestations)
+	if v.LastAttested != nil {
+		fmt.Fprintf(w, ", the last at %s", v.LastAttested.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if v.LastTrusted != nil {
+		fmt.Fprintf(w, "last trusted: %s\n", v.LastTrusted.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "list:         %s, pcr %d, %d records verified\ncertificate:  sha256 %s\n",
+		v.LogSource, v.LogPCR, v.LogOffset, v.CertSHA256)
+	if len(v.History) > 0 {
+		fmt.Fprintln(w, "history (newest first: each change, and one entry per heartbeat while unchanged):")
+	}
+	for _, h := range v.History {
+		what := h.State
+		if h.Kind != "" {
+			what += " (" + h.Kind + ")"
+		}
+		if h.Heartbeat {
+			what += ", unchanged"
+		}
+		fmt.Fprintf(w, "  %s  %s (attestation %d, %d records)\n", h.Time.Format(time.RFC3339), what, h.Attestations, h.LogOffset)
+		for _, r := range h.Reasons {
+			fmt.Fprintf(w, "      %s\n", r)
+		}
+	}
+	printTimeline(w, v.Timeline)
 }
 
 func (c *client) removeAgent(e *env, id string) error {

@@ -17,10 +17,11 @@ const usage = `intact-verifier attests machines running intact's agent.
 
 Usage:
     intact-verifier serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...
+                          [--history 168h] [--history-heartbeat 1h]
                           [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
     intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
     intact-verifier [client flags] agents list
-    intact-verifier [client flags] agents show [--json] ID     (state, history, timeline)
+    intact-verifier [client flags] agents show [--json] ID     (state, last attestation, history, timeline)
     intact-verifier [client flags] agents ear ID              (the signed attestation result)
     intact-verifier [client flags] agents remove ID
     intact-verifier [client flags] policy add NAME FILE

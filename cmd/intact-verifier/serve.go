@@ -28,6 +28,7 @@ import (
 	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/sig"
+	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/sqlite"
 )
 
@@ -49,6 +50,7 @@ func cmdServe(e *env, args []string) error {
 	interval := fs.Duration("interval", 2*time.Second, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	retention := fs.Duration("history", 7*24*time.Hour, "")
+	heartbeat := fs.Duration("history-heartbeat", verifier.DefaultHistoryHeartbeat, "")
 	var policyCerts, hooks []string
 	fs.Func("policy-cert", "", func(v string) error { policyCerts = append(policyCerts, v); return nil })
 	fs.Func("webhook", "", func(v string) error { hooks = append(hooks, v); return nil })
@@ -68,6 +70,16 @@ func cmdServe(e *env, args []string) error {
 	}
 	if len(hooks) > 0 && *hookSecret == "" {
 		return usagef("--webhook needs --webhook-secret FILE (the HMAC key receivers check signatures with)")
+	}
+	if *retention <= 0 {
+		return usagef("--history %v: want a positive duration", *retention)
+	}
+	if *heartbeat < 0 {
+		return usagef("--history-heartbeat %v: want 0 (changes only) or a positive duration", *heartbeat)
+	}
+	hb := *heartbeat
+	if hb == 0 {
+		hb = -1 // verifier.Options: no heartbeats
 	}
 	if *hookMax < time.Second {
 		return usagef("--webhook-max-backoff %v is too short", *hookMax)
@@ -125,7 +137,7 @@ func cmdServe(e *env, args []string) error {
 		}
 	}
 	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
-		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax})
+		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb})
 	if err != nil {
 		return err
 	}
@@ -165,6 +177,14 @@ func cmdServe(e *env, args []string) error {
 	return <-done
 }
 
+// Pruning deletes history rows pruneBatch at a time, pausing pruneGap
+// between batches: the attestation results' writer, on the same single
+// SQLite connection, waits for at most one batch (a few milliseconds).
+const (
+	pruneBatch = 1000
+	pruneGap   = 20 * time.Millisecond
+)
+
 func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -173,10 +193,14 @@ func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *s
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := st.PruneHistory(ctx, time.Now().Add(-keep)); err != nil {
-				log.Warn("pruning history", "err", err)
+			start := time.Now()
+			n, err := store.PruneHistoryBatches(ctx, st, start.Add(-keep), pruneBatch, pruneGap)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("pruning history", "deleted", n, "err", err)
+			} else if n > 0 {
+				log.Info("pruned history", "deleted", n, "took", time.Since(start).Round(time.Millisecond))
 			}
-			if err := st.PruneEvents(ctx, time.Now().Add(-keep)); err != nil {
+			if err := st.PruneEvents(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
 				log.Warn("pruning events", "err", err)
 			}
 		}

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS agents (
 	log_source TEXT NOT NULL,
 	log_pcr INTEGER NOT NULL,
 	created INTEGER NOT NULL,
-	status TEXT NOT NULL
+	status TEXT NOT NULL,
+	outcome TEXT NOT NULL DEFAULT '',
+	history_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS results (
 	id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,7 +67,14 @@ CREATE TABLE IF NOT EXISTS receivers (
 	name TEXT PRIMARY KEY,
 	seq INTEGER NOT NULL
 );
-PRAGMA user_version = 2;
+`
+
+// Columns added to agents after version 2: the outcome of the agent's
+// last result (store.Result.Outcome) and when its last history row was
+// kept, so that unchanged results are not kept (store.Update).
+const migrate3 = `
+ALTER TABLE agents ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+ALTER TABLE agents ADD COLUMN history_at INTEGER NOT NULL DEFAULT 0;
 `
 
 // Open opens (creating it if needed) the database at path.
@@ -85,6 +94,21 @@ func Open(path string) (*DB, error) {
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: creating schema: %w", path, err)
+	}
+	var have int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('agents') WHERE name = 'outcome'`).Scan(&have); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: reading schema: %w", path, err)
+	}
+	if have == 0 {
+		if _, err := db.Exec(migrate3); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: %s: upgrading schema: %w", path, err)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 3`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	return &DB{db: db}, nil
 }
@@ -188,7 +212,12 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		return err
 	}
 	defer tx.Rollback()
-	upd, err := tx.PrepareContext(ctx, `UPDATE agents SET status = ? WHERE id = ? AND created = ?`)
+	sel, err := tx.PrepareContext(ctx, `SELECT outcome, history_at FROM agents WHERE id = ? AND created = ?`)
+	if err != nil {
+		return err
+	}
+	defer sel.Close()
+	upd, err := tx.PrepareContext(ctx, `UPDATE agents SET status = ?, outcome = ?, history_at = ? WHERE id = ? AND created = ?`)
 	if err != nil {
 		return err
 	}
@@ -205,23 +234,43 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		}
 	}()
 	for _, u := range batch {
+		var prev string
+		var histAt int64
+		err := sel.QueryRowContext(ctx, u.AgentID, ts(u.Created)).Scan(&prev, &histAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // the agent was removed (or enrolled again) meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		outcome := u.Result.Outcome()
+		at := ts(u.Result.Time)
+		keep, heartbeat := outcome != prev, false
+		if !keep && u.Heartbeat > 0 {
+			since := at - histAt
+			keep = since >= u.Heartbeat.Nanoseconds() || since < 0
+			heartbeat = keep
+		}
+		if keep {
+			histAt = at
+		}
 		st, err := json.Marshal(u.Status)
 		if err != nil {
 			return err
 		}
-		res, err := upd.ExecContext(ctx, string(st), u.AgentID, ts(u.Created))
-		if err != nil {
+		if _, err := upd.ExecContext(ctx, string(st), outcome, histAt, u.AgentID, ts(u.Created)); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			continue // the agent was removed (or enrolled again) meanwhile
-		}
-		r, err := json.Marshal(u.Result)
-		if err != nil {
-			return err
-		}
-		if _, err := ins.ExecContext(ctx, u.AgentID, ts(u.Result.Time), string(r)); err != nil {
-			return err
+		if keep {
+			res := u.Result
+			res.Heartbeat = heartbeat
+			r, err := json.Marshal(&res)
+			if err != nil {
+				return err
+			}
+			if _, err := ins.ExecContext(ctx, u.AgentID, at, string(r)); err != nil {
+				return err
+			}
 		}
 		if len(u.Events) > 0 && evIns == nil {
 			if evIns, err = tx.PrepareContext(ctx, insertEvent); err != nil {
@@ -258,9 +307,19 @@ func (d *DB) History(ctx context.Context, id string, limit int) ([]store.Result,
 	return out, rows.Err()
 }
 
-func (d *DB) PruneHistory(ctx context.Context, before time.Time) error {
-	_, err := d.db.ExecContext(ctx, `DELETE FROM results WHERE time < ?`, ts(before))
-	return err
+func (d *DB) PruneHistory(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("pruning history: limit %d: %w", limit, store.ErrInvalid)
+	}
+	// One statement, its own transaction: the batch bounds how long it
+	// holds the single connection (and SQLite's one writer).
+	res, err := d.db.ExecContext(ctx, `DELETE FROM results WHERE id IN
+		(SELECT id FROM results WHERE time < ? ORDER BY time, id LIMIT ?)`, ts(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 func (d *DB) PutPolicy(ctx context.Context, p *store.Policy) error {

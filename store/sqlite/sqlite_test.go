@@ -28,6 +28,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		paths[db] = paths[s] // reopened again
 		return db
 	}
 	storetest.Run(t, open, reopen)

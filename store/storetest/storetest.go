@@ -23,7 +23,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
+	t.Run("HistoryChanges", func(t *testing.T) { testHistoryChanges(t, open(t)) })
+	t.Run("PruneBatches", func(t *testing.T) { testPruneBatches(t, open(t)) })
 	if reopen != nil {
+		t.Run("HistoryDurable", func(t *testing.T) { testHistoryDurable(t, open(t), reopen) })
 		t.Run("Durable", func(t *testing.T) { testDurable(t, open(t), reopen) })
 		t.Run("OutboxDurable", func(t *testing.T) { testOutboxDurable(t, open(t), reopen) })
 	}
@@ -129,8 +132,8 @@ func testAttestations(t *testing.T, s store.Store) {
 	if _, err := s.GetAgent(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update for an unknown agent created it: %v", err)
 	}
-	if err := s.PruneHistory(ctx, time.Unix(1700000004, 0)); err != nil {
-		t.Fatal(err)
+	if n, err := s.PruneHistory(ctx, time.Unix(1700000004, 0), 100); err != nil || n != 3 {
+		t.Fatalf("PruneHistory = %d, %v, want 3 deleted", n, err)
 	}
 	if h, _ := s.History(ctx, "a", 100); len(h) != 2 {
 		t.Fatalf("after prune: %d results, want 2", len(h))
@@ -367,4 +370,250 @@ func testOutboxDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s 
 	}
 	got, err = s.Undelivered(ctx, "r", 10)
 	checkEvents(t, "Undelivered after an append", got, err, "e2", "e3", "e4")
+}
+
+// trustedAt is an update of agent a, trusted at second sec (after
+// 1700000000), with heartbeat hb.
+func trustedAt(a *store.Agent, sec int64, hb time.Duration) store.Update {
+	now := time.Unix(1700000000+sec, 0).UTC()
+	st := store.Status{State: store.StateTrusted, Attestations: sec, LastAttested: now, LastTrusted: now,
+		Progress: store.Progress{LogOffset: sec}}
+	return store.Update{AgentID: a.ID, Created: a.Created, Status: st, Heartbeat: hb,
+		Result: store.Result{AgentID: a.ID, Time: now, State: store.StateTrusted, LogOffset: sec, Attestations: sec}}
+}
+
+// failedAt is the same, failed with kind and reason.
+func failedAt(a *store.Agent, sec int64, hb time.Duration, kind, reason string) store.Update {
+	u := trustedAt(a, sec, hb)
+	u.Status.State, u.Status.Kind, u.Status.Reasons = store.StateFailed, kind, []string{reason}
+	u.Status.LastTrusted = time.Time{}
+	u.Result.State, u.Result.Kind, u.Result.Reasons = store.StateFailed, kind, []string{reason}
+	return u
+}
+
+// history is an agent's whole kept history, oldest first, as
+// "second:state[:heartbeat]".
+func history(t *testing.T, s store.Store, id string) []string {
+	t.Helper()
+	h, err := s.History(ctx, id, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{}
+	for i := len(h) - 1; i >= 0; i-- {
+		e := fmt.Sprintf("%d:%s", h[i].Time.Unix()-1700000000, h[i].State)
+		if h[i].Heartbeat {
+			e += ":heartbeat"
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func checkHistory(t *testing.T, what string, s store.Store, id string, want ...string) {
+	t.Helper()
+	if got := history(t, s, id); !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
+		t.Fatalf("%s: history = %v\nwant %v", what, got, want)
+	}
+}
+
+// Identical results keep one history row, plus one heartbeat per period;
+// every change of outcome keeps a row; the agent's status is always the
+// latest.
+func testHistoryChanges(t *testing.T, s store.Store) {
+	defer s.Close()
+	a := agent("h")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	const hb = 30 * time.Second
+	// 100 trusted results, one a second, in batches of 10 (an agent's
+	// results also follow one another inside a batch).
+	for b := int64(0); b < 10; b++ {
+		var batch []store.Update
+		for i := b * 10; i < b*10+10; i++ {
+			batch = append(batch, trustedAt(a, i, hb))
+		}
+		if err := s.SaveAttestations(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkHistory(t, "100 trusted results", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat")
+	got, err := s.GetAgent(ctx, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attestations != 99 || got.Progress.LogOffset != 99 || !got.LastAttested.Equal(time.Unix(1700000099, 0)) || got.State != store.StateTrusted {
+		t.Fatalf("status after 100 results = %+v, want the latest result's", got.Status)
+	}
+	h, err := s.History(ctx, "h", 1)
+	if err != nil || len(h) != 1 || h[0].Attestations != 90 || h[0].LogOffset != 90 {
+		t.Fatalf("latest history row = %+v, %v, want the heartbeat's own result", h, err)
+	}
+
+	// Changes: an operational failure keeps a row; the same failure with
+	// another message does not (only its kind counts); trusted again
+	// keeps a row; a security failure keeps a row, and another reason
+	// another row.
+	err = s.SaveAttestations(ctx, []store.Update{
+		failedAt(a, 100, hb, store.KindOperational, "quote: dial tcp 127.0.0.1:40001: connection refused"),
+		failedAt(a, 101, hb, store.KindOperational, "quote: dial tcp 127.0.0.1:40002: connection refused"),
+		trustedAt(a, 102, hb),
+		trustedAt(a, 103, hb),
+		failedAt(a, 104, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
+		failedAt(a, 105, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
+		failedAt(a, 106, hb, store.KindSecurity, "policy: /y: not-in-policy (record 4, sha256:00)"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "after changes", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat",
+		"100:failed", "102:trusted", "104:failed", "106:failed")
+	if got, _ := s.GetAgent(ctx, "h"); got == nil || got.Reasons[0] != "policy: /y: not-in-policy (record 4, sha256:00)" {
+		t.Fatalf("status after changes = %+v", got)
+	}
+
+	// Heartbeat 0: changes only. A clock gone back keeps a heartbeat.
+	b := agent("b")
+	if err := s.CreateAgent(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.Update
+	for i := int64(0); i < 100; i++ {
+		batch = append(batch, trustedAt(b, i, 0))
+	}
+	batch = append(batch, trustedAt(b, 100, time.Hour), trustedAt(b, -5, time.Hour))
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "heartbeat 0, then the clock back", s, "b", "0:trusted", "-5:trusted:heartbeat")
+	// The other agent's history is its own.
+	checkHistory(t, "agent h after b's results", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat",
+		"100:failed", "102:trusted", "104:failed", "106:failed")
+
+	// Enrolled again (same id, new Created): its first result is a change.
+	if err := s.DeleteAgent(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	b.Created = b.Created.Add(time.Second)
+	if err := s.CreateAgent(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(b, 200, hb)}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "enrolled again", s, "b", "200:trusted")
+}
+
+// Pruning deletes at most its limit, the oldest first, and only what is
+// older than the cut; PruneHistoryBatches deletes it all in batches.
+func testPruneBatches(t *testing.T, s store.Store) {
+	defer s.Close()
+	a, b := agent("pa"), agent("pb")
+	for _, x := range []*store.Agent{a, b} {
+		if err := s.CreateAgent(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 40 changes each: trusted and failed in turn.
+	var batch []store.Update
+	for i := int64(0); i < 40; i++ {
+		for _, x := range []*store.Agent{a, b} {
+			if i%2 == 0 {
+				batch = append(batch, trustedAt(x, i, time.Hour))
+			} else {
+				batch = append(batch, failedAt(x, i, time.Hour, store.KindSecurity, "quote-nonce: stale"))
+			}
+		}
+	}
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if h := history(t, s, "pa"); len(h) != 40 {
+		t.Fatalf("history of 40 changes: %d rows", len(h))
+	}
+	if _, err := s.PruneHistory(ctx, time.Unix(1700000100, 0), 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("PruneHistory(limit 0) = %v, want ErrInvalid", err)
+	}
+	cut := time.Unix(1700000030, 0) // 30 results each are older: 60 rows
+	n, err := s.PruneHistory(ctx, cut, 7)
+	if err != nil || n != 7 {
+		t.Fatalf("PruneHistory(limit 7) = %d, %v", n, err)
+	}
+	// The 7 oldest went: seconds 0-2 of both agents and second 3 of one.
+	ha, hb := history(t, s, "pa"), history(t, s, "pb")
+	if len(ha)+len(hb) != 73 || ha[0] < "3:" && hb[0] < "3:" {
+		t.Fatalf("after one batch: %d + %d rows, oldest %s, %s", len(ha), len(hb), ha[0], hb[0])
+	}
+	for _, h := range [][]string{ha, hb} {
+		if h[0] != "3:failed" && h[0] != "4:trusted" {
+			t.Fatalf("after one batch the oldest row is %s, want second 3 or 4", h[0])
+		}
+	}
+	total, err := store.PruneHistoryBatches(ctx, s, cut, 7, time.Millisecond)
+	if err != nil || total != 53 {
+		t.Fatalf("PruneHistoryBatches = %d, %v, want the other 53", total, err)
+	}
+	for _, id := range []string{"pa", "pb"} {
+		h := history(t, s, id)
+		if len(h) != 10 || h[0] != "30:trusted" || h[9] != "39:failed" {
+			t.Fatalf("%s after pruning: %v, want seconds 30-39", id, h)
+		}
+	}
+	if n, err := s.PruneHistory(ctx, cut, 7); err != nil || n != 0 {
+		t.Fatalf("PruneHistory with nothing old = %d, %v", n, err)
+	}
+	if _, err := store.PruneHistoryBatches(ctx, s, cut, 0, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("PruneHistoryBatches(batch 0) = %v, want ErrInvalid", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := store.PruneHistoryBatches(cctx, s, time.Unix(1700000100, 0), 1, time.Millisecond); err == nil {
+		t.Fatal("PruneHistoryBatches with a cancelled context succeeded")
+	}
+	// Pruning does not make the next identical result a change: that is
+	// decided by the agent's stored outcome, not by the rows left.
+	if _, err := store.PruneHistoryBatches(ctx, s, time.Unix(1700000100, 0), 7, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveAttestations(ctx, []store.Update{failedAt(a, 41, time.Hour, store.KindSecurity, "quote-nonce: stale")}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "after pruning everything, the same outcome", s, "pa")
+}
+
+// What decides a change (the last outcome, the last kept row's time)
+// survives a reopen, and so does a pruned history.
+func testHistoryDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
+	a := agent("hd")
+	if err := s.CreateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	const hb = time.Minute
+	var batch []store.Update
+	for i := int64(0); i < 10; i++ {
+		batch = append(batch, trustedAt(a, i, hb))
+	}
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s)
+	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, 10, hb), trustedAt(a, 59, hb)}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "identical results after a reopen", s, "hd", "0:trusted")
+	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, 60, hb), trustedAt(a, 61, hb)}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "a period after the kept row", s, "hd", "0:trusted", "60:trusted:heartbeat")
+	if n, err := s.PruneHistory(ctx, time.Unix(1700000030, 0), 10); err != nil || n != 1 {
+		t.Fatalf("PruneHistory = %d, %v", n, err)
+	}
+	s = reopen(t, s)
+	defer s.Close()
+	checkHistory(t, "pruned, after a reopen", s, "hd", "60:trusted:heartbeat")
+	if err := s.SaveAttestations(ctx, []store.Update{failedAt(a, 62, hb, store.KindOperational, "quote: timeout")}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, "a change after a reopen", s, "hd", "60:trusted:heartbeat", "62:failed")
 }
