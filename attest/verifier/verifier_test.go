@@ -41,6 +41,13 @@ func TestTrustedThenPolicyFailure(t *testing.T) {
 	if got.Progress.LogOffset != 2 || !got.Progress.BootChecked {
 		t.Errorf("progress = %+v, want 2 records and the boot_aggregate checked", got.Progress)
 	}
+	// Staying trusted adds no history row (one per heartbeat, an hour by
+	// default): the first trusted result is the newest row.
+	got = tv.wait("a1", 3*interval+5*time.Second, "attested twice more", func(x *store.Agent) bool { return x.Attestations >= got.Attestations+2 })
+	if h, err := tv.st.History(context.Background(), "a1", 100); err != nil || len(h) == 0 || h[0].State != store.StateTrusted ||
+		h[0].Attestations >= got.Attestations-1 || len(h) > 2 {
+		t.Errorf("history after %d attestations, trusted from the second at the latest = %+v, %v", got.Attestations, h, err)
+	}
 	before := got.Attestations
 	a.measure(evil)
 	got = tv.wait("a1", 2*interval+5*time.Second, "failed", state(store.StateFailed))
