@@ -71,10 +71,13 @@ CREATE TABLE IF NOT EXISTS receivers (
 
 // Columns added to agents after version 2: the outcome of the agent's
 // last result (store.Result.Outcome) and when its last history row was
-// kept, so that unchanged results are not kept (store.Update).
+// kept, so that unchanged results are not kept (store.Update). Both or
+// neither: Open checks for the first.
 const migrate3 = `
+BEGIN;
 ALTER TABLE agents ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN history_at INTEGER NOT NULL DEFAULT 0;
+COMMIT;
 `
 
 // Open opens (creating it if needed) the database at path.
