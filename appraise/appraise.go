@@ -39,10 +39,14 @@ const (
 	// MetadataChanged: security.evm does not match the file's owner, mode,
 	// protected xattrs or (HMAC, full signature) inode.
 	MetadataChanged Verdict = "metadata-changed"
+	// Unsigned: the file verifies, but only by a digest label, and a
+	// signature is required (Options.RequireSignature, the kernel's
+	// appraise_type=imasig).
+	Unsigned Verdict = "unsigned"
 )
 
 // Verdicts lists every verdict, for documentation and tests.
-var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable, MetadataChanged}
+var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable, MetadataChanged, Unsigned}
 
 // Result is the appraisal of one file.
 type Result struct {
@@ -69,6 +73,11 @@ type Options struct {
 	Keys *sig.Keyring
 	// XattrUser reads user.ima instead of security.ima.
 	XattrUser bool
+	// RequireSignature fails (Unsigned) a file whose content is vouched
+	// for only by a digest label: anyone who can write the file can write
+	// a digest. A verified IMA signature, or a verified EVM signature
+	// (which covers security.ima), satisfies it.
+	RequireSignature bool
 	// SigFile reads the IMA label from PATH.sig (a detached signature, as
 	// evmctl ima_sign --sigfile writes) instead of the xattr.
 	SigFile bool
@@ -119,7 +128,18 @@ func (a *Appraiser) File(f *os.File, path string) Result {
 	if r.Verdict == OK && a.opts.EVM != nil {
 		r = a.checkEVM(f, r)
 	}
+	if r.Verdict == OK && a.opts.RequireSignature && !r.Signed() {
+		r.Verdict, r.Reason = Unsigned, "the label is a digest and a signature is required"
+	}
 	return r
+}
+
+// Signed reports whether a signature vouches for the file's content: its
+// IMA label is a signature, or its EVM label (checked, and covering
+// security.ima) is one.
+func (r *Result) Signed() bool {
+	sigLabel := label.TypeDigsig.String()
+	return r.Label == sigLabel || r.EVM == sigLabel || r.EVM == label.TypePortableDigsig.String()
 }
 
 // readLabel returns the file's IMA label, nil if it has none.

@@ -171,3 +171,26 @@ func TestSigfileInterop(t *testing.T) {
 		t.Errorf("changed file with a detached signature: %v", v)
 	}
 }
+
+// TestRequireSignature: --require-signature fails files vouched for only by
+// a digest label; an IMA signature, or an EVM portable signature over a
+// digest label (evmctl sign --imahash --portable), satisfies it.
+func TestRequireSignature(t *testing.T) {
+	dir := xattrDir(t)
+	key, cert := opensslKey(t, dir, "reqsig", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+	hashed := writeFile(t, filepath.Join(dir, "hashed"), "digest only\n")
+	signed := writeFile(t, filepath.Join(dir, "signed"), "signed\n")
+	evmSigned := writeFile(t, filepath.Join(dir, "evm-signed"), "digest + portable evm signature\n")
+	mustRun(t, 0, "hash", hashed)
+	mustRun(t, 0, "sign", "--key", key, signed)
+	if out, ok := evmctl(t, "sign", "--imahash", "--portable", "--key", key, evmSigned); !ok {
+		t.Fatalf("evmctl sign --imahash --portable: %s", out)
+	}
+	if v := verdicts(t, 0, "--cert", cert, hashed, signed, evmSigned); v[hashed] != "ok" || v[signed] != "ok" || v[evmSigned] != "ok" {
+		t.Fatalf("without --require-signature: %v", v)
+	}
+	v := verdicts(t, 1, "--require-signature", "--cert", cert, hashed, signed, evmSigned)
+	if v[hashed] != "unsigned" || v[signed] != "ok" || v[evmSigned] != "ok" {
+		t.Errorf("with --require-signature: %v", v)
+	}
+}

@@ -32,6 +32,8 @@ may be repeated). One verdict per file:
     unreadable       the file or its label could not be read
     metadata-changed security.evm does not match the file's owner, mode,
                      protected xattrs or (HMAC, full signature) inode
+    unsigned         only a digest label vouches for the file and
+                     --require-signature is given
 
 A file whose IMA label verifies is also checked against its security.evm
 when it has one: signatures always (with the --cert certificates), HMACs
@@ -50,6 +52,7 @@ func cmdVerify(e *env, args []string) error {
 	f.Var(&certs, "cert", "trusted certificate, DER or PEM (repeatable)")
 	asJSON := f.Bool("json", false, "print one JSON object per file")
 	sigfile := f.Bool("sigfile", false, "read each label from PATH.sig (a detached signature) instead of the xattr")
+	requireSig := f.Bool("require-signature", false, "fail files vouched for only by a digest label (as the kernel's appraise_type=imasig)")
 	var ef evmVerifyFlags
 	ef.register(f)
 	paths, err := f.parse(args)
@@ -73,7 +76,7 @@ func cmdVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser, SigFile: *sigfile, EVM: evmOpts})
+	a := appraise.New(appraise.Options{Keys: keys, XattrUser: tf.xattrUser, SigFile: *sigfile, RequireSignature: *requireSig, EVM: evmOpts})
 
 	var sum verifySummary
 	stop := e.progress(tf.recursive && !*asJSON, &sum.files)
