@@ -15,8 +15,7 @@ type appraiseAdapter struct{ a *appraise.Appraiser }
 
 func (x appraiseAdapter) Appraise(f *os.File, path string) Appraisal {
 	r := x.a.File(f, path)
-	signed := r.Label == label.TypeDigsig.String() || r.Label == label.TypeVerityDigsig.String()
-	a := Appraisal{OK: r.OK(), Signed: signed, Verdict: string(r.Verdict), Reason: r.Reason}
+	a := Appraisal{OK: r.OK(), Signed: r.Signed(), Verdict: string(r.Verdict), Reason: r.Reason}
 	if r.DigestAlgo == label.SHA256 {
 		a.SHA256 = r.Digest
 	}
