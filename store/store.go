@@ -215,9 +215,13 @@ type Store interface {
 	// MarkDelivered moves the receiver's mark to seq (never back;
 	// ErrNotFound for an unknown receiver).
 	MarkDelivered(ctx context.Context, receiver string, seq int64) error
-	// PruneEvents deletes events older than before that every receiver
-	// has been delivered.
-	PruneEvents(ctx context.Context, before time.Time) error
+	// PruneEvents deletes at most limit events older than before that
+	// every receiver has been delivered, the oldest (lowest Seq) first,
+	// in one short transaction, and returns how many it deleted
+	// (ErrInvalid if limit < 1). An event a receiver has not been
+	// delivered is never deleted, however old. Callers delete a large
+	// backlog by calling it again (PruneEventsBatches).
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int, error)
 	Close() error
 }
 
@@ -226,12 +230,26 @@ type Store interface {
 // that writers (the attestation results) get the store between them. It
 // returns how many results it deleted, and stops early with ctx.
 func PruneHistoryBatches(ctx context.Context, s Store, before time.Time, batch int, pause time.Duration) (int64, error) {
+	return pruneBatches(ctx, "history", func(limit int) (int, error) { return s.PruneHistory(ctx, before, limit) }, batch, pause)
+}
+
+// PruneEventsBatches deletes every event older than before that every
+// receiver has been delivered, batch events at a time (PruneEvents),
+// pausing between batches like PruneHistoryBatches. It returns how many
+// events it deleted, and stops early with ctx.
+func PruneEventsBatches(ctx context.Context, s Store, before time.Time, batch int, pause time.Duration) (int64, error) {
+	return pruneBatches(ctx, "events", func(limit int) (int, error) { return s.PruneEvents(ctx, before, limit) }, batch, pause)
+}
+
+// pruneBatches calls prune(batch) until it deletes fewer than batch,
+// pausing between calls.
+func pruneBatches(ctx context.Context, what string, prune func(limit int) (int, error), batch int, pause time.Duration) (int64, error) {
 	if batch < 1 || pause < 0 {
-		return 0, fmt.Errorf("pruning history in batches of %d with pauses of %v: %w", batch, pause, ErrInvalid)
+		return 0, fmt.Errorf("pruning %s in batches of %d with pauses of %v: %w", what, batch, pause, ErrInvalid)
 	}
 	var total int64
 	for {
-		n, err := s.PruneHistory(ctx, before, batch)
+		n, err := prune(batch)
 		total += int64(n)
 		if err != nil || n < batch {
 			return total, err

@@ -177,9 +177,10 @@ func cmdServe(e *env, args []string) error {
 	return <-done
 }
 
-// Pruning deletes history rows pruneBatch at a time, pausing pruneGap
-// between batches: the attestation results' writer, on the same single
-// SQLite connection, waits for at most one batch (a few milliseconds).
+// Pruning deletes history rows, then outbox events, pruneBatch at a
+// time, pausing pruneGap between batches: the attestation results'
+// writer, on the same single SQLite connection, waits for at most one
+// batch (a few milliseconds).
 const (
 	pruneBatch = 1000
 	pruneGap   = 20 * time.Millisecond
@@ -200,8 +201,12 @@ func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *s
 			} else if n > 0 {
 				log.Info("pruned history", "deleted", n, "took", time.Since(start).Round(time.Millisecond))
 			}
-			if err := st.PruneEvents(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
-				log.Warn("pruning events", "err", err)
+			start = time.Now()
+			n, err = store.PruneEventsBatches(ctx, st, start.Add(-keep), pruneBatch, pruneGap)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("pruning events", "deleted", n, "err", err)
+			} else if n > 0 {
+				log.Info("pruned events", "deleted", n, "took", time.Since(start).Round(time.Millisecond))
 			}
 		}
 	}

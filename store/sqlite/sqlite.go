@@ -456,8 +456,20 @@ func (d *DB) MarkDelivered(ctx context.Context, receiver string, seq int64) erro
 	return nil
 }
 
-func (d *DB) PruneEvents(ctx context.Context, before time.Time) error {
-	_, err := d.db.ExecContext(ctx, `DELETE FROM events WHERE time < ?
-		AND seq <= COALESCE((SELECT MIN(seq) FROM receivers), 9223372036854775807)`, ts(before))
-	return err
+func (d *DB) PruneEvents(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("pruning events: limit %d: %w", limit, store.ErrInvalid)
+	}
+	// One statement, its own transaction, like PruneHistory. Only events
+	// up to the lowest receiver mark go: the rest is undelivered. The
+	// scan walks the primary key from the oldest event.
+	res, err := d.db.ExecContext(ctx, `DELETE FROM events WHERE seq IN
+		(SELECT seq FROM events WHERE time < ?
+			AND seq <= COALESCE((SELECT MIN(seq) FROM receivers), 9223372036854775807)
+			ORDER BY seq LIMIT ?)`, ts(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

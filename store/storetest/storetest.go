@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	t.Run("HistoryChanges", func(t *testing.T) { testHistoryChanges(t, open(t)) })
 	t.Run("PruneBatches", func(t *testing.T) { testPruneBatches(t, open(t)) })
+	t.Run("PruneEventsBatches", func(t *testing.T) { testPruneEventsBatches(t, open(t)) })
 	if reopen != nil {
 		t.Run("HistoryDurable", func(t *testing.T) { testHistoryDurable(t, open(t), reopen) })
 		t.Run("Durable", func(t *testing.T) { testDurable(t, open(t), reopen) })
@@ -339,13 +340,77 @@ func testOutbox(t *testing.T, s store.Store) {
 	if err := s.MarkDelivered(ctx, "r2", all[3].Seq); err != nil { // e4
 		t.Fatal(err)
 	}
-	if err := s.PruneEvents(ctx, time.Unix(1700000100, 0)); err != nil {
-		t.Fatal(err)
+	if n, err := s.PruneEvents(ctx, time.Unix(1700000100, 0), 100); err != nil || n != 3 {
+		t.Fatalf("PruneEvents = %d, %v, want 3 deleted (e0-e2)", n, err)
 	}
 	got, err = s.AgentEvents(ctx, "a", time.Time{}, 10)
 	checkEvents(t, "AgentEvents(a) after prune", got, err, "e3", "e4")
 	got, err = s.Undelivered(ctx, "r1", 10)
 	checkEvents(t, "Undelivered(r1) after prune", got, err, "e3", "e4", "e5")
+}
+
+// Pruning the outbox deletes at most its limit, the oldest first, only
+// what is older than the cut and delivered to every receiver;
+// PruneEventsBatches deletes it all in batches.
+func testPruneEventsBatches(t *testing.T, s store.Store) {
+	defer s.Close()
+	if _, err := s.AddReceiver(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	var evs []store.Event
+	var want []string // e00 ... e29, one a second
+	for i := int64(0); i < 30; i++ {
+		id := fmt.Sprintf("e%02d", i)
+		evs = append(evs, event(id, "a", "x", i))
+		want = append(want, id)
+	}
+	if err := s.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Undelivered(ctx, "r", 100)
+	checkEvents(t, "Undelivered", all, err, want...)
+	if err := s.MarkDelivered(ctx, "r", all[19].Seq); err != nil { // e19
+		t.Fatal(err)
+	}
+	if _, err := s.PruneEvents(ctx, time.Unix(1700000100, 0), 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("PruneEvents(limit 0) = %v, want ErrInvalid", err)
+	}
+	// Older than the cut: e00-e24; delivered: e00-e19.
+	cut := time.Unix(1700000025, 0)
+	n, err := s.PruneEvents(ctx, cut, 7)
+	if err != nil || n != 7 {
+		t.Fatalf("PruneEvents(limit 7) = %d, %v, want 7", n, err)
+	}
+	got, err := s.AgentEvents(ctx, "a", time.Time{}, 100)
+	checkEvents(t, "after one batch of 7", got, err, want[7:]...)
+	total, err := store.PruneEventsBatches(ctx, s, cut, 7, time.Millisecond)
+	if err != nil || total != 13 {
+		t.Fatalf("PruneEventsBatches = %d, %v, want the other 13 delivered", total, err)
+	}
+	got, err = s.AgentEvents(ctx, "a", time.Time{}, 100)
+	checkEvents(t, "after the batches: the undelivered kept", got, err, want[20:]...)
+	got, err = s.Undelivered(ctx, "r", 100)
+	checkEvents(t, "Undelivered after the batches", got, err, want[20:]...)
+	if n, err := s.PruneEvents(ctx, cut, 7); err != nil || n != 0 {
+		t.Fatalf("PruneEvents with nothing delivered and old = %d, %v", n, err)
+	}
+	if _, err := store.PruneEventsBatches(ctx, s, cut, 0, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("PruneEventsBatches(batch 0) = %v, want ErrInvalid", err)
+	}
+	// Once delivered, the old ones go; the newer than the cut stay.
+	if err := s.MarkDelivered(ctx, "r", all[29].Seq); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := store.PruneEventsBatches(cctx, s, cut, 1, time.Millisecond); err == nil {
+		t.Fatal("PruneEventsBatches with a cancelled context succeeded")
+	}
+	if total, err := store.PruneEventsBatches(ctx, s, cut, 2, 0); err != nil || total != 5 {
+		t.Fatalf("PruneEventsBatches after delivery = %d, %v, want 5 (e20-e24)", total, err)
+	}
+	got, err = s.AgentEvents(ctx, "a", time.Time{}, 100)
+	checkEvents(t, "after delivery and pruning", got, err, want[25:]...)
 }
 
 func testOutboxDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
