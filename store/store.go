@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 )
 
@@ -129,11 +130,12 @@ func (r *Result) Outcome() string {
 // The status always replaces the agent's. The result is added to the
 // agent's history only if its outcome (Result.Outcome) differs from the
 // outcome of the agent's previous result, or, with Heartbeat > 0, if the
-// agent's last kept result is at least Heartbeat older (or newer: the
-// clock went back); such a result is kept with Result.Heartbeat set.
-// With Heartbeat 0 unchanged results are never kept. So an agent that
-// stays trusted costs one history row per Heartbeat, not one per
-// attestation.
+// agent's last kept result is at least Heartbeat plus the agent's
+// HeartbeatJitter older (or newer: the clock went back); such a result
+// is kept with Result.Heartbeat set. With Heartbeat 0 unchanged results
+// are never kept. So an agent that stays trusted costs one history row
+// per Heartbeat to 5/4 Heartbeat, not one per attestation, and agents
+// enrolled together do not write their heartbeats together.
 type Update struct {
 	AgentID   string
 	Created   time.Time
@@ -143,6 +145,22 @@ type Update struct {
 	// Events (state changes, reboots) go to the outbox in the same
 	// transaction, and are dropped with the update.
 	Events []Event
+}
+
+// HeartbeatJitter is what agent id adds to the heartbeat period: a
+// fixed duration in [0, period/4) from a hash (FNV-1a, 64 bits) of the
+// id, 0 for a period under 4ns. The same agent always gets the same
+// jitter (also across restarts and backends); agents enrolled at once,
+// whose first results are kept at once, keep their heartbeats at
+// different times, and drift further apart with every period.
+func HeartbeatJitter(id string, period time.Duration) time.Duration {
+	q := period / 4
+	if q <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return time.Duration(h.Sum64() % uint64(q))
 }
 
 // Event is a notable change of an agent (enrolled, trusted, failed,

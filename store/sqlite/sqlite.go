@@ -251,7 +251,7 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		keep, heartbeat := outcome != prev, false
 		if !keep && u.Heartbeat > 0 {
 			since := at - histAt
-			keep = since >= u.Heartbeat.Nanoseconds() || since < 0
+			keep = since >= (u.Heartbeat+store.HeartbeatJitter(u.AgentID, u.Heartbeat)).Nanoseconds() || since < 0
 			heartbeat = keep
 		}
 		if keep {

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	t.Run("HistoryChanges", func(t *testing.T) { testHistoryChanges(t, open(t)) })
+	t.Run("HeartbeatJitter", func(t *testing.T) { testHeartbeatJitter(t, open(t)) })
 	t.Run("PruneBatches", func(t *testing.T) { testPruneBatches(t, open(t)) })
 	t.Run("PruneEventsBatches", func(t *testing.T) { testPruneEventsBatches(t, open(t)) })
 	if reopen != nil {
@@ -503,7 +504,12 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	checkHistory(t, "100 trusted results", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat")
+	// Heartbeats come every period plus the agent's jitter.
+	want := append([]string{"0:trusted"}, beats("h", hb, 99)...)
+	if len(want) != 4 {
+		t.Fatalf("jitter of h = %v: want 3 heartbeats in 100 s of 30 s periods", store.HeartbeatJitter("h", hb))
+	}
+	checkHistory(t, "100 trusted results", s, "h", want...)
 	got, err := s.GetAgent(ctx, "h")
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +518,8 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 		t.Fatalf("status after 100 results = %+v, want the latest result's", got.Status)
 	}
 	h, err := s.History(ctx, "h", 1)
-	if err != nil || len(h) != 1 || h[0].Attestations != 90 || h[0].LogOffset != 90 {
+	lastBeat := h0(want[3])
+	if err != nil || len(h) != 1 || h[0].Attestations != lastBeat || h[0].LogOffset != lastBeat {
 		t.Fatalf("latest history row = %+v, %v, want the heartbeat's own result", h, err)
 	}
 
@@ -532,8 +539,8 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkHistory(t, "after changes", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat",
-		"100:failed", "102:trusted", "104:failed", "106:failed")
+	want = append(want, "100:failed", "102:trusted", "104:failed", "106:failed")
+	checkHistory(t, "after changes", s, "h", want...)
 	if got, _ := s.GetAgent(ctx, "h"); got == nil || got.Reasons[0] != "policy: /y: not-in-policy (record 4, sha256:00)" {
 		t.Fatalf("status after changes = %+v", got)
 	}
@@ -553,8 +560,7 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 	}
 	checkHistory(t, "heartbeat 0, then the clock back", s, "b", "0:trusted", "-5:trusted:heartbeat")
 	// The other agent's history is its own.
-	checkHistory(t, "agent h after b's results", s, "h", "0:trusted", "30:trusted:heartbeat", "60:trusted:heartbeat", "90:trusted:heartbeat",
-		"100:failed", "102:trusted", "104:failed", "106:failed")
+	checkHistory(t, "agent h after b's results", s, "h", want...)
 
 	// Enrolled again (same id, new Created): its first result is a change.
 	if err := s.DeleteAgent(ctx, "b"); err != nil {
@@ -568,6 +574,89 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	checkHistory(t, "enrolled again", s, "b", "200:trusted")
+}
+
+// beats is the heartbeats ("second:trusted:heartbeat") of agent id,
+// trusted every second from second 0 (kept) to last, with period hb: each
+// is the first result at least hb plus the agent's jitter after the one
+// before.
+func beats(id string, hb time.Duration, last int64) []string {
+	var out []string
+	kept := int64(0)
+	for i := int64(1); i <= last; i++ {
+		if time.Duration(i-kept)*time.Second >= hb+store.HeartbeatJitter(id, hb) {
+			out = append(out, fmt.Sprintf("%d:trusted:heartbeat", i))
+			kept = i
+		}
+	}
+	return out
+}
+
+// h0 is the second of a history entry "second:state...".
+func h0(e string) int64 {
+	var sec int64
+	fmt.Sscanf(e, "%d:", &sec)
+	return sec
+}
+
+// Agents enrolled together, trusted at the same times, do not keep their
+// heartbeats at once: each waits the period plus its own jitter, a fixed
+// duration in [0, period/4) from its id.
+func testHeartbeatJitter(t *testing.T, s store.Store) {
+	defer s.Close()
+	for _, p := range []time.Duration{0, 3, time.Hour} {
+		for i := 0; i < 1000; i++ {
+			id := fmt.Sprintf("agent-%d", i)
+			j := store.HeartbeatJitter(id, p)
+			if j < 0 || j >= p/4 && j != 0 || j != store.HeartbeatJitter(id, p) {
+				t.Fatalf("HeartbeatJitter(%s, %v) = %v, want a fixed value in [0, %v)", id, p, j, p/4)
+			}
+		}
+	}
+	// 100 agents, trusted every minute for 80 minutes, heartbeat 1h.
+	const n, hb = 100, time.Hour
+	var agents []*store.Agent
+	for i := 0; i < n; i++ {
+		a := agent(fmt.Sprintf("fleet-%03d", i))
+		if err := s.CreateAgent(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+	}
+	var batch []store.Update
+	for m := int64(0); m <= 80; m++ {
+		for _, a := range agents {
+			batch = append(batch, trustedAt(a, m*60, hb))
+		}
+	}
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	minutes := map[int64]int{}
+	for _, a := range agents {
+		h := history(t, s, a.ID)
+		if len(h) != 2 || h[0] != "0:trusted" {
+			t.Fatalf("%s: history %v, want the first result and one heartbeat", a.ID, h)
+		}
+		// The heartbeat is the first result (each minute) at least an
+		// hour and the jitter after the first.
+		sec := h0(h[1])
+		due := hb + store.HeartbeatJitter(a.ID, hb)
+		if time.Duration(sec)*time.Second < due || time.Duration(sec-60)*time.Second >= due || sec >= 75*60+60 {
+			t.Fatalf("%s: heartbeat at %ds, want the first minute at or after %v", a.ID, sec, due)
+		}
+		minutes[sec/60]++
+	}
+	// Spread over the quarter hour after the hour: without jitter, all 100
+	// would be at minute 60.
+	if len(minutes) < 10 {
+		t.Fatalf("the fleet's heartbeats fall in %d minutes (%v), want them spread", len(minutes), minutes)
+	}
+	for m, c := range minutes {
+		if c > n/4 {
+			t.Fatalf("%d of %d heartbeats in minute %d: %v", c, n, m, minutes)
+		}
+	}
 }
 
 // Pruning deletes at most its limit, the oldest first, and only what is
@@ -663,22 +752,26 @@ func testHistoryDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s
 		t.Fatal(err)
 	}
 	s = reopen(t, s)
-	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, 10, hb), trustedAt(a, 59, hb)}); err != nil {
+	// The heartbeat is due a period plus the agent's jitter after the
+	// kept row: at second due (60 to 75).
+	due := int64((hb + store.HeartbeatJitter(a.ID, hb) + time.Second - 1) / time.Second)
+	beat := fmt.Sprintf("%d:trusted:heartbeat", due)
+	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, 10, hb), trustedAt(a, due-1, hb)}); err != nil {
 		t.Fatal(err)
 	}
 	checkHistory(t, "identical results after a reopen", s, "hd", "0:trusted")
-	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, 60, hb), trustedAt(a, 61, hb)}); err != nil {
+	if err := s.SaveAttestations(ctx, []store.Update{trustedAt(a, due, hb), trustedAt(a, due+1, hb)}); err != nil {
 		t.Fatal(err)
 	}
-	checkHistory(t, "a period after the kept row", s, "hd", "0:trusted", "60:trusted:heartbeat")
+	checkHistory(t, "a period and the jitter after the kept row", s, "hd", "0:trusted", beat)
 	if n, err := s.PruneHistory(ctx, time.Unix(1700000030, 0), 10); err != nil || n != 1 {
 		t.Fatalf("PruneHistory = %d, %v", n, err)
 	}
 	s = reopen(t, s)
 	defer s.Close()
-	checkHistory(t, "pruned, after a reopen", s, "hd", "60:trusted:heartbeat")
-	if err := s.SaveAttestations(ctx, []store.Update{failedAt(a, 62, hb, store.KindOperational, "quote: timeout")}); err != nil {
+	checkHistory(t, "pruned, after a reopen", s, "hd", beat)
+	if err := s.SaveAttestations(ctx, []store.Update{failedAt(a, due+2, hb, store.KindOperational, "quote: timeout")}); err != nil {
 		t.Fatal(err)
 	}
-	checkHistory(t, "a change after a reopen", s, "hd", "60:trusted:heartbeat", "62:failed")
+	checkHistory(t, "a change after a reopen", s, "hd", beat, fmt.Sprintf("%d:failed", due+2))
 }
