@@ -54,7 +54,8 @@ type Options struct {
 	FlushEvery time.Duration
 	// HistoryHeartbeat: an agent's history keeps each change of outcome
 	// (state, failure kind, reasons) and, while the outcome stays the
-	// same, one result per HistoryHeartbeat (default 1h; negative: none).
+	// same, one result per HistoryHeartbeat plus the agent's jitter
+	// (store.HeartbeatJitter; default 1h; negative: none).
 	// The agent's status always has the latest result. See store.Update.
 	HistoryHeartbeat time.Duration
 	// PolicySigners, when set, makes every runtime policy a signed
