@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // API paths of the agent.
@@ -192,14 +193,39 @@ func DecodeActivateResponse(r io.Reader) (*ActivateResponse, error) {
 
 // DecodeQuoteResponse reads a QuoteResponse.
 func DecodeQuoteResponse(r io.Reader) (*QuoteResponse, error) {
-	var q QuoteResponse
-	if err := decode(r, MaxResponse, "quote response", &q); err != nil {
-		return nil, err
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer putBuf(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r, MaxResponse+1)); err != nil {
+		return nil, fmt.Errorf("reading quote response: %w", err)
+	}
+	return decodeQuoteResponse(buf.Bytes())
+}
+
+// bufPool holds read buffers of quote responses (one per attestation).
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 { // keep no buffer of a large list chunk
+		bufPool.Put(b)
+	}
+}
+
+func decodeQuoteResponse(b []byte) (*QuoteResponse, error) {
+	if len(b) > MaxResponse {
+		return nil, merr("quote response", "more than %d bytes", MaxResponse)
+	}
+	q, ok := fastQuoteResponse(b)
+	if !ok {
+		q = &QuoteResponse{}
+		if err := decodeBytes(b, MaxResponse, "quote response", q); err != nil {
+			return nil, err
+		}
 	}
 	if len(q.Attest) == 0 || len(q.Signature) == 0 || len(q.Attest) > MaxQuote || len(q.Signature) > MaxQuote {
 		return nil, merr("quote response", "missing or oversized quote")
 	}
-	if _, err := ParsePCRValues(q.PCRs); err != nil {
+	if err := checkPCRValues(q.PCRs); err != nil {
 		return nil, err
 	}
 	if q.Log != nil {
@@ -207,7 +233,7 @@ func DecodeQuoteResponse(r io.Reader) (*QuoteResponse, error) {
 			return nil, err
 		}
 	}
-	return &q, nil
+	return q, nil
 }
 
 // DecodeLogChunk reads a LogChunk.
@@ -249,25 +275,33 @@ func BankName(h crypto.Hash) string {
 // ParsePCRValues checks the PCR values of a response (known banks,
 // indexes 0-23, values of the bank's size) and converts them.
 func ParsePCRValues(in map[string]map[int][]byte) (map[crypto.Hash]map[int][]byte, error) {
-	if len(in) == 0 {
-		return nil, merr("pcr values", "none")
+	if err := checkPCRValues(in); err != nil {
+		return nil, err
 	}
-	out := map[crypto.Hash]map[int][]byte{}
+	out := make(map[crypto.Hash]map[int][]byte, len(in))
+	for name, vals := range in {
+		out[Banks[name]] = vals
+	}
+	return out, nil
+}
+
+// checkPCRValues is ParsePCRValues's check, without the conversion.
+func checkPCRValues(in map[string]map[int][]byte) error {
+	if len(in) == 0 {
+		return merr("pcr values", "none")
+	}
 	for name, vals := range in {
 		h, ok := Banks[name]
 		if !ok {
-			return nil, merr("pcr values", "unknown bank %q", name)
+			return merr("pcr values", "unknown bank %q", name)
 		}
-		m := map[int][]byte{}
 		for i, v := range vals {
 			if i < 0 || i > 23 || len(v) != h.Size() {
-				return nil, merr("pcr values", "bank %s pcr %d: %d bytes", name, i, len(v))
+				return merr("pcr values", "bank %s pcr %d: %d bytes", name, i, len(v))
 			}
-			m[i] = v
 		}
-		out[h] = m
 	}
-	return out, nil
+	return nil
 }
 
 // Selection is a PCR selection per bank.

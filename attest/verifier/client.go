@@ -75,7 +75,8 @@ type AgentError struct {
 
 func (e *AgentError) Error() string { return fmt.Sprintf("agent answered %d: %s", e.Status, e.Msg) }
 
-func (c *agentClient) do(ctx context.Context, method, path string, body any, decode func(io.Reader) error) error {
+// do sends a request to url (c.base and a path).
+func (c *agentClient) do(ctx context.Context, method, url string, body any, decode func(io.Reader) error) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -84,7 +85,7 @@ func (c *agentClient) do(ctx context.Context, method, path string, body any, dec
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func (c *agentClient) do(ctx context.Context, method, path string, body any, dec
 }
 
 func (c *agentClient) enrollment(ctx context.Context) (e *attest.Enrollment, err error) {
-	err = c.do(ctx, http.MethodGet, attest.PathEnrollment, nil, func(r io.Reader) error {
+	err = c.do(ctx, http.MethodGet, c.base+attest.PathEnrollment, nil, func(r io.Reader) error {
 		e, err = attest.DecodeEnrollment(r)
 		return err
 	})
@@ -114,27 +115,37 @@ func (c *agentClient) enrollment(ctx context.Context) (e *attest.Enrollment, err
 }
 
 func (c *agentClient) activate(ctx context.Context, req *attest.ActivateRequest) (a *attest.ActivateResponse, err error) {
-	err = c.do(ctx, http.MethodPost, attest.PathActivate, req, func(r io.Reader) error {
+	err = c.do(ctx, http.MethodPost, c.base+attest.PathActivate, req, func(r io.Reader) error {
 		a, err = attest.DecodeActivateResponse(r)
 		return err
 	})
 	return a, err
 }
 
-func (c *agentClient) quote(ctx context.Context, nonce []byte, sel attest.Selection, offset int64) (q *attest.QuoteResponse, err error) {
-	v := url.Values{}
-	v.Set("nonce", hex.EncodeToString(nonce))
-	v.Set("pcrs", sel.String())
-	v.Set("offset", strconv.FormatInt(offset, 10))
-	err = c.do(ctx, http.MethodGet, attest.PathQuote+"?"+v.Encode(), nil, func(r io.Reader) error {
+// quote asks for a quote. selQuery is the selection as a query value
+// (quoteSelQuery), computed once per agent.
+func (c *agentClient) quote(ctx context.Context, nonce []byte, selQuery string, offset int64) (q *attest.QuoteResponse, err error) {
+	// The URL in one allocation: prefix, hex nonce, selection, offset.
+	b := make([]byte, 0, len(c.base)+len(attest.PathQuote)+len("?nonce=&pcrs=&offset=")+2*len(nonce)+len(selQuery)+20)
+	b = append(b, c.base...)
+	b = append(b, attest.PathQuote+"?nonce="...)
+	b = hex.AppendEncode(b, nonce)
+	b = append(b, "&pcrs="...)
+	b = append(b, selQuery...)
+	b = append(b, "&offset="...)
+	b = strconv.AppendInt(b, offset, 10)
+	err = c.do(ctx, http.MethodGet, string(b), nil, func(r io.Reader) error {
 		q, err = attest.DecodeQuoteResponse(r)
 		return err
 	})
 	return q, err
 }
 
+// quoteSelQuery is a selection as the pcrs query value.
+func quoteSelQuery(sel attest.Selection) string { return url.QueryEscape(sel.String()) }
+
 func (c *agentClient) log(ctx context.Context, offset int64) (l *attest.LogChunk, err error) {
-	err = c.do(ctx, http.MethodGet, attest.PathLog+"?offset="+strconv.FormatInt(offset, 10), nil, func(r io.Reader) error {
+	err = c.do(ctx, http.MethodGet, c.base+attest.PathLog+"?offset="+strconv.FormatInt(offset, 10), nil, func(r io.Reader) error {
 		l, err = attest.DecodeLogChunk(r)
 		return err
 	})
@@ -143,7 +154,7 @@ func (c *agentClient) log(ctx context.Context, offset int64) (l *attest.LogChunk
 
 // bootLog fetches the boot event log; nil when the agent has none (404).
 func (c *agentClient) bootLog(ctx context.Context) (b []byte, err error) {
-	err = c.do(ctx, http.MethodGet, attest.PathBootLog, nil, func(r io.Reader) error {
+	err = c.do(ctx, http.MethodGet, c.base+attest.PathBootLog, nil, func(r io.Reader) error {
 		b, err = io.ReadAll(io.LimitReader(r, attest.MaxBootLog+1))
 		if err == nil && len(b) > attest.MaxBootLog {
 			err = fmt.Errorf("boot event log larger than %d bytes", attest.MaxBootLog)

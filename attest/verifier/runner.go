@@ -26,6 +26,7 @@ type runner struct {
 	ak     *quote.AK
 	client *agentClient
 	cancel context.CancelFunc
+	sel    string // the selection as a query value (it is the same at every attestation)
 }
 
 func (r *runner) run(ctx context.Context, delay time.Duration) {
@@ -123,7 +124,10 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, r.v.o.Timeout)
 	defer cancel()
-	q, err := r.client.quote(qctx, nonce, p.Selection(), r.status.Progress.LogOffset)
+	if r.sel == "" {
+		r.sel = quoteSelQuery(p.Selection())
+	}
+	q, err := r.client.quote(qctx, nonce, r.sel, r.status.Progress.LogOffset)
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
 	}
