@@ -31,7 +31,9 @@ With --tpm and --pcrs the key is instead sealed by the TPM to the current
 sha256 values of the PCRs in LIST (e.g. 0,2,4,7), and to the passphrase as
 well when --passphrase-env or --passphrase-stdin is given. intact hmac and
 intact verify unseal it (--tpm SPEC); once a sealed PCR changes they
-refuse, naming the PCRs. "intact evmkey reseal -h" moves the key to new
+refuse, naming the PCRs. Resettable PCRs (16, 20-23) and the runtime
+measurement PCRs (10, 13) are refused: they do not guard a key
+(--allow-unsafe-pcrs overrides, loudly). "intact evmkey reseal -h" moves the key to new
 PCR values before a planned update. docs/tpm.md.
 
 See docs/evm.md for the format and for loading the key into the kernel.
@@ -54,6 +56,7 @@ func cmdEVMKey(e *env, args []string) error {
 	f := newFlags(e, "evmkey", evmkeyUsage)
 	out := f.String("out", "", "key `FILE` to create")
 	pcrs := f.String("pcrs", "", "with --tpm: seal the key to these PCRs (`LIST`, e.g. 0,2,4,7)")
+	unsafePCRs := f.Bool(unsafePCRsFlag, false, unsafePCRsHelp)
 	var pass passFlags
 	pass.register(f)
 	kdf := evm.DefaultKDF
@@ -74,7 +77,7 @@ func cmdEVMKey(e *env, args []string) error {
 		return withHint(fmt.Errorf("%s already exists", *out), "intact never overwrites a key; remove it first or choose another name")
 	}
 	if pass.tpm != "" || *pcrs != "" {
-		return evmkeyCreateTPM(e, *out, *pcrs, &pass)
+		return evmkeyCreateTPM(e, *out, *pcrs, *unsafePCRs, &pass)
 	}
 	passphrase, err := pass.read(e, "evmkey", "passphrase for the new evm key", true)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
 
@@ -33,7 +34,7 @@ Example, before an update that will change PCR 4 to a known value:
 
 // evmkeyCreateTPM is evmkey create --tpm --pcrs: the key is sealed by the
 // TPM to the PCRs (and the passphrase, if one is given by flag).
-func evmkeyCreateTPM(e *env, out, pcrList string, p *passFlags) error {
+func evmkeyCreateTPM(e *env, out, pcrList string, unsafePCRs bool, p *passFlags) error {
 	switch {
 	case p.tpm == "":
 		return usageErrorf("evmkey", "--pcrs needs --tpm SPEC (the TPM that seals the key)")
@@ -43,6 +44,9 @@ func evmkeyCreateTPM(e *env, out, pcrList string, p *passFlags) error {
 	pcrs, err := tpm.ParsePCRList(pcrList)
 	if err != nil {
 		return usageErrorf("evmkey", "--pcrs: %v", err)
+	}
+	if err := checkSealPCRs(e, pcrs, unsafePCRs); err != nil {
+		return err
 	}
 	var pass []byte
 	if p.env != "" || p.stdin {
@@ -73,6 +77,63 @@ func evmkeyCreateTPM(e *env, out, pcrList string, p *passFlags) error {
 	fmt.Fprintf(e.stderr, "intact: sealed a new evm key to pcrs %s (sha256) of %s%s: %s\n",
 		pcrString(pcrs), t.Spec(), map[bool]string{true: " and a passphrase"}[len(pass) > 0], out)
 	return nil
+}
+
+// unsafePCRsFlag forces sealing to PCRs that do not guard a key.
+const (
+	unsafePCRsFlag = "allow-unsafe-pcrs"
+	unsafePCRsHelp = "DANGEROUS: seal to resettable PCRs (16, 20-23) or the runtime measurement PCRs (10, 13) anyway"
+)
+
+// sealPCRProblem says why sealing to pcr protects nothing, or "".
+// Resettable PCRs go back to a known value on request (PCR 16, the debug
+// PCR, from any locality; 20-23 from the localities the platform allows
+// software, in practice tpm2_pcrreset 23), so whoever can talk to the TPM
+// resets and re-extends them to the sealed values. PCR 10 (the kernel's
+// IMA) and mlog.DefaultPCR (13, intact's) change with every measurement
+// at run time: a key sealed to them stops opening as soon as the machine
+// runs anything new.
+func sealPCRProblem(pcr int) string {
+	switch {
+	case pcr == 16 || (pcr >= 20 && pcr <= 23):
+		return "resettable (tpm2_pcrreset restores it, and then the sealed value can be extended again)"
+	case pcr == 10 || pcr == mlog.DefaultPCR:
+		return "a runtime measurement PCR (every new measurement changes it, so the key stops opening)"
+	}
+	return ""
+}
+
+// checkSealPCRs refuses PCRs that do not guard a sealed key, unless
+// forced; forced, it warns for each.
+func checkSealPCRs(e *env, pcrs []int, force bool) error {
+	var bad []string
+	for _, p := range pcrs {
+		if why := sealPCRProblem(p); why != "" {
+			bad = append(bad, fmt.Sprintf("pcr %d is %s", p, why))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if !force {
+		return withHint(fmt.Errorf("refusing to seal: %s", strings.Join(bad, "; ")),
+			"seal to boot PCRs such as 0,2,4,7; --"+unsafePCRsFlag+" overrides this (the seal is then worthless against root)")
+	}
+	for _, b := range bad {
+		fmt.Fprintf(e.stderr, "intact: WARNING: --%s: sealing anyway although %s; this seal does not protect the key\n", unsafePCRsFlag, b)
+	}
+	return nil
+}
+
+// droppedPCRs returns the PCRs in old that are not in new.
+func droppedPCRs(old, new []int) []int {
+	var d []int
+	for _, p := range old {
+		if !slices.Contains(new, p) {
+			d = append(d, p)
+		}
+	}
+	return d
 }
 
 func writeSealedKeyFile(path string, sk *tpm.SealedKey, exclusive bool) error {
@@ -149,6 +210,7 @@ func cmdEVMKeyReseal(e *env, args []string) error {
 	f := newFlags(e, "evmkey", evmkeyResealUsage)
 	path := f.String("evmkey", "", "tpm-sealed EVM key `FILE` to reseal (replaced)")
 	pcrList := f.String("pcrs", "", "seal to these PCRs (`LIST`, default: the same PCRs)")
+	unsafePCRs := f.Bool(unsafePCRsFlag, false, unsafePCRsHelp)
 	var values stringList
 	f.Var(&values, "pcr-value", "expected sha256 value of a PCR after the update (`N=HEX`, repeatable)")
 	var pass passFlags
@@ -183,6 +245,13 @@ func cmdEVMKeyReseal(e *env, args []string) error {
 		if pcrs, err = tpm.ParsePCRList(*pcrList); err != nil {
 			return usageErrorf("evmkey", "--pcrs: %v", err)
 		}
+	}
+	if err := checkSealPCRs(e, pcrs, *unsafePCRs); err != nil {
+		return err
+	}
+	if dropped := droppedPCRs(sk.PCRs, pcrs); len(dropped) > 0 {
+		fmt.Fprintf(e.stderr, "intact: warning: the key will no longer be sealed to pcrs %s (sealed to %s now): whatever those PCRs measured no longer guards the key\n",
+			pcrString(dropped), pcrString(sk.PCRs))
 	}
 	given, err := parsePCRValues(values, pcrs)
 	if err != nil {

@@ -215,3 +215,55 @@ func TestSealedKeyFailuresWriteNothing(t *testing.T) {
 	}
 	noEVM("pcr changed")
 }
+
+// TestEVMKeyRefusesUnsafePCRs: sealing to a resettable PCR (16, 20-23) or
+// a runtime measurement PCR (10, 13) is refused without
+// --allow-unsafe-pcrs, by create and by reseal, before the TPM is asked;
+// forced, it warns on every such PCR. The refusal matters: after
+// tpm2_pcrreset 23 and one extend, a key sealed to PCR 23 opens for
+// anyone who can talk to the TPM. A reseal that drops PCRs warns.
+func TestEVMKeyRefusesUnsafePCRs(t *testing.T) {
+	dir := t.TempDir()
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	out := filepath.Join(dir, "new.key")
+	for _, list := range []string{"23", "7,16", "0,20", "13", "10,7"} {
+		_, stderr, code := runCLI(t, "evmkey", "create", "--tpm", sw.Spec(), "--pcrs", list, "--out", out)
+		if code != 2 || !strings.Contains(stderr, "refusing to seal") || !strings.Contains(stderr, "--allow-unsafe-pcrs") {
+			t.Errorf("evmkey create --pcrs %s: exit %d, stderr %q; want a refusal", list, code, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("evmkey create --pcrs %s wrote %s", list, out)
+		}
+	}
+
+	// Forced: sealed, with a warning; and the attack the refusal prevents.
+	key := filepath.Join(dir, "evm.key")
+	f := writeFile(t, filepath.Join(dir, "file"), "x\n")
+	_, stderr, code := runCLI(t, "evmkey", "create", "--tpm", sw.Spec(), "--pcrs", "7,23", "--allow-unsafe-pcrs", "--out", key)
+	if code != 0 || !strings.Contains(stderr, "WARNING") || !strings.Contains(stderr, "pcr 23 is resettable") {
+		t.Fatalf("forced create: exit %d, stderr %q", code, stderr)
+	}
+	h1 := hmacOf(t, sw, key, f)
+	sw.Tool(t, "tpm2_pcrextend", "23:sha256="+strings.Repeat("ab", 32))
+	hmacFails(t, sw, key, f, "pcr 23")
+	sw.Tool(t, "tpm2_pcrreset", "23")
+	if h := hmacOf(t, sw, key, f); h != h1 {
+		t.Fatalf("after the reset the key gave %s, want %s", h, h1)
+	}
+
+	// reseal: an unsafe PCR is refused (also the one it has), dropping
+	// PCRs warns.
+	for _, args := range [][]string{{"--pcrs", "7,16"}, {}} {
+		_, stderr, code := runCLI(t, append([]string{"evmkey", "reseal", "--evmkey", key, "--tpm", sw.Spec()}, args...)...)
+		if code != 2 || !strings.Contains(stderr, "refusing to seal") {
+			t.Errorf("reseal %v: exit %d, stderr %q; want a refusal", args, code, stderr)
+		}
+	}
+	_, stderr, code = runCLI(t, "evmkey", "reseal", "--evmkey", key, "--tpm", sw.Spec(), "--pcrs", "7")
+	if code != 0 || !strings.Contains(stderr, "warning: the key will no longer be sealed to pcrs 23") {
+		t.Fatalf("reseal dropping 23: exit %d, stderr %q", code, stderr)
+	}
+	if h := hmacOf(t, sw, key, f); h != h1 {
+		t.Fatalf("after the reseal the key gave %s, want %s", h, h1)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -198,5 +199,26 @@ func TestLoadEVMKey(t *testing.T) {
 	os.WriteFile(kp, []byte("not a key file"), 0o600)
 	if _, err := loadEVMKey(kp, pp); err == nil || !strings.Contains(err.Error(), kp) {
 		t.Errorf("garbage key file: %v", err)
+	}
+}
+
+// TestSimTPMWarnsAtEveryStart: intactd with --tpm sim logs a NOT FOR
+// PRODUCTION warning at every start, before anything else can fail; with
+// a real TPM spec it does not.
+func TestSimTPMWarnsAtEveryStart(t *testing.T) {
+	for _, c := range []struct {
+		tpm  string
+		warn bool
+	}{{"sim", true}, {"sim", true}, {"/dev/tpmrm0", false}, {"", false}} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		cfg := Config{Watch: []string{t.TempDir()}, Policy: "tcb", Mode: "enforce", TPM: c.tpm}
+		if err := serve(cfg, log); err == nil || !strings.Contains(err.Error(), "not a mount point") {
+			t.Fatalf("serve: %v, want the mount point error", err)
+		}
+		got := strings.Contains(buf.String(), "level=WARN") && strings.Contains(buf.String(), "NOT FOR PRODUCTION")
+		if got != c.warn {
+			t.Errorf("--tpm %q: warned %v, want %v; log:\n%s", c.tpm, got, c.warn, buf.String())
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/intactsec/intact/internal/fanotify"
 	"github.com/intactsec/intact/policy"
 	"github.com/intactsec/intact/sig"
+	"github.com/intactsec/intact/tpm"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -154,11 +155,25 @@ type daemon struct {
 }
 
 func serve(cfg Config, log *slog.Logger) error {
+	warnSimTPM(cfg, log)
 	d, err := setup(cfg, log)
 	if err != nil {
 		return err
 	}
 	return d.loop()
+}
+
+// warnSimTPM logs, at every start, that a daemon measuring into the
+// embedded simulator proves nothing: the simulator lives in intactd's
+// memory, so its PCRs and quotes are whatever the process says, and a
+// restart resets them. It is for demonstrations (the quickstart); issue 16
+// will keep it out of production builds.
+func warnSimTPM(cfg Config, log *slog.Logger) {
+	if cfg.TPM != tpm.SimSpec {
+		return
+	}
+	log.Warn("NOT FOR PRODUCTION: --tpm sim measures into an in-process TPM simulator; its PCRs, quotes and attestation prove nothing about this machine, and a restart resets them",
+		"tpm", cfg.TPM, "mode", cfg.Mode)
 }
 
 // setup prepares everything that opens files before the first mark: the
