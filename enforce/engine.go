@@ -33,9 +33,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/policy"
@@ -43,9 +46,11 @@ import (
 
 // Event is one permission event.
 type Event struct {
-	Fd   int   // fd of the file, opened by the kernel; the engine closes it
-	Pid  int32 // accessing process (thread group id)
-	Exec bool  // FAN_OPEN_EXEC_PERM (execve); else FAN_OPEN_PERM
+	Fd int // fd of the file, opened by the kernel; the engine closes it
+	// Pid is the accessing thread's id (FAN_REPORT_TID): credentials are
+	// per thread, so they are read from that thread, not its leader.
+	Pid  int32
+	Exec bool // FAN_OPEN_EXEC_PERM (execve); else FAN_OPEN_PERM
 }
 
 // EventSource delivers permission events and takes the answers.
@@ -167,11 +172,13 @@ func (c *Config) Validate() error {
 
 // Engine decides permission events. Create it with New, run it with Run.
 type Engine struct {
-	cfg   Config
-	src   EventSource
-	log   *slog.Logger
-	cache *cache
-	fs    *fsInfo
+	cfg Config
+	src EventSource
+	// selfTask is "PROC/SELF/task/": the daemon's threads.
+	selfTask string
+	log      *slog.Logger
+	cache    *cache
+	fs       *fsInfo
 	// subjectDependent: the policy tests task credentials, so decisions
 	// cannot be cached for every task in the kernel.
 	subjectDependent bool
@@ -212,6 +219,7 @@ func New(src EventSource, cfg Config) (*Engine, error) {
 		fs:               newFSInfo(cfg.Proc),
 		subjectDependent: cfg.Policy.SubjectDependent(),
 		queue:            make(chan *pending, 4096),
+		selfTask:         cfg.Proc + "/" + strconv.Itoa(int(cfg.Self)) + "/task/",
 	}
 	return e, nil
 }
@@ -274,7 +282,7 @@ func (e *Engine) read() error {
 
 func (e *Engine) dispatch(ev Event) {
 	e.m.events.Add(1)
-	if ev.Pid == e.cfg.Self || e.stopping.Load() {
+	if e.isSelf(ev.Pid) || e.stopping.Load() {
 		// Our own accesses, and events read while stopping, are allowed
 		// at once.
 		e.src.Respond(ev.Fd, true)
@@ -297,6 +305,17 @@ func (e *Engine) dispatch(ev Event) {
 		// number is bounded by the number of tasks.
 		e.overflow.Go(func() { e.queue <- p })
 	}
+}
+
+// isSelf reports whether thread tid belongs to the daemon's process:
+// the main thread, or one with an entry under /proc/SELF/task (a procfs
+// lookup: the reader touches no watched file).
+func (e *Engine) isSelf(tid int32) bool {
+	if tid == e.cfg.Self {
+		return true
+	}
+	var st unix.Stat_t
+	return unix.Stat(e.selfTask+strconv.Itoa(int(tid)), &st) == nil
 }
 
 // expire gives the fail verdict to an event whose deadline passed.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -363,6 +364,32 @@ func TestSelfAllowedAtOnce(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("own event not answered")
+	}
+	// Events carry thread ids: another thread of the daemon is the daemon.
+	// Two goroutines locked to their threads at once: one of them is not
+	// the main thread.
+	tids := make(chan int32)
+	release := make(chan struct{})
+	defer close(release)
+	for range 2 {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tids <- int32(unix.Gettid())
+			<-release
+		}()
+	}
+	tid := <-tids
+	if other := <-tids; tid == int32(os.Getpid()) {
+		tid = other
+	}
+	select {
+	case a := <-h.src.submit(t, bad, true, tid):
+		if !a {
+			t.Error("own thread's event denied")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("own thread's event not answered")
 	}
 	if h.app.calls.Load() != 0 {
 		t.Error("own event appraised")

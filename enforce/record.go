@@ -26,7 +26,8 @@ func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
 	}
 	attrs := []slog.Attr{
 		slog.String("path", path),
-		slog.Int("pid", int(p.ev.Pid)),
+		slog.Int("pid", int(tgidOf(e.cfg.Proc, p.ev.Pid))),
+		slog.Int("tid", int(p.ev.Pid)),
 		slog.String("exe", o.exe),
 		slog.String("hook", hook),
 	}

@@ -73,39 +73,123 @@ func fsTypeByDev(proc string, dev uint64) string {
 	return ""
 }
 
-// readCreds fills the task credentials of pid from /proc/pid/status. A task
-// that is gone leaves them zero... which would match uid=0 rules: so
-// unknown ids are set to the invalid id (uid_t)-1, which no rule holds.
-func readCreds(proc string, pid int32, s *policy.Subject) {
+// readCreds fills the credentials of the accessing thread tid (events
+// carry thread ids, FAN_REPORT_TID): credentials are per thread, and a
+// thread that kept root while its leader dropped to an ordinary uid must be
+// judged as root (and the other way round). A task that is gone leaves
+// them zero... which would match uid=0 rules: so unknown ids are set to the
+// invalid id (uid_t)-1, which no rule holds.
+func readCreds(proc string, tid int32, s *policy.Subject) {
 	const invalid = ^uint32(0)
 	s.UID, s.EUID, s.SUID, s.GID, s.EGID, s.SGID = invalid, invalid, invalid, invalid, invalid, invalid
-	b, err := os.ReadFile(proc + "/" + strconv.Itoa(int(pid)) + "/status")
-	if err != nil {
+	st, ok := threadStatus(proc, tid)
+	if !ok {
 		return
 	}
+	s.UID, s.EUID, s.SUID = st.uid[0], st.uid[1], st.uid[2]
+	s.GID, s.EGID, s.SGID = st.gid[0], st.gid[1], st.gid[2]
+	s.CapSetgid = st.capEff&(1<<unix.CAP_SETGID) != 0
+	s.CapSetuid = st.capEff&(1<<unix.CAP_SETUID) != 0
+}
+
+// taskStatus is what intactd reads from a /proc status file.
+type taskStatus struct {
+	tgid, pid int32 // thread group id, and the task's own (thread) id
+	uid, gid  [3]uint32
+	capEff    uint64
+}
+
+// threadStatus reads the status of thread tid, race-aware: the thread
+// group comes from /proc/TID/status, then the credentials from
+// /proc/TGID/task/TID/status, which exists only while tid is a thread of
+// that group (a tid reused by another process in between does not
+// match). Both reads must agree on the ids, or ok is false.
+func threadStatus(proc string, tid int32) (taskStatus, bool) {
+	first, ok := parseStatusFile(proc + "/" + strconv.Itoa(int(tid)) + "/status")
+	if !ok || first.pid != tid || first.tgid <= 0 {
+		return taskStatus{}, false
+	}
+	if first.tgid == tid {
+		return first, true // the thread group leader: one file, one task
+	}
+	st, ok := parseStatusFile(proc + "/" + strconv.Itoa(int(first.tgid)) + "/task/" + strconv.Itoa(int(tid)) + "/status")
+	if !ok || st.pid != tid || st.tgid != first.tgid {
+		return taskStatus{}, false
+	}
+	return st, true
+}
+
+// tgidOf returns the thread group (process) id of thread tid, or tid
+// itself when it cannot be read.
+func tgidOf(proc string, tid int32) int32 {
+	if st, ok := parseStatusFile(proc + "/" + strconv.Itoa(int(tid)) + "/status"); ok && st.pid == tid && st.tgid > 0 {
+		return st.tgid
+	}
+	return tid
+}
+
+func parseStatusFile(path string) (taskStatus, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return taskStatus{}, false
+	}
+	return parseStatus(b)
+}
+
+// parseStatus reads the Tgid, Pid, Uid, Gid and CapEff lines of a /proc
+// status file; ok is false unless all of them are there and well formed.
+func parseStatus(b []byte) (st taskStatus, ok bool) {
+	const (
+		haveTgid = 1 << iota
+		havePid
+		haveUID
+		haveGID
+		haveCap
+		haveAll = haveTgid | havePid | haveUID | haveGID | haveCap
+	)
+	have := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
+		k, v, found := strings.Cut(line, ":")
+		if !found {
 			continue
 		}
 		f := strings.Fields(v)
 		switch k {
-		case "Uid":
-			if len(f) >= 3 {
-				s.UID, s.EUID, s.SUID = id(f[0]), id(f[1]), id(f[2])
+		case "Tgid", "Pid":
+			if len(f) != 1 {
+				return st, false
 			}
-		case "Gid":
-			if len(f) >= 3 {
-				s.GID, s.EGID, s.SGID = id(f[0]), id(f[1]), id(f[2])
+			n, err := strconv.ParseInt(f[0], 10, 32)
+			if err != nil || n <= 0 {
+				return st, false
+			}
+			if k == "Tgid" {
+				st.tgid, have = int32(n), have|haveTgid
+			} else {
+				st.pid, have = int32(n), have|havePid
+			}
+		case "Uid", "Gid":
+			if len(f) < 3 {
+				return st, false
+			}
+			ids := [3]uint32{id(f[0]), id(f[1]), id(f[2])}
+			if k == "Uid" {
+				st.uid, have = ids, have|haveUID
+			} else {
+				st.gid, have = ids, have|haveGID
 			}
 		case "CapEff":
-			if len(f) == 1 {
-				c, _ := strconv.ParseUint(f[0], 16, 64)
-				s.CapSetgid = c&(1<<unix.CAP_SETGID) != 0
-				s.CapSetuid = c&(1<<unix.CAP_SETUID) != 0
+			if len(f) != 1 {
+				return st, false
 			}
+			c, err := strconv.ParseUint(f[0], 16, 64)
+			if err != nil {
+				return st, false
+			}
+			st.capEff, have = c, have|haveCap
 		}
 	}
+	return st, have == haveAll
 }
 
 func id(s string) uint32 {

@@ -48,7 +48,9 @@ type Event struct {
 	// Fd is an fd opened by the kernel for the object (permission and
 	// fd-mode events), or NoFD. The caller owns it and must close it
 	// after answering.
-	Fd  int
+	Fd int
+	// Pid is the accessing process, or its thread with FAN_REPORT_TID
+	// (permission groups).
 	Pid int32
 	// FID mode only: the file system id and the file handle.
 	FSID       [2]int32

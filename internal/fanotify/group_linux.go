@@ -24,11 +24,12 @@ type Group struct {
 
 // NewPermGroup creates a permission group: FAN_CLASS_CONTENT (decisions on
 // final content), FAN_UNLIMITED_QUEUE (no overflow, hence no fail-open
-// drop of permission events), event fds opened read-only, close-on-exec.
-// It needs CAP_SYS_ADMIN.
+// drop of permission events), FAN_REPORT_TID (events carry the accessing
+// thread's id, not its process's: credentials are per thread), event fds
+// opened read-only, close-on-exec. It needs CAP_SYS_ADMIN.
 func NewPermGroup() (*Group, error) {
 	return newGroup("fanotify-perm",
-		unix.FAN_CLASS_CONTENT|unix.FAN_UNLIMITED_QUEUE|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
+		unix.FAN_CLASS_CONTENT|unix.FAN_UNLIMITED_QUEUE|unix.FAN_REPORT_TID|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
 		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
 }
 

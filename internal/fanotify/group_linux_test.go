@@ -37,7 +37,7 @@ func listen(t *testing.T, g *fanotify.Group, decide func(string, fanotify.Event)
 			evs, err := g.Read(buf)
 			for _, ev := range evs {
 				allow := true
-				if ev.Pid != self && ev.Fd >= 0 {
+				if !ownThread(self, ev.Pid) && ev.Fd >= 0 {
 					p, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
 					allow = l.decide(p, ev)
 					l.mu.Lock()
@@ -61,6 +61,12 @@ func listen(t *testing.T, g *fanotify.Group, decide func(string, fanotify.Event)
 		}
 	}()
 	return l
+}
+
+// ownThread: events carry thread ids (FAN_REPORT_TID).
+func ownThread(self, tid int32) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(int(self)) + "/task/" + strconv.Itoa(int(tid)))
+	return tid == self || err == nil
 }
 
 func (l *listener) count(name string) int {
