@@ -213,6 +213,11 @@ func parseFieldASCII(id, s string, order byteOrder) ([]byte, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("digest %q has no algorithm prefix", s)
 		}
+		if !validAlgoPrefix(s[:i]) {
+			// The rendering splits the binary field at its first NUL:
+			// an algorithm with a NUL (or none) would not print back.
+			return nil, fmt.Errorf("digest %q: algorithm %q is not a name", s, s[:i])
+		}
 		d, err := hex.DecodeString(s[i+1:])
 		if err != nil {
 			return nil, fmt.Errorf("digest %q is not hex", s[i+1:])
@@ -234,4 +239,20 @@ func parseFieldASCII(id, s string, order byteOrder) ([]byte, error) {
 		return nil, fmt.Errorf("%q is not hex", s)
 	}
 	return d, nil
+}
+
+// validAlgoPrefix: a d-ng field's algorithm as the kernel prints it (a
+// hash algorithm name such as "sha256", or d-ngv2's "ima:sha256"): 1-32
+// bytes of lower-case letters, digits, '-', '_' and ':'.
+func validAlgoPrefix(a string) bool {
+	if a == "" || len(a) > 32 {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
