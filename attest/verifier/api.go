@@ -64,7 +64,7 @@ func DecodeAddAgent(r io.Reader) (*AddAgentRequest, []byte, error) {
 	if dec.More() {
 		return nil, nil, errors.New("bad request: trailing data")
 	}
-	if err := checkID(req.ID); err != nil {
+	if err := CheckID(req.ID); err != nil {
 		return nil, nil, err
 	}
 	if req.Addr == "" || len(req.Addr) > 256 || strings.ContainsAny(req.Addr, "/?#@ ") {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,4 +68,22 @@ func FuzzDecodeAddAgent(f *testing.F) {
 	f.Add([]byte(`{"id":"a","addr":"127.0.0.1:1","policy":"p"}`))
 	f.Add([]byte(`{"id":"a","addr":"127.0.0.1:1","policy":"p","cert":"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}`))
 	f.Fuzz(func(t *testing.T, b []byte) { verifier.DecodeAddAgent(bytes.NewReader(b)) })
+}
+
+// The agent id grammar (verifier.CheckID): "." and ".." and anything
+// that is not a plain name are refused, at the API and in Enroll.
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"a", "web-1.example_2", "0", "A.b..c", strings.Repeat("x", verifier.MaxIDLen)} {
+		if err := verifier.CheckID(id); err != nil {
+			t.Errorf("CheckID(%q): %v", id, err)
+		}
+	}
+	for _, id := range []string{"", ".", "..", ".hidden", "-rf", "_x", "a/b", "a\\b", "a b", "a\nb", "a\x00", "é", "a:1", "a%2e", strings.Repeat("x", verifier.MaxIDLen+1)} {
+		if err := verifier.CheckID(id); err == nil {
+			t.Errorf("CheckID(%q) accepted", id)
+		}
+		if _, _, err := verifier.DecodeAddAgent(strings.NewReader(`{"id":` + strconv.Quote(id) + `,"addr":"x:1","policy":"p"}`)); err == nil {
+			t.Errorf("DecodeAddAgent with id %q accepted", id)
+		}
+	}
 }

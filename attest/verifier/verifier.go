@@ -349,7 +349,7 @@ type EnrollRequest struct {
 // with the proof bound to the pinned TLS certificate. Then it stores the
 // agent and starts attesting it.
 func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent, error) {
-	if err := checkID(req.ID); err != nil {
+	if err := CheckID(req.ID); err != nil {
 		return nil, err
 	}
 	if _, err := v.policy(ctx, req.Policy); err != nil {
@@ -411,12 +411,30 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	return a, nil
 }
 
-func checkID(id string) error {
-	if id == "" || len(id) > 128 {
-		return errors.New("agent id must have 1-128 characters")
+// MaxIDLen is the longest agent id.
+const MaxIDLen = 128
+
+// CheckID checks an agent id against the grammar
+//
+//	id = ALNUM *127( ALNUM / "-" / "_" / "." )
+//
+// (ALNUM: ASCII letters and digits): 1-128 bytes, starting with a letter
+// or a digit. So an id is never "." or "..", never a hidden file or
+// an option ("-x"), never holds a path separator, space, control
+// character or anything a terminal or a URL path would interpret, and
+// can be used as it is in a file name, a URL path segment and a log
+// line.
+func CheckID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("agent id %q: want 1-%d characters", id, MaxIDLen)
 	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("agent id %q: must start with a letter or a digit", id)
+		}
+		if !alnum && c != '-' && c != '_' && c != '.' {
 			return fmt.Errorf("agent id %q: only letters, digits, '-', '_' and '.'", id)
 		}
 	}

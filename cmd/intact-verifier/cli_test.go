@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/intactsec/intact/attest/ear"
@@ -79,5 +83,60 @@ func TestEARKeyFile(t *testing.T) {
 	os.WriteFile(p, []byte("junk"), 0o600)
 	if _, err := loadOrCreateEARKey(p); err == nil {
 		t.Fatal("junk ear.key accepted")
+	}
+}
+
+// An EAR key created by another process between the read and the
+// write is read and used (the not-exist branch once returned its own
+// "no such file" error instead).
+func TestEARKeyCreatedMeanwhile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ear.key")
+	other, err := loadOrCreateEARKey(filepath.Join(t.TempDir(), "other.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadOrCreateEARKeyWith(p, func() (*ecdsa.PrivateKey, error) {
+		// Another verifier writes its key first.
+		b, _ := sig.MarshalPrivateKey(other)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	})
+	if err != nil || !got.Equal(other) {
+		t.Fatalf("key created meanwhile: err %v, same key %v", err, err == nil && got.Equal(other))
+	}
+}
+
+// The state directory is made private: created 0700 whatever the umask,
+// an existing 0755 one tightened; one owned by another user (tested as
+// root) or a file is refused.
+func TestPrivateStateDir(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	fresh := filepath.Join(base, "fresh", "state")
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o755)
+	for _, d := range []string{fresh, open} {
+		if err := privateDir(d); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want 0700", d, fi.Mode(), err)
+		}
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if err := privateDir(file); err == nil {
+		t.Error("a file as the state directory accepted")
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o755)
+		os.Chown(other, 12345, 12345)
+		if err := privateDir(other); err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+			t.Errorf("another user's state directory: %v", err)
+		}
 	}
 }

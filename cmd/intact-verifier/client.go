@@ -14,9 +14,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/intactsec/intact/attest/verifier"
 )
@@ -133,7 +136,7 @@ func (c *client) addAgent(e *env, id, addr, policy, certPath string) error {
 	if err := c.do(http.MethodPost, "/v1/agents", body, &v); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "enrolled %s (%s), certificate sha256 %s\n", v.ID, v.Addr, v.CertSHA256)
+	fmt.Fprintf(e.stdout, "enrolled %s (%s), certificate sha256 %s\n", esc(v.ID), esc(v.Addr), esc(v.CertSHA256))
 	return nil
 }
 
@@ -142,7 +145,14 @@ func (c *client) listAgents(e *env) error {
 	if err := c.do(http.MethodGet, "/v1/agents", nil, &vs); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	return printAgents(e.stdout, vs)
+}
+
+// printAgents prints agents as a table. Every string an agent can
+// influence is escaped (esc): a tab, newline or escape code in a path
+// cannot forge a row or a column.
+func printAgents(w io.Writer, vs []verifier.AgentView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDR\tPOLICY\tSTATE\tRECORDS\tLAST ATTESTED\tREASON")
 	for _, v := range vs {
 		last := "-"
@@ -153,7 +163,7 @@ func (c *client) listAgents(e *env) error {
 		if len(v.Reasons) > 0 {
 			reason = v.Reasons[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.ID, v.Addr, v.Policy, v.State, v.LogOffset, last, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", esc(v.ID), esc(v.Addr), esc(v.Policy), esc(v.State), v.LogOffset, last, esc(reason))
 	}
 	return tw.Flush()
 }
@@ -170,19 +180,43 @@ func (c *client) showAgent(e *env, id string, jsonOut bool) error {
 	if jsonOut {
 		e.stdout.Write(raw)
 	} else {
-		fmt.Fprintf(e.stdout, "agent:        %s\naddr:         %s\npolicy:       %s\nstate:        %s\n", v.ID, v.Addr, v.Policy, v.State)
-		if v.Kind != "" {
-			fmt.Fprintf(e.stdout, "failure:      %s\n", v.Kind)
-		}
-		for _, r := range v.Reasons {
-			fmt.Fprintf(e.stdout, "reason:       %s\n", r)
-		}
-		printShow(e.stdout, &v)
+		printAgent(e.stdout, &v)
 	}
 	if v.State == "failed" {
 		return errFailed
 	}
 	return nil
+}
+
+// printAgent prints an agent as agents show does. Every string an
+// agent can influence (its reasons carry paths from its measurement
+// list) is escaped (esc): it prints on its own line and cannot forge
+// another.
+func printAgent(w io.Writer, v *verifier.AgentView) {
+	fmt.Fprintf(w, "agent:        %s\naddr:         %s\npolicy:       %s\nstate:        %s\n", esc(v.ID), esc(v.Addr), esc(v.Policy), esc(v.State))
+	if v.Kind != "" {
+		fmt.Fprintf(w, "failure:      %s\n", esc(v.Kind))
+	}
+	for _, r := range v.Reasons {
+		fmt.Fprintf(w, "reason:       %s\n", esc(r))
+	}
+	printShow(w, v)
+}
+
+// esc returns s as it may be printed on an operator's terminal: as it
+// is when it is valid UTF-8 of printable characters (unicode.IsPrint:
+// letters, marks, numbers, punctuation, symbols, the ASCII space)
+// without '"' or '\\'; otherwise as a Go quoted ASCII string (\n, \t,
+// \x1b, \u202e), so that no newline, tab, escape sequence or direction
+// override reaches the terminal, and an escaped string is told from a
+// plain one by its quotes.
+func esc(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || r == '"' || r == '\\' || !unicode.IsPrint(r) {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	return s
 }
 
 // printShow prints an agent's counters, its last attestation, its
@@ -198,21 +232,21 @@ func printShow(w io.Writer, v *verifier.AgentView) {
 		fmt.Fprintf(w, "last trusted: %s\n", v.LastTrusted.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "list:         %s, pcr %d, %d records verified\ncertificate:  sha256 %s\n",
-		v.LogSource, v.LogPCR, v.LogOffset, v.CertSHA256)
+		esc(v.LogSource), v.LogPCR, v.LogOffset, esc(v.CertSHA256))
 	if len(v.History) > 0 {
 		fmt.Fprintln(w, "history (newest first: each change, and one entry per heartbeat while unchanged):")
 	}
 	for _, h := range v.History {
-		what := h.State
+		what := esc(h.State)
 		if h.Kind != "" {
-			what += " (" + h.Kind + ")"
+			what += " (" + esc(h.Kind) + ")"
 		}
 		if h.Heartbeat {
 			what += ", unchanged"
 		}
 		fmt.Fprintf(w, "  %s  %s (attestation %d, %d records)\n", h.Time.Format(time.RFC3339), what, h.Attestations, h.LogOffset)
 		for _, r := range h.Reasons {
-			fmt.Fprintf(w, "      %s\n", r)
+			fmt.Fprintf(w, "      %s\n", esc(r))
 		}
 	}
 	printTimeline(w, v.Timeline)
@@ -222,7 +256,7 @@ func (c *client) removeAgent(e *env, id string) error {
 	if err := c.do(http.MethodDelete, "/v1/agents/"+url.PathEscape(id), nil, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "removed %s\n", id)
+	fmt.Fprintf(e.stdout, "removed %s\n", esc(id))
 	return nil
 }
 
@@ -235,7 +269,7 @@ func (c *client) addPolicy(e *env, name, path string) error {
 	if err := c.do(http.MethodPut, "/v1/policies/"+url.PathEscape(name), b, &pv); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "policy %s stored (%d paths)\n", pv.Name, pv.Paths)
+	fmt.Fprintf(e.stdout, "policy %s stored (%d paths)\n", esc(pv.Name), pv.Paths)
 	return nil
 }
 
@@ -258,19 +292,19 @@ func printTimeline(w io.Writer, tl []verifier.Notification) {
 	}
 	fmt.Fprintln(w, "timeline:")
 	for _, n := range tl {
-		what := n.Type
+		what := esc(n.Type)
 		switch {
 		case n.Type == verifier.EventReboot:
 			what = "reboot detected (the new boot is attested from its first record)"
 		case n.Previous != "" && n.Type != verifier.EventRemoved:
-			what = n.Previous + " -> " + n.State
+			what = esc(n.Previous) + " -> " + esc(n.State)
 		}
 		if n.Kind != "" {
-			what += " (" + n.Kind + ")"
+			what += " (" + esc(n.Kind) + ")"
 		}
 		fmt.Fprintf(w, "  %s  %s\n", n.Time.Format(time.RFC3339), what)
 		for _, r := range n.Reasons {
-			fmt.Fprintf(w, "      %s\n", r)
+			fmt.Fprintf(w, "      %s\n", esc(r))
 		}
 	}
 }

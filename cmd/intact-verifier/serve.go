@@ -99,7 +99,7 @@ func cmdServe(e *env, args []string) error {
 			receivers = append(receivers, r)
 		}
 	}
-	if err := os.MkdirAll(*state, 0o700); err != nil {
+	if err := privateDir(*state); err != nil {
 		return err
 	}
 	token, err := loadOrCreateToken(filepath.Join(*state, tokenFile))
@@ -212,6 +212,32 @@ func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *s
 	}
 }
 
+// privateDir makes the state directory (keys, token, database) private:
+// created mode 0700 whatever the umask, an existing one open to group or
+// others tightened to 0700. One owned by another user, or not a
+// directory, is refused.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("state directory %s: not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("state directory %s: owned by uid %d, not by this user (%d)", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("state directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // loadOrCreateToken reads the api token, creating a random one (mode
 // 0600) if the file does not exist.
 func loadOrCreateToken(path string) (string, error) {
@@ -260,22 +286,31 @@ func loadOrCreateCert(dir string) (tls.Certificate, error) {
 // PEM), creating it (mode 0600, atomically, never over another) if the
 // file does not exist.
 func loadOrCreateEARKey(path string) (*ecdsa.PrivateKey, error) {
+	return loadOrCreateEARKeyWith(path, func() (*ecdsa.PrivateKey, error) {
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	})
+}
+
+// loadOrCreateEARKeyWith is loadOrCreateEARKey with the key generator
+// given: if another process creates the file meanwhile, its key is read
+// and used.
+func loadOrCreateEARKeyWith(path string, generate func() (*ecdsa.PrivateKey, error)) (*ecdsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
+		k, gerr := generate()
+		if gerr != nil {
+			return nil, gerr
 		}
-		pemKey, err := sig.MarshalPrivateKey(k)
-		if err != nil {
-			return nil, err
+		pemKey, merr := sig.MarshalPrivateKey(k)
+		if merr != nil {
+			return nil, merr
 		}
-		err = atomicfile.WriteFile(path, pemKey, 0o600, true)
-		if err == nil {
+		werr := atomicfile.WriteFile(path, pemKey, 0o600, true)
+		if werr == nil {
 			return k, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, err
+		if !errors.Is(werr, fs.ErrExist) {
+			return nil, werr
 		}
 		b, err = os.ReadFile(path) // made meanwhile by another process
 	}

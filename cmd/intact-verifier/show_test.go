@@ -37,3 +37,48 @@ func TestPrintShow(t *testing.T) {
 		}
 	}
 }
+
+// Agent-supplied strings cannot forge output: a measured path with a
+// newline, a tab and escape codes (it reaches the reasons of a policy
+// failure) prints escaped on its own line in agents show and in the
+// agents list table.
+func TestShowEscapesAgentStrings(t *testing.T) {
+	evil := "/tmp/x\nstate:        trusted\x1b[2K\x1b[1A\r\u202e\tZ"
+	reason := "policy: " + evil + ": not-in-policy (record 9, sha256:00)"
+	at := time.Date(2026, 11, 28, 0, 30, 0, 0, time.UTC)
+	v := &verifier.AgentView{ID: "web1", Addr: "10.0.0.1:9443", Policy: "p", State: store.StateFailed, Kind: store.KindSecurity,
+		Reasons: []string{reason}, LogSource: "intact\x1b[31m", LastAttested: &at,
+		History:  []store.Result{{Time: at, State: store.StateFailed, Kind: store.KindSecurity, Reasons: []string{reason}}},
+		Timeline: []verifier.Notification{{Type: verifier.EventFailed, Time: at, Previous: "trusted\n", State: store.StateFailed, Reasons: []string{reason}}}}
+	var b bytes.Buffer
+	printAgent(&b, v)
+	var l bytes.Buffer
+	if err := printAgents(&l, []verifier.AgentView{*v}); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"agents show": b.String(), "agents list": l.String()} {
+		if strings.ContainsAny(out, "\x1b\r\t\u202e") {
+			t.Errorf("%s prints a control character:\n%q", name, out)
+		}
+		states := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "state:") {
+				states++
+			}
+		}
+		if name == "agents show" && states != 1 {
+			t.Errorf("%s: %d lines start with state:, want 1:\n%s", name, states, out)
+		}
+		if !strings.Contains(out, `"policy: /tmp/x\nstate:        trusted\x1b[2K\x1b[1A\r\u202e\tZ: not-in-policy (record 9, sha256:00)"`) {
+			t.Errorf("%s lacks the escaped reason:\n%s", name, out)
+		}
+	}
+	if n := strings.Count(l.String(), "\n"); n != 2 {
+		t.Errorf("agents list: %d lines, want a header and one row:\n%s", n, l.String())
+	}
+	for in, want := range map[string]string{"web1": "web1", "/usr/bin/ls": "/usr/bin/ls", "/x y/é": "/x y/é", `a"b`: `"a\"b"`, "\xff": `"\xff"`} {
+		if got := esc(in); got != want {
+			t.Errorf("esc(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

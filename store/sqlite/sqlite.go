@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -80,8 +82,15 @@ ALTER TABLE agents ADD COLUMN history_at INTEGER NOT NULL DEFAULT 0;
 COMMIT;
 `
 
-// Open opens (creating it if needed) the database at path.
+// Open opens (creating it if needed) the database at path. The
+// database holds the agents' identities and the attestation history:
+// it is created mode 0600 whatever the umask, an existing file open to
+// others is tightened to 0600, and SQLite gives its -wal and -shm files
+// the database's mode (they are tightened too, if they exist).
 func Open(path string) (*DB, error) {
+	if err := privateFile(path, true); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -113,7 +122,44 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := privateFile(path+suffix, false); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
 	return &DB{db: db}, nil
+}
+
+// privateFile makes path mode 0600: created (if create) with that mode
+// whatever the umask, or tightened when it is open to group or others.
+// A missing file is left missing when !create.
+func privateFile(path string, create bool) error {
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
