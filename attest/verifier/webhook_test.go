@@ -46,7 +46,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	if err := webhook.Verify(hookSecret, r.Header.Get(webhook.HeaderSignature), r.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
+	if err := webhook.Verify(hookSecret, r.Header.Get(webhook.HeaderEvent), r.Header.Get(webhook.HeaderSignature), r.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
 		h.bad = append(h.bad, "signature: "+err.Error())
 	}
 	var n verifier.Notification
@@ -133,7 +133,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	}
 	opts := func(o *verifier.Options) {
 		o.EARKey = key
-		o.Webhooks = []webhook.Receiver{{URL: url, Secret: hookSecret}}
+		o.Webhooks = []webhook.Receiver{{URL: url, Secret: hookSecret, AllowHTTP: true}}
 		o.WebhookBase, o.WebhookMax = 20*time.Millisecond, 200*time.Millisecond
 	}
 	db := filepath.Join(t.TempDir(), "verifier.db")

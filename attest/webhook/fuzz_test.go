@@ -10,11 +10,11 @@ import (
 
 func FuzzVerify(f *testing.F) {
 	body := []byte(`{"id":"e1"}`)
-	f.Add(webhook.Sign(secret, 1700000000, body), "1700000000", body)
-	f.Add("sha256=", "", []byte{})
-	f.Add("sha256=zz", "-1", []byte("x"))
-	f.Fuzz(func(t *testing.T, sig, ts string, body []byte) {
-		err := webhook.Verify(secret, sig, ts, body, time.Unix(1700000000, 0), time.Hour)
+	f.Add("e1", webhook.Sign(secret, "e1", 1700000000, body), "1700000000", body)
+	f.Add("", "sha256=", "", []byte{})
+	f.Add("e.1", "sha256=zz", "-1", []byte("x"))
+	f.Fuzz(func(t *testing.T, id, sig, ts string, body []byte) {
+		err := webhook.Verify(secret, id, sig, ts, body, time.Unix(1700000000, 0), time.Hour)
 		if err == nil {
 			return
 		}

@@ -2,15 +2,20 @@
 // receivers: in order per receiver, each event until a receiver answers
 // 2xx, with capped exponential backoff between attempts, resuming after
 // a restart from the receiver's delivery mark in the store. Delivery is
-// at least once: a receiver deduplicates by event id.
+// at least once: a receiver deduplicates by the event id, which the
+// signature covers.
 //
 // Each request carries the event's exact stored body and
 //
-//	X-Intact-Event:     the event id
+//	X-Intact-Event:     the event id (1-128 of A-Z a-z 0-9 - _)
 //	X-Intact-Timestamp: unix seconds when this attempt was sent
-//	X-Intact-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+//	X-Intact-Signature: sha256=<hex HMAC-SHA256(secret, id + "." + timestamp + "." + body)>
 //
-// Verify checks them on the receiving side.
+// Verify checks them on the receiving side. Since the id is signed, a
+// captured delivery replayed under a fresh id does not verify, and one
+// replayed under its own id is a duplicate the receiver drops. Receivers
+// are https:// unless a Receiver allows plain http (AllowHTTP): the
+// body is not encrypted by the signature, only authenticated.
 package webhook
 
 import (
@@ -51,20 +56,47 @@ var (
 // MinSecret is the shortest secret accepted.
 const MinSecret = 16
 
-// Sign returns the X-Intact-Signature value for body sent at ts.
-func Sign(secret []byte, ts int64, body []byte) string {
+// MaxEventID is the longest event id.
+const MaxEventID = 128
+
+// ValidEventID: 1-128 ASCII letters, digits, '-' and '_' (never '.',
+// the separator of the signed message, so an id and a timestamp cannot
+// be shifted into each other).
+func ValidEventID(id string) bool {
+	if id == "" || len(id) > MaxEventID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Sign returns the X-Intact-Signature value for event id with body, sent
+// at ts.
+func Sign(secret []byte, id string, ts int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
 	m.Write([]byte(strconv.FormatInt(ts, 10)))
 	m.Write([]byte{'.'})
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Verify checks a request's signature headers over its exact body, and
-// that its timestamp is within tolerance of now (tolerance <= 0: not
-// checked). Replays within the tolerance are for the receiver to refuse
-// by event id.
-func Verify(secret []byte, signature, timestamp string, body []byte, now time.Time, tolerance time.Duration) error {
+// Verify checks a request's signature headers (X-Intact-Event id,
+// timestamp, signature) over its exact body, and that its timestamp is
+// within tolerance of now (tolerance <= 0: not checked). A delivery
+// under another id than the one signed fails (ErrSignature); a replay
+// under the signed id within the tolerance is for the receiver to drop
+// as a duplicate of that id.
+func Verify(secret []byte, id, signature, timestamp string, body []byte, now time.Time, tolerance time.Duration) error {
+	if !ValidEventID(id) {
+		return fmt.Errorf("%w: event id %q", ErrMalformed, id)
+	}
 	if len(timestamp) == 0 || len(timestamp) > 19 {
 		return fmt.Errorf("%w: timestamp %q", ErrMalformed, timestamp)
 	}
@@ -80,7 +112,7 @@ func Verify(secret []byte, signature, timestamp string, body []byte, now time.Ti
 	if err != nil {
 		return fmt.Errorf("%w: signature %q", ErrMalformed, signature)
 	}
-	want, _ := hex.DecodeString(strings.TrimPrefix(Sign(secret, ts, body), "sha256="))
+	want, _ := hex.DecodeString(strings.TrimPrefix(Sign(secret, id, ts, body), "sha256="))
 	if !hmac.Equal(got, want) {
 		return ErrSignature
 	}
@@ -121,7 +153,14 @@ func jitter(d time.Duration) time.Duration {
 type Receiver struct {
 	URL    string
 	Secret []byte
+	// AllowHTTP accepts an http:// URL (the notifications travel in
+	// clear, and a network attacker can hold them back). Without it only
+	// https:// is accepted.
+	AllowHTTP bool
 }
+
+// ErrPlainHTTP: an http:// receiver without AllowHTTP.
+var ErrPlainHTTP = errors.New("webhook: plain http receiver not allowed")
 
 // Options configure a Deliverer.
 type Options struct {
@@ -145,6 +184,9 @@ func CheckReceiver(r Receiver) error {
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return fmt.Errorf("webhook url %q: want http(s)://HOST[:PORT]/PATH", r.URL)
+	}
+	if u.Scheme == "http" && !r.AllowHTTP {
+		return fmt.Errorf("webhook url %q: %w (use https, or allow http explicitly)", r.URL, ErrPlainHTTP)
 	}
 	if len(r.Secret) < MinSecret {
 		return fmt.Errorf("webhook %s: secret shorter than %d bytes", r.URL, MinSecret)
@@ -275,6 +317,11 @@ type StatusError struct{ Status int }
 func (e *StatusError) Error() string { return fmt.Sprintf("receiver answered %d", e.Status) }
 
 func (d *Deliverer) send(ctx context.Context, r Receiver, e *store.Event) error {
+	if !ValidEventID(e.ID) {
+		// Never sent: receivers could not verify it. (The verifier's
+		// ids are 32 hex digits.)
+		return fmt.Errorf("event id %q is not a valid webhook event id", e.ID)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(e.Body))
 	if err != nil {
 		return err
@@ -284,7 +331,7 @@ func (d *Deliverer) send(ctx context.Context, r Receiver, e *store.Event) error 
 	req.Header.Set("User-Agent", "intact-verifier")
 	req.Header.Set(HeaderEvent, e.ID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(r.Secret, ts, e.Body))
+	req.Header.Set(HeaderSignature, Sign(r.Secret, e.ID, ts, e.Body))
 	resp, err := d.o.Client.Do(req)
 	if err != nil {
 		return err

@@ -23,33 +23,37 @@ var secret = []byte("0123456789abcdef-secret")
 func TestSignVerify(t *testing.T) {
 	body := []byte(`{"id":"e1","type":"failed"}`)
 	now := time.Unix(1700000000, 0)
-	sig := webhook.Sign(secret, now.Unix(), body)
+	sig := webhook.Sign(secret, "e1", now.Unix(), body)
 	ts := fmt.Sprint(now.Unix())
-	if err := webhook.Verify(secret, sig, ts, body, now.Add(time.Minute), 5*time.Minute); err != nil {
+	if err := webhook.Verify(secret, "e1", sig, ts, body, now.Add(time.Minute), 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct {
 		secret    []byte
+		id        string
 		sig, ts   string
 		body      []byte
 		now       time.Time
 		tolerance time.Duration
 		want      error
 	}{
-		"body changed":     {secret, sig, ts, []byte(`{"id":"e1","type":"trusted"}`), now, 0, webhook.ErrSignature},
-		"another secret":   {[]byte("another-secret-16b"), sig, ts, body, now, 0, webhook.ErrSignature},
-		"timestamp moved":  {secret, sig, fmt.Sprint(now.Unix() + 1), body, now, 0, webhook.ErrSignature},
-		"stale":            {secret, sig, ts, body, now.Add(10 * time.Minute), 5 * time.Minute, webhook.ErrStale},
-		"future":           {secret, sig, ts, body, now.Add(-10 * time.Minute), 5 * time.Minute, webhook.ErrStale},
-		"no prefix":        {secret, sig[7:], ts, body, now, 0, webhook.ErrMalformed},
-		"short":            {secret, sig[:20], ts, body, now, 0, webhook.ErrMalformed},
-		"not hex":          {secret, "sha256=" + string(make([]byte, 64)), ts, body, now, 0, webhook.ErrMalformed},
-		"no timestamp":     {secret, sig, "", body, now, 0, webhook.ErrMalformed},
-		"timestamp +":      {secret, sig, "+" + ts, body, now, 0, webhook.ErrMalformed},
-		"timestamp 0-pad":  {secret, sig, "0" + ts, body, now, 0, webhook.ErrMalformed},
-		"timestamp letter": {secret, sig, ts + "x", body, now, 0, webhook.ErrMalformed},
+		"body changed":     {secret, "e1", sig, ts, []byte(`{"id":"e1","type":"trusted"}`), now, 0, webhook.ErrSignature},
+		"another secret":   {[]byte("another-secret-16b"), "e1", sig, ts, body, now, 0, webhook.ErrSignature},
+		"timestamp moved":  {secret, "e1", sig, fmt.Sprint(now.Unix() + 1), body, now, 0, webhook.ErrSignature},
+		"stale":            {secret, "e1", sig, ts, body, now.Add(10 * time.Minute), 5 * time.Minute, webhook.ErrStale},
+		"future":           {secret, "e1", sig, ts, body, now.Add(-10 * time.Minute), 5 * time.Minute, webhook.ErrStale},
+		"no prefix":        {secret, "e1", sig[7:], ts, body, now, 0, webhook.ErrMalformed},
+		"short":            {secret, "e1", sig[:20], ts, body, now, 0, webhook.ErrMalformed},
+		"not hex":          {secret, "e1", "sha256=" + string(make([]byte, 64)), ts, body, now, 0, webhook.ErrMalformed},
+		"no timestamp":     {secret, "e1", sig, "", body, now, 0, webhook.ErrMalformed},
+		"timestamp +":      {secret, "e1", sig, "+" + ts, body, now, 0, webhook.ErrMalformed},
+		"timestamp 0-pad":  {secret, "e1", sig, "0" + ts, body, now, 0, webhook.ErrMalformed},
+		"fresh id":         {secret, "e2", sig, ts, body, now, 0, webhook.ErrSignature},
+		"id with a dot":    {secret, "e1.1", sig, ts, body, now, 0, webhook.ErrMalformed},
+		"no id":            {secret, "", sig, ts, body, now, 0, webhook.ErrMalformed},
+		"timestamp letter": {secret, "e1", sig, ts + "x", body, now, 0, webhook.ErrMalformed},
 	} {
-		if err := webhook.Verify(tc.secret, tc.sig, tc.ts, tc.body, tc.now, tc.tolerance); !errors.Is(err, tc.want) {
+		if err := webhook.Verify(tc.secret, tc.id, tc.sig, tc.ts, tc.body, tc.now, tc.tolerance); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Verify = %v, want %v", name, err, tc.want)
 		}
 	}
@@ -84,6 +88,70 @@ func TestCheckReceiver(t *testing.T) {
 	if err := webhook.CheckReceiver(webhook.Receiver{URL: "https://h:8/x", Secret: secret}); err != nil {
 		t.Error(err)
 	}
+	// Plain http only when explicitly allowed.
+	if err := webhook.CheckReceiver(webhook.Receiver{URL: "http://h:8/x", Secret: secret}); !errors.Is(err, webhook.ErrPlainHTTP) {
+		t.Errorf("http receiver without AllowHTTP: %v", err)
+	}
+	if err := webhook.CheckReceiver(webhook.Receiver{URL: "http://h:8/x", Secret: secret, AllowHTTP: true}); err != nil {
+		t.Error(err)
+	}
+	if _, err := webhook.New(context.Background(), webhook.Options{Store: nil}); err == nil {
+		t.Error("no store accepted")
+	}
+}
+
+// Must-show (issue 12): a captured delivery (a "trusted" event) replayed
+// under a fresh event id, as an attacker would to slip past the
+// receiver's deduplication after the agent failed, is rejected by
+// Verify; the genuine delivery verifies, and replayed under its own id
+// it is a duplicate of an id the receiver has seen.
+func TestReplayWithFreshIDRejected(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type delivery struct {
+		h    http.Header
+		body []byte
+	}
+	got := make(chan delivery, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{r.Header.Clone(), b}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := webhook.New(ctx, webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL, Secret: secret, AllowHTTP: true}},
+		Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ev("5f1d0c2a9b8e4f7a")
+	e.Body = []byte(`{"id":"5f1d0c2a9b8e4f7a","type":"trusted","agent":"web1"}`)
+	if err := st.AppendEvents(ctx, []store.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	go d.Run(ctx)
+	var c delivery
+	select {
+	case c = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery")
+	}
+	cancel()
+	verify := func(id string) error {
+		return webhook.Verify(secret, id, c.h.Get(webhook.HeaderSignature), c.h.Get(webhook.HeaderTimestamp), c.body, time.Now(), time.Minute)
+	}
+	if err := verify(c.h.Get(webhook.HeaderEvent)); err != nil || c.h.Get(webhook.HeaderEvent) != e.ID {
+		t.Fatalf("genuine delivery (id %q): %v", c.h.Get(webhook.HeaderEvent), err)
+	}
+	for _, fresh := range []string{"0000000000000000", "5f1d0c2a9b8e4f7b", e.ID + "x"} {
+		if err := verify(fresh); !errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("replay under fresh id %s: %v, want ErrSignature", fresh, err)
+		}
+	}
 }
 
 // receiver records what it is sent; while down it answers 503.
@@ -104,7 +172,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	if err := webhook.Verify(secret, req.Header.Get(webhook.HeaderSignature), req.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil ||
+	if err := webhook.Verify(secret, req.Header.Get(webhook.HeaderEvent), req.Header.Get(webhook.HeaderSignature), req.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil ||
 		string(body) != `{"id":"`+req.Header.Get(webhook.HeaderEvent)+`"}` {
 		r.bad = append(r.bad, fmt.Sprintf("%s: %v", body, err))
 	}
@@ -133,7 +201,7 @@ func TestDeliverAfterOutageAndRestart(t *testing.T) {
 	rc := &receiver{down: true}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	o := webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL + "/hook", Secret: secret}},
+	o := webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL + "/hook", Secret: secret, AllowHTTP: true}},
 		Base: 10 * time.Millisecond, Max: 40 * time.Millisecond, Poll: 50 * time.Millisecond}
 	d, err := webhook.New(context.Background(), o)
 	if err != nil {
@@ -213,7 +281,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	d, err := webhook.New(context.Background(), webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL + "/hook", Secret: secret}},
+	d, err := webhook.New(context.Background(), webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL + "/hook", Secret: secret, AllowHTTP: true}},
 		Base: 10 * time.Millisecond, Max: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

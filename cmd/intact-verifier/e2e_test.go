@@ -186,7 +186,7 @@ func TestEndToEnd(t *testing.T) {
 
 	startVerifier := func() (*daemon, []string) {
 		v := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
-			"--webhook", hsrv.URL+"/hook", "--webhook-secret", secretFile, "--webhook-max-backoff", "1s")
+			"--webhook", hsrv.URL+"/hook", "--webhook-allow-http", "--webhook-secret", secretFile, "--webhook-max-backoff", "1s")
 		var m []string
 		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 			m = addrRE.FindStringSubmatch(v.out.String())
@@ -331,7 +331,7 @@ func (h *e2eHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	if err := webhook.Verify([]byte("e2e-webhook-secret-0123"), r.Header.Get(webhook.HeaderSignature), r.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
+	if err := webhook.Verify([]byte("e2e-webhook-secret-0123"), r.Header.Get(webhook.HeaderEvent), r.Header.Get(webhook.HeaderSignature), r.Header.Get(webhook.HeaderTimestamp), body, time.Now(), time.Minute); err != nil {
 		h.bad = append(h.bad, err.Error())
 	}
 	var n verifier.Notification

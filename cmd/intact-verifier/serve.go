@@ -56,6 +56,7 @@ func cmdServe(e *env, args []string) error {
 	fs.Func("webhook", "", func(v string) error { hooks = append(hooks, v); return nil })
 	hookSecret := fs.String("webhook-secret", "", "")
 	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
+	hookHTTP := fs.Bool("webhook-allow-http", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -92,7 +93,7 @@ func cmdServe(e *env, args []string) error {
 		}
 		secret := []byte(strings.TrimSpace(string(b)))
 		for _, u := range hooks {
-			r := webhook.Receiver{URL: u, Secret: secret}
+			r := webhook.Receiver{URL: u, Secret: secret, AllowHTTP: *hookHTTP}
 			if err := webhook.CheckReceiver(r); err != nil {
 				return usagef("--webhook: %v", err)
 			}
