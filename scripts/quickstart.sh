@@ -76,6 +76,37 @@ esac
 dir=${dir%/}
 [ -n "$dir" ] && [ "$dir" != / ] || die "DIR must not be /"
 
+# check_owner PATH: refuse a DIR someone else could swap things in. Every
+# existing component from / down to DIR must be a real directory (no
+# symlink, which another user might repoint) owned by root and writable
+# by nobody else; a parent may be writable by all only with the sticky
+# bit (as /tmp): then others cannot rename or remove what root made there.
+# A DIR another user could write (or made) is refused: they could swap
+# DIR/bin later, and "status" would run their program as root.
+check_owner() {
+	local p=$1 cur='' part st uid mode type
+	local -a parts
+	IFS=/ read -r -a parts <<<"${p#/}"
+	for part in "" "${parts[@]}"; do
+		[ -z "$part" ] && [ -n "$cur" ] && continue
+		cur=${cur%/}/$part
+		[ -e "$cur" ] || [ -L "$cur" ] || return 0 # the rest is created by this script
+		st=$(stat -c '%u %a %F' -- "$cur") || die "cannot stat $cur"
+		read -r uid mode type <<<"$st"
+		[ "$type" = directory ] ||
+			die "$cur is a $type, not a directory" "DIR and its parents must be real directories owned by root (realpath: $(realpath -m -- "$p"))"
+		[ "$uid" -eq 0 ] ||
+			die "$cur is owned by uid $uid, not root; refusing to use it" "another user could swap programs into DIR that root later runs; give a directory under a root-owned path"
+		mode=$((8#$mode))
+		if [ $((mode & 8#022)) -ne 0 ]; then
+			if [ "$cur" = "$p" ] || [ $((mode & 8#1000)) -eq 0 ]; then
+				die "$cur is writable by group or others (mode $(printf %o $mode)); refusing to use it" "another user could swap programs into DIR that root later runs"
+			fi
+		fi
+	done
+}
+check_owner "$dir"
+
 env_file=$dir/quickstart.env # paths, pids and addresses of this run
 mnt=$dir/protected
 bin=$dir/bin
@@ -247,10 +278,18 @@ cleanup_on_error() {
 trap cleanup_on_error EXIT
 trap 'exit 130' INT TERM HUP
 
-mkdir -p "$dir"
+# DIR is made here, exclusively (mkdir fails if something appeared since
+# the checks), mode 0700; its parents, if missing, root's with 0755.
+mkdir -p -m 755 -- "$(dirname -- "$dir")"
+if [ -e "$dir" ]; then
+	check_owner "$dir" # an empty DIR root prepared
+	chmod 700 "$dir"
+else
+	mkdir -m 700 -- "$dir" || die "cannot create $dir"
+fi
+check_owner "$dir"
 touch "$dir/$marker"
 : >"$env_file"
-chmod 700 "$dir"
 record() { echo "$1=$2" >>"$env_file"; }
 record dir "$dir"
 

@@ -332,3 +332,85 @@ func TestQuickstartFailure(t *testing.T) {
 		t.Errorf("processes left running: %v", left)
 	}
 }
+
+// TestQuickstartRefusesForeignDir: a DIR (or a parent of it) another user
+// owns or can write, or a DIR reached through a symlink, is refused by
+// every command before anything runs: "status" on a DIR a user prepared
+// (with the quickstart's marker and their own DIR/bin/intact-verifier)
+// runs nothing of theirs, "start" neither builds nor removes anything.
+// Isolated, so that a regression (the old script went on) cannot mount or
+// start anything outside the test.
+func TestQuickstartRefusesForeignDir(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "bash")
+	if !fantest.Isolated(t, 4*time.Minute) {
+		return
+	}
+	script, err := filepath.Abs("quickstart.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	base := t.TempDir()
+	proof := filepath.Join(base, "ran")
+	mk := func(p string, mode os.FileMode, uid int) string {
+		t.Helper()
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, 0); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A DIR a user made to look like an earlier quickstart.
+	planted := mk(filepath.Join(base, "planted"), 0o755, nobody)
+	mk(filepath.Join(planted, "bin"), 0o755, nobody)
+	for _, f := range []string{".intact-quickstart", "quickstart.env"} {
+		os.WriteFile(filepath.Join(planted, f), []byte("verifier_addr=127.0.0.1:1\n"), 0o644)
+	}
+	prog := "#!/bin/sh\ntouch " + proof + "\n"
+	for _, name := range []string{"intact-verifier", "intact"} {
+		if err := os.WriteFile(filepath.Join(planted, "bin", name), []byte(prog), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := mk(filepath.Join(base, "empty"), 0o700, nobody)
+	groupW := mk(filepath.Join(base, "groupw"), 0o770, 0)
+	userParent := mk(filepath.Join(base, "userparent"), 0o755, nobody)
+	os.Symlink(mk(filepath.Join(base, "real"), 0o755, 0), filepath.Join(base, "link"))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", planted}, planted + " is owned by uid 65534, not root"},
+		{[]string{"stop", planted}, planted + " is owned by uid 65534, not root"},
+		{[]string{"clean", planted}, planted + " is owned by uid 65534, not root"},
+		{[]string{"start", planted}, planted + " is owned by uid 65534, not root"},
+		{[]string{"start", empty}, empty + " is owned by uid 65534, not root"},
+		{[]string{"start", groupW}, groupW + " is writable by group or others"},
+		{[]string{"start", filepath.Join(userParent, "demo")}, userParent + " is owned by uid 65534, not root"},
+		{[]string{"start", filepath.Join(base, "link", "demo")}, filepath.Join(base, "link") + " is a symbolic link"},
+	} {
+		cmd := fantest.Command(t, 3*time.Minute, script, c.args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("quickstart %v: %v\n%s\nwant exit 2 and %q", c.args, err, out, c.want)
+		}
+		if _, err := os.Stat(proof); err == nil {
+			t.Fatalf("quickstart %v ran the user's program", c.args)
+		}
+	}
+	for _, p := range []string{filepath.Join(planted, "bin", "intact-verifier"), filepath.Join(empty), filepath.Join(userParent)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) > 0 {
+		t.Errorf("the quickstart wrote into %s", empty)
+	}
+}
