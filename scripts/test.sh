@@ -14,6 +14,7 @@ packages=(
 	util-linux    # mount, losetup, unshare
 	keyutils      # keyctl: EVM keys in the kernel's encrypted key type
 	swtpm swtpm-tools tpm2-tools
+	groff-base               # groff: man page lint (internal/clidoc)
 	gcc libc6-dev libssl-dev # cgo: the embedded TPM simulator (go-tpm-tools) is C
 	ca-certificates          # Go's module downloads
 )

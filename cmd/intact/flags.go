@@ -21,16 +21,21 @@ type flagSet struct {
 	cmd   string
 	usage string
 	out   io.Writer
+	e     *env
 }
 
 func newFlags(e *env, cmd, usage string) *flagSet {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &flagSet{FlagSet: fs, cmd: cmd, usage: usage, out: e.stdout}
+	return &flagSet{FlagSet: fs, cmd: cmd, usage: usage, out: e.stdout, e: e}
 }
 
 // parse parses args and returns the operands.
 func (f *flagSet) parse(args []string) ([]string, error) {
+	if f.e.describe != nil {
+		f.e.describe(f) // the reference is generated from these flags (docs_test.go)
+		return nil, errDescribed
+	}
 	var operands []string
 	for {
 		if err := f.FlagSet.Parse(args); err != nil {
@@ -78,12 +83,16 @@ func (t *treeFlags) register(f *flagSet) {
 	f.BoolVar(&t.recursive, "r", false, "walk directories (regular files only, never following symlinks)")
 	f.BoolVar(&t.recursive, "recursive", false, "same as -r")
 	f.BoolVar(&t.allFS, "all-fs", false, "with -r, descend into other file systems mounted below PATH")
-	f.IntVar(&t.jobs, "j", runtime.GOMAXPROCS(0), "number of files to work on at once")
+	f.IntVar(&t.jobs, "j", 0, "number of files to work on at once (default: one per CPU)")
 	f.BoolVar(&t.xattrUser, "xattr-user", false, "use user.ima/user.evm instead of security.ima/security.evm")
 }
 
 func (t *treeFlags) options() walk.Options {
-	return walk.Options{Recursive: t.recursive, CrossFS: t.allFS, Jobs: t.jobs}
+	jobs := t.jobs
+	if jobs == 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	return walk.Options{Recursive: t.recursive, CrossFS: t.allFS, Jobs: jobs}
 }
 
 // checkPaths refuses operands that do not exist before any work starts, so
@@ -92,8 +101,8 @@ func checkPaths(cmd string, paths []string, t *treeFlags) error {
 	if len(paths) == 0 {
 		return usageErrorf(cmd, "no PATH given")
 	}
-	if t.jobs < 1 {
-		return usageErrorf(cmd, "-j must be at least 1")
+	if t.jobs < 0 {
+		return usageErrorf(cmd, "-j must be at least 1 (0: one per CPU)")
 	}
 	for _, p := range paths {
 		fi, err := os.Stat(p)

@@ -2,13 +2,18 @@
 // verifies them. See docs/cli.md.
 package main
 
+// The reference (docs/cli.md's command sections, docs/man/intact.1,
+// dist/completion) is generated from the commands' flags:
+//go:generate go test -count=1 -run ^TestReference$ . -args -update
+
 import (
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
+
+	"github.com/intactsec/intact/internal/version"
 )
 
 const usage = `intact labels files with IMA/EVM integrity labels and verifies them.
@@ -18,7 +23,8 @@ Usage:
 
 Commands:
 %s
-Run "intact <command> -h" for a command's flags.
+Run "intact <command> -h" for a command's flags; "intact --version"
+prints the version.
 
 Exit status: 0 all files intact, 1 an integrity failure was found,
 2 a usage or operational error.
@@ -59,6 +65,10 @@ type env struct {
 	getenv         func(string) string
 	// stderrIsTerminal enables progress output.
 	stderrIsTerminal bool
+	// describe, when set, receives each command's flags instead of
+	// parsing them; the command then returns errDescribed. Only the
+	// reference generator (docs_test.go) sets it.
+	describe func(*flagSet)
 }
 
 func main() {
@@ -87,6 +97,9 @@ func run(e *env, args []string) int {
 		return 2
 	}
 	name := args[0]
+	if name == "--version" {
+		return report(e, cmdVersion(e, args[1:]))
+	}
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Fprintf(e.stdout, usage, commandList())
 		return 0
@@ -123,6 +136,9 @@ var errIntegrity = &exitError{code: 1}
 
 // errHelp ends a command whose usage was asked for.
 var errHelp = &exitError{code: 0}
+
+// errDescribed ends a command whose flags were described (env.describe).
+var errDescribed = &exitError{code: 0}
 
 // usageErrorf is a mistake on the command line (exit 2).
 func usageErrorf(cmd, format string, args ...any) error {
@@ -169,15 +185,9 @@ func warnf(e *env, format string, args ...any) {
 }
 
 func cmdVersion(e *env, args []string) error {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
+	if len(args) > 0 {
+		return usageErrorf("version", "unexpected argument %q", args[0])
 	}
-	fmt.Fprintf(e.stdout, "intact %s\n", v)
+	fmt.Fprintln(e.stdout, version.Line("intact"))
 	return nil
 }

@@ -173,6 +173,18 @@ Examples:
 
 // parseFlags parses args over the config file they name.
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	return parseFlagsWith(args, stderr, nil)
+}
+
+// errVersion ends a parse that found --version.
+var errVersion = errors.New("version asked for")
+
+// errDescribed ends a parse whose flag set went to describe.
+var errDescribed = errors.New("flags described")
+
+// parseFlagsWith is parseFlags; describe, when not nil, receives the flag
+// set instead (the reference generator, docs_test.go).
+func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet)) (Config, error) {
 	fs := flag.NewFlagSet("intactd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
@@ -205,9 +217,17 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&logFormat, "log-format", "", "json or text")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	fs.BoolVar(&noKernelCache, "no-kernel-cache", false, "do not cache verified files in the kernel (ignore marks)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	c := defaults()
+	if describe != nil {
+		describe(fs)
+		return c, errDescribed
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if *showVersion {
+		return c, errVersion
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -3,6 +3,10 @@
 // events from an IMA policy. See docs/intactd.md.
 package main
 
+// The reference (docs/intactd-flags.md, docs/man/intactd.8,
+// dist/completion) is generated from the flags:
+//go:generate go test -count=1 -run ^TestReference$ . -args -update
+
 import (
 	"context"
 	"errors"
@@ -24,6 +28,7 @@ import (
 	"github.com/intactsec/intact/enforce"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/fanotify"
+	buildversion "github.com/intactsec/intact/internal/version"
 	"github.com/intactsec/intact/policy"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/tpm"
@@ -34,6 +39,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Println(buildversion.Line("intactd"))
 		return 0
 	}
 	if err != nil {
