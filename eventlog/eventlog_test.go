@@ -18,7 +18,7 @@ import (
 // expected reads tcg-eventlogs/expected-pcrs.json: file -> bank -> pcr -> hex.
 func expected(t *testing.T) map[string]map[string]map[string]string {
 	var m map[string]map[string]map[string]string
-	if err := json.Unmarshal(readShared(t, "tcg-eventlogs/expected-pcrs.json"), &m); err != nil {
+	if err := json.Unmarshal(readTestdata(t, "tcg-eventlogs/expected-pcrs.json"), &m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -53,7 +53,7 @@ func trustedValues(t *testing.T, banks map[string]map[string]string) Values {
 // unpublished go-eventlog version, which no build can download.)
 func TestReplayExpectedPCRs(t *testing.T) {
 	exp := expected(t)
-	files, _ := filepath.Glob(filepath.Join(filepath.Dir(sharedTestdata(t, "tcg-eventlogs/expected-pcrs.json")), "*.bin"))
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(testdataPath(t, "tcg-eventlogs/expected-pcrs.json")), "*.bin"))
 	if len(files) != len(exp) || len(files) == 0 {
 		t.Fatalf("%d logs, %d with expected values", len(files), len(exp))
 	}
@@ -93,7 +93,7 @@ func TestReplayExpectedPCRs(t *testing.T) {
 
 func TestVerifyRefusesWrongPCR(t *testing.T) {
 	exp := expected(t)
-	l, err := ReadFile(sharedTestdata(t, "tcg-eventlogs/debian-10.bin"))
+	l, err := ReadFile(testdataPath(t, "tcg-eventlogs/debian-10.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestVerifyRefusesWrongPCR(t *testing.T) {
 }
 
 func TestParseRefusesGarbage(t *testing.T) {
-	raw := readShared(t, "tcg-eventlogs/debian-10.bin")
+	raw := readTestdata(t, "tcg-eventlogs/debian-10.bin")
 	for _, b := range [][]byte{nil, []byte("not an event log"), raw[:30], raw[:len(raw)-7]} {
 		if _, err := Parse(b); !errors.Is(err, ErrFormat) {
 			t.Errorf("Parse(%d bytes): %v, want ErrFormat", len(b), err)
@@ -126,7 +126,7 @@ func TestParseRefusesGarbage(t *testing.T) {
 
 func TestComponents(t *testing.T) {
 	exp := expected(t)
-	l, err := ReadFile(sharedTestdata(t, "tcg-eventlogs/ubuntu-2104-no-secure-boot.bin"))
+	l, err := ReadFile(testdataPath(t, "tcg-eventlogs/ubuntu-2104-no-secure-boot.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,9 @@ func TestComponents(t *testing.T) {
 
 // FuzzParse: no input makes parsing, replay or the component listing panic.
 func FuzzParse(f *testing.F) {
-	raw := readShared(f, "tcg-eventlogs/debian-10.bin")
+	raw := readTestdata(f, "tcg-eventlogs/debian-10.bin")
 	f.Add(raw[:min(len(raw), 2048)])
-	f.Add(readShared(f, "tcg-eventlogs/glinux-alex.bin")[:1024])
+	f.Add(readTestdata(f, "tcg-eventlogs/glinux-alex.bin")[:1024])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := Parse(b)
 		if err != nil {

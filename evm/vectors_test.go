@@ -8,10 +8,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/label"
 )
-
-const vectorsPath = "../../shared/testdata/evm/evm-hmac-vectors.json"
 
 type hmacVector struct {
 	Name     string            `json:"name"`
@@ -24,7 +23,7 @@ type hmacVector struct {
 
 func loadVectors(t testing.TB) []hmacVector {
 	t.Helper()
-	b, err := os.ReadFile(vectorsPath)
+	b, err := os.ReadFile(testenv.Testdata(t, "evm/evm-hmac-vectors.json"))
 	if err != nil {
 		t.Fatalf("reading the evmctl 1.6.2 vectors: %v", err)
 	}
@@ -64,7 +63,7 @@ func decodeMisc(t testing.TB, b []byte) Misc {
 }
 
 // TestHMACVectors reproduces every security.evm value evmctl 1.6.2 made
-// (../shared/testdata/evm), byte for byte, from its inputs.
+// (testdata/evm), byte for byte, from its inputs.
 func TestHMACVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		t.Run(v.Name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package mlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 )
 
 func seedRecords(t testing.TB) [][]byte {
-	bin := readShared(t, "ima-logs/rpi-ima-ng.bin")
+	bin := keylimeBinary(t)
 	l, err := ParseBinary(bin, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +23,18 @@ func seedRecords(t testing.TB) [][]byte {
 	seeds = append(seeds, r.AppendBinary(nil))
 	ima := Record{PCR: 10, Digest: make([]byte, 20), Template: TemplateIMA, Data: append(make([]byte, 20), 2, 0, 0, 0, '/', 'a')}
 	seeds = append(seeds, ima.AppendBinary(nil))
-	seeds = append(seeds, readShared(t, "ima-logs/rpi-ima-dep-cgn.bin")[:400])
+	// A patched kernel's layout (ima-dep-cgn): a u32 digest length before
+	// each template digest.
+	le := binary.LittleEndian
+	dep := le.AppendUint32(nil, 10)
+	dep = le.AppendUint32(dep, 20)
+	dep = append(dep, make([]byte, 20)...)
+	dep = le.AppendUint32(dep, 11)
+	dep = append(dep, "ima-dep-cgn"...)
+	dep = le.AppendUint32(dep, 8)
+	dep = le.AppendUint32(dep, 4)
+	dep = append(dep, "/bin"...)
+	seeds = append(seeds, dep)
 	return seeds
 }
 
@@ -63,12 +75,14 @@ func FuzzParseBinary(f *testing.F) {
 // FuzzParseASCII: never panic; what parses renders to text that parses
 // back to the same binary list.
 func FuzzParseASCII(f *testing.F) {
-	ascii := readShared(f, "ima-logs/rpi-ima-ng.ascii")
-	lines := bytes.SplitAfter(ascii, []byte("\n"))
-	for _, l := range lines[:4] {
-		f.Add(l)
+	for _, a := range []string{"sha1", "sha512", "sm3_256", "unknown"} {
+		for _, l := range bytes.SplitAfter(readTestdata(f, "keylime/ima-log-"+a), []byte("\n")) {
+			if len(l) > 0 {
+				f.Add(l)
+			}
+		}
 	}
-	f.Add(readShared(f, "keylime/ima-log-sha256"))
+	f.Add(readTestdata(f, "keylime/ima-log-sha256"))
 	f.Add([]byte("10 0000000000000000000000000000000000000000 ima 0000000000000000000000000000000000000000 /x\n"))
 	f.Add([]byte("10 0000000000000000000000000000000000000000 evm-sig sha256:00 /x  security.ima 0100 00 0 0 33188\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -96,8 +110,8 @@ func FuzzParseASCII(f *testing.F) {
 // list either parses or fails with a ParseError, never a panic; every
 // proper truncation inside a record fails.
 func TestMangledBinary(t *testing.T) {
-	bin := readShared(t, "ima-logs/rpi-ima-ng.bin")
-	head := bin[:600]
+	bin := keylimeBinary(t)
+	head := bin[:min(600, len(bin))]
 	l, err := ParseBinary(head[:0], Options{})
 	if err != nil || l.Len() != 0 {
 		t.Fatalf("empty list: %v", err)
@@ -128,7 +142,7 @@ func TestMangledBinary(t *testing.T) {
 }
 
 func TestReplayErrors(t *testing.T) {
-	l, _ := ParseBinary(readShared(t, "ima-logs/rpi-ima-ng.bin"), Options{})
+	l, _ := ParseBinary(keylimeBinary(t), Options{})
 	for name, pcrs := range map[string]PCRValues{
 		"empty":       {},
 		"bad size":    {label.SHA1: {10: make([]byte, 19)}},

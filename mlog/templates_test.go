@@ -147,7 +147,7 @@ func TestUnknownTemplate(t *testing.T) {
 }
 
 func TestBigEndian(t *testing.T) {
-	bin := readShared(t, "ima-logs/rpi-ima-ng.bin")
+	bin := keylimeBinary(t)
 	le, _ := ParseBinary(bin, Options{})
 	// Re-encode as a big-endian kernel would: every integer swapped.
 	var be []byte
@@ -186,7 +186,7 @@ func TestBigEndian(t *testing.T) {
 
 func TestBankFromFileName(t *testing.T) {
 	dir := t.TempDir()
-	bin := readShared(t, "ima-logs/rpi-ima-ng.bin")
+	bin := keylimeBinary(t)
 	p := filepath.Join(dir, "binary_runtime_measurements_sha1")
 	os.WriteFile(p, bin, 0o644)
 	if l, err := ReadFile(p, Options{}); err != nil || l.Bank() != label.SHA1 {

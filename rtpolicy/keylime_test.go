@@ -307,16 +307,16 @@ func TestKeylimeSamplesEvaluateAlike(t *testing.T) {
 	}
 	var sources []src
 	for _, a := range algos {
-		pb := testenv.ReadShared(t, "keylime/policy-"+a)
+		pb := testenv.ReadTestdata(t, "keylime/policy-"+a)
 		var pm map[string]any
 		if err := json.Unmarshal(pb, &pm); err != nil {
 			t.Fatal(err)
 		}
 		sources = append(sources, src{"policy-" + a, pb, pm, importOrFail(t, pb, "policy-"+a)})
-		ab := testenv.ReadShared(t, "keylime/allowlist-"+a)
+		ab := testenv.ReadTestdata(t, "keylime/allowlist-"+a)
 		sources = append(sources, src{"allowlist-" + a, ab, asKeylimeJSON(t, ab), importOrFail(t, ab, "allowlist-"+a)})
 	}
-	rb := testenv.ReadShared(t, "keylime/runtime-policy-test.json")
+	rb := testenv.ReadTestdata(t, "keylime/runtime-policy-test.json")
 	var rm map[string]any
 	if err := json.Unmarshal(rb, &rm); err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestKeylimeSamplesEvaluateAlike(t *testing.T) {
 
 	var lines []string
 	for _, a := range algos {
-		lines = append(lines, sampleLines(testenv.ReadShared(t, "keylime/ima-log-"+a))...)
+		lines = append(lines, sampleLines(testenv.ReadTestdata(t, "keylime/ima-log-"+a))...)
 	}
 	counts := map[string]int{}
 	for _, s := range sources {
@@ -362,9 +362,9 @@ func TestKeylimeSamplesEvaluateAlike(t *testing.T) {
 // whose allowlist digest (dca3...) is not the list's (96d7...).
 func TestKeylimeSampleVerdicts(t *testing.T) {
 	for _, a := range []string{"sha1", "sha256", "sha384", "sha512", "sm3_256", "unknown"} {
-		lines := sampleLines(testenv.ReadShared(t, "keylime/ima-log-"+a))
+		lines := sampleLines(testenv.ReadTestdata(t, "keylime/ima-log-"+a))
 		for _, kind := range []string{"policy-", "allowlist-"} {
-			c := importOrFail(t, testenv.ReadShared(t, "keylime/"+kind+a), kind+a)
+			c := importOrFail(t, testenv.ReadTestdata(t, "keylime/"+kind+a), kind+a)
 			if got := intactJudge(t, c, lines[0]); got != kPass {
 				t.Errorf("%s%s: boot_aggregate %s, want pass", kind, a, got)
 			}
@@ -373,7 +373,7 @@ func TestKeylimeSampleVerdicts(t *testing.T) {
 			}
 		}
 		rel := strings.Replace(lines[1], " /data", " data", 1)
-		c := importOrFail(t, testenv.ReadShared(t, "keylime/allowlist-"+a), "allowlist-"+a)
+		c := importOrFail(t, testenv.ReadTestdata(t, "keylime/allowlist-"+a), "allowlist-"+a)
 		want := kPass
 		switch a {
 		case "sm3_256":
@@ -391,7 +391,7 @@ func TestKeylimeSampleVerdicts(t *testing.T) {
 // anchoring), ignored keyrings, keyrings, ima-buf, verification-keys and
 // ima-sig, ToMToU entries. Records are judged by the model and by intact.
 func TestKeylimeRules(t *testing.T) {
-	block, _ := pem.Decode(testenv.ReadShared(t, "keylime/rsa2048pub.pem"))
+	block, _ := pem.Decode(testenv.ReadTestdata(t, "keylime/rsa2048pub.pem"))
 	if block == nil {
 		t.Fatal("rsa2048pub.pem: no PEM block")
 	}

@@ -8,16 +8,18 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 func TestEventlogReplayCLI(t *testing.T) {
 	var exp map[string]map[string]map[string]string
-	b, _ := os.ReadFile(shared(t, "tcg-eventlogs/expected-pcrs.json"))
+	b, _ := os.ReadFile(testenv.Testdata(t, "tcg-eventlogs/expected-pcrs.json"))
 	if err := json.Unmarshal(b, &exp); err != nil {
 		t.Fatal(err)
 	}
 	const name = "ubuntu-2104-no-secure-boot.bin"
-	log := shared(t, "tcg-eventlogs/"+name)
+	log := testenv.Testdata(t, "tcg-eventlogs/"+name)
 	// Without PCR values: the values the log replays to.
 	out := mustRun(t, 0, "eventlog", "replay", log)
 	for bank, pcrs := range exp[name] {

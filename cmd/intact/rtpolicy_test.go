@@ -155,7 +155,7 @@ func TestRuntimePolicyCLI(t *testing.T) {
 		}
 	}
 	// A Keylime policy given where an intact one is expected: a hint.
-	_, errs, code = runCLI(t, "policy", "diff", testenv.Shared(t, "keylime/policy-sha256"), p1)
+	_, errs, code = runCLI(t, "policy", "diff", testenv.Testdata(t, "keylime/policy-sha256"), p1)
 	if code != 2 || !strings.Contains(errs, "import-keylime") {
 		t.Errorf("keylime policy to diff: exit %d %s", code, errs)
 	}
@@ -166,7 +166,7 @@ func TestRuntimePolicyCLI(t *testing.T) {
 func TestImportKeylimeCLI(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "al.json")
-	_, errs, code := runCLI(t, "policy", "import-keylime", testenv.Shared(t, "keylime/allowlist-sha256"), "--out", out)
+	_, errs, code := runCLI(t, "policy", "import-keylime", testenv.Testdata(t, "keylime/allowlist-sha256"), "--out", out)
 	if code != 0 {
 		t.Fatalf("import: %d %s", code, errs)
 	}
@@ -174,7 +174,7 @@ func TestImportKeylimeCLI(t *testing.T) {
 	if got := d.Digests["data"]; len(got) != 2 || !d.SignatureFallback || !d.IgnoreViolations {
 		t.Fatalf("imported %+v", d)
 	}
-	res := mustRun(t, 1, "policy", "eval", "--json", out, testenv.Shared(t, "keylime/ima-log-sha256"))
+	res := mustRun(t, 1, "policy", "eval", "--json", out, testenv.Testdata(t, "keylime/ima-log-sha256"))
 	var fs []rtpolicy.Finding
 	if err := json.Unmarshal([]byte(res), &fs); err != nil || len(fs) != 1 || fs[0].Path != "/data" || fs[0].Reason != rtpolicy.NotInPolicy {
 		t.Errorf("eval: %v %s", err, res)

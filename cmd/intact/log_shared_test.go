@@ -1,4 +1,10 @@
+//go:build shareddata
+
 package main
+
+// The extra run (go test -tags shareddata): the log commands over the
+// Raspberry Pi lists in ../shared/testdata, a GPL-2.0 project's data that
+// stays out of this repository (testdata/README.md).
 
 import (
 	"bytes"
@@ -17,7 +23,7 @@ func shared(t *testing.T, rel string) string { return testenv.Shared(t, rel) }
 
 const rpiPCR10 = "f38695bbd9479953543813fb13bb88235440504e"
 
-func TestLogConvertRPI(t *testing.T) {
+func TestSharedLogConvertRPI(t *testing.T) {
 	bin, ascii := shared(t, "ima-logs/rpi-ima-ng.bin"), shared(t, "ima-logs/rpi-ima-ng.ascii")
 	wantASCII, _ := os.ReadFile(ascii)
 	wantBin, _ := os.ReadFile(bin)
@@ -35,7 +41,7 @@ func TestLogConvertRPI(t *testing.T) {
 	}
 }
 
-func TestLogShow(t *testing.T) {
+func TestSharedLogShow(t *testing.T) {
 	out := mustRun(t, 0, "log", "show", "--json", shared(t, "ima-logs/rpi-ima-ng.bin"))
 	dec := json.NewDecoder(strings.NewReader(out))
 	n := 0
@@ -67,7 +73,7 @@ func TestLogShow(t *testing.T) {
 	}
 }
 
-func TestLogRefusesDepCgn(t *testing.T) {
+func TestSharedLogRefusesDepCgn(t *testing.T) {
 	for _, f := range []string{"rpi-ima-dep-cgn.bin", "rpi-ima-dep-cgn.ascii"} {
 		_, stderr, code := runCLI(t, "log", "show", shared(t, "ima-logs/"+f))
 		if code != 2 || !strings.Contains(stderr, f) || !(strings.Contains(stderr, "offset 24") || strings.Contains(stderr, "line 1")) {
@@ -76,7 +82,7 @@ func TestLogRefusesDepCgn(t *testing.T) {
 	}
 }
 
-func TestLogReplay(t *testing.T) {
+func TestSharedLogReplay(t *testing.T) {
 	bin := shared(t, "ima-logs/rpi-ima-ng.bin")
 	out := mustRun(t, 0, "log", "replay", bin)
 	if !strings.Contains(out, "sha1 pcr 10: "+rpiPCR10) {
