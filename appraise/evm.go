@@ -28,9 +28,15 @@ type EVMOptions struct {
 	UUID evm.UUIDSource
 	// Layout of h_misc; the zero value is this machine's layout.
 	Layout evm.Layout
-	// Require fails files without security.evm (NoLabel) and HMACs that
-	// cannot be checked because no key was given (UnknownKey).
+	// Require fails files without security.evm (NoLabel, "missing-HMAC"
+	// as the kernel says once EVM is initialized) and HMACs that cannot be
+	// checked because no key was given (UnknownKey). Callers set it when
+	// an EVM key or EVM certificates are configured: stripping
+	// security.evm must not skip the metadata check.
 	Require bool
+	// Keys, if set, are the certificates trusted for security.evm
+	// signatures (the kernel's .evm keyring); nil: Options.Keys.
+	Keys *sig.Keyring
 }
 
 // checkEVM adds the EVM check to r, the passing IMA result of f.
@@ -43,7 +49,7 @@ func (a *Appraiser) checkEVM(f *os.File, r Result) Result {
 	switch {
 	case errors.Is(err, xattr.ErrNotFound):
 		if o.Require {
-			r.Verdict, r.Reason = NoLabel, "no security.evm label"
+			r.Verdict, r.Reason = NoLabel, "missing-HMAC: no security.evm label, and EVM is required (an EVM key or EVM certificates are configured)"
 		}
 		return r
 	case err != nil:
@@ -72,7 +78,11 @@ func (a *Appraiser) checkEVM(f *os.File, r Result) Result {
 		r.Verdict, r.Reason = Unreadable, "reading evm metadata: "+errReason(err)
 		return r
 	}
-	r.Verdict, r.Reason = CheckEVM(v, in, o, a.opts.Keys)
+	keys := o.Keys
+	if keys == nil {
+		keys = a.opts.Keys
+	}
+	r.Verdict, r.Reason = CheckEVM(v, in, o, keys)
 	return r
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/intactsec/intact/appraise"
 	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/sig"
 )
 
 // evmMetaFlags describe the kernel that checks security.evm: which
@@ -161,31 +163,60 @@ func loadEVMKey(e *env, cmd, path string, p *passFlags) ([]byte, error) {
 
 // evmVerifyFlags are verify's EVM flags.
 type evmVerifyFlags struct {
-	keyPath string
-	require bool
-	pass    passFlags
-	meta    evmMetaFlags
+	keyPath  string
+	certs    stringList
+	require  bool
+	optional bool
+	pass     passFlags
+	meta     evmMetaFlags
 }
 
 func (v *evmVerifyFlags) register(f *flagSet) {
-	f.StringVar(&v.keyPath, "evmkey", "", "EVM key `FILE` to check security.evm HMACs (made by intact evmkey create)")
+	f.StringVar(&v.keyPath, "evmkey", "", "EVM key `FILE` to check security.evm HMACs (made by intact evmkey create); files without security.evm then fail")
+	f.Var(&v.certs, "evm-cert", "certificate `FILE` trusted for security.evm signatures only (repeatable); files without security.evm then fail")
 	f.BoolVar(&v.require, "require-evm", false, "fail files without security.evm, and HMACs when no --evmkey is given")
+	f.BoolVar(&v.optional, "evm-optional", false, "with --evmkey or --evm-cert, do not fail files without security.evm (for migrations; warns)")
 	v.pass.register(f)
 	v.meta.register(f)
 }
 
 // options returns the EVM options of an appraisal. Signatures in
-// security.evm are always checked; HMACs only with --evmkey.
-func (v *evmVerifyFlags) options(e *env) (*appraise.EVMOptions, error) {
+// security.evm are always checked (with the --cert and --evm-cert
+// certificates), HMACs only with --evmkey. As in the kernel once EVM is
+// initialized, a configured EVM key or EVM certificate makes security.evm
+// required, unless --evm-optional.
+func (v *evmVerifyFlags) options(e *env, imaCerts []*x509.Certificate) (*appraise.EVMOptions, error) {
 	c, u, l, err := v.meta.parse("verify")
 	if err != nil {
 		return nil, err
 	}
-	o := &appraise.EVMOptions{Config: c, UUID: u, Layout: l, Require: v.require}
+	configured := v.keyPath != "" || len(v.certs) > 0
+	switch {
+	case v.optional && v.require:
+		return nil, usageErrorf("verify", "--evm-optional and --require-evm contradict each other")
+	case v.optional && !configured:
+		return nil, usageErrorf("verify", "--evm-optional needs --evmkey or --evm-cert (without them security.evm is optional already)")
+	}
+	o := &appraise.EVMOptions{Config: c, UUID: u, Layout: l, Require: v.require || (configured && !v.optional)}
+	if len(v.certs) > 0 {
+		o.Keys = sig.NewKeyring(imaCerts...)
+		for _, p := range v.certs {
+			cs, err := sig.LoadCertificates(p)
+			if err != nil {
+				return nil, fmt.Errorf("loading evm certificate: %w", unwrapPathError(err))
+			}
+			for _, cert := range cs {
+				o.Keys.Add(cert)
+			}
+		}
+	}
 	if v.keyPath != "" {
 		if o.HMACKey, err = loadEVMKey(e, "verify", v.keyPath, &v.pass); err != nil {
 			return nil, err
 		}
+	}
+	if v.optional {
+		warnf(e, "--evm-optional: files with security.ima and no security.evm are NOT failed; whoever strips security.evm skips the metadata check (owner, mode, setuid, protected xattrs). Use it only while migrating.")
 	}
 	return o, nil
 }

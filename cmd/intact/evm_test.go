@@ -137,10 +137,11 @@ func TestHMACAndSignatures(t *testing.T) {
 		}
 	}
 	all := []string{hm, port, full, bare}
-	v := verdicts(t, 0, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}, all...)...)
+	// With an EVM key, security.evm is required (bare: missing-HMAC).
+	v := verdicts(t, 1, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}, all...)...)
 	for _, p := range all {
-		if v[p] != "ok" {
-			t.Errorf("%s: %s, want ok", p, v[p])
+		if want := map[bool]string{true: "no-label", false: "ok"}[p == bare]; v[p] != want {
+			t.Errorf("%s: %s, want %s", p, v[p], want)
 		}
 	}
 	v = verdicts(t, 1, append([]string{"--cert", cert, "--require-evm"}, all...)...)
@@ -152,7 +153,7 @@ func TestHMACAndSignatures(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v = verdicts(t, 1, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}, all...)...)
+	v = verdicts(t, 1, append([]string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv, "--evm-optional"}, all...)...)
 	if v[hm] != "metadata-changed" || v[port] != "metadata-changed" || v[full] != "metadata-changed" || v[bare] != "ok" {
 		t.Errorf("after setuid: %v", v)
 	}
@@ -280,5 +281,64 @@ func TestHMACNeedsGeneration(t *testing.T) {
 	_, stderr, code := runCLI(t, "hmac", "-n", "--evmkey", key, "--passphrase-env", testPassEnv, tmp.Name())
 	if code != 2 || !strings.Contains(stderr, tmp.Name()+": ") || !strings.Contains(stderr, "does not report inode generations") {
 		t.Errorf("hmac on tmpfs: exit %d, %q", code, stderr)
+	}
+}
+
+// TestEVMStrip: with an EVM key or EVM certificates, stripping
+// security.evm does not skip the metadata check. A file made setuid after
+// its HMAC (or EVM signature), then stripped of security.evm, is no-label
+// (missing-HMAC), as in the kernel once EVM is initialized; --evm-optional
+// lets it pass, loudly.
+func TestEVMStrip(t *testing.T) {
+	dir := xattrDir(t)
+	key := makeEVMKey(t, dir, "k")
+	sk, cert := filepath.Join(dir, "s.pem"), filepath.Join(dir, "s.der")
+	mustRun(t, 0, "keygen", "--key", sk, "--cert", cert)
+	ek, ecert := filepath.Join(dir, "e.pem"), filepath.Join(dir, "e.der")
+	mustRun(t, 0, "keygen", "--key", ek, "--cert", ecert)
+	hm := writeFile(t, filepath.Join(dir, "hmac"), "hmac'd\n")
+	mustRun(t, 0, "sign", "--key", sk, hm)
+	mustRun(t, 0, "hmac", "--evmkey", key, "--passphrase-env", testPassEnv, hm)
+	port := writeFile(t, filepath.Join(dir, "portable"), "portable\n")
+	mustRun(t, 0, "sign", "--key", sk, "--evm", "portable", port)
+	evmSigned := writeFile(t, filepath.Join(dir, "evm-key-only"), "signed by the evm key\n")
+	mustRun(t, 0, "sign", "--key", ek, "--evm", "portable", evmSigned)
+	hmacArgs := []string{"--cert", cert, "--evmkey", key, "--passphrase-env", testPassEnv}
+	if v := verdicts(t, 0, append(hmacArgs, hm)...); v[hm] != "ok" {
+		t.Fatalf("before the attack: %v", v)
+	}
+	// The attack: setuid, then strip the HMAC that would tell.
+	for _, p := range []string{hm, port} {
+		if err := os.Chmod(p, os.ModeSetuid|0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := xattrRemove(p, "security.evm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errs, code := runCLI(t, append([]string{"verify"}, append(hmacArgs, hm)...)...)
+	if code != 1 || !strings.Contains(out, hm+": no-label") || !strings.Contains(out, "missing-HMAC") {
+		t.Errorf("verify --evmkey after setuid + strip: exit %d\n%s%s", code, out, errs)
+	}
+	// EVM certificates initialize EVM too.
+	if v := verdicts(t, 1, "--cert", cert, "--evm-cert", ecert, port); v[port] != "no-label" {
+		t.Errorf("verify --evm-cert after setuid + strip: %v", v)
+	}
+	// Certificates for EVM only: not trusted for IMA signatures.
+	if v := verdicts(t, 1, "--cert", cert, "--evm-cert", ecert, evmSigned); v[evmSigned] != "unknown-key" {
+		t.Errorf("an --evm-cert vouched for an IMA signature: %v", v)
+	}
+	// The opt-out, for migrations, says so.
+	out, errs, code = runCLI(t, append([]string{"verify", "--evm-optional"}, append(hmacArgs, hm)...)...)
+	if code != 0 || !strings.Contains(errs, "intact: warning: --evm-optional") {
+		t.Errorf("--evm-optional: exit %d, stderr %q, want 0 and a warning\n%s", code, errs, out)
+	}
+	for _, args := range [][]string{
+		{"verify", "--cert", cert, "--evm-optional", hm},
+		{"verify", "--cert", cert, "--evm-cert", ecert, "--evm-optional", "--require-evm", hm},
+	} {
+		if _, errs, code := runCLI(t, args...); code != 2 || !strings.Contains(errs, "--evm-optional") {
+			t.Errorf("intact %v: exit %d %q, want a usage error", args, code, errs)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -15,7 +16,7 @@ import (
 
 const verifyUsage = `
 Usage: intact verify [--cert CERT]... [-r] [--json] [--xattr-user]
-                     [--evmkey FILE] [--require-evm] PATH...
+                     [--evmkey FILE] [--evm-cert CERT]... [--require-evm | --evm-optional] PATH...
 
 Appraises each file: recomputes its digest with the label's algorithm and
 checks a signature against the trusted certificates (DER or PEM; --cert
@@ -36,9 +37,12 @@ may be repeated). One verdict per file:
                      --require-signature is given
 
 A file whose IMA label verifies is also checked against its security.evm
-when it has one: signatures always (with the --cert certificates), HMACs
-with --evmkey. --require-evm fails files without security.evm, and HMACs
-when no --evmkey is given.
+when it has one: signatures always (with the --cert and --evm-cert
+certificates), HMACs with --evmkey. As in the kernel once EVM is
+initialized, --evmkey or --evm-cert makes security.evm required: a file
+without one is no-label (missing-HMAC), unless --evm-optional (for
+migrations: it warns). --require-evm fails files without security.evm,
+and HMACs when no --evmkey is given.
 
 Prints a line per failing file and a summary; --json prints one JSON
 object per file. Exit status 0 when every file is ok, 1 when any failed.
@@ -62,17 +66,16 @@ func cmdVerify(e *env, args []string) error {
 	if err := checkPaths("verify", paths, &tf); err != nil {
 		return err
 	}
-	keys := sig.NewKeyring()
+	var loaded []*x509.Certificate
 	for _, c := range certs {
 		cs, err := sig.LoadCertificates(c)
 		if err != nil {
 			return fmt.Errorf("loading certificate: %w", unwrapPathError(err))
 		}
-		for _, cert := range cs {
-			keys.Add(cert)
-		}
+		loaded = append(loaded, cs...)
 	}
-	evmOpts, err := ef.options(e)
+	keys := sig.NewKeyring(loaded...)
+	evmOpts, err := ef.options(e, loaded)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,14 @@ type Config struct {
 	// variable INTACTD_EVM_PASSPHRASE.
 	EVMKey            string `json:"evm_key"`
 	EVMPassphraseFile string `json:"evm_passphrase_file"`
+	// EVMCerts are certificates trusted for security.evm signatures only
+	// (the kernel's .evm keyring).
+	EVMCerts []string `json:"evm_certs"`
+	// EVMOptional lets files without security.evm pass although EVMKey or
+	// EVMCerts is set (for migrations; logged as a warning at every start).
+	// Without it, as in the kernel once EVM is initialized, such a file
+	// fails (missing-HMAC).
+	EVMOptional bool `json:"evm_optional"`
 	// Mode is "enforce" (deny with EPERM) or "log" (allow and record).
 	Mode string `json:"mode"`
 	// TPM is the TPM for measurements: a device path, swtpm:HOST:PORT or
@@ -131,10 +139,13 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.StateDir) {
 		errs = append(errs, fmt.Errorf("state_dir %q: not an absolute path", c.StateDir))
 	}
+	if c.EVMOptional && c.EVMKey == "" && len(c.EVMCerts) == 0 {
+		errs = append(errs, errors.New("evm_optional needs evm_key or evm_certs (without them security.evm is optional already)"))
+	}
 	// State, config, keys and logs must not live on a watched mount: the
 	// daemon's own opens there would need its own verdicts.
 	for _, w := range c.Watch {
-		for _, p := range append([]string{c.StateDir, c.Socket, c.EVMKey}, c.Certs...) {
+		for _, p := range append(append([]string{c.StateDir, c.Socket, c.EVMKey}, c.Certs...), c.EVMCerts...) {
 			if p != "" && w != "/" && within(p, w) {
 				errs = append(errs, fmt.Errorf("%s is on the watched path %s: keep intactd's own files off watched mounts", p, w))
 			}
@@ -190,20 +201,22 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	fs.Usage = func() { fmt.Fprint(stderr, usage, "\nFlags:\n"); fs.PrintDefaults() }
 	var (
 		configPath                       string
-		watch, certs                     stringList
+		watch, certs, evmCerts           stringList
 		pol, evmKey, evmPass, mode, tpmS string
 		stateDir, socket, metrics, failV string
 		agentListen                      string
 		logFormat, logLevel              string
 		deadline                         time.Duration
 		pcr                              int
-		noKernelCache                    bool
+		noKernelCache, evmOptional       bool
 	)
 	fs.StringVar(&configPath, "config", "", "JSON config `FILE`")
 	fs.Var(&watch, "watch", "mount `PATH` to enforce on (repeatable)")
 	fs.StringVar(&pol, "policy", "", "IMA policy `FILE`, or built-in tcb, appraise_tcb, tcb|appraise_tcb")
 	fs.Var(&certs, "cert", "trusted certificate `FILE`, DER or PEM (repeatable)")
-	fs.StringVar(&evmKey, "evmkey", "", "EVM key `FILE` (intact evmkey) to check security.evm HMACs")
+	fs.StringVar(&evmKey, "evmkey", "", "EVM key `FILE` (intact evmkey) to check security.evm HMACs; files without security.evm then fail")
+	fs.Var(&evmCerts, "evm-cert", "certificate `FILE` trusted for security.evm signatures only (repeatable); files without security.evm then fail")
+	fs.BoolVar(&evmOptional, "evm-optional", false, "with an EVM key or EVM certificates, allow files without security.evm (migrations only; warns at start)")
 	fs.StringVar(&evmPass, "evmkey-passphrase-file", "", "`FILE` holding the EVM key's passphrase (default: $INTACTD_EVM_PASSPHRASE)")
 	fs.StringVar(&mode, "mode", "", "enforce (deny with EPERM) or log (allow and record)")
 	fs.StringVar(&tpmS, "tpm", "", "TPM `SPEC` for measurements: /dev/tpmrm0, swtpm:HOST:PORT, sim")
@@ -247,6 +260,12 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	}
 	if len(certs) > 0 {
 		c.Certs = certs
+	}
+	if len(evmCerts) > 0 {
+		c.EVMCerts = evmCerts
+	}
+	if evmOptional {
+		c.EVMOptional = true
 	}
 	setS(&c.Policy, pol)
 	setS(&c.EVMKey, evmKey)

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,18 +104,31 @@ func needsOpenEvents(p *policy.Policy) bool {
 	return false
 }
 
+// loadAppraiser builds the appraiser: IMA signatures against the certs,
+// EVM signatures against the certs and the EVM certs. As in the kernel once
+// EVM is initialized, an EVM key or EVM certificates make security.evm
+// required (a file without one fails, missing-HMAC), unless EVMOptional.
 func loadAppraiser(cfg Config) (*appraise.Appraiser, error) {
-	keys := sig.NewKeyring()
+	var imaCerts, evmCerts []*x509.Certificate
 	for _, c := range cfg.Certs {
 		cs, err := sig.LoadCertificates(c)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %s: %w", c, err)
 		}
-		for _, cert := range cs {
-			keys.Add(cert)
-		}
+		imaCerts = append(imaCerts, cs...)
 	}
-	eo := &appraise.EVMOptions{}
+	for _, c := range cfg.EVMCerts {
+		cs, err := sig.LoadCertificates(c)
+		if err != nil {
+			return nil, fmt.Errorf("evm certificate %s: %w", c, err)
+		}
+		evmCerts = append(evmCerts, cs...)
+	}
+	keys := sig.NewKeyring(imaCerts...)
+	eo := &appraise.EVMOptions{Require: (cfg.EVMKey != "" || len(cfg.EVMCerts) > 0) && !cfg.EVMOptional}
+	if len(evmCerts) > 0 {
+		eo.Keys = sig.NewKeyring(append(imaCerts, evmCerts...)...)
+	}
 	if cfg.EVMKey != "" {
 		key, err := loadEVMKey(cfg.EVMKey, cfg.EVMPassphraseFile)
 		if err != nil {
@@ -165,6 +179,7 @@ type daemon struct {
 
 func serve(cfg Config, log *slog.Logger) error {
 	warnSimTPM(cfg, log)
+	warnEVMOptional(cfg, log)
 	d, err := setup(cfg, log)
 	if err != nil {
 		return err
@@ -183,6 +198,16 @@ func warnSimTPM(cfg Config, log *slog.Logger) {
 	}
 	log.Warn("NOT FOR PRODUCTION: --tpm sim measures into an in-process TPM simulator; its PCRs, quotes and attestation prove nothing about this machine, and a restart resets them",
 		"tpm", cfg.TPM, "mode", cfg.Mode)
+}
+
+// warnEVMOptional logs, at every start, that --evm-optional lets files
+// without security.evm pass although EVM is configured.
+func warnEVMOptional(cfg Config, log *slog.Logger) {
+	if !cfg.EVMOptional {
+		return
+	}
+	log.Warn("EVM OPTIONAL: files with security.ima and no security.evm are allowed although an EVM key or EVM certificates are configured; whoever strips security.evm skips the metadata check (owner, mode, setuid, protected xattrs). Use evm_optional only while migrating.",
+		"evm_key", cfg.EVMKey != "", "evm_certs", len(cfg.EVMCerts))
 }
 
 // setup prepares everything that opens files before the first mark: the
