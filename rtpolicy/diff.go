@@ -115,6 +115,13 @@ func Diff(a, b Policy) (*Delta, error) {
 	if ca.SignatureFallback != cb.SignatureFallback {
 		d.Flags = append(d.Flags, fmt.Sprintf("signature_fallback: %v -> %v", ca.SignatureFallback, cb.SignatureFallback))
 	}
+	for _, src := range []string{"ima", "intact"} {
+		pa, _ := (&Compiled{doc: ca}).LogPCR(src)
+		pb, _ := (&Compiled{doc: cb}).LogPCR(src)
+		if pa != pb {
+			d.Flags = append(d.Flags, fmt.Sprintf("log_pcrs.%s: %d -> %d", src, pa, pb))
+		}
+	}
 	var wa, wb []string
 	for _, w := range ca.Windows {
 		wa = append(wa, windowLabel(w))

@@ -118,6 +118,7 @@ const (
 	ConflictExcluded   = "excluded"          // a path listed by one policy, excluded by another's regex
 	ConflictViolations = "ignore-violations" // the inputs disagree on ignore_violations
 	ConflictSigFall    = "signature-fallback"
+	ConflictLogPCR     = "log-pcr" // the inputs want a list source on different PCRs
 )
 
 // Merge returns the union of policies: digests, buffers, excludes, keys
@@ -195,6 +196,19 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 		}
 	}
 	out.IgnoreViolations, out.SignatureFallback = iv, sf
+	// Log PCRs: the first input's, explained when another differs.
+	first := &Compiled{doc: canon[0]}
+	for i, p := range canon[1:] {
+		for _, src := range []string{"ima", "intact"} {
+			a, _ := first.LogPCR(src)
+			if b, _ := (&Compiled{doc: p}).LogPCR(src); a != b {
+				conflicts = append(conflicts, Conflict{Kind: ConflictLogPCR,
+					Detail:     fmt.Sprintf("%s wants the %s list on pcr %d, %s on pcr %d", name(0), src, a, name(i+1), b),
+					Resolution: fmt.Sprintf("pcr %d (the first input's)", a)})
+			}
+		}
+	}
+	out.LogPCRs = maps.Clone(canon[0].LogPCRs)
 	// A path one input lists and another excludes passes whatever its
 	// digest: say so.
 	res := make([][]*regexp.Regexp, len(canon))

@@ -73,6 +73,31 @@ type Policy struct {
 	SignatureFallback bool `json:"signature_fallback,omitempty"`
 	// Windows also accept other digests until a time (see window.go).
 	Windows []Window `json:"windows,omitempty"`
+	// LogPCRs sets the PCR an agent's measurement list must extend, by
+	// list source ("ima": the kernel's list, "intact": intact's own); a
+	// source not named keeps its default (DefaultLogPCRs). Only PCRs
+	// 8-15 are accepted (AllowedLogPCR).
+	LogPCRs map[string]int `json:"log_pcrs,omitempty"`
+}
+
+// DefaultLogPCRs are the PCRs measurement lists extend unless a policy
+// says otherwise: the kernel's IMA list PCR 10, intact's own list PCR 13.
+var DefaultLogPCRs = map[string]int{"ima": 10, "intact": 13}
+
+// AllowedLogPCR reports whether a measurement list may be accepted on
+// pcr: only PCRs 8-15. The firmware's PCRs 0-7 hold the boot, PCR 16
+// (debug) and 20-23 can be reset by software at any time (a reset
+// erases the list's trace), and 17-19 are reset by a dynamic launch.
+func AllowedLogPCR(pcr int) bool { return pcr >= 8 && pcr <= 15 }
+
+// LogPCR is the PCR a list of source must extend under this policy
+// (false for an unknown source).
+func (c *Compiled) LogPCR(source string) (int, bool) {
+	if n, ok := c.doc.LogPCRs[source]; ok {
+		return n, true
+	}
+	n, ok := DefaultLogPCRs[source]
+	return n, ok
 }
 
 // Compiled is a policy ready to evaluate records. It is immutable and
@@ -139,6 +164,14 @@ func Compile(p Policy) (*Compiled, error) {
 	}
 	if c.windows, err = compileWindows(p.Windows); err != nil {
 		return nil, err
+	}
+	for src, pcr := range p.LogPCRs {
+		if _, ok := DefaultLogPCRs[src]; !ok {
+			return nil, ferr("log_pcrs: unknown list source %q (ima or intact)", src)
+		}
+		if !AllowedLogPCR(pcr) {
+			return nil, ferr("log_pcrs: %s on pcr %d: only pcrs 8-15 (never the firmware's 0-7, nor the resettable 16-23)", src, pcr)
+		}
 	}
 	return c, nil
 }

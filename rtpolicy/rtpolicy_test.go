@@ -129,3 +129,44 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A policy names the PCR of each list source; firmware and resettable
+// PCRs are refused, whatever the policy says.
+func TestLogPCRs(t *testing.T) {
+	c, err := rtpolicy.Parse([]byte(`{"intact_runtime_policy":1,"digests":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.LogPCR("ima"); n != 10 {
+		t.Errorf("default ima pcr %d, want 10", n)
+	}
+	if n, _ := c.LogPCR("intact"); n != 13 {
+		t.Errorf("default intact pcr %d, want 13", n)
+	}
+	if _, ok := c.LogPCR("other"); ok {
+		t.Error("unknown source has a pcr")
+	}
+	c, err = rtpolicy.Parse([]byte(`{"intact_runtime_policy":1,"digests":{},"log_pcrs":{"intact":11}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.LogPCR("intact"); n != 11 {
+		t.Errorf("configured intact pcr %d, want 11", n)
+	}
+	for _, bad := range []string{`{"intact":23}`, `{"intact":16}`, `{"ima":0}`, `{"ima":7}`, `{"ima":20}`, `{"ima":17}`, `{"ima":-1}`, `{"other":10}`} {
+		_, err := rtpolicy.Parse([]byte(`{"intact_runtime_policy":1,"digests":{},"log_pcrs":` + bad + `}`))
+		if !errors.Is(err, rtpolicy.ErrFormat) {
+			t.Errorf("log_pcrs %s: err %v, want rtpolicy.ErrFormat", bad, err)
+		}
+	}
+	a := rtpolicy.Policy{Format: 1, Digests: map[string][]string{}}
+	b := rtpolicy.Policy{Format: 1, Digests: map[string][]string{}, LogPCRs: map[string]int{"ima": 11}}
+	d, err := rtpolicy.Diff(a, b)
+	if err != nil || len(d.Flags) != 1 || d.Flags[0] != "log_pcrs.ima: 10 -> 11" {
+		t.Errorf("diff = %+v, %v", d, err)
+	}
+	m, conf, err := rtpolicy.Merge([]rtpolicy.Policy{b, a}, []string{"b", "a"})
+	if err != nil || m.LogPCRs["ima"] != 11 || len(conf) != 1 || conf[0].Kind != rtpolicy.ConflictLogPCR {
+		t.Errorf("merge = %+v, %+v, %v", m.LogPCRs, conf, err)
+	}
+}

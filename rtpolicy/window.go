@@ -1,6 +1,7 @@
 package rtpolicy
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -165,6 +166,7 @@ func clonePolicy(p Policy) Policy {
 	out.Buffers = cloneDigests(p.Buffers)
 	out.Excludes = slices.Clone(p.Excludes)
 	out.Keys = slices.Clone(p.Keys)
+	out.LogPCRs = maps.Clone(p.LogPCRs)
 	out.Windows = nil
 	for _, w := range p.Windows {
 		w.Digests, w.Buffers = cloneDigests(w.Digests), cloneDigests(w.Buffers)

@@ -43,7 +43,11 @@ type Agent struct {
 	EKPublic []byte `json:"ek_public"` // TPMT_PUBLIC
 	EKCert   []byte `json:"ek_cert,omitempty"`
 	AKPublic []byte `json:"ak_public"` // TPMT_PUBLIC of the enrolled AK
-	Policy   string `json:"policy"`    // runtime policy name
+	// EKKey identifies the TPM whatever encoding of its EK public area
+	// an agent reports: the hex SHA-256 of the EK's public key (PKIX
+	// DER), set at enrollment (empty for agents enrolled before it was).
+	EKKey  string `json:"ek_key,omitempty"`
+	Policy string `json:"policy"` // runtime policy name
 	// LogSource is the measurement list the agent serves ("intact" or
 	// "ima") and LogPCR the PCR that list extends.
 	LogSource string    `json:"log_source"`
@@ -192,6 +196,11 @@ type Store interface {
 	GetAgent(ctx context.Context, id string) (*Agent, error)
 	// ListAgents returns every agent, by ID.
 	ListAgents(ctx context.Context) ([]*Agent, error)
+	// FindAgentsByKey returns the ids, sorted, of the agents with the
+	// EK key ekKey (Agent.EKKey; "" matches none), or the EK public area
+	// ekPublic, or the AK public area akPublic (nil matches none): the
+	// agents of the same TPM.
+	FindAgentsByKey(ctx context.Context, ekKey string, ekPublic, akPublic []byte) ([]string, error)
 	// DeleteAgent removes an agent and its history (ErrNotFound).
 	DeleteAgent(ctx context.Context, id string) error
 	// SaveAttestations stores a batch of attestations in one

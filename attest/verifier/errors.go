@@ -24,6 +24,8 @@ const (
 	ReasonBootLog         = "boot-log"          // the boot event log does not parse or replay to the quoted boot PCRs
 	ReasonPolicy          = "policy"            // a verified record breaks the runtime policy
 	ReasonEnrollment      = "enrollment"        // the AK is not in the EK's TPM, or the proof is not bound to the pinned certificate
+	ReasonDuplicateTPM    = "duplicate-tpm"     // the TPM (EK or AK) is already enrolled under another id (relay, cuckoo)
+	ReasonLogPCR          = "log-pcr"           // the list extends a PCR the policy does not accept (resettable, firmware, or not the policy's)
 )
 
 // SecurityError is a failed verification: the evidence is inconsistent

@@ -103,6 +103,10 @@ func EARAppraisal(policy string, st store.Status) ear.Appraisal {
 			tv.Executables = ear.CryptoValidationFailed
 		case ReasonBootAggregate, ReasonBootLog:
 			tv.Configuration = ear.CryptoValidationFailed
+		case ReasonLogPCR:
+			tv.Configuration = ear.ConfigContraindicated
+		case ReasonDuplicateTPM:
+			tv.InstanceIdentity = ear.IdentityUntrustworthy
 		case ReasonPolicy:
 			tv.Executables = ear.ExecUnrecognized
 			for _, r := range st.Reasons {

@@ -117,6 +117,9 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime policy %q: %w", r.agent.Policy, err)
 	}
+	if err := checkLogPCR(pol, r.agent.LogSource, r.agent.LogPCR); err != nil {
+		return nil, err
+	}
 	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now()}
 	nonce := make([]byte, attest.NonceSize)
 	if _, err := io.ReadFull(r.v.o.Rand, nonce); err != nil {

@@ -87,6 +87,7 @@ type Verifier struct {
 	log    *slog.Logger
 	writes chan store.Update
 
+	enrollMu sync.Mutex // the duplicate-tpm check and the creation of an agent
 	mu       sync.Mutex
 	runners  map[string]*runner
 	policies map[string]*rtpolicy.Compiled
@@ -352,7 +353,8 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if err := CheckID(req.ID); err != nil {
 		return nil, err
 	}
-	if _, err := v.policy(ctx, req.Policy); err != nil {
+	pol, err := v.policy(ctx, req.Policy)
+	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", req.Policy, err)
 	}
 	if req.CertDER != nil {
@@ -381,6 +383,16 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if err := checkEKCert(e); err != nil {
 		return nil, err
 	}
+	if err := checkLogPCR(pol, e.Log, e.LogPCR); err != nil {
+		return nil, err
+	}
+	key, err := ekKey(e.EKPublic)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkDuplicateTPM(ctx, req.ID, key, e); err != nil {
+		return nil, err
+	}
 	secret := make([]byte, 32)
 	if _, err := io.ReadFull(v.o.Rand, secret); err != nil {
 		return nil, err
@@ -400,10 +412,18 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if subtle.ConstantTimeCompare(resp.Proof, attest.ActivationProof(secret, pin)) != 1 {
 		return nil, secErr(ReasonEnrollment, "activation proof does not match the credential and the agent's certificate")
 	}
-	a := &store.Agent{ID: req.ID, Addr: req.Addr, CertDER: pin, EKPublic: e.EKPublic, EKCert: e.EKCert,
+	a := &store.Agent{ID: req.ID, Addr: req.Addr, CertDER: pin, EKPublic: e.EKPublic, EKCert: e.EKCert, EKKey: key,
 		AKPublic: e.AKPublic, Policy: req.Policy, LogSource: e.Log, LogPCR: e.LogPCR, Created: v.o.Now().UTC(),
 		Status: store.Status{State: store.StateEnrolled}}
-	if err := v.o.Store.CreateAgent(ctx, a); err != nil {
+	// Again under the lock, with the creation: two enrollments of one
+	// TPM at once must not both pass.
+	v.enrollMu.Lock()
+	err = v.checkDuplicateTPM(ctx, req.ID, key, e)
+	if err == nil {
+		err = v.o.Store.CreateAgent(ctx, a)
+	}
+	v.enrollMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	v.appendEvent(ctx, EventEnrolled, a, "")

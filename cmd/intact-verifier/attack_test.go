@@ -421,3 +421,66 @@ func TestEndToEndForgedEnrollmentAndReboot(t *testing.T) {
 		t.Fatal("not trusted after the reboot")
 	}
 }
+
+// With the real binaries: a plain TCP relay from a second address to an
+// enrolled agent is refused as a second agent (duplicate-tpm), and an
+// agent served with --pcr 23 (resettable) is refused at enrollment
+// (log-pcr).
+func TestEndToEndRelayAndResettablePCR(t *testing.T) {
+	r := newRig(t)
+	f1 := filepath.Join(r.dir, "f1")
+	r.measure(f1)
+	r.enroll(f1)
+	r.waitState("trusted")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", r.agentAddr)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	out := r.run(2, "agents", "add", "relayed", ln.Addr().String(), "--policy", "p")
+	if !strings.Contains(out, "duplicate-tpm:") || !strings.Contains(out, `"m"`) {
+		t.Fatalf("relay enrollment: %s", out)
+	}
+	t.Logf("relay refused: %s", strings.TrimSpace(out))
+	r.run(2, "agents", "show", "relayed")
+
+	// Another machine whose agent serves its list on PCR 23.
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	list := filepath.Join(r.dir, "list23")
+	state := filepath.Join(r.dir, "agent23")
+	if out, err := exec.Command(r.abin, "measure", "--tpm", sw.Spec(), "--list", list, "--pcr", "23").CombinedOutput(); err != nil {
+		t.Fatalf("measure: %v: %s", err, out)
+	}
+	start(t, r.abin, "serve", "--tpm", sw.Spec(), "--state", state, "--list", list, "--listen", "127.0.0.1:0", "--pcr", "23")
+	var addr string
+	waitFor(t, 20*time.Second, "the pcr-23 agent's address", func() bool {
+		b, err := os.ReadFile(filepath.Join(state, "addr"))
+		addr = strings.TrimSpace(string(b))
+		return err == nil && addr != ""
+	})
+	out = r.run(2, "agents", "add", "pcr23", addr, "--policy", "p")
+	if !strings.Contains(out, "log-pcr:") || !strings.Contains(out, "pcr 23") {
+		t.Fatalf("pcr 23 enrollment: %s", out)
+	}
+	t.Logf("pcr 23 refused: %s", strings.TrimSpace(out))
+	r.run(2, "agents", "show", "pcr23")
+}

@@ -61,8 +61,12 @@ func TestUpgradeFromV2(t *testing.T) {
 		if err != nil || len(h) != 2 || h[1].LogOffset != 3 || h[0].Time.Unix() != 1700000010 {
 			t.Fatalf("history after the upgrade (open %d): %+v, %v", i, h, err)
 		}
+		// Version 4: the agent has no EK key, and is found by its EK.
+		if ids, err := db.FindAgentsByKey(ctx, "", []byte{2}, nil); err != nil || len(ids) != 1 || ids[0] != "old" {
+			t.Fatalf("FindAgentsByKey after the upgrade: %q, %v", ids, err)
+		}
 		var v int
-		if err := db.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 3 {
+		if err := db.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
 			t.Fatalf("user_version = %d, %v", v, err)
 		}
 		db.Close()

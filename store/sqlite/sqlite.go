@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS agents (
 	created INTEGER NOT NULL,
 	status TEXT NOT NULL,
 	outcome TEXT NOT NULL DEFAULT '',
-	history_at INTEGER NOT NULL DEFAULT 0
+	history_at INTEGER NOT NULL DEFAULT 0,
+	ek_key TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS results (
 	id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,6 +83,23 @@ ALTER TABLE agents ADD COLUMN history_at INTEGER NOT NULL DEFAULT 0;
 COMMIT;
 `
 
+// Version 4: the EK key of each agent (store.Agent.EKKey) and indexes
+// to find the agents of a TPM (FindAgentsByKey).
+const migrate4 = `
+BEGIN;
+ALTER TABLE agents ADD COLUMN ek_key TEXT NOT NULL DEFAULT '';
+COMMIT;
+`
+
+const indexes4 = `
+CREATE INDEX IF NOT EXISTS agents_ek_key ON agents(ek_key);
+CREATE INDEX IF NOT EXISTS agents_ek_public ON agents(ek_public);
+CREATE INDEX IF NOT EXISTS agents_ak_public ON agents(ak_public);
+`
+
+// schemaVersion is the user_version of the current schema.
+const schemaVersion = 4
+
 // Open opens (creating it if needed) the database at path. The
 // database holds the agents' identities and the attestation history:
 // it is created mode 0600 whatever the umask, an existing file open to
@@ -118,7 +136,21 @@ func Open(path string) (*DB, error) {
 			return nil, fmt.Errorf("sqlite: %s: upgrading schema: %w", path, err)
 		}
 	}
-	if _, err := db.Exec(`PRAGMA user_version = 3`); err != nil {
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('agents') WHERE name = 'ek_key'`).Scan(&have); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: reading schema: %w", path, err)
+	}
+	if have == 0 {
+		if _, err := db.Exec(migrate4); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: %s: upgrading schema: %w", path, err)
+		}
+	}
+	if _, err := db.Exec(indexes4); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s: creating indexes: %w", path, err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -184,21 +216,21 @@ func (d *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, a.LogSource, a.LogPCR, ts(a.Created), string(st))
+	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, a.LogSource, a.LogPCR, ts(a.Created), string(st), a.EKKey)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint") {
 		return fmt.Errorf("agent %q: %w", a.ID, store.ErrExists)
 	}
 	return err
 }
 
-const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status`
+const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key`
 
 func scanAgent(row interface{ Scan(...any) error }) (*store.Agent, error) {
 	var a store.Agent
 	var created int64
 	var st string
-	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &a.LogSource, &a.LogPCR, &created, &st); err != nil {
+	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &a.LogSource, &a.LogPCR, &created, &st, &a.EKKey); err != nil {
 		return nil, err
 	}
 	a.Created = fromTS(created)
@@ -231,6 +263,34 @@ func (d *DB) ListAgents(ctx context.Context) ([]*store.Agent, error) {
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+func (d *DB) FindAgentsByKey(ctx context.Context, ekKey string, ekPublic, akPublic []byte) ([]string, error) {
+	// Each condition on its own index; "" and nil match nothing.
+	rows, err := d.db.QueryContext(ctx, `SELECT id FROM agents WHERE ek_key = ? AND ? != ''
+		UNION SELECT id FROM agents WHERE ek_public = ?
+		UNION SELECT id FROM agents WHERE ak_public = ? ORDER BY id`, ekKey, ekKey, nonNil(ekPublic), nonNil(akPublic))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// nonNil makes nil a value no blob equals (a NULL: never equal).
+func nonNil(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
 }
 
 func (d *DB) DeleteAgent(ctx context.Context, id string) error {

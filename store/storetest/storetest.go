@@ -19,6 +19,7 @@ import (
 // (optional) closes s and opens the same store again, to prove durability.
 func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open(t)) })
+	t.Run("FindAgentsByKey", func(t *testing.T) { testFindAgentsByKey(t, open(t)) })
 	t.Run("Attestations", func(t *testing.T) { testAttestations(t, open(t)) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
@@ -48,7 +49,7 @@ func same(t *testing.T, got, want *store.Agent) {
 	t.Helper()
 	if got.ID != want.ID || got.Addr != want.Addr || !bytes.Equal(got.CertDER, want.CertDER) ||
 		!bytes.Equal(got.EKPublic, want.EKPublic) || !bytes.Equal(got.EKCert, want.EKCert) ||
-		!bytes.Equal(got.AKPublic, want.AKPublic) || got.Policy != want.Policy || got.LogSource != want.LogSource || got.LogPCR != want.LogPCR ||
+		!bytes.Equal(got.AKPublic, want.AKPublic) || got.EKKey != want.EKKey || got.Policy != want.Policy || got.LogSource != want.LogSource || got.LogPCR != want.LogPCR ||
 		!got.Created.Equal(want.Created) || got.State != want.State ||
 		!reflect.DeepEqual(got.Reasons, want.Reasons) || !reflect.DeepEqual(got.Progress, want.Progress) ||
 		got.Attestations != want.Attestations || !got.LastAttested.Equal(want.LastAttested) {
@@ -88,6 +89,53 @@ func testAgents(t *testing.T, s store.Store) {
 	}
 	if list, _ := s.ListAgents(ctx); len(list) != 1 {
 		t.Fatalf("after delete: %d agents", len(list))
+	}
+}
+
+// The agents of a TPM are found by its EK key, its EK public area or
+// its AK public area; "" and nil match none, and a removed agent is
+// not found.
+func testFindAgentsByKey(t *testing.T, s store.Store) {
+	defer s.Close()
+	mk := func(id, ekKey string, ek, ak byte) *store.Agent {
+		a := agent(id)
+		a.EKKey, a.EKPublic, a.AKPublic = ekKey, []byte{ek, ek}, []byte{ak, ak, ak}
+		if err := s.CreateAgent(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	mk("a", "k1", 1, 1)
+	mk("b", "k2", 2, 2)
+	mk("old", "", 3, 3) // enrolled before EK keys were kept
+	mk("c", "k4", 4, 4)
+	got, err := s.GetAgent(ctx, "a")
+	if err != nil || got.EKKey != "k1" {
+		t.Fatalf("GetAgent = %+v, %v: EKKey not kept", got, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		ekKey  string
+		ek, ak []byte
+		want   []string
+	}{
+		{"by ek key", "k2", []byte{9}, []byte{9}, []string{"b"}},
+		{"by ek public", "k9", []byte{3, 3}, nil, []string{"old"}},
+		{"by ak public", "", nil, []byte{4, 4, 4}, []string{"c"}},
+		{"by all three, sorted", "k4", []byte{2, 2}, []byte{1, 1, 1}, []string{"a", "b", "c"}},
+		{"empty key matches no legacy agent", "", []byte{9}, []byte{9}, nil},
+		{"none", "k9", nil, nil, nil},
+	} {
+		ids, err := s.FindAgentsByKey(ctx, tc.ekKey, tc.ek, tc.ak)
+		if err != nil || !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("%s: FindAgentsByKey = %q, %v; want %q", tc.name, ids, err, tc.want)
+		}
+	}
+	if err := s.DeleteAgent(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.FindAgentsByKey(ctx, "k2", nil, nil); err != nil || len(ids) != 0 {
+		t.Errorf("after removal: %q, %v", ids, err)
 	}
 }
 
