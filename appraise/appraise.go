@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package appraise decides whether a file is intact: it reads the file's
 // security.ima label, recomputes the content digest with the label's
 // algorithm, checks a signature against trusted certificates, and returns

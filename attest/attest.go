@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package attest is the protocol between intact's attestation agent (in
 // intactd) and intact-verifier: the agent API's paths and messages, the
 // size limits on each, and strict decoders for everything the verifier

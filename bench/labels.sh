@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Labelling and verification throughput: intact beside evmctl and
 # sha256sum, on the same copy of a real tree, in the same run.
 #

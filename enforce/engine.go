@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package enforce is intactd's decision engine. It reads permission events
 // from an [EventSource] (fanotify in the daemon, a fake in tests), decides
 // each from an IMA policy ([policy.Policy]): appraise the file through an

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package eventlog reads TCG PC Client boot event logs (the firmware's
 // binary_bios_measurements, SHA-1 and crypto-agile formats), replays them
 // into PCR values, and lists the boot components they record.

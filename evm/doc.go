@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package evm computes and parses security.evm, the extended attribute in
 // which Linux EVM protects a file's metadata: the values of the protected
 // security.* xattrs (SELinux/Smack/AppArmor labels, security.ima,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package evm
 
 // KindTPMSealed: the key is sealed by a TPM to PCR values (and maybe a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package filehash computes file content digests, the input of every label.
 package filehash
 

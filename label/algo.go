@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package label encodes and parses the integrity labels that Linux IMA and
 // EVM keep in extended attributes: security.ima (file content digests and
 // signatures) and the signature header that security.evm shares with it.

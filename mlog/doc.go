@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package mlog reads, writes and replays IMA measurement lists: the
 // kernel's binary_runtime_measurements and ascii_runtime_measurements
 // formats, and the lists that intact itself keeps.

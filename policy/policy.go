@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package policy parses, normalizes and evaluates the kernel's IMA policy
 // language (Documentation/ABI/testing/ima_policy) for a userspace integrity
 // daemon. It is pure: no syscalls, no file access.

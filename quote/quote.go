@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package quote verifies TPM 2.0 quotes without a TPM: it parses the
 // quoted TPMS_ATTEST and the TPMT_SIGNATURE, checks the signature with an
 // attestation key's public part, the nonce, and the PCR digest against

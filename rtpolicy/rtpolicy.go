@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package rtpolicy is intact's runtime policy: which measured files (and
 // buffers) an attested machine may run, as the verifier evaluates every
 // record of a verified measurement list. It is pure: JSON in, compiled

@@ -1,4 +1,5 @@
 # Sourced by intact's scripts (quickstart.sh, demo.sh, test.sh).
+# SPDX-License-Identifier: Apache-2.0
 
 # Bold headings only on a terminal (and not under NO_COLOR): no escape codes
 # in logs, pipes or CI output.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # intact's main job on embedded defaults: label a tree with signatures,
 # verify it, tamper with it the way an off-line attacker would, and show
 # intact naming what changed.

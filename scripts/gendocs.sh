@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regenerates the command-line reference from the flags the binaries parse
 # with: the command sections of docs/cli.md and docs/intactd-flags.md
 # (between their GENERATED markers), the man

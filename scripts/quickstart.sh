@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # intact's quickstart: the whole system on one machine, on embedded
 # defaults. It builds intact, intactd and intact-verifier; makes a demo
 # directory with a file system of its own (a loop-mounted ext4 image) holding

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package scripts holds the tests of the repository's scripts.
 package scripts
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs intact's whole test suite, as root (`sudo` is not needed when you are
 # root already). Installs the Debian packages the tests use (the real tools
 # intact is checked against), then:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sig holds the signing side of labels: private keys and
 // certificates (load, generate), the 4-byte IMA keyid, and signing and
 // verifying file digests the way the kernel and evmctl do (RSA PKCS#1 v1.5

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package store is the verifier's state: enrolled agents, their
 // attestation progress, runtime policies and attestation history,
 // behind the Store interface. Backends live in subpackages (store/sqlite)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tpm is intact's access to a TPM 2.0: PCRs, secrets sealed to
 // the platform state, and signing keys that never leave the TPM. It is
 // built on go-tpm's tpm2 API.

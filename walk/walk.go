@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package walk visits the regular files of trees in parallel: one file
 // system unless told otherwise, never following symlinks, with results
 // handed back in walk order.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package agent is intact's attestation agent: an http.Handler serving
 // the attest protocol (enrollment data, quotes, the measurement list
 // from an offset, the boot event log, credential activation) from a TPM

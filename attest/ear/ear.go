@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package ear encodes, signs and verifies attestation results in the
 // shape of the IETF RATS EAR (EAT Attestation Results,
 // draft-ietf-rats-ear): a JWT (JWS compact serialization, ES256) whose

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package verifier is intact's remote-attestation verifier: it enrolls
 // agents (credential activation against the EK), attests each enrolled
 // agent at an interval (fresh nonce, quote by the enrolled AK, TPM clock

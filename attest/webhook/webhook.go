@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package webhook delivers the verifier's events (store outbox) to HTTP
 // receivers: in order per receiver, each event until a receiver answers
 // 2xx, with capped exponential backoff between attempts, resuming after

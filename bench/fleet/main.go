@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command fleet measures how many agents one intact-verifier attests at
 // its interval: it plays N simulated agents (package sim: intact's agent
 // handler over a software TPM with an ECDSA P-256 AK and a growing

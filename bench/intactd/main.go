@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command intactd-bench measures what intactd costs: the time to exec a
 // small binary and to open (and read) a small file on a watched mount,
 // with no daemon and under intactd with a warm and a cold cache, printed

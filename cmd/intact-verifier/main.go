@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command intact-verifier attests machines running intact's agent: it
 // enrolls them, checks their TPM quotes and measurement lists at an
 // interval against runtime policies, and serves an operator API. The

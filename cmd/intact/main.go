@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command intact labels files with kernel-compatible IMA/EVM labels and
 // verifies them. See docs/cli.md.
 package main

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command intactd is intact's host daemon: it enforces file integrity on
 // the mounts it watches by answering the kernel's fanotify permission
 // events from an IMA policy. See docs/intactd.md.

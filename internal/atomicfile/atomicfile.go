@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package atomicfile writes files so that readers see either the old
 // content or the whole new content, never a part: keys, sealed blobs,
 // state and policies go through it.

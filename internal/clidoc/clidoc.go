@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package clidoc renders a program's command-line reference — the
 // Markdown sections of docs/, a man page and bash and zsh completion —
 // from the same flag.FlagSets the program parses its arguments with, so

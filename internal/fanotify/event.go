@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package fanotify is intact's thin layer over the fanotify(7) syscalls:
 // permission groups (FAN_CLASS_CONTENT) whose events block the accessing
 // task until answered, FID-mode notification groups for cache

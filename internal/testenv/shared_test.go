@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package testenv
 
 import (
@@ -38,7 +40,8 @@ func TestFreshCloneReadsOnlyTheRepository(t *testing.T) {
 		}
 		src := string(b)
 		rel, _ := filepath.Rel(root, p)
-		isShared := strings.HasPrefix(src, "//go:build "+SharedTag+"\n")
+		head, _, _ := strings.Cut(src, "\npackage ")
+		isShared := strings.Contains("\n"+head+"\n", "\n//go:build "+SharedTag+"\n")
 		if isShared {
 			tagged++
 			for _, m := range testFunc.FindAllStringSubmatch(src, -1) {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testenv gives tests the external tools and privileges they need.
 // A test that needs a tool or root is skipped only on a developer machine
 // that lacks it; under CI (CI=true) a missing tool or privilege is a test

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package tpmtest runs software TPMs for tests: a swtpm process on free
 // loopback ports, and helpers to run tpm2-tools against it.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package version says which build of intact is running: the module
 // version and the VCS revision the Go toolchain stamped into the binary
 // (runtime/debug.ReadBuildInfo).

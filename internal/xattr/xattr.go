@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package xattr is the thin Linux extended-attribute layer: it reads and
 // writes label xattrs on paths (never following symlinks) and on open
 // files, and maps "no such attribute" to ErrNotFound.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package gen makes runtime policies from files: a directory tree, or
 // the files installed Debian packages own. It is the I/O edge of
 // package rtpolicy (which stays pure).

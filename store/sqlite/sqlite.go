@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sqlite is the embedded store.Store backend: one SQLite file
 // through the pure-Go modernc.org/sqlite driver (no cgo), in WAL mode.
 // It is the only package that imports the driver.

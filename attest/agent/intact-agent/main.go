@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command intact-agent runs intact's attestation agent on its own, for
 // hosts and tests without intactd: it serves the agent API over HTTPS
 // from a TPM and a measurement list, and measures files into intact's

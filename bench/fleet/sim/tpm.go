@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sim simulates a fleet of attestation agents for load tests of
 // intact-verifier: each agent is intact's real agent handler
 // (attest/agent) over a software TPM (SoftTPM) and an in-memory

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package fantest runs fanotify tests safely: each test re-executes itself
 // under `timeout -s KILL` and `unshare -m --propagation private`, mounts a
 // file system of its own (tmpfs, or a loop-mounted ext4 image) inside that
