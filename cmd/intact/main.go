@@ -55,6 +55,7 @@ var commands = []command{
 	{"measure", "measure files into a measurement list and extend a TPM PCR", cmdMeasure},
 	{"log", "show, convert and replay IMA measurement lists", cmdLog},
 	{"eventlog", "replay a TCG boot event log and list the boot components", cmdEventlog},
+	{"manifest", "signed tree manifests: record a tree, report what was added, removed or changed", cmdManifest},
 	{"policy", "check an IMA policy and print it normalized", cmdPolicy},
 	{"status", "show the running intactd's decisions, denials, cache and latency", cmdStatus},
 	{"version", "print the version", cmdVersion},
