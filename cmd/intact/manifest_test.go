@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -106,4 +108,39 @@ func TestManifestUpdate(t *testing.T) {
 		t.Fatalf("update did not show the difference first:\n%s", out)
 	}
 	mustRun(t, 0, "manifest", "check", "--cert", cert, m)
+}
+
+// policy generate --manifest lists the files as the manifest recorded
+// them, only once the manifest verifies.
+func TestPolicyFromManifest(t *testing.T) {
+	dir, _, cert, m := manifestFixture(t)
+	out := filepath.Join(t.TempDir(), "p.json")
+	writeFile(t, filepath.Join(dir, "conf"), "changed after the manifest") // the policy keeps the signed digest
+	mustRun(t, 0, "policy", "generate", "--manifest", m, "--manifest-cert", cert, "--out", out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Digests map[string][]string }
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	got := p.Digests[filepath.Join(dir, "conf")]
+	if len(got) != 1 || got[0] != "sha256:"+sha256Hex("conf") {
+		t.Fatalf("conf listed as %v, want the manifest's digest", got)
+	}
+	if len(p.Digests) != 2 {
+		t.Fatalf("listed %v", p.Digests)
+	}
+	// without a certificate that verifies it: refused, nothing written
+	out2 := filepath.Join(t.TempDir(), "p2.json")
+	mustRun(t, 2, "policy", "generate", "--manifest", m, "--out", out2)
+	if _, err := os.Stat(out2); err == nil {
+		t.Fatal("a policy was written from an unverified manifest")
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

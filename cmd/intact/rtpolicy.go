@@ -27,7 +27,8 @@ import (
 
 const rtpolicyUsage = `
 Usage:
-    intact policy generate (--tree DIR... | --log FILE | --dpkg [--package P]...) [--cert CERT]... [--out FILE]
+    intact policy generate (--tree DIR... | --log FILE | --dpkg [--package P]... |
+                           --manifest FILE --manifest-cert CERT) [--cert CERT]... [--out FILE]
     intact policy import-keylime FILE [--out FILE]
     intact policy merge A B... --out FILE
     intact policy diff A B [--json]
@@ -43,7 +44,8 @@ every record of its measurement list against one.
 generate      digests every regular file of directory trees (in parallel),
               the files a measurement list records, or the regular files
               installed Debian packages own (dpkg's lists, md5sums
-              cross-checked); --cert puts keys into the policy and, with
+              cross-checked), or the files a signed tree manifest records
+              (verified with --manifest-cert first); --cert puts keys into the policy and, with
               --trust-signed, leaves files signed by them to their
               signature instead of listing their digests
 import-keylime converts a Keylime runtime policy or allowlist, keeping
@@ -170,6 +172,9 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	var trees, certs, packages stringList
 	f.Var(&trees, "tree", "digest the regular files below DIR (repeatable)")
 	logFile := f.String("log", "", "list the files a measurement list FILE records")
+	manifestFile := f.String("manifest", "", "list the files a signed tree manifest FILE records (intact manifest create)")
+	var manifestCerts stringList
+	f.Var(&manifestCerts, "manifest-cert", "with --manifest, a certificate that verifies it (repeatable)")
 	dpkg := f.Bool("dpkg", false, "digest the files installed Debian packages own")
 	f.Var(&packages, "package", "with --dpkg, only this package (repeatable)")
 	admin := f.String("dpkg-admin", "/var/lib/dpkg", "with --dpkg, dpkg's database")
@@ -191,13 +196,13 @@ func cmdPolicyGenerate(e *env, args []string) error {
 		return usageErrorf("policy generate", "unexpected operand %q", ops[0])
 	}
 	sources := 0
-	for _, on := range []bool{len(trees) > 0, *logFile != "", *dpkg} {
+	for _, on := range []bool{len(trees) > 0, *logFile != "", *dpkg, *manifestFile != ""} {
 		if on {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return usageErrorf("policy generate", "give one of --tree, --log or --dpkg")
+		return usageErrorf("policy generate", "give one of --tree, --log, --dpkg or --manifest")
 	}
 	if len(packages) > 0 && !*dpkg {
 		return usageErrorf("policy generate", "--package needs --dpkg")
@@ -225,6 +230,13 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	switch {
 	case len(trees) > 0:
 		p, rep, err = gen.FromTree(trees, o)
+	case *manifestFile != "":
+		v, mf, merr := openManifest(*manifestFile, manifestCerts)
+		if merr != nil {
+			return merr
+		}
+		defer mf.Close()
+		p, rep, err = gen.FromManifest(v, o)
 	case *logFile != "":
 		var l *mlog.List
 		if l, err = mlog.ReadFile(*logFile, mlog.Options{}); err != nil {
