@@ -37,7 +37,7 @@ func TestManifestExitStatus(t *testing.T) {
 		t.Fatalf("removed file not reported:\n%s", out)
 	}
 	// usage and operational errors: 2
-	mustRun(t, 2, "manifest", "check", m)                                           // no --cert
+	mustRun(t, 2, "manifest", "check", m)                                          // no --cert
 	mustRun(t, 2, "manifest", "check", "--cert", cert, filepath.Join(dir, "nope")) // no manifest
 	mustRun(t, 2, "manifest", "create", "--key", key, "-o", filepath.Join(dir, "in-tree"), dir)
 	_, errs, code := runCLI(t, "manifest", "check", "--cert", cert, m, "/nonexistent-dir")
