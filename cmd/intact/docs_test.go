@@ -39,6 +39,7 @@ func docSubcommands() map[string][]string {
 		"tpm":      {"pcrs", "info"},
 		"log":      {"show", "convert", "replay"},
 		"eventlog": {"replay"},
+		"manifest": {"create", "check", "update"},
 		"policy":   append([]string{"check"}, rt...),
 	}
 }
