@@ -4,17 +4,18 @@
 # verify it, tamper with it the way an off-line attacker would, and show
 # intact naming what changed.
 #
-#   scripts/demo.sh [DIR]     (root; DIR defaults to /var/tmp/intact-demo)
+#   scripts/demo.sh [DIR]     (as root; DIR defaults to /var/tmp/intact-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/var/tmp/intact-demo}
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. scripts/common.sh
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 if ! command -v setfattr >/dev/null; then
 	# the attacker's tools: getfattr/setfattr
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq attr >/dev/null
 fi
-command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin # sudo's secure_path lacks it
+require_go demo "$PWD"
 mkdir -p bin
 go build -o bin/intact ./cmd/intact
 intact=$PWD/bin/intact

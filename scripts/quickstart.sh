@@ -10,17 +10,18 @@
 # demo program; waits until the verifier trusts the machine; and prints what
 # to try. See docs/quickstart.md.
 #
-#   scripts/quickstart.sh [start] [DIR] [--verifier-listen ADDR] [--agent-listen ADDR] [--interval D]
+#   scripts/quickstart.sh [start] [DIR] [--verifier-listen ADDR] [--agent-listen ADDR] [--metrics-listen ADDR] [--interval D]
 #   scripts/quickstart.sh stop [DIR]      stop the daemons, unmount (keeps keys, logs, state)
 #   scripts/quickstart.sh clean [DIR]     stop, then remove DIR
 #   scripts/quickstart.sh status [DIR]    the verifier's view and intactd's counters
 #
-# DIR defaults to /var/lib/intact-demo. Root only. intactd marks nothing but
+# DIR defaults to /var/lib/intact-demo. Run it as root (a root shell, or sudo). intactd marks nothing but
 # DIR/protected, a mount this script makes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 prog=quickstart
+. "$repo/scripts/common.sh"
 marker=.intact-quickstart # in DIR: this script made DIR
 
 # die MESSAGE [HINT]
@@ -32,7 +33,7 @@ die() {
 step=
 say() {
 	step=$*
-	printf '\033[1m== %s\033[0m\n' "$*"
+	printf '%s== %s%s\n' "$bold" "$*" "$plain"
 }
 
 usage() {
@@ -54,12 +55,14 @@ esac
 dir=/var/lib/intact-demo
 vlisten=127.0.0.1:8443
 alisten=127.0.0.1:9443
+mlisten=127.0.0.1:9464
 interval=1s
 dirset=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--verifier-listen) vlisten=${2:?--verifier-listen needs an address}; shift 2 ;;
 	--agent-listen) alisten=${2:?--agent-listen needs an address}; shift 2 ;;
+	--metrics-listen) mlisten=${2:?--metrics-listen needs an address}; shift 2 ;;
 	--interval) interval=${2:?--interval needs a duration}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	-*) die "unknown option $1 (see $0 --help)" ;;
@@ -242,9 +245,9 @@ mountpoint -q "$mnt" 2>/dev/null && die "$mnt is already a mount point; it is no
 
 # Tools. The embedded TPM simulator is C (go-tpm-tools): building intactd
 # needs a C compiler and the OpenSSL headers. No swtpm, tpm2-tools or attr.
-# sudo's secure_path usually lacks Go's own directory.
-command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
-command -v go >/dev/null || die "go is not on PATH, nor in /usr/local/go/bin (the quickstart builds intact from this checkout)"
+# Go, at least the version go.mod names (sudo's secure_path usually lacks
+# Go's own directory: require_go looks in /usr/local/go/bin too).
+require_go "$prog" "$repo"
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 [ -e /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
@@ -363,7 +366,7 @@ verifier=("$bin/intact-verifier" --state "$dir/verifier" --server "https://$vadd
 
 say "starting intactd on $mnt (enforce, TPM simulator, agent on $alisten; log $dir/intactd.log)"
 setsid "$bin/intactd" --watch "$mnt" --policy "$dir/intactd.policy" --cert "$dir/keys/signing.der" \
-	--mode enforce --tpm sim --agent-listen "$alisten" --state-dir "$dir/intactd" \
+	--mode enforce --tpm sim --agent-listen "$alisten" --metrics-listen "$mlisten" --state-dir "$dir/intactd" \
 	</dev/null >"$dir/intactd.log" 2>&1 &
 record intactd_pid $!
 aaddr=
@@ -377,9 +380,12 @@ for _ in $(seq 600); do # up to 30 s
 done
 if [ -z "$aaddr" ]; then
 	die "intactd did not start; see $dir/intactd.log" \
-		"is $alisten in use? Give another address: --agent-listen 127.0.0.1:0 picks a free port"
+		"is $alisten or $mlisten in use? Give other addresses: --agent-listen 127.0.0.1:0 and --metrics-listen 127.0.0.1:0 pick free ports"
 fi
 record agent_addr "$aaddr"
+maddr=$(sed -n 's/.*"msg":"serving metrics","addr":"\([^"]*\)".*/\1/p' "$dir/intactd.log" | head -n 1)
+[ -n "$maddr" ] || die "intactd does not say where it serves metrics; see $dir/intactd.log"
+record metrics_url "$maddr"
 
 say "running the demo program (appraised, then measured)"
 "$mnt/bin/hello"
@@ -399,6 +405,7 @@ record started "$(date -u +%FT%TZ)"
 trap - EXIT INT TERM HUP
 
 v="${verifier[*]}"
+alias_line="alias iv='$v'"
 cat <<EOF
 
 $(say "the quickstart is running")
@@ -420,10 +427,16 @@ Where to look:
   verifier state    $dir/verifier (verifier.db, api-token, verifier.crt)
   keys              $dir/keys     policies  $dir/intactd.policy, $dir/runtime-policy.json
 
+Use the tools from your shell:
+  export PATH=$bin:\$PATH
+  $alias_line     # the verifier's client, its server and state given
+  iv agents list
+
 Try it:
-  # the verifier's view, and intactd's counters
+  # the verifier's view, intactd's counters and its Prometheus metrics
   $v agents show demo
   $bin/intact status --socket $dir/intactd/intactd.sock
+  curl -s $maddr | grep '^intactd_'
 
   # tamper with a protected program, then run it
   echo 'echo tampered' >> $mnt/bin/hello

@@ -7,7 +7,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +106,7 @@ func TestQuickstart(t *testing.T) {
 	if _, a := show(); a["state"] != "trusted" {
 		t.Fatalf("after the quickstart the agent is %v, want trusted: %v", a["state"], a)
 	}
+	checkHealthyRun(t, dir, out, env)
 
 	// A second start while it runs is refused.
 	if code, out := quickstart("start", dir); code != 2 || !strings.Contains(out, "is running") {
@@ -236,6 +239,62 @@ func printedCommands(t *testing.T, out, hello string) printed {
 		t.Fatalf("the quickstart's output lacks the commands to try: %+v", p)
 	}
 	return p
+}
+
+// checkHealthyRun: the quickstart turned metrics on and printed the curl
+// line for them, the PATH and the verifier client's alias (which work as
+// printed), and the daemons' logs of a healthy run hold no warning but the
+// simulator's NOT FOR PRODUCTION (no boot log on a simulator is not one).
+func checkHealthyRun(t *testing.T, dir, out string, env map[string]string) {
+	t.Helper()
+	url := env["metrics_url"]
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, "/metrics") {
+		t.Fatalf("metrics_url %q", url)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "intactd_events_total") {
+		t.Errorf("GET %s: %d\n%s", url, resp.StatusCode, body)
+	}
+	var path, alias string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "export PATH="):
+			path = l
+		case strings.HasPrefix(l, "alias iv="):
+			alias, _, _ = strings.Cut(l, "     #")
+		}
+	}
+	if !strings.Contains(out, "curl -s "+url+" ") {
+		t.Errorf("the quickstart does not print the curl line for %s", url)
+	}
+	if path != "export PATH="+filepath.Join(dir, "bin")+":$PATH" || alias == "" {
+		t.Fatalf("the quickstart does not print the PATH and the alias: %q %q", path, alias)
+	}
+	// As a user would paste them into an interactive shell.
+	script := "shopt -s expand_aliases\n" + path + "\n" + alias + "\nintact --help >/dev/null 2>&1 || exit 9\niv agents list\n"
+	cmd := fantest.Command(t, time.Minute, "bash", "-c", script)
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "demo") {
+		t.Errorf("the printed PATH and alias: %v\n%s", err, b)
+	}
+	for _, f := range []string{"intactd.log", "verifier.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			warn := strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, "level=WARN") ||
+				strings.Contains(l, `"level":"ERROR"`) || strings.Contains(l, "level=ERROR")
+			if warn && !strings.Contains(l, "NOT FOR PRODUCTION: --tpm sim") {
+				t.Errorf("%s: a healthy run logs: %s", f, l)
+			}
+		}
+	}
 }
 
 // readEnv reads the KEY=VALUE lines of the quickstart's env file.

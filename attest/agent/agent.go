@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -187,11 +188,19 @@ func (a *Agent) log(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) bootLog(w http.ResponseWriter, r *http.Request) {
+	// A machine without a boot event log (no firmware TPM log, a simulator)
+	// is normal: the verifier records "none". Not a warning.
 	if a.cfg.BootLog == "" {
-		a.fail(w, r, http.StatusNotFound, errors.New("no boot event log"))
+		a.cfg.Logger.Debug("no boot event log configured", "path", r.URL.Path)
+		http.Error(w, "no boot event log", http.StatusNotFound)
 		return
 	}
 	f, err := os.Open(a.cfg.BootLog)
+	if errors.Is(err, fs.ErrNotExist) {
+		a.cfg.Logger.Debug("no boot event log", "file", a.cfg.BootLog)
+		http.Error(w, "no boot event log", http.StatusNotFound)
+		return
+	}
 	if err != nil {
 		a.fail(w, r, http.StatusNotFound, err)
 		return

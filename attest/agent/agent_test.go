@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -118,7 +119,9 @@ func TestAgentHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
-	a, err := agent.New(agent.Config{TPM: tp, AK: id.AK, Log: agent.NewFileLog(list, attest.LogIntact), LogPCR: 13, CertDER: id.Cert.Certificate[0]})
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := agent.New(agent.Config{TPM: tp, AK: id.AK, Log: agent.NewFileLog(list, attest.LogIntact), LogPCR: 13, CertDER: id.Cert.Certificate[0], Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +151,24 @@ func TestAgentHandler(t *testing.T) {
 			t.Errorf("GET %s = %d", bad, rec.Code)
 		}
 	}
+	// No boot log (none configured, or the firmware's file absent): 404,
+	// which the verifier records as "none", and no warning in the log.
+	logged.Reset()
 	if rec := get(attest.PathBootLog); rec.Code != http.StatusNotFound {
 		t.Errorf("bootlog without one = %d", rec.Code)
+	}
+	nolog, err := agent.New(agent.Config{TPM: tp, AK: id.AK, Log: agent.NewFileLog(list, attest.LogIntact), LogPCR: 13,
+		CertDER: id.Cert.Certificate[0], Logger: logger, BootLog: filepath.Join(dir, "binary_bios_measurements")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	nolog.ServeHTTP(rec, httptest.NewRequest("GET", attest.PathBootLog, nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("bootlog with a missing file = %d", rec.Code)
+	}
+	if logged.Len() != 0 {
+		t.Errorf("a missing boot log is logged at info or above:\n%s", logged.String())
 	}
 	// Activation of garbage is refused; the body limit holds.
 	body, _ := json.Marshal(attest.ActivateRequest{Credential: []byte{1, 2}, Secret: []byte{3}})
