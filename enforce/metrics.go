@@ -60,6 +60,9 @@ type Status struct {
 	Healthy  bool      `json:"healthy"`
 	Overflow int64     `json:"queue_overflows"`
 	Stats    Stats     `json:"stats"`
+	// Uncovered lists mounts of other file systems under a watched path:
+	// not enforced (docs/intactd.md, "What is covered").
+	Uncovered []string `json:"uncovered_mounts,omitempty"`
 }
 
 // Stats is a snapshot of the engine's counters (intact status).

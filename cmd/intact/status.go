@@ -69,6 +69,9 @@ func printStatus(w io.Writer, s *enforce.Status) {
 	fmt.Fprintf(w, "intactd %s, pid %d, up %s, %s\n", s.Version, s.Pid, time.Since(s.Started).Round(time.Second), health)
 	fmt.Fprintf(w, "mode:          %s\n", st.Mode)
 	fmt.Fprintf(w, "watching:      %v\n", s.Watch)
+	if len(s.Uncovered) > 0 {
+		fmt.Fprintf(w, "NOT enforced:  %v (other file systems mounted under a watched path)\n", s.Uncovered)
+	}
 	fmt.Fprintf(w, "policy:        %s (%d rules)\n", s.Policy, s.Rules)
 	fmt.Fprintf(w, "decisions:     %d (events %d, own %d)\n", st.Decisions, st.Events, st.SelfEvents)
 	fmt.Fprintf(w, "denials:       %d\n", st.Denials)

@@ -86,6 +86,8 @@ type world struct {
 	exited  chan error
 	socket  string
 	stopped bool
+	// wrap, when set, is a command line intactd runs under (unshare ...).
+	wrap []string
 }
 
 type lockedBuf struct {
@@ -146,7 +148,8 @@ func (w *world) start(policyText string, extra ...string) {
 	args := append([]string{"--watch", w.mnt, "--policy", pol, "--cert", w.cert, "--state-dir", state}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	w.t.Cleanup(cancel)
-	w.daemon = exec.CommandContext(ctx, filepath.Join(w.bin, "intactd"), args...)
+	argv := append(append(append([]string{}, w.wrap...), filepath.Join(w.bin, "intactd")), args...)
+	w.daemon = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	w.log = &lockedBuf{}
 	w.daemon.Stdout, w.daemon.Stderr = w.log, w.log
 	if err := w.daemon.Start(); err != nil {

@@ -175,6 +175,7 @@ type daemon struct {
 	eng     *enforce.Engine
 	inv     *invalidator
 	meas    *listMeasurer
+	mounts  *mountWatch
 	servers []*http.Server
 	started time.Time
 }
@@ -216,12 +217,25 @@ func warnEVMOptional(cfg Config, log *slog.Logger) {
 // daemon must not depend on its own verdicts.
 func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("mount table: %w", err)
+	}
+	mounts := parseMountinfo(mi)
+	watched := map[uint64]bool{}
 	for _, w := range cfg.Watch {
 		if err := checkMountPoint(w); err != nil {
 			return nil, err
 		}
+		if err := checkWholeFS(mounts, w); err != nil {
+			return nil, err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(w, &st); err != nil {
+			return nil, fmt.Errorf("watch %s: %w", w, err)
+		}
+		watched[st.Dev] = true
 	}
-	var err error
 	if d.pol, err = loadPolicy(cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -257,6 +271,10 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	// The runtime loads the time zone lazily; do it now, not on a
 	// watched mount later.
 	_ = time.Now().Local().String()
+	if d.mounts, err = newMountWatch(log, cfg.Watch, watched); err != nil {
+		d.closeAll()
+		return nil, err
+	}
 	// Group order matters when the daemon dies without closing them (SIGKILL):
 	// see permAfterNotify.
 	if d.inv, err = newInvalidator(log, cfg.Watch); err != nil {
@@ -313,7 +331,7 @@ func (d *daemon) status() enforce.Status {
 	return enforce.Status{
 		Version: version(), Pid: os.Getpid(), Started: d.started, Watch: d.cfg.Watch,
 		Policy: d.cfg.Policy, Rules: len(d.pol.Rules), Healthy: d.eng.Healthy(),
-		Overflow: d.src.overflows.Load(), Stats: d.eng.Stats(),
+		Overflow: d.src.overflows.Load(), Stats: d.eng.Stats(), Uncovered: d.mounts.Uncovered(),
 	}
 }
 
@@ -324,15 +342,19 @@ func version() string {
 	return "(devel)"
 }
 
-// mark puts the permission marks on the watched mounts: from here on,
-// the engine must run.
+// mark puts the permission marks on the watched file systems: from here
+// on, the engine must run. A filesystem mark (not a mount mark) covers
+// every mount of the file system in every mount namespace: the daemon's
+// own (systemd gives it a private one), other users' (unshare -Urm),
+// bind mounts made later and containers. See mounts.go for what it does
+// not cover.
 func (d *daemon) mark() error {
 	mask := fanotify.PermEvents
 	if !needsOpenEvents(d.pol) {
 		mask = fanotify.OpenExecPerm
 	}
 	for _, w := range d.cfg.Watch {
-		if err := d.group.MarkMount(w, mask); err != nil {
+		if err := d.group.MarkFilesystem(w, mask); err != nil {
 			return err
 		}
 	}
@@ -417,6 +439,9 @@ func (d *daemon) closeAll() {
 	if d.inv != nil {
 		d.inv.close()
 	}
+	if d.mounts != nil {
+		d.mounts.close()
+	}
 	for _, s := range d.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		s.Shutdown(ctx)
@@ -453,8 +478,8 @@ func permAfterNotify(perm *fanotify.Group, notifyFD int) error {
 }
 
 // checkMountPoint refuses a watch path that is not the root of a mount:
-// FAN_MARK_MOUNT would mark the whole mount that contains it (for
-// /usr/local on the root file system: all of /).
+// the filesystem mark would cover the whole file system that contains it
+// (for /usr/local on the root file system: all of /).
 func checkMountPoint(path string) error {
 	var sx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, path, 0, 0, &sx); err != nil {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/internal/fanotify/fantest"
+	"github.com/intactsec/intact/internal/testenv"
+)
+
+// Attack tests (issue 11): each plays a local user trying to get around,
+// stall or fool intactd. Like every e2e test they run in a private mount
+// namespace on an ext4 image the test mounts; intactd marks only that
+// file system.
+
+// exitOf runs cmd and returns its exit status and output.
+func exitOf(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	return 0, string(out)
+}
+
+// wantExit runs argv and checks that it exits 0 (want "") or 126 with
+// EPERM (want "denied").
+func wantExit(t *testing.T, want string, argv ...string) {
+	t.Helper()
+	code, out := exitOf(t, fantest.Command(t, 20*time.Second, argv[0], argv[1:]...))
+	switch want {
+	case "":
+		if code != 0 {
+			t.Errorf("%q: exit %d (%s), want 0", argv, code, strings.TrimSpace(out))
+		}
+	case "denied":
+		if code != 126 || !strings.Contains(out, "Operation not permitted") {
+			t.Errorf("%q: exit %d (%s), want 126 and EPERM", argv, code, strings.TrimSpace(out))
+		}
+	}
+}
+
+// fullStatus returns the daemon's whole status reply.
+func (w *world) fullStatus() map[string]any {
+	w.t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", w.socket)
+		}}}
+	resp, err := c.Get("http://intactd/v1/status")
+	if err != nil {
+		w.t.Fatalf("status: %v", err)
+	}
+	defer resp.Body.Close()
+	var s map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// waitFor polls cond every 20 ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
+
+// openToAll makes the directories above the mount searchable, so that an
+// unprivileged user reaches the files on it.
+func openToAll(t *testing.T, mnt string) {
+	t.Helper()
+	for d := filepath.Dir(mnt); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestE2ESandboxedDaemon (issue 11 item 1): the shipped unit runs intactd
+// in a mount namespace of its own (ProtectSystem=strict, ProtectHome,
+// PrivateTmp: its mounts are read-only copies). Every other process execs
+// from the original mounts; enforcement must reach them. With mount marks
+// (FAN_MARK_MOUNT) only the daemon's copies were marked and an unsigned
+// program ran.
+func TestE2ESandboxedDaemon(t *testing.T) {
+	bin := binaries(t)
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	good := w.binary("good", w.key)
+	unsigned := w.binary("unsigned", "")
+	// As systemd does for ProtectSystem=strict: a new mount namespace in
+	// which the watched mount is a read-only copy.
+	w.wrap = []string{"unshare", "-m", "--propagation", "slave", "sh", "-c",
+		`mount -o remount,bind,ro "$0" && exec "$@"`, mnt}
+	w.start(appraisePolicy, "--mode", "enforce")
+	ours, _ := os.Readlink("/proc/self/ns/mnt")
+	theirs, err := os.Readlink("/proc/" + strconv.Itoa(w.daemon.Process.Pid) + "/ns/mnt")
+	if err != nil || theirs == ours {
+		t.Fatalf("intactd is not in a mount namespace of its own: %q vs ours %q (%v)", theirs, ours, err)
+	}
+	w.wantRuns(good)
+	w.wantDenied(unsigned)
+	w.wantRecord("denied", unsigned, "no-label")
+	w.stop()
+}
+
+// TestE2EOtherNamespaces (issue 11 item 2): no user gets around the
+// daemon with a mount of the watched file system it did not see: a bind
+// mount made after start, or `unshare -Urm` as an unprivileged user (its
+// mounts are copies, and it may bind mount them again). Mounts of other
+// file systems under a watched path are not enforced: intactd says so,
+// at start and when they appear, in its log and its status.
+func TestE2EOtherNamespaces(t *testing.T) {
+	bin := binaries(t)
+	testenv.RequireTool(t, "setpriv")
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	openToAll(t, mnt)
+	good := w.binary("good", w.key)
+	unsigned := w.binary("unsigned", "")
+	pre := filepath.Join(mnt, "pre")
+	os.Mkdir(pre, 0o755)
+	if err := unix.Mount("intact-nested", pre, "tmpfs", 0, "size=8m"); err != nil {
+		t.Fatal(err)
+	}
+	w.start(appraisePolicy, "--mode", "enforce")
+
+	// A bind mount made after start, by root in the daemon's namespace.
+	bind := filepath.Join(w.dir, "bind")
+	os.Mkdir(bind, 0o755)
+	if err := unix.Mount(mnt, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(bind, unix.MNT_DETACH)
+	w.wantRuns(filepath.Join(bind, "good"))
+	w.wantDenied(filepath.Join(bind, "unsigned"))
+
+	// nobody in a user and mount namespace of its own: the copy of the
+	// mount, and a bind mount of it made there.
+	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		"unshare", "-Urm", "bash", "-c"}
+	wantExit(t, "", append(asNobody, good)...)
+	wantExit(t, "denied", append(asNobody, unsigned)...)
+	wantExit(t, "denied", append(asNobody, `mount --rbind "$0" /mnt && /mnt/unsigned`, mnt)...)
+	wantExit(t, "", append(asNobody, `mount --rbind "$0" /mnt && /mnt/good`, mnt)...)
+	if t.Failed() {
+		return
+	}
+
+	// Nested mounts of another file system: reported, not enforced.
+	post := filepath.Join(mnt, "post")
+	os.Mkdir(post, 0o755)
+	if err := unix.Mount("intact-nested", post, "tmpfs", 0, "size=8m"); err != nil {
+		t.Fatal(err)
+	}
+	reported := func(p string) bool {
+		for _, r := range w.records("nested mount not enforced: another file system under a watched path (add it to watch to enforce on it)") {
+			if r["mount"] == p && r["fstype"] == "tmpfs" {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitFor(10*time.Second, func() bool { return reported(pre) && reported(post) }) {
+		t.Errorf("nested mounts %s and %s not reported", pre, post)
+	}
+	var got []string
+	for _, m := range w.fullStatus()["uncovered_mounts"].([]any) {
+		got = append(got, m.(string))
+	}
+	if !slices.Contains(got, pre) || !slices.Contains(got, post) {
+		t.Errorf("status uncovered_mounts = %q, want %s and %s", got, pre, post)
+	}
+	// What the warning says: an unsigned program there is not checked.
+	fantest.Copy(t, "/bin/true", filepath.Join(post, "unsigned"), 0o755)
+	w.wantRuns(filepath.Join(post, "unsigned"))
+	w.stop()
+}
