@@ -68,6 +68,9 @@ type Config struct {
 	LogLevel string `json:"log_level"`
 	// NoKernelCache turns off the in-kernel ignore marks.
 	NoKernelCache bool `json:"no_kernel_cache"`
+	// AllowInertPolicy starts with a policy none of whose rules can act
+	// (enforce.CheckActs), which is refused by default.
+	AllowInertPolicy bool `json:"allow_inert_policy"`
 }
 
 // Duration is a time.Duration written as "2s" in JSON.
@@ -211,6 +214,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 		deadline                         time.Duration
 		pcr                              int
 		noKernelCache, evmOptional       bool
+		allowInert                       bool
 	)
 	fs.StringVar(&configPath, "config", "", "JSON config `FILE`")
 	fs.Var(&watch, "watch", "mount `PATH` to enforce on (repeatable)")
@@ -232,6 +236,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	fs.StringVar(&logFormat, "log-format", "", "json or text")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	fs.BoolVar(&noKernelCache, "no-kernel-cache", false, "do not cache verified files in the kernel (ignore marks)")
+	fs.BoolVar(&allowInert, "allow-inert-policy", false, "start even if no policy rule can act (empty, only dont_* or write-mask rules)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	c := defaults()
 	if describe != nil {
@@ -289,6 +294,9 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	}
 	if noKernelCache {
 		c.NoKernelCache = true
+	}
+	if allowInert {
+		c.AllowInertPolicy = true
 	}
 	if c.Socket == "" {
 		c.Socket = filepath.Join(c.StateDir, "intactd.sock")

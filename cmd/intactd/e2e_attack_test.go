@@ -203,3 +203,44 @@ func TestE2EOtherNamespaces(t *testing.T) {
 	w.wantRuns(filepath.Join(post, "unsigned"))
 	w.stop()
 }
+
+// TestE2EInertPolicy (issue 11 item 8): a policy none of whose rules can
+// act would start "enforcing" and enforce nothing. intactd refuses it,
+// naming why, unless --allow-inert-policy is given.
+func TestE2EInertPolicy(t *testing.T) {
+	bin := binaries(t)
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	unsigned := w.binary("unsigned", "")
+	for _, tc := range []struct{ name, text, why string }{
+		{"empty", "", "it has no rules (empty, or only comments)"},
+		{"comments", "# appraise func=BPRM_CHECK\n\n", "it has no rules (empty, or only comments)"},
+		{"dont_appraise", "dont_appraise fsmagic=0xef53\ndont_measure\n", "a dont_appraise rule acts on nothing by itself"},
+		{"write mask", "appraise func=FILE_CHECK mask=MAY_WRITE\n", "a write (MAY_WRITE, MAY_APPEND) is never seen"},
+		{"shadowed", "dont_appraise\nappraise func=BPRM_CHECK appraise_type=imasig\n", "always decided first by line 1"},
+	} {
+		pol := filepath.Join(w.dir, tc.name+".policy")
+		os.WriteFile(pol, []byte(tc.text), 0o600)
+		cmd := fantest.Command(t, 20*time.Second, filepath.Join(bin, "intactd"), "--watch", mnt, "--policy", pol,
+			"--cert", w.cert, "--state-dir", filepath.Join(w.dir, "state-"+tc.name))
+		code, out := exitOf(t, cmd)
+		if code != 1 || !strings.Contains(out, "intactd: error: "+pol+": the policy cannot act on any access intactd sees") ||
+			!strings.Contains(out, tc.why) || strings.Contains(out, "intactd enforcing") {
+			t.Errorf("%s: exit %d, output:\n%s\nwant exit 1 and an error saying %q", tc.name, code, out, tc.why)
+		}
+	}
+	// Explicitly allowed: it starts, says so, and enforces nothing.
+	w.start("dont_appraise\n", "--allow-inert-policy")
+	found := false
+	for _, r := range w.records("starting with a policy that enforces nothing (--allow-inert-policy)") {
+		found = found || strings.Contains(r["err"].(string), "acts on nothing by itself")
+	}
+	if !found {
+		t.Errorf("no warning for the inert policy")
+	}
+	w.wantRuns(unsigned)
+	w.stop()
+}

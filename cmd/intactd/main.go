@@ -217,6 +217,16 @@ func warnEVMOptional(cfg Config, log *slog.Logger) {
 // daemon must not depend on its own verdicts.
 func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	var err error
+	if d.pol, err = loadPolicy(cfg.Policy); err != nil {
+		return nil, err
+	}
+	if err := enforce.CheckActs(d.pol); err != nil {
+		if !cfg.AllowInertPolicy {
+			return nil, fmt.Errorf("%w; refusing to start as if enforcing (--allow-inert-policy to start anyway)", err)
+		}
+		log.Warn("starting with a policy that enforces nothing (--allow-inert-policy)", "err", err)
+	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("mount table: %w", err)
@@ -235,9 +245,6 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 			return nil, fmt.Errorf("watch %s: %w", w, err)
 		}
 		watched[st.Dev] = true
-	}
-	if d.pol, err = loadPolicy(cfg.Policy); err != nil {
-		return nil, err
 	}
 	for _, p := range d.pol.PCRs() {
 		if p != cfg.PCR {
