@@ -20,7 +20,8 @@ import (
 // Config is intactd's configuration: a JSON file (--config) overridden by
 // flags. See docs/intactd.md.
 type Config struct {
-	// Watch lists the mounts to enforce on (FAN_MARK_MOUNT on each path).
+	// Watch lists the file systems to enforce on, each by a mount of its
+	// root (FAN_MARK_FILESYSTEM: every mount of it, in every namespace).
 	Watch []string `json:"watch"`
 	// Policy is an IMA policy file, or built-in names ("tcb",
 	// "appraise_tcb", "tcb|appraise_tcb").
