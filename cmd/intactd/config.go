@@ -218,7 +218,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 		allowInert                       bool
 	)
 	fs.StringVar(&configPath, "config", "", "JSON config `FILE`")
-	fs.Var(&watch, "watch", "mount `PATH` to enforce on (repeatable)")
+	fs.Var(&watch, "watch", "enforce on the file system mounted at `PATH`, a mount of its root: every mount of it, in every namespace (repeatable)")
 	fs.StringVar(&pol, "policy", "", "IMA policy `FILE`, or built-in tcb, appraise_tcb, tcb|appraise_tcb")
 	fs.Var(&certs, "cert", "trusted certificate `FILE`, DER or PEM (repeatable)")
 	fs.StringVar(&evmKey, "evmkey", "", "EVM key `FILE` (intact evmkey) to check security.evm HMACs; files without security.evm then fail")
