@@ -192,8 +192,10 @@ type Policy struct {
 // Store is the verifier's storage. Implementations are safe for
 // concurrent use.
 type Store interface {
-	// CreateAgent adds an agent (ErrExists if its ID is taken).
-	CreateAgent(ctx context.Context, a *Agent) error
+	// CreateAgent adds an agent (ErrExists if its ID is taken) and
+	// appends evs (its enrollment event) to the outbox, in one
+	// transaction: both or neither.
+	CreateAgent(ctx context.Context, a *Agent, evs ...Event) error
 	// GetAgent returns an agent (ErrNotFound).
 	GetAgent(ctx context.Context, id string) (*Agent, error)
 	// ListAgents returns every agent, by ID.
@@ -203,8 +205,10 @@ type Store interface {
 	// ekPublic, or the AK public area akPublic (nil matches none): the
 	// agents of the same TPM.
 	FindAgentsByKey(ctx context.Context, ekKey string, ekPublic, akPublic []byte) ([]string, error)
-	// DeleteAgent removes an agent and its history (ErrNotFound).
-	DeleteAgent(ctx context.Context, id string) error
+	// DeleteAgent removes an agent and its history (ErrNotFound) and
+	// appends evs (its removal event) to the outbox, in one transaction:
+	// both or neither.
+	DeleteAgent(ctx context.Context, id string, evs ...Event) error
 	// SaveAttestations stores a batch of attestations in one
 	// transaction: each agent's status and, if it is a change or a
 	// heartbeat (see Update), a history entry. Updates for agents that no
@@ -229,7 +233,9 @@ type Store interface {
 	ListPolicies(ctx context.Context) ([]string, error)
 
 	// AppendEvents adds events to the outbox, in order (ErrExists if an
-	// event ID is taken). Events of updates go with SaveAttestations.
+	// event ID is taken). Events of updates go with SaveAttestations,
+	// those of an enrollment or a removal with CreateAgent and
+	// DeleteAgent.
 	AppendEvents(ctx context.Context, evs []Event) error
 	// AgentEvents returns an agent's events at or after since, oldest
 	// first: the newest limit of them.

@@ -150,13 +150,14 @@ func (v *Verifier) SignedEAR(a *store.Agent, now time.Time) (string, error) {
 func (v *Verifier) EARKey() *ecdsa.PublicKey { return &v.o.EARKey.PublicKey }
 
 // newEvent makes an event of agent a (with status st) for the outbox.
-func (v *Verifier) newEvent(typ string, a *store.Agent, st store.Status, previous string, now time.Time) (store.Event, error) {
+// It does not fail: an EAR that cannot be signed is left out of the
+// notification (and logged), the state change is still told.
+func (v *Verifier) newEvent(typ string, a *store.Agent, st store.Status, previous string, now time.Time) store.Event {
 	// Event ids come from the system's generator, not Options.Rand: a
 	// repeated id would fail the whole batch of results it is stored with.
+	// (crypto/rand.Read never fails.)
 	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		return store.Event{}, err
-	}
+	rand.Read(id)
 	n := Notification{ID: hex.EncodeToString(id), Type: typ, Agent: a.ID, Time: now, Previous: previous}
 	if typ != EventRemoved {
 		n.State, n.Kind, n.Reasons = st.State, st.Kind, st.Reasons
@@ -164,29 +165,15 @@ func (v *Verifier) newEvent(typ string, a *store.Agent, st store.Status, previou
 		ag.Status = st
 		tok, err := v.SignedEAR(&ag, now)
 		if err != nil {
-			return store.Event{}, fmt.Errorf("signing the attestation result: %w", err)
+			v.log.Error("signing the attestation result of an event; sent without it", "agent", a.ID, "type", typ, "err", err)
 		}
 		n.EAR = tok
 	}
 	body, err := json.Marshal(&n)
-	if err != nil {
-		return store.Event{}, err
+	if err != nil { // strings, a time and a string slice: cannot happen
+		panic(err)
 	}
-	return store.Event{ID: n.ID, AgentID: a.ID, Type: typ, Time: now, Body: body}, nil
-}
-
-// appendEvent stores an event outside an attestation update (enrollment,
-// removal) and wakes the webhook deliverer.
-func (v *Verifier) appendEvent(ctx context.Context, typ string, a *store.Agent, previous string) {
-	e, err := v.newEvent(typ, a, a.Status, previous, v.o.Now().UTC())
-	if err == nil {
-		err = v.o.Store.AppendEvents(ctx, []store.Event{e})
-	}
-	if err != nil {
-		v.log.Error("storing an event", "agent", a.ID, "type", typ, "err", err)
-		return
-	}
-	v.wake()
+	return store.Event{ID: n.ID, AgentID: a.ID, Type: typ, Time: now, Body: body}
 }
 
 func (v *Verifier) wake() {

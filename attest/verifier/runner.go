@@ -105,12 +105,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 }
 
 func (r *runner) event(evs []store.Event, typ string, st store.Status, now time.Time) []store.Event {
-	e, err := r.v.newEvent(typ, r.agent, st, r.status.State, now)
-	if err != nil {
-		r.v.log.Error("making an event", "agent", r.agent.ID, "type", typ, "err", err)
-		return evs
-	}
-	return append(evs, e)
+	return append(evs, r.v.newEvent(typ, r.agent, st, r.status.State, now))
 }
 
 // attest runs one attestation: quote, list, appraisal.

@@ -194,41 +194,90 @@ func (v *Verifier) Run(ctx context.Context) error {
 	return nil
 }
 
-// writer stores results in batches.
+// Writer limits: a batch has at most maxBatch updates; a failed batch
+// is tried again after FlushEvery doubled per failure, at most
+// maxWriteBackoff; at shutdown a failing store is tried for at most
+// shutdownWrite.
+const (
+	maxBatch        = 512
+	maxWriteBackoff = 5 * time.Second
+	shutdownWrite   = 30 * time.Second
+)
+
+// writer stores results in batches. A batch the store fails to save is
+// kept and saved again, never dropped: each update carries the agent's
+// status with its events (state changes), and an event lost here would
+// never be made again (the runner has moved on). Updates that arrive
+// meanwhile join the batch up to maxBatch; then the writer takes no
+// more, and the runners wait to hand over their results.
 func (v *Verifier) writer() {
 	var batch []store.Update
 	events := false // the batch has events: wake the webhooks after
+	failures := 0   // consecutive failed saves of this batch
+	var retryAt time.Time
 	tick := time.NewTicker(v.o.FlushEvery)
 	defer tick.Stop()
-	flush := func() {
+	flush := func() bool {
 		if len(batch) == 0 {
-			return
+			return true
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := v.o.Store.SaveAttestations(ctx, batch); err != nil {
-			v.log.Error("storing attestation results", "n", len(batch), "err", err)
-		} else if events {
+			wait := webhook.Backoff(failures, v.o.FlushEvery, maxWriteBackoff)
+			failures++
+			retryAt = time.Now().Add(wait)
+			v.log.Error("storing attestation results failed; kept to try again", "n", len(batch), "attempt", failures, "retry_in", wait, "err", err)
+			return false
+		}
+		if failures > 0 {
+			v.log.Info("attestation results stored after failures", "n", len(batch), "attempts", failures+1)
+		}
+		if events {
 			v.wake()
 		}
 		clear(batch) // let the events' bodies go
-		batch, events = batch[:0], false
+		batch, events, failures = batch[:0], false, 0
+		return true
+	}
+	add := func(u store.Update) {
+		batch = append(batch, u)
+		events = events || len(u.Events) > 0
 	}
 	for {
+		in := v.writes
+		if len(batch) >= maxBatch {
+			in = nil // a failed full batch: runners wait
+		}
 		select {
-		case u, ok := <-v.writes:
+		case u, ok := <-in:
 			if !ok {
-				flush()
+				v.finalFlush(flush)
 				return
 			}
-			batch = append(batch, u)
-			events = events || len(u.Events) > 0
-			if len(batch) >= 512 {
+			add(u)
+			if len(batch) >= maxBatch && failures == 0 {
 				flush()
 			}
 		case <-tick.C:
-			flush()
+			if failures == 0 || !time.Now().Before(retryAt) {
+				flush()
+			}
 		}
+	}
+}
+
+// finalFlush saves the last batch at shutdown, trying a failing store
+// again for at most shutdownWrite.
+func (v *Verifier) finalFlush(flush func() bool) {
+	deadline := time.Now().Add(shutdownWrite)
+	for attempt := 0; !flush(); attempt++ {
+		wait := webhook.Backoff(attempt, v.o.FlushEvery, maxWriteBackoff)
+		if time.Now().Add(wait).After(deadline) {
+			v.log.Error("attestation results not stored at shutdown: the store kept failing (the agents are attested again from their stored state at the next start)")
+			return
+		}
+		time.Sleep(wait)
 	}
 }
 
@@ -269,17 +318,23 @@ func (v *Verifier) stop(id string) {
 	}
 }
 
-// Remove stops attesting an agent and deletes it and its history (its
-// events stay, with a removal event, until delivered and pruned).
+// Remove deletes an agent and its history, with a removal event in the
+// same transaction (its events stay until delivered and pruned), and
+// stops attesting it. If the store fails, nothing is removed and the
+// agent is still attested.
 func (v *Verifier) Remove(ctx context.Context, id string) error {
-	v.stop(id)
-	a, _ := v.o.Store.GetAgent(ctx, id)
-	if err := v.o.Store.DeleteAgent(ctx, id); err != nil {
+	a, err := v.o.Store.GetAgent(ctx, id)
+	if err != nil {
 		return err
 	}
-	if a != nil {
-		v.appendEvent(ctx, EventRemoved, a, a.State)
+	e := v.newEvent(EventRemoved, a, a.Status, a.State, v.o.Now().UTC())
+	if err := v.o.Store.DeleteAgent(ctx, id, e); err != nil {
+		return err
 	}
+	// A result the runner sends meanwhile is dropped by the store: the
+	// agent is gone.
+	v.stop(id)
+	v.wake()
 	return nil
 }
 
@@ -418,17 +473,18 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 		AKPublic: e.AKPublic, Policy: req.Policy, LogSource: e.Log, LogPCR: e.LogPCR, Created: v.o.Now().UTC(),
 		Status: store.Status{State: store.StateEnrolled}}
 	// Again under the lock, with the creation: two enrollments of one
-	// TPM at once must not both pass.
+	// TPM at once must not both pass. The agent and its enrollment event
+	// in one transaction.
 	v.enrollMu.Lock()
 	err = v.checkDuplicateTPM(ctx, req.ID, key, e)
 	if err == nil {
-		err = v.o.Store.CreateAgent(ctx, a)
+		err = v.o.Store.CreateAgent(ctx, a, v.newEvent(EventEnrolled, a, a.Status, "", a.Created))
 	}
 	v.enrollMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	v.appendEvent(ctx, EventEnrolled, a, "")
+	v.wake()
 	v.start(a, 0)
 	return a, nil
 }

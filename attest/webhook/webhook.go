@@ -305,9 +305,22 @@ func (d *Deliverer) deliver(ctx context.Context, r Receiver, wake <-chan struct{
 					return
 				}
 			}
-			if err := d.o.Store.MarkDelivered(ctx, r.URL, e.Seq); err != nil {
-				// Delivered, not marked: sent again later (at least once).
-				log.Error("marking an event delivered", "event", e.ID, "err", err)
+			// Marked before the next event is sent: a store that fails
+			// here is tried again, so that a failing store does not make
+			// the receiver get this event twice. (Delivered and not
+			// marked when the verifier stops: sent again after the
+			// restart; at least once.)
+			for attempt := 0; ; attempt++ {
+				err := d.o.Store.MarkDelivered(ctx, r.URL, e.Seq)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				wait := jitter(Backoff(attempt, d.o.Base, d.o.Max))
+				log.Error("marking an event delivered failed; retrying", "event", e.ID, "attempt", attempt+1, "retry_in", wait, "err", err)
+				sleep(ctx, wait, nil)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/sqlite"
+	"github.com/intactsec/intact/store/storetest"
 )
 
 var secret = []byte("0123456789abcdef-secret")
@@ -297,4 +298,55 @@ func TestRedirectNotFollowed(t *testing.T) {
 	if hits["/hook"] < 2 || hits["/elsewhere"] != 0 {
 		t.Fatalf("hits = %v, want retries on /hook only", hits)
 	}
+}
+
+// A delivery whose mark the store fails to write is not sent again: the
+// mark is retried before anything else is sent (the old deliverer moved
+// on and sent the event a second time at the next read of the outbox).
+func TestMarkFailureNoDuplicate(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := storetest.NewFlaky(db)
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := webhook.New(ctx, webhook.Options{Store: st, Receivers: []webhook.Receiver{{URL: srv.URL, Secret: secret, AllowHTTP: true}},
+		Base: 5 * time.Millisecond, Max: 20 * time.Millisecond, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendEvents(ctx, []store.Event{ev("m1"), ev("m2")}); err != nil {
+		t.Fatal(err)
+	}
+	st.FailNext(3) // the marks
+	go d.Run(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left, err := st.Undelivered(ctx, srv.URL, 10)
+		if err == nil && len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still undelivered: %v %v", ids(left), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a few polls: nothing is sent again
+	_, got, bad := rc.state()
+	if n, _ := st.Injected(); n != 3 || len(bad) > 0 || !slices.Equal(got, []string{"m1", "m2"}) {
+		t.Fatalf("injected %d mark failures; receiver got %v (bad %v), want m1 and m2 once", n, got, bad)
+	}
+}
+
+func ids(evs []store.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
 }

@@ -213,17 +213,28 @@ func fromTS(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func (d *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
+func (d *DB) CreateAgent(ctx context.Context, a *store.Agent, evs ...store.Event) error {
 	st, err := json.Marshal(a.Status)
 	if err != nil {
 		return err
 	}
-	_, err = d.db.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO agents (id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		a.ID, a.Addr, a.CertDER, a.EKPublic, a.EKCert, a.AKPublic, a.Policy, a.LogSource, a.LogPCR, ts(a.Created), string(st), a.EKKey)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint") {
 		return fmt.Errorf("agent %q: %w", a.ID, store.ErrExists)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if err := appendEventsTx(ctx, tx, evs); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key`
@@ -295,7 +306,7 @@ func nonNil(b []byte) any {
 	return b
 }
 
-func (d *DB) DeleteAgent(ctx context.Context, id string) error {
+func (d *DB) DeleteAgent(ctx context.Context, id string, evs ...store.Event) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -309,6 +320,9 @@ func (d *DB) DeleteAgent(ctx context.Context, id string) error {
 		return fmt.Errorf("agent %q: %w", id, store.ErrNotFound)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM results WHERE agent = ?`, id); err != nil {
+		return err
+	}
+	if err := appendEventsTx(ctx, tx, evs); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -490,6 +504,17 @@ func (d *DB) AppendEvents(ctx context.Context, evs []store.Event) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := appendEventsTx(ctx, tx, evs); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// appendEventsTx adds events to the outbox in tx, in order.
+func appendEventsTx(ctx context.Context, tx *sql.Tx, evs []store.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	st, err := tx.PrepareContext(ctx, insertEvent)
 	if err != nil {
 		return err
@@ -500,7 +525,7 @@ func (d *DB) AppendEvents(ctx context.Context, evs []store.Event) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 func scanEvents(rows *sql.Rows) ([]store.Event, error) {

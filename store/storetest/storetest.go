@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
+	t.Run("AgentEventsAtomic", func(t *testing.T) { testAgentEventsAtomic(t, open(t)) })
 	t.Run("HistoryChanges", func(t *testing.T) { testHistoryChanges(t, open(t)) })
 	t.Run("HeartbeatJitter", func(t *testing.T) { testHeartbeatJitter(t, open(t)) })
 	t.Run("PruneBatches", func(t *testing.T) { testPruneBatches(t, open(t)) })
@@ -403,6 +404,60 @@ func testOutbox(t *testing.T, s store.Store) {
 // Pruning the outbox deletes at most its limit, the oldest first, only
 // what is older than the cut and delivered to every receiver;
 // PruneEventsBatches deletes it all in batches.
+// testAgentEventsAtomic: an enrollment and a removal store their event
+// in the same transaction as the agent: both or neither. A create that
+// fails (the id is taken) or an event that cannot be stored (its id is
+// taken) leaves no agent change and no event.
+func testAgentEventsAtomic(t *testing.T, s store.Store) {
+	defer s.Close()
+	if _, err := s.AddReceiver(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	a := agent("a")
+	if err := s.CreateAgent(ctx, a, event("enr-a", "a", "enrolled", 1)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "after CreateAgent with its event", got, err, "enr-a")
+	// The id is taken: no second event.
+	if err := s.CreateAgent(ctx, agent("a"), event("enr-a2", "a", "enrolled", 2)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateAgent(taken id) = %v", err)
+	}
+	// The event id is taken: no agent b.
+	if err := s.CreateAgent(ctx, agent("b"), event("enr-a", "b", "enrolled", 2)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateAgent with a taken event id = %v", err)
+	}
+	if _, err := s.GetAgent(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("agent b stored without its event: %v", err)
+	}
+	got, err = s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "after the failed creates", got, err, "enr-a")
+	// A removal whose event cannot be stored removes nothing.
+	if err := s.DeleteAgent(ctx, "a", event("enr-a", "a", "removed", 3)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("DeleteAgent with a taken event id = %v", err)
+	}
+	if _, err := s.GetAgent(ctx, "a"); err != nil {
+		t.Fatalf("agent a removed without its event: %v", err)
+	}
+	if err := s.DeleteAgent(ctx, "a", event("rm-a", "a", "removed", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAgent(ctx, "a", event("rm-a2", "a", "removed", 4)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteAgent(gone) = %v", err)
+	}
+	got, err = s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "after the removal", got, err, "enr-a", "rm-a")
+	// Without events they are plain creates and deletes.
+	if err := s.CreateAgent(ctx, agent("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAgent(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Undelivered(ctx, "r", 10)
+	checkEvents(t, "after a create and delete without events", got, err, "enr-a", "rm-a")
+}
+
 func testPruneEventsBatches(t *testing.T, s store.Store) {
 	defer s.Close()
 	if _, err := s.AddReceiver(ctx, "r"); err != nil {
