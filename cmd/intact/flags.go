@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -98,7 +99,11 @@ func (t *treeFlags) options() walk.Options {
 }
 
 // checkPaths refuses operands that do not exist before any work starts, so
-// that a typo is an operational error (exit 2), not a verdict.
+// that a typo is an operational error (exit 2), not a verdict. It is the
+// one symlink rule of hash, sign, verify and hmac (as find -H): an operand
+// that is a symlink is resolved here, once, and replaced in paths by the
+// file it names, which is what the command works on and reports; below a
+// directory walked with -r symlinks are never followed.
 func checkPaths(cmd string, paths []string, t *treeFlags) error {
 	if len(paths) == 0 {
 		return usageErrorf(cmd, "no PATH given")
@@ -106,7 +111,15 @@ func checkPaths(cmd string, paths []string, t *treeFlags) error {
 	if t.jobs < 0 {
 		return usageErrorf(cmd, "-j must be at least 1 (0: one per CPU)")
 	}
-	for _, p := range paths {
+	for i, p := range paths {
+		if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 {
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, unwrapPathError(err))
+			}
+			paths[i] = target
+			p = target
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, unwrapPathError(err))

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/intactsec/intact/appraise"
@@ -167,10 +168,26 @@ func FromTree(roots []string, o Options) (rtpolicy.Policy, *rtpolicy.GenerateRep
 	if len(roots) == 0 {
 		return rtpolicy.Policy{}, nil, errors.New("no directory to generate from")
 	}
-	for _, r := range roots {
+	// Paths are listed as the machine sees them: a relative root (and
+	// Strip) is made absolute from the working directory, never read as if
+	// it started at / (./bin/cat is not /bin/cat).
+	roots = slices.Clone(roots)
+	for i, r := range roots {
 		if _, err := os.Stat(r); err != nil {
 			return rtpolicy.Policy{}, nil, fmt.Errorf("%s: %w", r, unwrapPath(err))
 		}
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return rtpolicy.Policy{}, nil, fmt.Errorf("%s: %w", r, err)
+		}
+		roots[i] = abs
+	}
+	if o.Strip != "" && !filepath.IsAbs(o.Strip) {
+		abs, err := filepath.Abs(o.Strip)
+		if err != nil {
+			return rtpolicy.Policy{}, nil, fmt.Errorf("strip %s: %w", o.Strip, err)
+		}
+		o.Strip = abs
 	}
 	p, d := newGenerated(&o)
 	rep := &rtpolicy.GenerateReport{}
