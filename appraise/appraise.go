@@ -45,10 +45,14 @@ const (
 	// signature is required (Options.RequireSignature, the kernel's
 	// appraise_type=imasig).
 	Unsigned Verdict = "unsigned"
+	// Skipped: the file was not appraised: larger than the size limit, or
+	// not a regular file (any more) when opened, or on another file system
+	// (a walk's *walk.SkipError).
+	Skipped Verdict = "skipped"
 )
 
 // Verdicts lists every verdict, for documentation and tests.
-var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable, MetadataChanged, Unsigned}
+var Verdicts = []Verdict{OK, ContentChanged, BadSignature, UnknownKey, NoLabel, BadLabel, Unsupported, Unreadable, MetadataChanged, Unsigned, Skipped}
 
 // Result is the appraisal of one file.
 type Result struct {
@@ -116,7 +120,29 @@ func (a *Appraiser) Path(path string) Result {
 // File appraises an open regular file, reading its label through the
 // descriptor (so that label and content come from the same inode).
 func (a *Appraiser) File(f *os.File, path string) Result {
-	raw, err := a.readLabel(f, path)
+	return a.file(f, path, func() ([]byte, error) { return readSigFile(path + ".sig") })
+}
+
+// SigDir is the directory a file was opened in, for reading its detached
+// signature (Options.SigFile) by name relative to it, not by path
+// (walk.Dir).
+type SigDir interface {
+	ReadFile(name string, max int64) ([]byte, error)
+}
+
+// MaxSigFile is the largest detached signature read: the largest value
+// an xattr can have.
+const MaxSigFile = 64 << 10
+
+// FileIn appraises an open regular file named name in the directory dir:
+// with Options.SigFile its detached signature is name+".sig" read through
+// dir (not following a symlink, not blocking on a FIFO).
+func (a *Appraiser) FileIn(f *os.File, dir SigDir, name, path string) Result {
+	return a.file(f, path, func() ([]byte, error) { return dir.ReadFile(name+".sig", MaxSigFile) })
+}
+
+func (a *Appraiser) file(f *os.File, path string, readSig func() ([]byte, error)) Result {
+	raw, err := a.readLabel(f, readSig)
 	if err != nil {
 		return Result{Path: path, Verdict: Unreadable, Reason: "reading label: " + errReason(err)}
 	}
@@ -145,9 +171,9 @@ func (r *Result) Signed() bool {
 }
 
 // readLabel returns the file's IMA label, nil if it has none.
-func (a *Appraiser) readLabel(f *os.File, path string) ([]byte, error) {
+func (a *Appraiser) readLabel(f *os.File, readSig func() ([]byte, error)) ([]byte, error) {
 	if a.opts.SigFile {
-		raw, err := os.ReadFile(path + ".sig")
+		raw, err := readSig()
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
@@ -246,4 +272,29 @@ func errReason(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// readSigFile reads a detached signature by path: a regular file of at
+// most MaxSigFile bytes, a final symlink not followed, never blocking.
+func readSigFile(path string) ([]byte, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSigFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSigFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxSigFile)
+	}
+	return b, nil
 }

@@ -80,6 +80,7 @@ type treeFlags struct {
 	allFS     bool
 	jobs      int
 	xattrUser bool
+	maxSize   int64
 }
 
 func (t *treeFlags) register(f *flagSet) {
@@ -88,6 +89,15 @@ func (t *treeFlags) register(f *flagSet) {
 	f.BoolVar(&t.allFS, "all-fs", false, "with -r, descend into other file systems mounted below PATH")
 	f.IntVar(&t.jobs, "j", 0, "number of files to work on at once (default: one per CPU)")
 	f.BoolVar(&t.xattrUser, "xattr-user", false, "use user.ima/user.evm instead of security.ima/security.evm")
+	t.maxSize = walk.DefaultMaxSize
+	f.Func("max-size", "skip files larger than `SIZE` (bytes, or with K, M, G, T; 0: no limit; default 4G)", func(s string) error {
+		n, err := walk.ParseSize(s)
+		if err != nil {
+			return err
+		}
+		t.maxSize = n
+		return nil
+	})
 }
 
 func (t *treeFlags) options() walk.Options {
@@ -95,7 +105,7 @@ func (t *treeFlags) options() walk.Options {
 	if jobs == 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
-	return walk.Options{Recursive: t.recursive, CrossFS: t.allFS, Jobs: jobs}
+	return walk.Options{Recursive: t.recursive, CrossFS: t.allFS, Jobs: jobs, MaxSize: t.maxSize}
 }
 
 // checkPaths refuses operands that do not exist before any work starts, so
@@ -143,3 +153,6 @@ func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
+
+// quoteName is a file name as text output shows it (see quote.go).
+func quoteName(s string) string { return s }

@@ -4,8 +4,8 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os"
 
 	"github.com/intactsec/intact/filehash"
 	"github.com/intactsec/intact/internal/xattr"
@@ -39,8 +39,8 @@ func cmdHash(e *env, args []string) error {
 	if err := checkPaths("hash", paths, &tf); err != nil {
 		return err
 	}
-	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(path string, file *os.File) ([]byte, error) {
-		sum, err := filehash.Digest(file, algo)
+	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(en walk.Entry) ([]byte, error) {
+		sum, err := filehash.Digest(en.File, algo)
 		if err != nil {
 			return nil, err
 		}
@@ -62,49 +62,55 @@ func fileHashAlgo(cmd, name string) (label.HashAlgo, error) {
 }
 
 // labelFiles computes a label for every file below paths with make and
-// writes it to the xattr name (or prints it with printOnly); make returns
-// a nil label for a file to skip. Per-file errors
-// are reported and the walk goes on; they make the command fail (exit 2).
-func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name string, make func(string, *os.File) ([]byte, error)) error {
+// writes it to the xattr name through the descriptor make read (or prints
+// it with printOnly); make returns a nil label for a file to skip.
+// Per-file errors and skipped files are reported and the walk goes on;
+// they make the command fail (exit 2).
+func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name string, make func(walk.Entry) ([]byte, error)) error {
 	type result struct {
 		path  string
 		value []byte
 		err   error
 	}
-	failed := 0
+	failed, skipped := 0, 0
+	tooLarge := false
 	walk.Run(paths, tf.options(), func(en walk.Entry) result {
 		if en.Err != nil {
 			return result{path: en.Path, err: en.Err}
 		}
-		v, err := labelOne(en.Path, name, printOnly, make)
+		v, err := labelOne(en, name, printOnly, make)
 		return result{en.Path, v, err}
 	}, func(r result) {
 		if r.err != nil {
 			failed++
-			errorf(e, "%s: %v", r.path, unwrapPathError(r.err))
+			var se *walk.SkipError
+			if errors.As(r.err, &se) {
+				skipped++
+				tooLarge = tooLarge || errors.Is(se, walk.ErrTooLarge)
+			}
+			errorf(e, "%s: %v", quoteName(r.path), unwrapPathError(r.err))
 			return
 		}
 		if printOnly && r.value != nil {
-			fmt.Fprintf(e.stdout, "%s %s\n", hex.EncodeToString(r.value), r.path)
+			fmt.Fprintf(e.stdout, "%s %s\n", hex.EncodeToString(r.value), quoteName(r.path))
 		}
 	})
 	if failed > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("%d file(s) could not be labelled", failed)}
+		err := &exitError{code: 2, err: fmt.Errorf("%d file(s) could not be labelled (%d skipped)", failed, skipped)}
+		if tooLarge {
+			err.hints = append(err.hints, "--max-size SIZE raises the size limit (default 4G; 0: none)")
+		}
+		return err
 	}
 	return nil
 }
 
-func labelOne(path, name string, printOnly bool, make func(string, *os.File) ([]byte, error)) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	v, err := make(path, f)
+func labelOne(en walk.Entry, name string, printOnly bool, make func(walk.Entry) ([]byte, error)) ([]byte, error) {
+	v, err := make(en)
 	if err != nil || printOnly || v == nil {
 		return v, err
 	}
-	if err := xattr.FSet(f, name, v); err != nil {
+	if err := xattr.FSet(en.File, name, v); err != nil {
 		return nil, err
 	}
 	return v, nil

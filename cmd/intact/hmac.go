@@ -3,11 +3,10 @@
 package main
 
 import (
-	"os"
-
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/walk"
 )
 
 const hmacUsage = `
@@ -53,8 +52,8 @@ func cmdHMAC(e *env, args []string) error {
 		return err
 	}
 	opts := evm.ReadOptions{Config: cfg, UUID: uuid, XattrUser: tf.xattrUser}
-	return labelFiles(e, paths, &tf, *printOnly, xattr.EVM(tf.xattrUser), func(_ string, file *os.File) ([]byte, error) {
-		in, err := evm.ReadInput(file, opts)
+	return labelFiles(e, paths, &tf, *printOnly, xattr.EVM(tf.xattrUser), func(en walk.Entry) ([]byte, error) {
+		in, err := evm.ReadInput(en.File, opts)
 		if err != nil {
 			return nil, err
 		}

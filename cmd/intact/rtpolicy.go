@@ -19,6 +19,7 @@ import (
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/rtpolicy/gen"
 	"github.com/intactsec/intact/sig"
+	"github.com/intactsec/intact/walk"
 )
 
 // Runtime policy subcommands of "intact policy" (the verifier's allow
@@ -188,6 +189,12 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	allFS := f.Bool("all-fs", false, "with --tree, descend into other file systems")
 	xattrUser := f.Bool("xattr-user", false, "read user.ima instead of security.ima")
 	out := f.String("out", "", "write the policy to FILE")
+	maxSize := int64(walk.DefaultMaxSize)
+	f.Func("max-size", "with --tree or --dpkg, skip (and report) files larger than `SIZE` (bytes, or with K, M, G, T; 0: no limit; default 4G)", func(s string) error {
+		n, err := walk.ParseSize(s)
+		maxSize = n
+		return err
+	})
 	ops, err := f.parse(args)
 	if err != nil {
 		return err
@@ -221,7 +228,7 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := gen.Options{Name: *name, Algo: a, Jobs: *jobs, CrossFS: *allFS, Strip: *strip, Certs: cs, TrustSigned: *trust, UserXattr: *xattrUser}
+	o := gen.Options{Name: *name, Algo: a, Jobs: *jobs, CrossFS: *allFS, Strip: *strip, Certs: cs, TrustSigned: *trust, UserXattr: *xattrUser, MaxSize: maxSize}
 	if o.Name == "" {
 		o.Name = policyName(*out, "generated")
 	}

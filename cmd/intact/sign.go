@@ -7,12 +7,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
 
 	"github.com/intactsec/intact/filehash"
-	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/sig"
+	"github.com/intactsec/intact/walk"
 )
 
 const signUsage = `
@@ -77,11 +76,11 @@ func cmdSign(e *env, args []string) error {
 	if evmSig != nil {
 		evmSig.signer, evmSig.keyID, evmSig.algo = signer, keyID, algo
 	}
-	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(path string, file *os.File) ([]byte, error) {
-		if *sigfile && isSigFile(path) {
+	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(en walk.Entry) ([]byte, error) {
+		if *sigfile && isSigFile(en.Name) {
 			return nil, nil // a detached signature from an earlier run
 		}
-		sum, err := filehash.Digest(file, algo)
+		sum, err := filehash.Digest(en.File, algo)
 		if err != nil {
 			return nil, err
 		}
@@ -91,12 +90,13 @@ func cmdSign(e *env, args []string) error {
 		}
 		v := s.Marshal()
 		if evmSig != nil {
-			if err := evmSig.sign(file, v); err != nil {
+			if err := evmSig.sign(en.File, v); err != nil {
 				return nil, err
 			}
 		}
 		if *sigfile && !*printOnly {
-			if err := atomicfile.WriteFile(path+".sig", v, 0o644, false); err != nil {
+			// Beside the file, through its directory's descriptor.
+			if err := en.Dir.WriteFile(en.Name+".sig", v, 0o644); err != nil {
 				return nil, err
 			}
 		}

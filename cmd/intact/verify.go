@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -37,6 +38,9 @@ may be repeated). One verdict per file:
                      protected xattrs or (HMAC, full signature) inode
     unsigned         only a digest label vouches for the file and
                      --require-signature is given
+    skipped          not appraised: larger than --max-size (default 4G),
+                     or not a regular file (any more) when opened, or on
+                     another file system
 
 A file whose IMA label verifies is also checked against its security.evm
 when it has one: signatures always (with the --cert and --evm-cert
@@ -87,13 +91,17 @@ func cmdVerify(e *env, args []string) error {
 	stop := e.progress(tf.recursive && !*asJSON, &sum.files)
 	enc := json.NewEncoder(e.stdout)
 	walk.Run(paths, tf.options(), func(en walk.Entry) appraise.Result {
-		if en.Err != nil {
+		var se *walk.SkipError
+		switch {
+		case errors.As(en.Err, &se):
+			return appraise.Result{Path: en.Path, Verdict: appraise.Skipped, Reason: strings.TrimPrefix(se.Error(), "skipped: ")}
+		case en.Err != nil:
 			return appraise.Result{Path: en.Path, Verdict: appraise.Unreadable, Reason: unwrapPathError(en.Err).Error()}
 		}
-		if *sigfile && isSigFile(en.Path) {
+		if *sigfile && isSigFile(en.Name) {
 			return appraise.Result{} // a detached signature, not a file to appraise
 		}
-		return a.Path(en.Path)
+		return a.FileIn(en.File, en.Dir, en.Name, en.Path)
 	}, func(r appraise.Result) {
 		if r.Path == "" {
 			return

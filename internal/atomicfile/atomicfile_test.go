@@ -36,3 +36,43 @@ func TestWriteFile(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", ents)
 	}
 }
+
+// TestWriteFileAt: the file lands in the directory of the fd even after
+// the directory's path is repointed, a symlink at the name is replaced,
+// not followed, and no temporary file is left.
+func TestWriteFileAt(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "d")
+	os.Mkdir(dir, 0o755)
+	outside := filepath.Join(base, "outside")
+	os.WriteFile(outside, []byte("keep"), 0o600)
+	os.Symlink(outside, filepath.Join(dir, "x.sig"))
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	os.Rename(dir, filepath.Join(base, "moved"))
+	os.Mkdir(dir, 0o755)
+	if err := WriteFileAt(int(d.Fd()), "x.sig", []byte("sig"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "keep" {
+		t.Fatalf("the symlink's target was written: %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(base, "moved", "x.sig"))
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("x.sig: %v %v", fi, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("written by path: %v", ents)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(base, "moved")); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
+	}
+	for _, bad := range []string{"", "a/b", "..", "."} {
+		if err := WriteFileAt(int(d.Fd()), bad, nil, 0o644); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+}

@@ -49,6 +49,9 @@ type Options struct {
 	TrustSigned bool
 	// UserXattr reads user.ima instead of security.ima.
 	UserXattr bool
+	// MaxSize skips (reports) files larger than this many bytes; 0 means
+	// no limit (the CLI's default is walk.DefaultMaxSize).
+	MaxSize int64
 }
 
 func (o *Options) algo() label.HashAlgo {
@@ -76,14 +79,8 @@ type digester struct {
 
 // digest reads one file: its digest, whether a trusted key signed it, and
 // its md5 when wantMD5 is set.
-func (d *digester) digest(path string, wantMD5 bool) (res fileResult, md5sum []byte) {
+func (d *digester) digest(f *os.File, path string, wantMD5 bool) (res fileResult, md5sum []byte) {
 	res.path = path
-	f, err := os.Open(path)
-	if err != nil {
-		res.err = unwrapPath(err)
-		return res, nil
-	}
-	defer f.Close()
 	algo := d.o.algo()
 	var m hash.Hash
 	var r io.Reader = f
@@ -191,11 +188,11 @@ func FromTree(roots []string, o Options) (rtpolicy.Policy, *rtpolicy.GenerateRep
 	}
 	p, d := newGenerated(&o)
 	rep := &rtpolicy.GenerateReport{}
-	walk.Run(roots, walk.Options{Recursive: true, CrossFS: o.CrossFS, Jobs: o.Jobs}, func(e walk.Entry) fileResult {
+	walk.Run(roots, walk.Options{Recursive: true, CrossFS: o.CrossFS, Jobs: o.Jobs, MaxSize: o.MaxSize}, func(e walk.Entry) fileResult {
 		if e.Err != nil {
 			return fileResult{path: e.Path, err: e.Err}
 		}
-		r, _ := d.digest(e.Path, false)
+		r, _ := d.digest(e.File, e.Path, false)
 		return r
 	}, func(r fileResult) {
 		if r.err == nil {
@@ -299,12 +296,12 @@ func FromDpkg(o DpkgOptions) (rtpolicy.Policy, *rtpolicy.GenerateReport, error) 
 		byPath[f.path] = f.md5
 	}
 	root := filepath.Clean(o.Root)
-	walk.Run(roots, walk.Options{Jobs: o.Jobs}, func(e walk.Entry) fileResult {
+	walk.Run(roots, walk.Options{Jobs: o.Jobs, MaxSize: o.MaxSize}, func(e walk.Entry) fileResult {
 		if e.Err != nil {
 			return fileResult{path: e.Path, err: e.Err}
 		}
 		want := byPath[e.Path]
-		r, sum := d.digest(e.Path, want != nil)
+		r, sum := d.digest(e.File, e.Path, want != nil)
 		if r.err == nil && want != nil && !bytes.Equal(sum, want) {
 			r.err = ErrModified
 		}
