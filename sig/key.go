@@ -10,13 +10,15 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/intactsec/intact/internal/readfile"
 )
 
 // KeyTypes lists the key types GenerateKey makes, in the CLI's spelling.
@@ -87,9 +89,9 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	}
 }
 
-// LoadPrivateKey reads a PEM private key file.
+// LoadPrivateKey reads a PEM private key file (at most readfile.Key bytes).
 func LoadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, readfile.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +133,36 @@ func CreateCertificate(signer crypto.Signer, commonName string, validFor time.Du
 	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 }
 
+// BundledKeyID returns the keyid evmctl ima_sign uses for a key file that
+// also holds a certificate (PEM, in either order): the last four bytes of
+// the first certificate's SubjectKeyIdentifier, by which the kernel finds
+// that certificate on its keyring. ok is false when the file holds no
+// certificate, or one without a SubjectKeyIdentifier (then the keyid is the
+// key's own, KeyID). A certificate for another key than pub is an error
+// (evmctl would label with its keyid a signature no certificate verifies).
+func BundledKeyID(keyFile []byte, pub crypto.PublicKey) (id uint32, ok bool, err error) {
+	for data := keyFile; ; {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return 0, false, nil
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return 0, false, fmt.Errorf("the certificate with the key: %w", err)
+		}
+		if k, isKey := pub.(interface{ Equal(crypto.PublicKey) bool }); !isKey || !k.Equal(c.PublicKey) {
+			return 0, false, errors.New("the certificate with the key is for another key")
+		}
+		if n := len(c.SubjectKeyId); n >= 4 {
+			return binary.BigEndian.Uint32(c.SubjectKeyId[n-4:]), true, nil
+		}
+		return 0, false, nil
+	}
+}
+
 // ParseCertificates reads DER or PEM certificates (a PEM file may hold
 // several).
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
@@ -163,9 +195,10 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// LoadCertificates reads a DER or PEM certificate file.
+// LoadCertificates reads a DER or PEM certificate file (at most
+// readfile.Cert bytes).
 func LoadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := readfile.Read(path, readfile.Cert)
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func cmdManifestCreate(e *env, args []string) error {
 		return err
 	}
 	defer done()
-	if opts.KeyID, err = signingKeyID(signer, "", *keyIDCert); err != nil {
+	if opts.KeyID, err = signingKeyID(signer, *keyPath, "", *keyIDCert); err != nil {
 		return err
 	}
 	opts.Signer = signer
@@ -437,7 +437,7 @@ func cmdManifestUpdate(e *env, args []string) error {
 		return err
 	}
 	defer done()
-	keyID, err := signingKeyID(signer, "", *keyIDCert)
+	keyID, err := signingKeyID(signer, *keyPath, "", *keyIDCert)
 	if err != nil {
 		return err
 	}

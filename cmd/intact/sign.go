@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/walk"
@@ -20,8 +21,9 @@ Usage: intact sign --key KEY.pem [-a ALGO] [-r] [-n] [--sigfile] [--xattr-user]
 
 Signs each file's digest and writes the signature label (type 0x03,
 version 2) to security.ima, as evmctl ima_sign: RSA PKCS#1 v1.5 or ECDSA
-(DER). The keyid is computed from the key, or taken from the last four
-bytes of a certificate's SubjectKeyIdentifier with --keyid-from-cert.
+(DER). The keyid is taken from the last four bytes of a certificate's
+SubjectKeyIdentifier: --keyid-from-cert's, or (as evmctl) one in the key
+file itself; else it is computed from the key.
 
 With --evm portable or full it also signs the file's metadata into
 security.evm, as evmctl sign --imasig: a portable signature (type 0x05)
@@ -69,7 +71,7 @@ func cmdSign(e *env, args []string) error {
 		return err
 	}
 	defer done()
-	keyID, err := signingKeyID(signer, *keyIDHex, *keyIDCert)
+	keyID, err := signingKeyID(signer, *keyPath, *keyIDHex, *keyIDCert)
 	if err != nil {
 		return err
 	}
@@ -113,7 +115,10 @@ func loadSigner(path string) (crypto.Signer, error) {
 	return k, nil
 }
 
-func signingKeyID(signer crypto.Signer, keyIDHex, certPath string) (uint32, error) {
+// signingKeyID is the keyid a signature carries: --keyid, or the
+// SubjectKeyIdentifier of --keyid-from-cert, or of a certificate in the key
+// file itself (as evmctl ima_sign), or else the key's own keyid.
+func signingKeyID(signer crypto.Signer, keyPath, keyIDHex, certPath string) (uint32, error) {
 	switch {
 	case keyIDHex != "" && certPath != "":
 		return 0, usageErrorf("sign", "--keyid and --keyid-from-cert exclude each other")
@@ -133,6 +138,15 @@ func signingKeyID(signer crypto.Signer, keyIDHex, certPath string) (uint32, erro
 			return 0, fmt.Errorf("%s: certificate has no SubjectKeyIdentifier", certPath)
 		}
 		return binary.BigEndian.Uint32(ski[len(ski)-4:]), nil
+	}
+	data, err := readfile.Read(keyPath, readfile.Key)
+	if err != nil {
+		return 0, fmt.Errorf("key %s: %w", keyPath, unwrapPathError(err))
+	}
+	if id, ok, err := sig.BundledKeyID(data, signer.Public()); err != nil {
+		return 0, fmt.Errorf("key %s: %w", keyPath, err)
+	} else if ok {
+		return id, nil
 	}
 	return sig.KeyID(signer.Public())
 }

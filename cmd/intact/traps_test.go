@@ -3,11 +3,26 @@
 package main
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/intactsec/intact/sig"
 )
 
 // TestCommandLineSymlinks: hash, sign and verify follow one rule (as
@@ -100,5 +115,83 @@ func TestPolicyGenerateRelativeTree(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	if !strings.Contains(string(b), `"/bin/cat"`) {
 		t.Errorf("--tree bin --strip .: %s, want /bin/cat", b)
+	}
+}
+
+// bundledKey writes a PEM key file that also holds a certificate for the
+// key (certFirst: the certificate before the key) whose SubjectKeyIdentifier
+// is ski, and returns its path.
+func bundledKey(t *testing.T, dir, name string, key crypto.Signer, ski []byte, certFirst bool) string {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, SubjectKeyId: ski}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := sig.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	b := append(append([]byte{}, kp...), cp...)
+	if certFirst {
+		b = append(append([]byte{}, cp...), kp...)
+	}
+	return writeFile(t, filepath.Join(dir, name), string(b))
+}
+
+// TestKeyIDFromBundledCert: a signing key file that also holds its
+// certificate signs with the keyid of that certificate's
+// SubjectKeyIdentifier, as evmctl ima_sign does (the kernel finds the key
+// by it): the same security.ima bytes as evmctl's, for an RSA key (whose
+// signatures are deterministic). The old code used the key's own keyid.
+func TestKeyIDFromBundledCert(t *testing.T) {
+	dir := xattrDir(t)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0xde, 0xad, 0xbe, 0xef}
+	f := writeFile(t, filepath.Join(dir, "f"), "signed content")
+	for _, certFirst := range []bool{false, true} {
+		key := bundledKey(t, dir, fmt.Sprintf("bundle-%v.pem", certFirst), rk, ski, certFirst)
+		if out, ok := evmctl(t, "ima_sign", "-a", "sha256", "--key", key, f); !ok {
+			t.Fatalf("evmctl ima_sign: %s", out)
+		}
+		want := getLabel(t, f)
+		if !bytes.Equal(want[3:7], []byte{0xde, 0xad, 0xbe, 0xef}) {
+			t.Fatalf("evmctl's label %x does not carry the certificate's keyid", want)
+		}
+		setLabel(t, f, []byte{1})
+		mustRun(t, 0, "sign", "--key", key, f)
+		if got := getLabel(t, f); !bytes.Equal(got, want) {
+			t.Errorf("cert first %v: intact sign wrote\n%x\nevmctl ima_sign\n%x", certFirst, got, want)
+		}
+		// Verified by that certificate's keyid.
+		cert := filepath.Join(dir, "cert.pem")
+		b, _ := os.ReadFile(key)
+		os.WriteFile(cert, b, 0o644)
+		if v := verdicts(t, 0, "--cert", cert, f); v[f] != "ok" {
+			t.Errorf("verify with the bundled certificate: %v", v)
+		}
+	}
+	// A certificate without a SubjectKeyIdentifier: the key's own keyid
+	// (evmctl 1.4 crashes on it).
+	key := bundledKey(t, dir, "noski.pem", rk, nil, false)
+	own, _ := sig.KeyID(rk.Public())
+	mustRun(t, 0, "sign", "--key", key, f)
+	if got := getLabel(t, f); binary.BigEndian.Uint32(got[3:7]) != own {
+		t.Errorf("no SubjectKeyIdentifier: keyid %x, want the key's %08x", got[3:7], own)
+	}
+	// A certificate for another key: refused, naming the file.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherCert := bundledKey(t, dir, "other.pem", other, ski, false)
+	ob, _ := os.ReadFile(otherCert)
+	kp, _ := sig.MarshalPrivateKey(rk)
+	mixed := writeFile(t, filepath.Join(dir, "mixed.pem"), string(kp)+strings.SplitAfter(string(ob), "-----END PRIVATE KEY-----\n")[1])
+	if _, stderr, code := runCLI(t, "sign", "--key", mixed, f); code != 2 || !strings.Contains(stderr, mixed) || !strings.Contains(stderr, "another key") {
+		t.Errorf("a key file with another key's certificate: exit %d, %q", code, stderr)
 	}
 }
