@@ -26,6 +26,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/ear"
+	"github.com/intactsec/intact/attest/ui"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/atomicfile"
@@ -59,6 +60,7 @@ func cmdServe(e *env, args []string) error {
 	hookSecret := fs.String("webhook-secret", "", "")
 	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
 	hookHTTP := fs.Bool("webhook-allow-http", false, "")
+	withUI := fs.Bool("ui", true, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -148,12 +150,23 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The dashboard shares the API's listener and TLS (so its session
+	// cookie is Secure) under /ui/; the API keeps every other path.
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	var dash *ui.UI
+	if *withUI {
+		if dash, err = ui.New(ui.Options{Store: st, Verifier: v, Token: token, Interval: *interval, Logger: log}); err != nil {
+			return err
+		}
+		mux.Handle(ui.Prefix, dash)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -165,6 +178,9 @@ func cmdServe(e *env, args []string) error {
 	done := make(chan error, 1)
 	go func() { done <- v.Run(ctx) }()
 	go pruneHistory(ctx, st, *retention, log)
+	if dash != nil {
+		go dash.Run(ctx)
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
