@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Tree manifests beside AIDE, same tree, same digest (sha256 only), same
 # attributes, in the same run:
 #   intact manifest create  vs  aide --init

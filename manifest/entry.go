@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package manifest is the signed tree manifest: a canonical, line-oriented
 // record of every entry of one or more directory trees (path, type, mode,
 // owner, group, size, content digest, symlink target, device numbers,

@@ -48,6 +48,7 @@ packages=(
 	gcc libc6-dev libssl-dev # cgo: the embedded TPM simulator (go-tpm-tools) is C
 	ca-certificates          # Go's module downloads
 	git                      # the fresh clone below
+	chromium fonts-dejavu-core # the dashboard's browser tests (attest/ui), headless
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
