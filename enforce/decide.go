@@ -31,6 +31,7 @@ type outcome struct {
 	audited   bool
 	digest    []byte
 	exe       string
+	pid       int32 // the accessing thread's process, for records
 }
 
 // handle decides one event on a worker, answers it, and closes its fd.
@@ -63,6 +64,7 @@ func (e *Engine) handle(p *pending) {
 		// For the audit record: the executable before the task moves on
 		// (a procfs readlink, no watched file is touched).
 		o.exe = exeOf(e.cfg.Proc, p.ev.Pid)
+		o.pid = tgidOf(e.cfg.Proc, p.ev.Pid)
 	}
 	if !e.answer(p, allow) {
 		return // the deadline answered first

@@ -22,13 +22,16 @@ func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
 	if o.exe == "" {
 		o.exe = exeOf(e.cfg.Proc, p.ev.Pid)
 	}
+	if o.pid == 0 {
+		o.pid = tgidOf(e.cfg.Proc, p.ev.Pid)
+	}
 	hook := "open"
 	if p.ev.Exec {
 		hook = "exec"
 	}
 	attrs := []slog.Attr{
 		slog.String("path", path),
-		slog.Int("pid", int(tgidOf(e.cfg.Proc, p.ev.Pid))),
+		slog.Int("pid", int(o.pid)),
 		slog.Int("tid", int(p.ev.Pid)),
 		slog.String("exe", o.exe),
 		slog.String("hook", hook),
