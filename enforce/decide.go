@@ -81,13 +81,23 @@ func (e *Engine) handle(p *pending) {
 // kernelCache puts an ignore mark on the inode, then checks that the file
 // did not change between the fstat and the mark; if it did, the mark is
 // removed again.
+//
+// The mark is kept only with a read lease on the inode: the next open for
+// write breaks it (whose own open event the mark hides), and the lease
+// break drops the mark (see leases). No lease (writers, no fds), no mark.
 func (e *Engine) kernelCache(ev Event, fp fingerprint) {
+	k := inode{fp.Dev, fp.Ino}
+	if err := e.leases.hold(ev.Fd, k); err != nil {
+		e.m.leaseRefused.Add(1)
+		return
+	}
 	if err := e.src.Ignore(ev.Fd, ev.Exec); err != nil {
 		e.m.ignoreErrors.Add(1)
 		return
 	}
 	if now, _, err := fingerprintOf(ev.Fd); err != nil || now != fp {
 		e.src.Unignore(ev.Fd)
+		e.leases.release(k)
 		e.cache.invalidate(fp.Dev, fp.Ino)
 		return
 	}
@@ -142,11 +152,22 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	// One decision per inode at a time: no double hashing or measuring.
 	unlock := e.cache.lock(fp)
 	defer unlock()
-	ent, hit := e.cache.get(fp)
+	w := e.writersOf(p, fp, d.Appraise || d.Measure || d.Audit)
+	var ent entry
+	hit := false
+	if !w.any {
+		ent, hit = e.cache.get(fp)
+	}
 	o.cacheHit = hit
+	if w.any {
+		o.cacheable = false
+	}
 	if d.Appraise {
 		o.rule = d.AppraiseRule
-		if ent.appraisal == nil {
+		switch {
+		case w.reader() && e.cfg.Writers != WritersAppraise:
+			ent.appraisal = &Appraisal{Verdict: VerdictOpenWriters, Reason: w.reason()}
+		case ent.appraisal == nil:
 			a := e.cfg.Appraiser.Appraise(f, path)
 			ent.appraisal = &a
 		}
@@ -167,7 +188,14 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 		if d.HasPCR {
 			pcr = d.PCR
 		}
-		if ent.measured&(1<<pcr) == 0 {
+		if w.reader() {
+			// As the kernel's IMA: a violation record (zero digest, the
+			// PCR extended with ff...), then the measurement of what was read.
+			if err := e.violation(path, pcr, d.Template, "open_writers"); err != nil {
+				o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
+			}
+		}
+		if !o.errored && ent.measured&(1<<pcr) == 0 {
 			var known []byte
 			if ent.appraisal != nil && ent.appraisal.OK {
 				known = ent.appraisal.SHA256
@@ -186,9 +214,86 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 			o.digest, _ = filehash.Digest(io.NewSectionReader(f, 0, fp.Size), label.SHA256)
 		}
 	}
+	if w.any {
+		return o // never cached
+	}
+	if !hit && (d.Appraise || d.Measure) {
+		// A writer that came while the file was read: what was read may
+		// not be what the next reader gets.
+		if now := e.writersOf(p, fp, true); now.any {
+			e.m.writers.Add(1)
+			o.cacheable = false
+			if d.Appraise && e.cfg.Writers != WritersAppraise && o.allow {
+				o.allow, o.failed, o.verdict = false, true, VerdictOpenWriters
+				o.reason = VerdictOpenWriters + ": " + now.reason()
+			}
+			return o
+		}
+	}
 	// Failed appraisals are cached too: same fingerprint, same verdict.
 	e.cache.put(fp, ent)
 	return o
+}
+
+// writerState is what is known about a file's writers at a decision.
+type writerState struct {
+	any  bool  // open for write somewhere (or cannot tell)
+	self bool  // the open being decided is itself for write
+	err  error // why it cannot tell
+}
+
+// reader: the file has writers and the access is not one of them.
+func (w writerState) reader() bool { return w.any && !w.self }
+
+func (w writerState) reason() string {
+	if w.err != nil {
+		return "cannot tell whether the file is open for write (" + w.err.Error() + "): its content could change after the check"
+	}
+	return "the file is open for write (a write descriptor or a shared writable mapping): its content can change after the check"
+}
+
+// writersOf checks the event's file for writers when the decision acts on
+// it. A file with writers drops everything cached about it: its content
+// can change with no event (shared mappings).
+func (e *Engine) writersOf(p *pending, fp fingerprint, acts bool) writerState {
+	if !acts {
+		return writerState{}
+	}
+	var w writerState
+	w.any, w.err = hasWriters(p.ev.Fd)
+	if !w.any {
+		return w
+	}
+	if !p.ev.Exec && w.err == nil {
+		// An open for write counts itself: tell it from a reader.
+		w.self, _ = writeOpen(e.cfg.Proc, p.ev.Pid)
+	}
+	e.m.writers.Add(1)
+	e.dropCached(p.ev.Fd, fp)
+	return w
+}
+
+// dropCached forgets an inode in userspace and in the kernel.
+func (e *Engine) dropCached(fd int, fp fingerprint) {
+	e.cache.invalidate(fp.Dev, fp.Ino)
+	if e.cfg.KernelCache {
+		e.leases.release(inode{fp.Dev, fp.Ino})
+		e.src.Unignore(fd)
+	}
+}
+
+// violation records a measurement violation (cause as the kernel's:
+// open_writers) for path in the measurement list.
+func (e *Engine) violation(path string, pcr int, template, cause string) error {
+	if template == "" {
+		template = e.cfg.Template
+	}
+	err := e.cfg.Measurer.Measure(Measurement{PCR: pcr, Template: template, Path: path, Algo: label.SHA256,
+		Digest: make([]byte, label.SHA256.Size()), Violation: cause})
+	if err == nil {
+		e.m.violations.Add(1)
+	}
+	return err
 }
 
 // measure records the file; known is its sha256 digest when the

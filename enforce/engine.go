@@ -25,7 +25,11 @@
 // depend on the task's credentials, an allowed file also gets an in-kernel
 // ignore mark (cleared by the kernel on the next write), so warm opens never
 // leave the kernel; attribute changes, which do not clear it, are reported
-// by a notification group and removed through [Engine.Invalidate].
+// by a notification group and removed through [Engine.Invalidate]. Each
+// file cached in the kernel holds a read lease, which the next open for
+// write breaks (the ignore mark hides that open's event): the break drops
+// the mark. A file open for write anywhere (writers.go) is never cached and,
+// by default, fails its appraisal.
 package enforce
 
 import (
@@ -34,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
@@ -108,6 +113,9 @@ type Measurement struct {
 	Algo     label.HashAlgo
 	Digest   []byte
 	Sig      []byte // security.ima when it is a signature
+	// Violation, if set, is a violation record's cause (open_writers):
+	// the record has a zero digest and extends the PCR with ff..ff.
+	Violation string
 }
 
 // Mode is enforce or log.
@@ -143,6 +151,13 @@ type Config struct {
 	KernelCache bool
 	// CacheSize bounds the userspace verdict cache (entries).
 	CacheSize int
+	// Writers says what a file open for write (by another task) gets:
+	// WritersFail (default) or WritersAppraise.
+	Writers WritersMode
+	// MaxLeases bounds the files cached in the kernel, each of which
+	// holds a read lease and a descriptor (default: CacheSize, at most a
+	// quarter of RLIMIT_NOFILE).
+	MaxLeases int
 	Logger    *slog.Logger
 	// Self is the daemon's pid (default os.Getpid()); its events are
 	// allowed at once.
@@ -169,6 +184,9 @@ func (c *Config) Validate() error {
 	if c.Deadline <= 0 {
 		return errors.New("decision deadline must be positive")
 	}
+	if c.Writers != "" && c.Writers != WritersFail && c.Writers != WritersAppraise {
+		return fmt.Errorf("open writers %q: want fail or appraise", c.Writers)
+	}
 	return nil
 }
 
@@ -180,7 +198,9 @@ type Engine struct {
 	selfTask string
 	log      *slog.Logger
 	cache    *cache
-	fs       *fsInfo
+	// leases: one read lease per kernel-cached inode (writers.go).
+	leases *leases
+	fs     *fsInfo
 	// subjectDependent: the policy tests task credentials, so decisions
 	// cannot be cached for every task in the kernel.
 	subjectDependent bool
@@ -212,12 +232,23 @@ func New(src EventSource, cfg Config) (*Engine, error) {
 	if cfg.Template == "" {
 		cfg.Template = "ima-ng"
 	}
+	if cfg.Writers == "" {
+		cfg.Writers = WritersFail
+	}
+	if cfg.MaxLeases <= 0 {
+		cfg.MaxLeases = cfg.CacheSize
+		var rl unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur/4 < uint64(cfg.MaxLeases) {
+			cfg.MaxLeases = int(rl.Cur / 4)
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
 		cfg: cfg, src: src, log: cfg.Logger,
 		cache:            newCache(cfg.CacheSize),
+		leases:           newLeases(cfg.MaxLeases),
 		fs:               newFSInfo(cfg.Proc),
 		subjectDependent: cfg.Policy.SubjectDependent(),
 		queue:            make(chan *pending, 4096),
@@ -255,15 +286,45 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// Lease breaks (an open for write of a kernel-cached file) arrive as
+	// SIGIO; a tick re-checks in case a signal was coalesced away.
+	sigio := make(chan os.Signal, 1)
+	signal.Notify(sigio, unix.SIGIO)
+	var breaks sync.WaitGroup
+	breaks.Go(func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sigio:
+			case <-tick.C:
+			case <-done:
+				return
+			}
+			e.leaseBreaks()
+		}
+	})
 	err := e.read()
 	e.overflow.Wait()
 	close(e.queue)
 	workers.Wait()
 	e.inflight.Wait()
+	signal.Stop(sigio)
+	e.leases.releaseAll()
 	if errors.Is(err, ErrInterrupted) {
 		return nil
 	}
 	return err
+}
+
+// leaseBreaks drops the kernel cache of every file whose lease is being
+// broken, then lets its writer go on.
+func (e *Engine) leaseBreaks() {
+	n := e.leases.broken(func(fd int, k inode) {
+		e.cache.invalidate(k.dev, k.ino)
+		e.src.Unignore(fd)
+	})
+	e.m.leaseBreaks.Add(int64(n))
 }
 
 // read is the reader loop: no file access, no logging before answering.

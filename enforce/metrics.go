@@ -16,6 +16,7 @@ type metrics struct {
 	timeouts, errors, respondErrors, cacheHits          atomic.Int64
 	ignoreMarks, ignoreErrors, invalidations            atomic.Int64
 	measurements                                        atomic.Int64
+	writers, violations, leaseRefused, leaseBreaks      atomic.Int64
 	latency, measureLatency                             histogram
 }
 
@@ -67,19 +68,27 @@ type Status struct {
 
 // Stats is a snapshot of the engine's counters (intact status).
 type Stats struct {
-	Mode            string  `json:"mode"`
-	Events          int64   `json:"events"`
-	SelfEvents      int64   `json:"self_events"`
-	Decisions       int64   `json:"decisions"`
-	Denials         int64   `json:"denials"`
-	WouldDeny       int64   `json:"would_deny"`
-	Timeouts        int64   `json:"timeouts"`
-	Errors          int64   `json:"errors"`
-	CacheHits       int64   `json:"cache_hits"`
-	CacheEntries    int     `json:"cache_entries"`
-	IgnoreMarks     int64   `json:"kernel_cache_marks"`
-	Invalidations   int64   `json:"invalidations"`
-	Measurements    int64   `json:"measurements"`
+	Mode          string `json:"mode"`
+	Events        int64  `json:"events"`
+	SelfEvents    int64  `json:"self_events"`
+	Decisions     int64  `json:"decisions"`
+	Denials       int64  `json:"denials"`
+	WouldDeny     int64  `json:"would_deny"`
+	Timeouts      int64  `json:"timeouts"`
+	Errors        int64  `json:"errors"`
+	CacheHits     int64  `json:"cache_hits"`
+	CacheEntries  int    `json:"cache_entries"`
+	IgnoreMarks   int64  `json:"kernel_cache_marks"`
+	Invalidations int64  `json:"invalidations"`
+	Measurements  int64  `json:"measurements"`
+	// Writers counts decisions that found the file open for write.
+	Writers    int64 `json:"open_writers"`
+	Violations int64 `json:"violations"`
+	// Leases held on kernel-cached files; breaks: opens for write of
+	// them; refused: kernel-cache attempts without a lease (no mark).
+	Leases          int     `json:"leases"`
+	LeaseBreaks     int64   `json:"lease_breaks"`
+	LeaseRefused    int64   `json:"lease_refused"`
 	QueueDepth      int     `json:"queue_depth"`
 	Pending         int     `json:"pending"`
 	LatencyMeanSecs float64 `json:"decision_latency_mean_seconds"`
@@ -97,6 +106,8 @@ func (e *Engine) Stats() Stats {
 		CacheEntries: e.cache.len(), IgnoreMarks: e.m.ignoreMarks.Load(),
 		Invalidations: e.m.invalidations.Load(), Measurements: e.m.measurements.Load(),
 		QueueDepth: len(e.queue),
+		Writers:    e.m.writers.Load(), Violations: e.m.violations.Load(),
+		Leases: e.leases.len(), LeaseBreaks: e.m.leaseBreaks.Load(), LeaseRefused: e.m.leaseRefused.Load(),
 	}
 	e.oldest.Range(func(_, _ any) bool { s.Pending++; return true })
 	if n > 0 {
@@ -137,6 +148,10 @@ func (e *Engine) WriteMetrics(w io.Writer) error {
 		{"intactd_kernel_cache_marks_total", "In-kernel ignore marks added for verified files.", s.IgnoreMarks},
 		{"intactd_invalidations_total", "Cache invalidations (writes, attribute changes).", s.Invalidations},
 		{"intactd_measurements_total", "Measurements appended and extended.", s.Measurements},
+		{"intactd_open_writers_total", "Decisions on files open for write (never cached).", s.Writers},
+		{"intactd_violations_total", "Measurement violations recorded (open_writers).", s.Violations},
+		{"intactd_lease_breaks_total", "Opens for write of kernel-cached files (their cache dropped).", s.LeaseBreaks},
+		{"intactd_lease_refused_total", "Kernel-cache attempts refused for want of a read lease.", s.LeaseRefused},
 	}
 	for _, c := range counters {
 		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v); err != nil {

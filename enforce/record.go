@@ -74,6 +74,7 @@ func (e *Engine) Invalidate(fd int, dev, ino uint64) {
 	e.cache.invalidate(dev, ino)
 	if e.cfg.KernelCache {
 		e.src.Unignore(fd)
+		e.leases.release(inode{dev, ino})
 	}
 	e.m.invalidations.Add(1)
 }
@@ -84,6 +85,7 @@ func (e *Engine) InvalidateAll() {
 	e.cache.invalidateAll()
 	if e.cfg.KernelCache {
 		e.src.UnignoreAll()
+		e.leases.releaseAll()
 	}
 	e.m.invalidations.Add(1)
 }

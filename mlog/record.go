@@ -195,6 +195,10 @@ type FileMeasurement struct {
 	// Sig is the file's security.ima when it holds a signature (type 0x03
 	// or 0x06); template ima-sig records it, empty otherwise.
 	Sig []byte
+	// Violation makes a violation record, as the kernel's IMA writes for
+	// open_writers and ToMToU: Digest must be all zeros, the template
+	// digest is all zeros, and the PCR is extended with all ff.
+	Violation bool
 }
 
 // NewRecord builds an ima-ng or ima-sig record for a file measurement and
@@ -225,6 +229,16 @@ func NewRecord(pcr int, template string, m FileMeasurement, bank label.HashAlgo)
 		return Record{}, fmt.Errorf("%w: cannot write template %q (only ima-ng and ima-sig)", ErrUnknownTemplate, template)
 	}
 	r := Record{PCR: pcr, Template: template, Data: data}
+	if m.Violation {
+		if !isZero(m.Digest) {
+			return Record{}, fmt.Errorf("violation record with a non-zero digest")
+		}
+		if bank.Size() == 0 {
+			return Record{}, fmt.Errorf("%w: %s", ErrUnsupportedBank, bank)
+		}
+		r.Digest = make([]byte, bank.Size())
+		return r, nil
+	}
 	d, err := r.TemplateDigest(bank)
 	if err != nil {
 		return Record{}, err

@@ -245,3 +245,32 @@ func TestBootAggregateEvmctl(t *testing.T) {
 		t.Errorf("changed pcr 9: %v, want ErrBootAggregate", err)
 	}
 }
+
+// TestViolationRecord: a violation record, as the kernel writes for
+// open_writers: the file data digest is zeros, the template digest is
+// zeros, the PCR is extended with ff, and it survives the binary list.
+func TestViolationRecord(t *testing.T) {
+	m := FileMeasurement{Algo: label.SHA256, Digest: make([]byte, 32), Path: "/bin/sh", Violation: true}
+	r, err := NewRecord(10, TemplateIMANG, m, label.SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Violation() || len(r.Digest) != 20 {
+		t.Fatalf("digest %x: not a violation", r.Digest)
+	}
+	ext, err := r.ExtendDigest(label.SHA256)
+	if err != nil || !bytes.Equal(ext, bytes.Repeat([]byte{0xff}, 32)) {
+		t.Errorf("extend digest %x %v, want ff", ext, err)
+	}
+	l, err := ParseBinary(r.AppendBinary(nil), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.UnverifiedRecords(); len(got) != 1 || !got[0].Violation() {
+		t.Errorf("parsed back: %+v", got)
+	}
+	m.Digest[0] = 1
+	if _, err := NewRecord(10, TemplateIMANG, m, label.SHA1); err == nil {
+		t.Error("a violation with a non-zero digest was built")
+	}
+}

@@ -69,6 +69,11 @@ type Config struct {
 	LogLevel string `json:"log_level"`
 	// NoKernelCache turns off the in-kernel ignore marks.
 	NoKernelCache bool `json:"no_kernel_cache"`
+	// OpenWriters is what a file open for write elsewhere (a write fd or
+	// a shared writable mapping) gets under an appraise rule: "fail"
+	// (default; verdict open-writers) or "appraise" (at every access,
+	// never cached).
+	OpenWriters string `json:"open_writers"`
 	// AllowInertPolicy starts with a policy none of whose rules can act
 	// (enforce.CheckActs), which is refused by default.
 	AllowInertPolicy bool `json:"allow_inert_policy"`
@@ -93,7 +98,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func defaults() Config {
 	return Config{Mode: "enforce", StateDir: "/var/lib/intactd", PCR: mlog.DefaultPCR,
-		Deadline: Duration{2 * time.Second}, FailVerdict: "deny", LogFormat: "json", LogLevel: "info"}
+		Deadline: Duration{2 * time.Second}, FailVerdict: "deny", OpenWriters: "fail", LogFormat: "json", LogLevel: "info"}
 }
 
 // loadConfig reads a JSON config file over the defaults.
@@ -132,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FailVerdict != "deny" && c.FailVerdict != "allow" {
 		errs = append(errs, fmt.Errorf("fail_verdict %q: want deny or allow", c.FailVerdict))
+	}
+	if c.OpenWriters != "fail" && c.OpenWriters != "appraise" {
+		errs = append(errs, fmt.Errorf("open_writers %q: want fail or appraise", c.OpenWriters))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q: want json or text", c.LogFormat))
@@ -215,6 +223,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 		deadline                         time.Duration
 		pcr                              int
 		noKernelCache, evmOptional       bool
+		openWriters                      string
 		allowInert                       bool
 	)
 	fs.StringVar(&configPath, "config", "", "JSON config `FILE`")
@@ -237,6 +246,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	fs.StringVar(&logFormat, "log-format", "", "json or text")
 	fs.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	fs.BoolVar(&noKernelCache, "no-kernel-cache", false, "do not cache verified files in the kernel (ignore marks)")
+	fs.StringVar(&openWriters, "open-writers", "", "a file open for write elsewhere (write fd, shared writable mapping) under an appraise rule: fail (default) or appraise at every access, never cached")
 	fs.BoolVar(&allowInert, "allow-inert-policy", false, "start even if no policy rule can act (empty, only dont_* or write-mask rules)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	c := defaults()
@@ -287,6 +297,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	setS(&c.FailVerdict, failV)
 	setS(&c.LogFormat, logFormat)
 	setS(&c.LogLevel, logLevel)
+	setS(&c.OpenWriters, openWriters)
 	if deadline != 0 {
 		c.Deadline.Duration = deadline
 	}

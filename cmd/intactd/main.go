@@ -261,7 +261,7 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 	ecfg := enforce.Config{
 		Policy: d.pol, Mode: enforce.Mode(cfg.Mode), Appraiser: enforce.FileAppraiser(app),
 		DefaultPCR: cfg.PCR, Deadline: cfg.Deadline.Duration, FailAllow: cfg.FailVerdict == "allow",
-		KernelCache: !cfg.NoKernelCache, Logger: log,
+		KernelCache: !cfg.NoKernelCache, Logger: log, Writers: enforce.WritersMode(cfg.OpenWriters),
 	}
 	if measure, _, _ := d.pol.Needs(); measure {
 		if d.meas, err = openMeasurer(cfg.StateDir, cfg.TPM, cfg.PCR); err != nil {

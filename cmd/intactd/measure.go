@@ -49,7 +49,7 @@ func (m *listMeasurer) Measure(x enforce.Measurement) error {
 	if x.PCR != m.app.PCR() {
 		return fmt.Errorf("pcr %d: intactd extends pcr %d only", x.PCR, m.app.PCR())
 	}
-	_, err := m.app.Append(x.Template, mlog.FileMeasurement{Algo: x.Algo, Digest: x.Digest, Path: x.Path, Sig: x.Sig})
+	_, err := m.app.Append(x.Template, mlog.FileMeasurement{Algo: x.Algo, Digest: x.Digest, Path: x.Path, Sig: x.Sig, Violation: x.Violation != ""})
 	return err
 }
 
