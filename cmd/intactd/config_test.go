@@ -29,6 +29,9 @@ func TestParseFlagsAndConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.OpenWriters != "fail" {
+		t.Errorf("open_writers default %q, want fail", c.OpenWriters)
+	}
 	if c.Mode != "enforce" || c.Deadline.Duration != 250*time.Millisecond || c.PCR != 12 ||
 		len(c.Certs) != 1 || c.Certs[0] != "/etc/b.der" || c.Socket != "/var/lib/x/intactd.sock" || c.Policy != "tcb" {
 		t.Errorf("config = %+v", c)
@@ -45,6 +48,9 @@ func TestParseFlagsAndConfig(t *testing.T) {
 		{[]string{"--watch", "/var", "--policy", "tcb"}, "", "keep intactd's own files off watched mounts"},
 		{[]string{"--watch", "/usr", "--policy", "tcb", "--fail-verdict", "maybe"}, "", "fail_verdict"},
 		{[]string{"--watch", "/usr", "--policy", "tcb", "extra"}, "", "unexpected argument"},
+		{[]string{"--watch", "/usr", "--policy", "tcb", "--evm-optional"}, "", "evm_optional needs evm_key or evm_certs"},
+		{[]string{"--watch", "/usr", "--policy", "tcb", "--open-writers", "allow"}, "", "open_writers"},
+		{nil, `{"watch":["/usr"],"policy":"tcb","open_writers":"ignore"}`, "want fail or appraise"},
 		{nil, `{"watch":["/usr"],"policy":"tcb","bogus":1}`, "unknown field"},
 		{nil, `{"watch":["/usr"],"policy":"tcb"} {}`, "trailing data"},
 		{nil, `{"deadline":5}`, "duration"},
