@@ -137,6 +137,7 @@ func TestLeaseBreakDropsKernelCache(t *testing.T) {
 	waitFor(t, "a lease for the cached file", func() bool { return h.eng.leases.len() == 1 && h.src.ignores.Load() == 1 })
 	unignores := h.src.unignores.Load()
 	opened := make(chan error, 1)
+	began := time.Now()
 	go func() {
 		fd, err := unix.Open(good, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
@@ -148,6 +149,11 @@ func TestLeaseBreakDropsKernelCache(t *testing.T) {
 	case err := <-opened:
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The SIGIO path, not the 2 s re-check (which first runs 2 s
+		// after the engine started, just before this test).
+		if d := time.Since(began); d > 1500*time.Millisecond {
+			t.Errorf("the writer's open returned after %s: the lease-break signal was not handled", d)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the writer's open waited for the lease-break time: the break was not handled")
