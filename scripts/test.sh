@@ -49,6 +49,7 @@ packages=(
 	ca-certificates          # Go's module downloads
 	git                      # the fresh clone below
 	chromium fonts-dejavu-core # the dashboard's browser tests (attest/ui), headless
+	postgresql                 # store/postgres: a real server per test binary (internal/pgtest), run as the postgres user
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

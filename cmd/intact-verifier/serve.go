@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,16 +33,17 @@ import (
 	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/store"
+	"github.com/intactsec/intact/store/postgres"
 	"github.com/intactsec/intact/store/sqlite"
 )
 
 // Files of the state directory.
 const (
-	tokenFile = "api-token"
-	certFile  = "verifier.crt"
-	keyFile   = "verifier.key"
-	dbFile    = "verifier.db"
-	earKey    = "ear.key" // signs attestation results (EAR)
+	tokenFile  = "api-token"
+	certFile   = "verifier.crt"
+	keyFile    = "verifier.key"
+	sqliteFile = "verifier.db"
+	earKey     = "ear.key" // signs attestation results (EAR)
 )
 
 func cmdServe(e *env, args []string) error {
@@ -50,6 +52,7 @@ func cmdServe(e *env, args []string) error {
 	state := fs.String("state", "", "")
 	listen := fs.String("listen", "127.0.0.1:8443", "")
 	db := fs.String("db", "", "")
+	dbFile := fs.String("db-file", "", "")
 	interval := fs.Duration("interval", 2*time.Second, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	retention := fs.Duration("history", 7*24*time.Hour, "")
@@ -119,10 +122,7 @@ func cmdServe(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *db == "" {
-		*db = filepath.Join(*state, dbFile)
-	}
-	st, err := sqlite.Open(*db)
+	st, err := openStore(*db, *dbFile, *state)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ const (
 	pruneGap   = 20 * time.Millisecond
 )
 
-func pruneHistory(ctx context.Context, st *sqlite.DB, keep time.Duration, log *slog.Logger) {
+func pruneHistory(ctx context.Context, st store.Store, keep time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -345,4 +345,30 @@ func loadOrCreateEARKeyWith(path string, generate func() (*ecdsa.PrivateKey, err
 		return nil, fmt.Errorf("%s: %w", path, ear.ErrKey)
 	}
 	return ek, nil
+}
+
+// openStore opens the verifier's store: SQLite in the state directory by
+// default (or the file --db names), PostgreSQL for --db postgres://… or
+// --db-file FILE holding the connection string. A password on the command
+// line is refused: it would be visible to every user in the process list.
+func openStore(db, dbFile, state string) (store.Store, error) {
+	isPG := func(s string) bool {
+		return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+	}
+	switch {
+	case db != "" && dbFile != "":
+		return nil, usagef("--db and --db-file exclude each other")
+	case dbFile != "":
+		return postgres.OpenFile(context.Background(), dbFile, postgres.Options{})
+	case isPG(db):
+		if u, err := url.Parse(db); err != nil {
+			return nil, usagef("--db: not a URL: %v", err)
+		} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+			return nil, usagef("--db: a password on the command line is visible to every user; put the connection string in a file (--db-file FILE, mode 0600) or use ~/.pgpass")
+		}
+		return postgres.Open(context.Background(), db, postgres.Options{})
+	case db == "":
+		db = filepath.Join(state, sqliteFile)
+	}
+	return sqlite.Open(db)
 }

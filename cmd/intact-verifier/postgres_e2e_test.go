@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/internal/tpmtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// The real verifier on PostgreSQL (--db-file): an agent on swtpm enrolls
+// and is trusted; a restarted verifier finds it in the database; a
+// password on the command line is refused.
+func TestServePostgres(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	dir := t.TempDir()
+	vbin, abin := buildBinaries(t, dir)
+	dsnFile := filepath.Join(dir, "dsn")
+	os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600)
+
+	cmd := exec.Command(vbin, "serve", "--state", filepath.Join(dir, "v0"), "--db", "postgres://intact:secret@127.0.0.1/x")
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "--db-file") || strings.Contains(string(out), "secret") {
+		t.Fatalf("a password on the command line: exit %d (%v): %s", cmd.ProcessState.ExitCode(), err, out)
+	}
+
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	agentState, vstate := filepath.Join(dir, "agent"), filepath.Join(dir, "verifier")
+	list := filepath.Join(dir, "measurements")
+	ok1 := filepath.Join(dir, "ok1")
+	os.WriteFile(ok1, []byte("ok1"), 0o755)
+	run := func(wantCode int, bin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != wantCode {
+			t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	run(0, abin, "measure", "--tpm", sw.Spec(), "--list", list, ok1)
+	ag := start(t, abin, "serve", "--tpm", sw.Spec(), "--state", agentState, "--list", list, "--listen", "127.0.0.1:0")
+	defer ag.stop(t)
+	var agentAddr string
+	waitFor(t, 20*time.Second, "the agent's address", func() bool {
+		b, err := os.ReadFile(filepath.Join(agentState, "addr"))
+		agentAddr = strings.TrimSpace(string(b))
+		return err == nil && agentAddr != ""
+	})
+	startVerifier := func() (*daemon, []string) {
+		v := start(t, vbin, "serve", "--state", vstate, "--db-file", dsnFile, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+		var m []string
+		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
+			m = addrRE.FindStringSubmatch(v.out.String())
+			return m != nil
+		})
+		return v, []string{"--state", vstate, "--server", "https://" + m[1]}
+	}
+	vd, client := startVerifier()
+	show := func(client []string, id string) *verifier.AgentView {
+		out, _ := exec.Command(vbin, append(client, "agents", "show", "--json", id)...).Output()
+		var v verifier.AgentView
+		json.Unmarshal(out, &v)
+		return &v
+	}
+	pfile := filepath.Join(dir, "policy.json")
+	os.WriteFile(pfile, []byte(fmt.Sprintf(`{"intact_runtime_policy":1,"name":"pg","digests":{%q:[%q]}}`, ok1, fileSum(t, ok1))), 0o644)
+	run(0, vbin, append(client, "policy", "add", "pg", pfile)...)
+	run(0, vbin, append(client, "agents", "add", "pghost", agentAddr, "--policy", "pg", "--cert", filepath.Join(agentState, "tls.crt"))...)
+	waitFor(t, 2*e2eInterval+10*time.Second, "trusted on postgres", func() bool { return show(client, "pghost").State == "trusted" })
+
+	vd.stop(t)
+	_, client = startVerifier()
+	waitFor(t, 10*time.Second, "the agent again after a restart", func() bool {
+		v := show(client, "pghost")
+		return v.State == "trusted" && v.Attestations > 1
+	})
+}
