@@ -78,7 +78,9 @@ func printStatus(w io.Writer, s *enforce.Status) {
 	fmt.Fprintf(w, "would deny:    %d (log mode)\n", st.WouldDeny)
 	fmt.Fprintf(w, "deadline hits: %d, errors %d\n", st.Timeouts, st.Errors)
 	fmt.Fprintf(w, "cache:         %d hits, %d entries, %d kernel marks, %d invalidations\n", st.CacheHits, st.CacheEntries, st.IgnoreMarks, st.Invalidations)
-	fmt.Fprintf(w, "measurements:  %d\n", st.Measurements)
+	fmt.Fprintf(w, "leases:        %d held, %d broken by writers, %d refused\n", st.Leases, st.LeaseBreaks, st.LeaseRefused)
+	fmt.Fprintf(w, "open writers:  %d decisions on files open for write (never cached)\n", st.Writers)
+	fmt.Fprintf(w, "measurements:  %d (%d violations)\n", st.Measurements, st.Violations)
 	fmt.Fprintf(w, "queue depth:   %d (pending %d)\n", st.QueueDepth, st.Pending)
 	fmt.Fprintf(w, "latency:       mean %s, p99 <= %s\n", secs(st.LatencyMeanSecs), secs(st.LatencyP99Secs))
 }
