@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/intactsec/intact/internal/quote"
 )
 
 // PathChange is a path listed by both policies with different digests.
@@ -142,26 +144,27 @@ func Diff(a, b Policy) (*Delta, error) {
 }
 
 // String renders the delta for people: "+ path digest" for what B
-// accepts and A does not, "- path digest" for the reverse.
+// accepts and A does not, "- path digest" for the reverse; paths are
+// quoted as file names (internal/quote).
 func (d *Delta) String() string {
 	var b strings.Builder
 	pm := func(sign, kind string, m map[string][]string) {
 		for _, p := range slices.Sorted(maps.Keys(m)) {
 			if len(m[p]) == 0 {
-				fmt.Fprintf(&b, "%s %s%s (no digest)\n", sign, kind, p)
+				fmt.Fprintf(&b, "%s %s%s (no digest)\n", sign, kind, quote.Name(p))
 			}
 			for _, dg := range m[p] {
-				fmt.Fprintf(&b, "%s %s%s %s\n", sign, kind, p, dg)
+				fmt.Fprintf(&b, "%s %s%s %s\n", sign, kind, quote.Name(p), dg)
 			}
 		}
 	}
 	ch := func(kind string, cs []PathChange) {
 		for _, c := range cs {
 			for _, dg := range c.Removed {
-				fmt.Fprintf(&b, "~ %s%s - %s\n", kind, c.Path, dg)
+				fmt.Fprintf(&b, "~ %s%s - %s\n", kind, quote.Name(c.Path), dg)
 			}
 			for _, dg := range c.Added {
-				fmt.Fprintf(&b, "~ %s%s + %s\n", kind, c.Path, dg)
+				fmt.Fprintf(&b, "~ %s%s + %s\n", kind, quote.Name(c.Path), dg)
 			}
 		}
 	}

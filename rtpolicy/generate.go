@@ -9,15 +9,20 @@ import (
 	"strings"
 
 	"github.com/intactsec/intact/mlog"
+
+	"github.com/intactsec/intact/internal/quote"
 )
 
 // GenerateReport says what generating a policy did.
 type GenerateReport struct {
-	Files    int      `json:"files"`              // paths (and buffers) listed
-	Signed   int      `json:"signed"`             // files left to their signature (trusted keys)
-	Modified int      `json:"modified"`           // dpkg: files whose md5sum differs from the package's
-	Skipped  int      `json:"skipped"`            // files not listed (see Problems)
-	Problems []string `json:"problems,omitempty"` // "path: reason", the first MaxProblems
+	Files    int `json:"files"`    // paths (and buffers) listed
+	Signed   int `json:"signed"`   // files left to their signature (trusted keys)
+	Modified int `json:"modified"` // dpkg: files whose md5sum differs from the package's
+	Skipped  int `json:"skipped"`  // files not listed (see Problems)
+	// Problems are "path: reason", the first MaxProblems, for people: the
+	// path quoted as a file name and the reason's control bytes escaped
+	// (internal/quote), so that a name cannot forge a line.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // MaxProblems bounds GenerateReport.Problems.
@@ -27,7 +32,16 @@ const MaxProblems = 1000
 func (r *GenerateReport) Problem(path string, err error) {
 	r.Skipped++
 	if len(r.Problems) < MaxProblems {
-		r.Problems = append(r.Problems, path+": "+err.Error())
+		r.Problems = append(r.Problems, quote.Name(path)+": "+quote.Text(err.Error()))
+	}
+}
+
+// problem records an entry not listed that is not a path (a record of a
+// measurement list without a name).
+func (r *GenerateReport) problem(what string, err error) {
+	r.Skipped++
+	if len(r.Problems) < MaxProblems {
+		r.Problems = append(r.Problems, quote.Text(what+": "+err.Error()))
 	}
 }
 
@@ -41,7 +55,7 @@ func FromLog(l *mlog.List, name string) (Policy, *GenerateReport, error) {
 	for i, r := range l.UnverifiedRecords() {
 		n, ok := r.Name()
 		if !ok {
-			rep.Problem(fmt.Sprintf("record %d", i), errors.New("no name field"))
+			rep.problem(fmt.Sprintf("record %d", i), errors.New("no name field"))
 			continue
 		}
 		if n == mlog.BootAggregateName || r.Violation() {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+
+	"github.com/intactsec/intact/internal/quote"
 )
 
 // canonDigests normalizes, de-duplicates and sorts every list.
@@ -109,7 +111,7 @@ type Conflict struct {
 
 func (c Conflict) String() string {
 	if c.Path != "" {
-		return fmt.Sprintf("%s: %s: %s (%s)", c.Path, c.Kind, c.Detail, c.Resolution)
+		return fmt.Sprintf("%s: %s: %s (%s)", quote.Name(c.Path), c.Kind, quote.Text(c.Detail), c.Resolution)
 	}
 	return fmt.Sprintf("%s: %s (%s)", c.Kind, c.Detail, c.Resolution)
 }

@@ -49,6 +49,8 @@ import (
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/sig"
+
+	"github.com/intactsec/intact/internal/quote"
 )
 
 // Version is the format version this package reads and writes.
@@ -265,7 +267,7 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
-	return fmt.Sprintf("%s: %s (record %d, %s)", f.Path, f.Reason, f.Index, f.Digest)
+	return fmt.Sprintf("%s: %s (record %d, %s)", quote.Name(f.Path), f.Reason, f.Index, quote.Text(f.Digest))
 }
 
 // Evaluate judges one verified record; index is its place in the list.

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/intactsec/intact/internal/quote"
 	"github.com/intactsec/intact/walk"
 )
 
@@ -154,5 +155,7 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// quoteName is a file name as text output shows it (see quote.go).
-func quoteName(s string) string { return s }
+// quoteName is a file name as text output shows it: as it is, or as
+// bash's $'...' when it holds anything but plain characters
+// (internal/quote; docs/cli.md "Output rules").
+func quoteName(s string) string { return quote.Name(s) }

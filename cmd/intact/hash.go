@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/internal/quote"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/walk"
@@ -88,7 +89,7 @@ func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name stri
 				skipped++
 				tooLarge = tooLarge || errors.Is(se, walk.ErrTooLarge)
 			}
-			errorf(e, "%s: %v", quoteName(r.path), unwrapPathError(r.err))
+			errorf(e, "%s: %s", quoteName(r.path), quote.Text(unwrapPathError(r.err).Error()))
 			return
 		}
 		if printOnly && r.value != nil {

@@ -164,7 +164,7 @@ func reportGenerate(e *env, rep *rtpolicy.GenerateReport) {
 			warnf(e, "and %d more", rep.Skipped-20)
 			break
 		}
-		warnf(e, "not listed: %s", p)
+		warnf(e, "not listed: %s", p) // quoted by GenerateReport.Problem
 	}
 }
 

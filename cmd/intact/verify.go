@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/intactsec/intact/appraise"
+	"github.com/intactsec/intact/internal/quote"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/walk"
 )
@@ -109,12 +112,12 @@ func cmdVerify(e *env, args []string) error {
 		sum.add(r.Verdict)
 		switch {
 		case *asJSON:
-			enc.Encode(r)
+			enc.Encode(jsonResult(r))
 		case !r.OK():
 			stop()
-			line := r.Path + ": " + string(r.Verdict)
+			line := quoteName(r.Path) + ": " + string(r.Verdict)
 			if r.Reason != "" {
-				line += " (" + r.Reason + ")"
+				line += " (" + quote.Text(r.Reason) + ")"
 			}
 			fmt.Fprintln(e.stdout, line)
 		}
@@ -127,6 +130,23 @@ func cmdVerify(e *env, args []string) error {
 		return errIntegrity
 	}
 	return nil
+}
+
+// verifyJSON is a result as verify --json prints it: a path that is not
+// valid UTF-8 cannot be a JSON string (encoding/json would replace its
+// bad bytes with U+FFFD, and two different names would print alike), so
+// its exact bytes are also given, in standard base64, as path_base64.
+type verifyJSON struct {
+	appraise.Result
+	PathBase64 string `json:"path_base64,omitempty"`
+}
+
+func jsonResult(r appraise.Result) verifyJSON {
+	j := verifyJSON{Result: r}
+	if !utf8.ValidString(r.Path) {
+		j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(r.Path))
+	}
+	return j
 }
 
 type verifySummary struct {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/intactsec/intact/appraise"
 	"github.com/intactsec/intact/filehash"
@@ -135,10 +136,18 @@ func newGenerated(o *Options) (rtpolicy.Policy, *digester) {
 	return p, d
 }
 
+// ErrNotUTF8 marks a file whose path is not valid UTF-8: a JSON policy
+// cannot hold it exactly (encoding/json would replace the bad bytes, and
+// two different names would be listed as one), so it is not listed.
+var ErrNotUTF8 = errors.New("path is not valid UTF-8: a JSON policy cannot list it exactly; not listed")
+
 func addResult(p *rtpolicy.Policy, r fileResult, rep *rtpolicy.GenerateReport) {
+	if r.err == nil && !utf8.ValidString(r.path) {
+		r.err = ErrNotUTF8
+	}
 	switch {
 	case r.err != nil:
-		rep.Problem(r.path, r.err)
+		rep.Problem(r.path, unwrapPath(r.err))
 	case r.signed:
 		rep.Signed++
 	default:
