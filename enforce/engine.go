@@ -416,10 +416,30 @@ func (e *Engine) Stop() {
 	e.src.Interrupt()
 }
 
+// StallReporter is implemented by event sources that can tell how long
+// their current read has been blocked in the kernel (0 when idle or not
+// reading). fanotify opens each event's fd inside read(2): a read the
+// kernel blocks holds up every event behind it.
+type StallReporter interface {
+	ReadStall() time.Duration
+}
+
+// readStall is the source's current read stall, or 0.
+func (e *Engine) readStall() time.Duration {
+	if sr, ok := e.src.(StallReporter); ok {
+		return sr.ReadStall()
+	}
+	return 0
+}
+
 // Healthy reports whether no event has waited longer than twice the
-// deadline (a stuck engine: the watchdog should let the daemon die, and
-// the kernel then allows everything pending).
+// deadline and the reader has not been blocked in the kernel longer than
+// the deadline (a stuck engine or reader: the watchdog should let the
+// daemon die, and the kernel then allows everything pending).
 func (e *Engine) Healthy() bool {
+	if e.readStall() > e.cfg.Deadline {
+		return false
+	}
 	ok := true
 	limit := 2 * e.cfg.Deadline
 	e.oldest.Range(func(k, _ any) bool {

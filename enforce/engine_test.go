@@ -542,3 +542,38 @@ func TestRunStopsOnContext(t *testing.T) {
 		t.Fatal("Run ignored the cancelled context")
 	}
 }
+
+// stallSource is a fakeSource whose reader reports a stall.
+type stallSource struct {
+	*fakeSource
+	stall atomic.Int64
+}
+
+func (s *stallSource) ReadStall() time.Duration { return time.Duration(s.stall.Load()) }
+
+// TestHealthSeesStalledReader: a reader blocked in the kernel (fanotify
+// opening an event fd that waits for a lease) makes the engine unhealthy
+// once it passes the deadline, so that intact status and the watchdog do
+// not report a stalled daemon as healthy.
+func TestHealthSeesStalledReader(t *testing.T) {
+	p, _ := policy.Parse("p", []byte(execPolicy))
+	src := &stallSource{fakeSource: newFakeSource()}
+	eng, err := New(src, Config{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eng.Healthy() {
+		t.Fatal("idle engine unhealthy")
+	}
+	src.stall.Store(int64(500 * time.Millisecond))
+	if !eng.Healthy() {
+		t.Error("a read within the deadline is not a stall")
+	}
+	src.stall.Store(int64(3 * time.Second))
+	if eng.Healthy() {
+		t.Error("reader blocked 3 s with a 1 s deadline: reported healthy")
+	}
+	if s := eng.Stats(); s.ReaderStallSecs < 3 {
+		t.Errorf("Stats.ReaderStallSecs = %v", s.ReaderStallSecs)
+	}
+}

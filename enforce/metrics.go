@@ -64,6 +64,10 @@ type Status struct {
 	// Uncovered lists mounts of other file systems under a watched path:
 	// not enforced (docs/intactd.md, "What is covered").
 	Uncovered []string `json:"uncovered_mounts,omitempty"`
+	// EventFDErrors counts permission events whose fd the kernel could
+	// not open for intactd (EWOULDBLOCK: a lease; EMFILE, ENFILE): the
+	// kernel denied those accesses itself.
+	EventFDErrors int64 `json:"event_fd_errors"`
 }
 
 // Stats is a snapshot of the engine's counters (intact status).
@@ -86,11 +90,14 @@ type Stats struct {
 	Violations int64 `json:"violations"`
 	// Leases held on kernel-cached files; breaks: opens for write of
 	// them; refused: kernel-cache attempts without a lease (no mark).
-	Leases          int     `json:"leases"`
-	LeaseBreaks     int64   `json:"lease_breaks"`
-	LeaseRefused    int64   `json:"lease_refused"`
-	QueueDepth      int     `json:"queue_depth"`
-	Pending         int     `json:"pending"`
+	Leases       int   `json:"leases"`
+	LeaseBreaks  int64 `json:"lease_breaks"`
+	LeaseRefused int64 `json:"lease_refused"`
+	QueueDepth   int   `json:"queue_depth"`
+	Pending      int   `json:"pending"`
+	// ReaderStallSecs: how long the event reader has been blocked in the
+	// kernel (0 when idle); above the deadline the daemon is unhealthy.
+	ReaderStallSecs float64 `json:"reader_stall_seconds"`
 	LatencyMeanSecs float64 `json:"decision_latency_mean_seconds"`
 	LatencyP99Secs  float64 `json:"decision_latency_p99_seconds"`
 }
@@ -105,8 +112,8 @@ func (e *Engine) Stats() Stats {
 		Timeouts: e.m.timeouts.Load(), Errors: e.m.errors.Load(), CacheHits: e.m.cacheHits.Load(),
 		CacheEntries: e.cache.len(), IgnoreMarks: e.m.ignoreMarks.Load(),
 		Invalidations: e.m.invalidations.Load(), Measurements: e.m.measurements.Load(),
-		QueueDepth: len(e.queue),
-		Writers:    e.m.writers.Load(), Violations: e.m.violations.Load(),
+		QueueDepth: len(e.queue), ReaderStallSecs: e.readStall().Seconds(),
+		Writers: e.m.writers.Load(), Violations: e.m.violations.Load(),
 		Leases: e.leases.len(), LeaseBreaks: e.m.leaseBreaks.Load(), LeaseRefused: e.m.leaseRefused.Load(),
 	}
 	e.oldest.Range(func(_, _ any) bool { s.Pending++; return true })
@@ -160,6 +167,7 @@ func (e *Engine) WriteMetrics(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "# HELP intactd_queue_depth Events waiting for a worker.\n# TYPE intactd_queue_depth gauge\nintactd_queue_depth %d\n", s.QueueDepth)
 	fmt.Fprintf(w, "# HELP intactd_pending Events read and not yet answered.\n# TYPE intactd_pending gauge\nintactd_pending %d\n", s.Pending)
+	fmt.Fprintf(w, "# HELP intactd_reader_stall_seconds How long the event reader has been blocked in the kernel.\n# TYPE intactd_reader_stall_seconds gauge\nintactd_reader_stall_seconds %g\n", s.ReaderStallSecs)
 	fmt.Fprintf(w, "# HELP intactd_cache_entries Entries in the verdict cache.\n# TYPE intactd_cache_entries gauge\nintactd_cache_entries %d\n", s.CacheEntries)
 	writeHistogram(w, "intactd_decision_latency_seconds", "Time from reading an event to answering it.", &e.m.latency)
 	return writeHistogram(w, "intactd_measure_latency_seconds", "Time to append a measurement and extend the PCR.", &e.m.measureLatency)

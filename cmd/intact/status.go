@@ -82,6 +82,9 @@ func printStatus(w io.Writer, s *enforce.Status) {
 	fmt.Fprintf(w, "open writers:  %d decisions on files open for write (never cached)\n", st.Writers)
 	fmt.Fprintf(w, "measurements:  %d (%d violations)\n", st.Measurements, st.Violations)
 	fmt.Fprintf(w, "queue depth:   %d (pending %d)\n", st.QueueDepth, st.Pending)
+	if st.ReaderStallSecs > 0 || s.EventFDErrors > 0 {
+		fmt.Fprintf(w, "reader:        blocked in the kernel for %s; %d accesses denied by the kernel (event fd not openable)\n", secs(st.ReaderStallSecs), s.EventFDErrors)
+	}
 	fmt.Fprintf(w, "latency:       mean %s, p99 <= %s\n", secs(st.LatencyMeanSecs), secs(st.LatencyP99Secs))
 }
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
@@ -84,15 +83,11 @@ func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, st
 	if err != nil {
 		return nil, "", err
 	}
-	srv := &http.Server{
-		Handler:           a,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13},
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := boundedServer(a, log)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13}
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	go func() {
-		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.ServeTLS(limitListen(l, agentConns), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("agent listener", "err", err)
 		}
 	}()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/intactsec/intact/enforce"
 )
@@ -31,9 +30,9 @@ func serveControl(path string, status func() enforce.Status, log *slog.Logger) (
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(status())
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := boundedServer(mux, log)
 	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limitListen(l, controlConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("control socket", "err", err)
 		}
 	}()
@@ -52,9 +51,9 @@ func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Ser
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		eng.WriteMetrics(w)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := boundedServer(mux, log)
 	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limitListen(l, metricsConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener", "err", err)
 		}
 	}()

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -242,5 +245,139 @@ func TestE2EInertPolicy(t *testing.T) {
 		t.Errorf("no warning for the inert policy")
 	}
 	w.wantRuns(unsigned)
+	w.stop()
+}
+
+// startLimited starts the daemon under a hard RLIMIT_NOFILE of n (prlimit):
+// exhausting its descriptors is then cheap.
+func (w *world) startLimited(n int, policyText string, extra ...string) {
+	w.t.Helper()
+	w.wrap = []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", n, n), "--"}
+	w.start(policyText, extra...)
+	w.wrap = nil
+}
+
+// TestE2EMetricsConnectionFlood (issue 13 item 4): an unprivileged user
+// opens hundreds of idle connections to the metrics port of a daemon with
+// few descriptors. Every listener is capped, so the daemon keeps its
+// descriptors, keeps running and keeps enforcing. Before, the accepted
+// connections exhausted its descriptors, the fanotify read failed with
+// EMFILE, intactd exited and the unsigned program ran.
+func TestE2EMetricsConnectionFlood(t *testing.T) {
+	bin := binaries(t)
+	testenv.RequireTool(t, "prlimit")
+	testenv.RequireTool(t, "setpriv")
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	good := w.binary("good", w.key)
+	unsigned := w.binary("unsigned", "")
+	w.startLimited(128, appraisePolicy, "--metrics-listen", "127.0.0.1:0")
+	var addr string
+	for _, r := range w.records("serving metrics") {
+		addr = strings.TrimSuffix(strings.TrimPrefix(r["addr"].(string), "http://"), "/metrics")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("metrics address %q: %v", addr, err)
+	}
+	// nobody holds 400 idle connections (bash's /dev/tcp), then waits.
+	const conns = 400
+	flood := fantest.Command(t, 2*time.Minute, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		"bash", "-c", `ulimit -n 1024; n=0; for i in $(seq `+strconv.Itoa(conns)+`); do exec {fd}<>/dev/tcp/$0/$1 && n=$((n+1)); done; echo "open $n"; exec sleep 60`, host, port)
+	out, err := flood.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flood.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { flood.Process.Kill(); flood.Wait() }()
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "open ") {
+		t.Fatalf("flood: %q", line)
+	}
+	t.Logf("nobody holds %s connections", strings.TrimSpace(strings.TrimPrefix(line, "open ")))
+	select {
+	case err := <-w.exited:
+		w.stopped = true
+		t.Fatalf("intactd exited under the connection flood: %v", err)
+	default:
+	}
+	w.wantRuns(good)
+	w.wantDenied(unsigned)
+	s := w.fullStatus()
+	if s["healthy"] != true {
+		t.Errorf("status under the flood: %v", s)
+	}
+	// The daemon holds at most its cap of metrics connections.
+	fds, _ := os.ReadDir("/proc/" + strconv.Itoa(w.daemon.Process.Pid) + "/fd")
+	if len(fds) > 100 {
+		t.Errorf("intactd holds %d descriptors under the flood", len(fds))
+	}
+	w.stop()
+}
+
+// TestE2EEventFdExhaustion (issue 13 item 4): many accesses pending at
+// once on a daemon with few descriptors: the kernel cannot open their
+// event fds (EMFILE) and denies those accesses itself. The daemon must
+// survive it (release its spare descriptors, count and log it), never
+// exit, and enforce as before once the storm is over.
+func TestE2EEventFdExhaustion(t *testing.T) {
+	bin := binaries(t)
+	testenv.RequireTool(t, "prlimit")
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	good := w.binary("good", w.key)
+	unsigned := w.binary("unsigned", "")
+	// A file whose appraisal takes a while: accesses pile up behind it
+	// (one decision per inode at a time), each event holding a
+	// descriptor of the daemon.
+	big := filepath.Join(mnt, "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("intact"), 1<<20)
+	for range 25 { // 150 MiB
+		f.Write(chunk)
+	}
+	f.Close()
+	w.intact("hash", big)
+	w.startLimited(48, "appraise func=BPRM_CHECK appraise_type=imasig\nappraise func=FILE_CHECK fsmagic=0xef53\n",
+		"--no-kernel-cache", "--deadline", "20s")
+	script := `for i in $(seq 96); do head -c1 "$0" >/dev/null 2>&1 & done; wait`
+	cmd := fantest.Command(t, 90*time.Second, "bash", "-c", script, big)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("storm: %v %s", err, out)
+	}
+	w.wantRuns(good)
+	w.wantDenied(unsigned)
+	select {
+	case err := <-w.exited:
+		w.stopped = true
+		t.Fatalf("intactd exited after the descriptor storm: %v", err)
+	default:
+	}
+	s := w.fullStatus()
+	if n, _ := s["event_fd_errors"].(float64); n < 1 {
+		t.Fatalf("no event fd error: the storm did not exhaust the daemon's descriptors (status %v)", s)
+	}
+	t.Logf("accesses denied by the kernel for want of a descriptor: %v", s["event_fd_errors"])
+	if !waitFor(10*time.Second, func() bool {
+		return len(w.records("out of file descriptors: the kernel denied accesses intactd could not open; spare descriptors released")) > 0
+	}) {
+		t.Errorf("the exhaustion was not logged")
+	}
+	w.wantRuns(good)
+	w.wantDenied(unsigned)
+	if s := w.fullStatus(); s["healthy"] != true {
+		t.Errorf("status after the storm: %v", s)
+	}
 	w.stop()
 }

@@ -176,6 +176,7 @@ type daemon struct {
 	inv     *invalidator
 	meas    *listMeasurer
 	mounts  *mountWatch
+	reserve *fdReserve
 	servers []*http.Server
 	started time.Time
 }
@@ -296,7 +297,13 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 		d.closeAll()
 		return nil, err
 	}
-	d.src = newPermSource(d.group)
+	// Spare descriptors, released when the daemon runs out (an fd
+	// exhaustion must never stop enforcement).
+	if d.reserve, err = newFDReserve(fdReserveSize()); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	d.src = newPermSource(d.group, d.reserve)
 	if d.eng, err = enforce.New(d.src, ecfg); err != nil {
 		d.closeAll()
 		return nil, err
@@ -339,6 +346,7 @@ func (d *daemon) status() enforce.Status {
 		Version: version(), Pid: os.Getpid(), Started: d.started, Watch: d.cfg.Watch,
 		Policy: d.cfg.Policy, Rules: len(d.pol.Rules), Healthy: d.eng.Healthy(),
 		Overflow: d.src.overflows.Load(), Stats: d.eng.Stats(), Uncovered: d.mounts.Uncovered(),
+		EventFDErrors: d.src.fdErrors.Load(),
 	}
 }
 
@@ -393,12 +401,17 @@ func (d *daemon) loop() error {
 	tick := time.NewTicker(check)
 	defer tick.Stop()
 	stalls := 0
+	var fds fdReport
+	fdTick := time.NewTicker(time.Second)
+	defer fdTick.Stop()
 	for {
 		select {
 		case err := <-runErr:
 			return fmt.Errorf("engine stopped: %w", err)
 		case s := <-sigs:
 			return d.shutdown(s, runErr)
+		case <-fdTick.C:
+			fds.report(d)
 		case <-tick.C:
 			if d.eng.Healthy() {
 				stalls = 0
@@ -410,7 +423,8 @@ func (d *daemon) loop() error {
 			if stalls++; stalls >= 2 {
 				// A stuck decision path: close the group so that the kernel
 				// allows everything pending, and exit for a restart.
-				d.log.Error("decisions stalled; closing the fanotify group (the kernel allows pending events) and exiting for a restart")
+				d.log.Error("decisions stalled; closing the fanotify group (the kernel allows pending events) and exiting for a restart",
+					"reader_stall", d.src.ReadStall().String())
 				d.group.Close()
 				select { // stuck workers may never return: do not wait for them
 				case <-runErr:
@@ -420,6 +434,37 @@ func (d *daemon) loop() error {
 			}
 		}
 	}
+}
+
+// fdReserveSize is the number of spare descriptors intactd keeps for
+// when it runs out: an eighth of its limit, 4 to 32.
+func fdReserveSize() int {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil {
+		return 32
+	}
+	return int(min(max(rl.Cur/8, 4), 32))
+}
+
+// fdReport logs, from the health loop (never from the reader), the
+// events the kernel denied because it could not open their fd for
+// intactd, and takes the spare descriptors again once they are free.
+type fdReport struct{ lease, exhausted, released int64 }
+
+func (r *fdReport) report(d *daemon) {
+	lease, exh, rel := d.src.fdLease.Load(), d.src.fdExhausted.Load(), d.reserve.released.Load()
+	if lease > r.lease {
+		d.log.Warn("the kernel denied accesses to leased files: opening them for intactd would have waited for the lease holder",
+			"denied", lease-r.lease, "total", lease)
+	}
+	if exh > r.exhausted || rel > r.released {
+		d.log.Error("out of file descriptors: the kernel denied accesses intactd could not open; spare descriptors released",
+			"denied", exh-r.exhausted, "total", exh, "reserve_released", rel)
+	}
+	if exh == r.exhausted && d.reserve.size() < d.reserve.want && d.reserve.refill() {
+		d.log.Info("spare descriptors reserved again", "n", d.reserve.want)
+	}
+	r.lease, r.exhausted, r.released = lease, exh, rel
 }
 
 // shutdown answers every event read, then closes the group: events not
@@ -448,6 +493,9 @@ func (d *daemon) closeAll() {
 	}
 	if d.mounts != nil {
 		d.mounts.close()
+	}
+	if d.reserve != nil {
+		d.reserve.release()
 	}
 	for _, s := range d.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

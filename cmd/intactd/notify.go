@@ -99,8 +99,16 @@ func (inv *invalidator) handle(ev *fanotify.Event) {
 		return
 	}
 	fd, err := fanotify.OpenHandle(mfd, ev)
-	if err != nil {
+	if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {
 		return // deleted meanwhile: its inode is gone, and its marks
+	}
+	if err != nil {
+		// EMFILE, ENFILE, ENOMEM: the file changed and we cannot say
+		// which inode it is: forget everything rather than keep a stale
+		// verdict.
+		inv.log.Error("cannot open a changed file to invalidate it; cache dropped", "err", err)
+		inv.eng.InvalidateAll()
+		return
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t

@@ -22,17 +22,44 @@ type Group struct {
 	// legacyIgnore: the kernel rejected FAN_MARK_IGNORE (before 6.0),
 	// use FAN_MARK_IGNORED_MASK instead.
 	legacyIgnore atomic.Bool
+	// readStart is when the read(2) in progress began (unix ns), 0 when
+	// none is: a read that stays in the kernel is a stalled reader.
+	readStart atomic.Int64
+	closed    atomic.Bool
+	// FDErrors: the kernel reports an event whose fd it could not open
+	// with the error in the fd field (FAN_REPORT_FD_ERROR, 6.13+).
+	FDErrors bool
 }
 
 // NewPermGroup creates a permission group: FAN_CLASS_CONTENT (decisions on
 // final content), FAN_UNLIMITED_QUEUE (no overflow, hence no fail-open
 // drop of permission events), FAN_REPORT_TID (events carry the accessing
 // thread's id, not its process's: credentials are per thread), event fds
-// opened read-only, close-on-exec. It needs CAP_SYS_ADMIN.
+// opened read-only, close-on-exec and O_NONBLOCK. It needs CAP_SYS_ADMIN.
+//
+// O_NONBLOCK in the event flags: the kernel opens each event's fd inside
+// read(2), and that open breaks leases (__break_lease). Without
+// O_NONBLOCK it waits for the lease holder, up to lease-break-time (45 s),
+// and every other event waits behind it: any file owner could stall
+// every decision by holding a write lease (F_SETLEASE) on a file of a
+// watched file system. With it the open fails at once with EWOULDBLOCK
+// and the kernel denies that one event (TestLeaseHolderDoesNotStallReader).
+//
+// FAN_REPORT_FD_ERROR (6.13+, used when the kernel has it): an fd the
+// kernel cannot open (EWOULDBLOCK, EMFILE, ENFILE) is reported in the
+// event (Fd = -errno; the kernel has denied it) instead of failing the
+// read.
 func NewPermGroup() (*Group, error) {
-	return newGroup("fanotify-perm",
-		unix.FAN_CLASS_CONTENT|unix.FAN_UNLIMITED_QUEUE|unix.FAN_REPORT_TID|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
-		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	const flags = unix.FAN_CLASS_CONTENT | unix.FAN_UNLIMITED_QUEUE | unix.FAN_REPORT_TID | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK
+	const eventFlags = unix.O_RDONLY | unix.O_LARGEFILE | unix.O_CLOEXEC | unix.O_NONBLOCK
+	g, err := newGroup("fanotify-perm", flags|unix.FAN_REPORT_FD_ERROR, eventFlags)
+	if errors.Is(err, unix.EINVAL) {
+		return newGroup("fanotify-perm", flags, eventFlags)
+	}
+	if err == nil {
+		g.FDErrors = true
+	}
+	return g, err
 }
 
 // NewNotifyGroup creates a FID-mode notification group (FAN_REPORT_FID)
@@ -53,18 +80,72 @@ func newGroup(name string, flags, eventFlags uint) (*Group, error) {
 
 // Read blocks until events arrive and decodes them into buf's events.
 // After Close it returns an error wrapping os.ErrClosed, after Interrupt
-// one wrapping os.ErrDeadlineExceeded.
+// one wrapping os.ErrDeadlineExceeded. Other errors (EMFILE, ENFILE: the
+// kernel could not open the first event's fd and denied that event) leave
+// the group usable.
 func (g *Group) Read(buf []byte) ([]Event, error) {
-	for {
-		n, err := g.f.Read(buf)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
-				continue
-			}
-			return nil, err
-		}
-		return Decode(buf[:n])
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		for range 1024 {
+			g.readStart.Store(time.Now().UnixNano())
+			n, rerr = unix.Read(int(fd), buf)
+			g.readStart.Store(0)
+			switch {
+			case rerr == unix.EINTR:
+				continue
+			case rerr == unix.EAGAIN:
+				// Also the answer when the kernel could not open an event's
+				// fd without blocking (a lease, on kernels without
+				// FAN_REPORT_FD_ERROR): it denied that event and more may
+				// be queued. The runtime's poller is edge-triggered: read
+				// on while the queue holds events, else wait.
+				if queued(int(fd)) > 0 {
+					continue
+				}
+				return false
+			}
+			return true
+		}
+		return true
+	})
+	if err != nil {
+		if g.closed.Load() {
+			return nil, fmt.Errorf("%s: %w", g.name, os.ErrClosed)
+		}
+		return nil, err
+	}
+	if rerr == unix.EAGAIN {
+		rerr = nil // 1024 denied events in a row: let the caller run
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("read %s: %w", g.name, rerr)
+	}
+	return Decode(buf[:n])
+}
+
+// queued returns the number of bytes of events waiting in the group.
+func queued(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // = FIONREAD
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// ReadStall returns how long the read(2) in progress has been in the
+// kernel, or 0. An idle reader waits in the runtime's poller, not in
+// read(2): a read that lasts is one the kernel blocks (opening an event's
+// fd), and every event behind it waits.
+func (g *Group) ReadStall() time.Duration {
+	if t := g.readStart.Load(); t != 0 {
+		return time.Since(time.Unix(0, t))
+	}
+	return 0
 }
 
 // Interrupt makes a blocked Read, and every later one, return
@@ -194,7 +275,10 @@ func (g *Group) Fd() int {
 
 // Close closes the group. For a permission group the kernel then allows
 // every event still pending, read or unread.
-func (g *Group) Close() error { return g.f.Close() }
+func (g *Group) Close() error {
+	g.closed.Store(true)
+	return g.f.Close()
+}
 
 // OpenHandle opens the file a FID event names, O_PATH (no open events),
 // relative to mountFD, a directory fd (not O_PATH) on the same file system.

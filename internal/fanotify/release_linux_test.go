@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(envHolder); dir != "" {
 		os.Exit(holdGroups(dir))
 	}
+	if f := os.Getenv(envLease); f != "" {
+		os.Exit(holdLease(f))
+	}
 	os.Exit(m.Run())
 }
 
