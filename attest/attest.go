@@ -57,6 +57,7 @@ const (
 	MaxBootLog    = 1 << 20  // TCG event logs are tens of KiB
 	MaxResponse   = 6 << 20  // any response body, base64 included
 	NonceSize     = 32       // bytes of a verifier nonce
+	MaxEKChain    = 8        // certificates of the EK chain in an enrollment
 	maxNonce      = 64       // what a TPM accepts
 	maxCredential = 4 << 10
 )
@@ -82,6 +83,10 @@ type Enrollment struct {
 	AKName   []byte `json:"ak_name"`           // TPM name of the AK
 	Log      string `json:"log"`               // LogIntact or LogIMA
 	LogPCR   int    `json:"log_pcr"`           // the PCR the list extends
+
+	// EKChain are further certificates from the TPM's EK certificate
+	// chain NV indices (intermediates; at most MaxEKChain).
+	EKChain [][]byte `json:"ek_chain,omitempty"`
 }
 
 // ActivateRequest carries a credential made for the agent's EK and AK
@@ -165,6 +170,8 @@ func DecodeEnrollment(r io.Reader) (*Enrollment, error) {
 		return nil, merr("enrollment", "unknown log source %q", e.Log)
 	case e.LogPCR < 0 || e.LogPCR > 23:
 		return nil, merr("enrollment", "log pcr %d", e.LogPCR)
+	case len(e.EKChain) > MaxEKChain:
+		return nil, merr("enrollment", "%d ek chain certificates (at most %d)", len(e.EKChain), MaxEKChain)
 	}
 	return &e, nil
 }

@@ -347,7 +347,12 @@ EOF
 
 say "starting intact-verifier (SQLite in $dir/verifier, log $dir/verifier.log)"
 mkdir -p "$dir/verifier"
+# EK trust: the TPM makers' CAs shipped in dist/ek-ca, and an allowlist the
+# simulator's EK is added to below (the verifier reads both at each enrollment).
+ek_allow=$dir/verifier/ek-allow
+[ -e "$ek_allow" ] || echo "# EKs trusted by name (intact-verifier serve --ek-allow)" >"$ek_allow"
 setsid "$bin/intact-verifier" serve --state "$dir/verifier" --listen "$vlisten" --interval "$interval" \
+	--ek-ca "$repo/dist/ek-ca" --ek-allow "$ek_allow" \
 	</dev/null >"$dir/verifier.log" 2>&1 &
 record verifier_pid $!
 vaddr=
@@ -390,6 +395,15 @@ record metrics_url "$maddr"
 say "running the demo program (appraised, then measured)"
 "$mnt/bin/hello"
 
+say "allowlisting the TPM simulator's endorsement key (it has no maker's certificate)"
+# A real TPM's EK certificate chains to its maker's CA (--ek-ca); the
+# embedded simulator has none, so its EK is trusted by name, on the spot:
+# acceptable for a demo on one machine, not for a fleet.
+ek_hash=$("$bin/intact-verifier" ek "$aaddr" --cert "$dir/intactd/agent/tls.crt" | sed -n 's/^ek-hash:[[:space:]]*//p') || true
+[ -n "$ek_hash" ] || die "could not read the agent's endorsement key (intact-verifier ek $aaddr)"
+grep -q "^$ek_hash " "$ek_allow" || echo "$ek_hash quickstart-simulator" >>"$ek_allow"
+echo "allowlisted EK $ek_hash as quickstart-simulator in $ek_allow"
+
 say "enrolling the agent with the verifier"
 "${verifier[@]}" policy add demo "$dir/runtime-policy.json"
 "${verifier[@]}" agents add demo "$aaddr" --policy demo --cert "$dir/intactd/agent/tls.crt"
@@ -418,6 +432,8 @@ What it did:
     signature; everything executed or read is measured into the TPM simulator's PCR 13
   - started intact-verifier, gave it a runtime policy generated from the tree
     ($dir/runtime-policy.json) and enrolled intactd's agent as "demo"
+  - trusted the TPM simulator's endorsement key by allowlisting it ($dir/verifier/ek-allow):
+    the simulator has no maker's EK certificate; a real TPM's chains to dist/ek-ca
   - ran $mnt/bin/hello; the verifier attests the machine every $interval: trusted
 
 Where to look:

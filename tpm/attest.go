@@ -19,48 +19,140 @@ import (
 
 // EK is the TPM's endorsement key as an attestation agent reports it.
 type EK struct {
-	// Public is the EK's TPMT_PUBLIC (marshalled), from the standard ECC
-	// P-256 EK template (TCG EK Credential Profile, low range).
+	// Public is the EK's TPMT_PUBLIC (marshalled), from a TCG EK template
+	// (EK Credential Profile, low range): ECC P-256, or RSA 2048 when the
+	// TPM has a certificate for that one only.
 	Public []byte
-	// Cert is the EK certificate (DER) from NV index 0x01c0000a, or nil
-	// when the TPM has none.
+	// Cert is the EK certificate (DER) from NV index 0x01c0000a (ECC) or
+	// 0x01c00002 (RSA), or nil when the TPM has none.
 	Cert []byte
+	// Chain are the certificates of the EK certificate chain the maker
+	// stored in NV indices 0x01c00100-0x01c001ff (EK Credential Profile
+	// 2.3, "EK certificate chain"), in index order: intermediates for
+	// building the chain, not trust anchors.
+	Chain [][]byte
 }
-
-// ekTemplate is the EK this package uses: the TCG ECC P-256 template.
-// Creating it is fast (unlike RSA), and the same template always gives
-// the same key for as long as the endorsement seed is unchanged.
-var ekTemplate = tpm2.ECCEKTemplate
 
 // maxNVCert bounds an EK certificate read from NV.
 const maxNVCert = 4096
 
-// EndorsementKey returns the TPM's ECC endorsement key (and its
-// certificate when one is provisioned). The endorsement hierarchy's
-// authorization must be empty.
+// The NV range of the EK certificate chain, and how many certificates
+// of it are read at most.
+const (
+	ekChainFirst = 0x01c00100
+	ekChainLast  = 0x01c001ff
+	maxEKChain   = 8
+)
+
+// ekTemplate chooses the EK: the ECC P-256 one (fast to create) when the
+// TPM has its certificate or has no certificate at all, the RSA 2048 one
+// when only that has a certificate (swtpm_setup --create-ek-cert, many
+// firmware TPMs). The same template always gives the same key for as
+// long as the endorsement seed is unchanged; both have the same policy.
+func (t *TPM) ekTemplate() (tpm2.TPMTPublic, uint32, error) {
+	if ok, err := t.nvDefined(ekECCCertNV); err != nil || ok {
+		return tpm2.ECCEKTemplate, ekECCCertNV, err
+	}
+	if ok, err := t.nvDefined(ekRSACertNV); err != nil || ok {
+		return tpm2.RSAEKTemplate, ekRSACertNV, err
+	}
+	return tpm2.ECCEKTemplate, 0, nil
+}
+
+func (t *TPM) nvDefined(index uint32) (bool, error) {
+	_, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(index)}.Execute(t.tr)
+	if errors.Is(err, tpm2.TPMRCHandle) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// EndorsementKey returns the TPM's endorsement key (see ekTemplate),
+// its certificate when one is provisioned, and the maker's chain from
+// NV. The endorsement hierarchy's authorization must be empty.
 func (t *TPM) EndorsementKey() (*EK, error) {
 	const op = "read endorsement key"
 	var ek *EK
-	err := t.withEK(op, func(h tpm2.NamedHandle, pub *tpm2.TPMTPublic) error {
+	var certNV uint32
+	err := t.withEK(op, func(h tpm2.NamedHandle, pub *tpm2.TPMTPublic, nv uint32) error {
 		ek = &EK{Public: tpm2.Marshal(pub)}
+		certNV = nv
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	cert, err := t.readNV(ekECCCertNV, maxNVCert)
-	if err != nil && !errors.Is(err, errNoNV) {
-		return nil, wrap(op+": certificate", err)
+	if certNV != 0 {
+		cert, err := t.readNV(certNV, maxNVCert)
+		if err != nil && !errors.Is(err, errNoNV) {
+			return nil, wrap(op+": certificate", err)
+		}
+		ek.Cert = cert
 	}
-	ek.Cert = cert
+	if ek.Chain, err = t.ekChain(); err != nil {
+		return nil, wrap(op+": certificate chain", err)
+	}
 	return ek, nil
 }
 
-// withEK creates the EK primary, calls fn with it and flushes it.
-func (t *TPM) withEK(op string, fn func(tpm2.NamedHandle, *tpm2.TPMTPublic) error) error {
+// ekChain reads the certificates in the EK chain NV range; an index may
+// hold several DER certificates back to back.
+func (t *TPM) ekChain() ([][]byte, error) {
+	hs, err := t.handles(ekChainFirst)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, h := range hs {
+		if h < ekChainFirst || h > ekChainLast {
+			break
+		}
+		b, err := t.readNV(h, maxNVCert*2)
+		if err != nil {
+			return nil, err
+		}
+		for len(b) > 0 && len(out) < maxEKChain {
+			n, ok := derSeqLen(b)
+			if !ok || n > len(b) {
+				break // padding or junk after the certificates
+			}
+			out = append(out, b[:n:n])
+			b = b[n:]
+		}
+	}
+	return out, nil
+}
+
+// derSeqLen returns the length of a DER SEQUENCE at the start of b.
+func derSeqLen(b []byte) (int, bool) {
+	if len(b) < 2 || b[0] != 0x30 {
+		return 0, false
+	}
+	l := int(b[1])
+	if l < 0x80 {
+		return 2 + l, true
+	}
+	n := l & 0x7f
+	if n == 0 || n > 3 || len(b) < 2+n {
+		return 0, false
+	}
+	l = 0
+	for _, x := range b[2 : 2+n] {
+		l = l<<8 | int(x)
+	}
+	return 2 + n + l, true
+}
+
+// withEK creates the EK primary (see ekTemplate), calls fn with it and
+// the NV index of its certificate (0: none), and flushes it.
+func (t *TPM) withEK(op string, fn func(tpm2.NamedHandle, *tpm2.TPMTPublic, uint32) error) error {
+	tmpl, nv, err := t.ekTemplate()
+	if err != nil {
+		return wrap(op+": choose endorsement key", err)
+	}
 	rsp, err := tpm2.CreatePrimary{
 		PrimaryHandle: tpm2.TPMRHEndorsement,
-		InPublic:      tpm2.New2B(ekTemplate),
+		InPublic:      tpm2.New2B(tmpl),
 	}.Execute(t.tr)
 	if err != nil {
 		return wrap(op+": create endorsement key", err)
@@ -70,7 +162,7 @@ func (t *TPM) withEK(op string, fn func(tpm2.NamedHandle, *tpm2.TPMTPublic) erro
 	if err != nil {
 		return wrap(op, err)
 	}
-	return fn(tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name}, pub)
+	return fn(tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name}, pub, nv)
 }
 
 var errNoNV = errors.New("nv index not defined")
@@ -310,7 +402,7 @@ func sameValues(a, b map[crypto.Hash]map[int][]byte) bool {
 func (t *TPM) ActivateCredential(ak *AK, credentialBlob, encSecret []byte) ([]byte, error) {
 	const op = "activate credential"
 	var secret []byte
-	err := t.withEK(op, func(ek tpm2.NamedHandle, _ *tpm2.TPMTPublic) error {
+	err := t.withEK(op, func(ek tpm2.NamedHandle, _ *tpm2.TPMTPublic, _ uint32) error {
 		return t.withAK(op, ak, func(h tpm2.NamedHandle) error {
 			rsp, err := tpm2.ActivateCredential{
 				ActivateHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)},

@@ -102,7 +102,7 @@ func (a *Agent) enrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.reply(w, &attest.Enrollment{
-		EKPublic: ek.Public, EKCert: ek.Cert,
+		EKPublic: ek.Public, EKCert: ek.Cert, EKChain: ek.Chain,
 		AKPublic: a.cfg.AK.Public, AKName: a.cfg.AK.Name,
 		Log: a.cfg.Log.Source(), LogPCR: a.cfg.LogPCR,
 	})

@@ -85,3 +85,15 @@ func LoadAllowlist(path string) (*Allowlist, error) {
 	}
 	return a, nil
 }
+
+// Hashes returns the allowlisted key hashes.
+func (a *Allowlist) Hashes() []string {
+	if a == nil {
+		return nil
+	}
+	out := make([]string, 0, len(a.names))
+	for h := range a.names {
+		out = append(out, h)
+	}
+	return out
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/store"
@@ -192,6 +193,37 @@ type testVerifier struct {
 	v      *verifier.Verifier
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	ekMu    sync.Mutex
+	ekAllow ekcert.Allowlist // EKs allowed (allow); the default EK trust
+}
+
+// allow allowlists the EK of a's TPM for enrollment (a swtpm has no EK
+// certificate unless made with tpmtest.Options.EKCert).
+func (tv *testVerifier) allow(a *testAgent) {
+	tv.t.Helper()
+	tv.allowHash(a.sw.EKHash(tv.t))
+}
+
+// allowHash allowlists an EK by its ekcert.KeyHash.
+func (tv *testVerifier) allowHash(h string) {
+	tv.t.Helper()
+	tv.ekMu.Lock()
+	defer tv.ekMu.Unlock()
+	if err := tv.ekAllow.Add(h, "test"); err != nil {
+		tv.t.Fatal(err)
+	}
+}
+
+func (tv *testVerifier) ekTrust() (*ekcert.Trust, error) {
+	tv.ekMu.Lock()
+	defer tv.ekMu.Unlock()
+	a := &ekcert.Allowlist{}
+	for _, h := range tv.ekAllow.Hashes() {
+		n, _ := tv.ekAllow.Lookup(h)
+		a.Add(h, n)
+	}
+	return &ekcert.Trust{Allow: a}, nil
 }
 
 func startVerifier(t *testing.T, db string) *testVerifier {
@@ -216,7 +248,9 @@ func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond}
+	tv := &testVerifier{t: t, db: db, st: st, done: make(chan struct{})}
+	o := verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond,
+		EKTrust: tv.ekTrust}
 	if opt != nil {
 		opt(&o)
 	}
@@ -225,7 +259,7 @@ func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *te
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tv := &testVerifier{t: t, db: db, st: st, v: v, cancel: cancel, done: make(chan struct{})}
+	tv.v, tv.cancel = v, cancel
 	go func() { v.Run(ctx); close(tv.done) }()
 	t.Cleanup(tv.stop)
 	// Let Run load the store before enrollments.
@@ -250,6 +284,7 @@ func (tv *testVerifier) enroll(a *testAgent, id string, policy []byte) {
 	if _, err := tv.v.PutPolicy(ctx, "p-"+id, policy); err != nil {
 		tv.t.Fatal(err)
 	}
+	tv.allow(a)
 	if _, err := tv.v.Enroll(ctx, verifier.EnrollRequest{ID: id, Addr: a.addr(), Policy: "p-" + id}); err != nil {
 		tv.t.Fatalf("Enroll: %v", err)
 	}

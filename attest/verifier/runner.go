@@ -5,7 +5,6 @@ package verifier
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -145,26 +144,4 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 		return b, nil
 	}}
 	return p.Appraise(r.status.Progress, ev, nonce)
-}
-
-// checkEKCert checks that an EK certificate, if the agent sent one,
-// certifies the EK it reported. (Chaining it to a manufacturer CA is not
-// done yet.)
-func checkEKCert(e *attest.Enrollment) error {
-	if len(e.EKCert) == 0 {
-		return nil
-	}
-	cert, err := x509.ParseCertificate(e.EKCert)
-	if err != nil {
-		return secErr(ReasonEnrollment, "ek certificate: %v", err)
-	}
-	pub, err := ekPublicKey(e.EKPublic)
-	if err != nil {
-		return secErr(ReasonEnrollment, "ek: %v", err)
-	}
-	eq, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !eq.Equal(pub) {
-		return secErr(ReasonEnrollment, "the ek certificate is for another key")
-	}
-	return nil
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// attempts (default 1s and 5m).
 	Webhooks                []webhook.Receiver
 	WebhookBase, WebhookMax time.Duration
+	// EKTrust gives the EK CA store and allowlist an enrolling agent's
+	// endorsement key must satisfy (EKTrustFiles); nil: every
+	// enrollment is refused (ReasonEKUntrusted).
+	EKTrust EKTrustFunc
 }
 
 // DefaultHistoryHeartbeat is how often an agent whose outcome does not
@@ -437,7 +441,8 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if !bytes.Equal(ak.Name(), e.AKName) {
 		return nil, secErr(ReasonEnrollment, "ak name %x does not match its public area (%x)", e.AKName, ak.Name())
 	}
-	if err := checkEKCert(e); err != nil {
+	ekr, err := v.checkEK(e)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkLogPCR(pol, e.Log, e.LogPCR); err != nil {
@@ -484,6 +489,7 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	if err != nil {
 		return nil, err
 	}
+	v.log.Info("enrolled", "agent", a.ID, "ek", ekr.Verdict())
 	v.wake()
 	v.start(a, 0)
 	return a, nil

@@ -211,6 +211,8 @@ func TestForgedEnrollment(t *testing.T) {
 	}
 	a.setTamper(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool { forged.ServeHTTP(w, r); return true })
 	tv := startVerifier(t, "")
+	tv.allow(a)
+	tv.allowHash(b.EKHash(t)) // both EKs trusted: the activation must catch the forgery
 	ctx := context.Background()
 	tv.v.PutPolicy(ctx, "p", policyFor())
 	_, err = tv.v.Enroll(ctx, verifier.EnrollRequest{ID: "forged", Addr: a.addr(), Policy: "p"})
@@ -236,6 +238,7 @@ func TestEnrollmentBoundToCertificate(t *testing.T) {
 	mitm := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.agent.ServeHTTP(w, r) }))
 	defer mitm.Close()
 	tv := startVerifier(t, "")
+	tv.allow(a)
 	ctx := context.Background()
 	tv.v.PutPolicy(ctx, "p", policyFor())
 	_, err := tv.v.Enroll(ctx, verifier.EnrollRequest{ID: "m", Addr: strings.TrimPrefix(mitm.URL, "https://"), Policy: "p"})

@@ -91,6 +91,7 @@ func TestUpdateWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, a := range map[string]*testAgent{"early": early, "late": late} {
+		tv.allow(a)
 		if _, err := tv.v.Enroll(ctx, verifier.EnrollRequest{ID: id, Addr: a.addr(), Policy: "fleet"}); err != nil {
 			t.Fatal(err)
 		}

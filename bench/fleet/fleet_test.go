@@ -38,6 +38,9 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := allowEKs(tg.state, agents); err != nil {
+		t.Fatal(err)
+	}
 	if err := enroll(ctx, tg, agents, 4); err != nil {
 		t.Fatal(err)
 	}

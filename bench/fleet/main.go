@@ -204,6 +204,9 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 	if err != nil {
 		return nil, err
 	}
+	if err := allowEKs(t.state, added); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	if err := enroll(ctx, t, added, c.enrollers); err != nil {
 		return nil, err

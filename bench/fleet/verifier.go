@@ -22,8 +22,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/bench/fleet/sim"
 	"github.com/intactsec/intact/store/sqlite"
 )
 
@@ -69,7 +73,11 @@ func startBinary(bin, state string, interval time.Duration, stderr io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--state", state, "--listen", addr, "--interval", interval.String())
+	if err := os.WriteFile(ekAllowPath(state), []byte("# the simulated agents' EKs\n"), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--state", state, "--listen", addr, "--interval", interval.String(),
+		"--ek-allow", ekAllowPath(state))
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -168,7 +176,12 @@ func startInProcess(state string, interval time.Duration, log *slog.Logger) (*ta
 	if err != nil {
 		return nil, err
 	}
-	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: interval})
+	if err := os.WriteFile(ekAllowPath(state), []byte("# the simulated agents' EKs\n"), 0o644); err != nil {
+		st.Close()
+		return nil, err
+	}
+	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: interval,
+		EKTrust: verifier.EKTrustFiles(nil, []string{ekAllowPath(state)})})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -260,3 +273,41 @@ type statusError struct {
 }
 
 func (e *statusError) Error() string { return e.msg }
+
+// ekAllowPath is the verifier's EK allowlist: the simulated agents'
+// software EKs have no maker's certificate, so each is allowed by name
+// before it is enrolled.
+func ekAllowPath(state string) string { return filepath.Join(state, "ek-allow") }
+
+// allowEKs adds the agents' EKs to the allowlist.
+func allowEKs(state string, agents []*sim.Agent) error {
+	var b strings.Builder
+	for _, a := range agents {
+		ek, err := a.TPM.EndorsementKey()
+		if err != nil {
+			return err
+		}
+		pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ek.Public)
+		if err != nil {
+			return err
+		}
+		k, err := tpm2.Pub(*pub)
+		if err != nil {
+			return err
+		}
+		h, err := ekcert.KeyHash(k)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %s\n", h, a.ID)
+	}
+	f, err := os.OpenFile(ekAllowPath(state), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,6 +43,7 @@ type e2eRig struct {
 	agentState string
 	agentAddr  string
 	client     []string
+	ekAllow    string // the verifier's --ek-allow file
 
 	mu      sync.Mutex
 	rewrite func(path string, body []byte) []byte // nil: pass through
@@ -75,7 +77,10 @@ func newRig(t *testing.T) *e2eRig {
 	r.startAgent()
 	r.startProxy()
 	vstate := filepath.Join(r.dir, "verifier")
-	v := start(t, r.vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+	r.ekAllow = filepath.Join(r.dir, "ek-allow")
+	r.allowEK(r.sw.EKHash(t))
+	v := start(t, r.vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
+		"--ek-allow", r.ekAllow)
 	var m []string
 	waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 		m = addrRE.FindStringSubmatch(v.out.String())
@@ -354,6 +359,18 @@ func TestEndToEndAttacks(t *testing.T) {
 
 // lastQuery is the query of the verifier's latest quote request, which the
 // second agent must answer with the same nonce.
+// allowEK adds an EK hash to the verifier's allowlist (read at each
+// enrollment).
+func (r *e2eRig) allowEK(h string) {
+	r.t.Helper()
+	f, err := os.OpenFile(r.ekAllow, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s swtpm-%d\n", h, len(h))
+}
+
 func lastQuery(r *e2eRig) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -375,6 +392,7 @@ func TestEndToEndForgedEnrollmentAndReboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.allowEK(b.EKHash(t)) // a trusted EK: the activation must catch the forgery
 	r.setRewrite(func(path string, body []byte) []byte {
 		if path != attest.PathEnrollment {
 			return body

@@ -44,6 +44,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--state", "x", "--webhook-max-backoff", "1ms"}, 2, "too short"},
 		{[]string{"serve", "--state", "x", "--history-heartbeat", "-1s"}, 2, "--history-heartbeat"},
 		{[]string{"serve", "--state", "x", "--history", "0s"}, 2, "--history"},
+		{[]string{"serve", "--state", "x"}, 2, "serve needs --ek-ca DIR"},
+		{[]string{"serve", "--state", "x", "--ek-ca", filepath.Join(dir, "none")}, 2, "ek ca store: open"},
+		{[]string{"serve", "--state", "x", "--ek-allow", secret}, 2, "is not an ek hash"},
+		{[]string{"ek"}, 2, "usage: ek ADDR"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(&env{stdout: &out, stderr: &errb}, tc.args)

@@ -141,7 +141,9 @@ func TestEndToEnd(t *testing.T) {
 	testenv.RequireTool(t, "tpm2_checkquote")
 	dir := t.TempDir()
 	vbin, abin := buildBinaries(t, dir)
-	sw := tpmtest.Start(t, tpmtest.Options{})
+	// A TPM with an EK certificate from a CA of its own (swtpm_localca):
+	// the verifier trusts the makers' CAs and that one.
+	sw := tpmtest.Start(t, tpmtest.Options{EKCert: true})
 	agentState, vstate := filepath.Join(dir, "agent"), filepath.Join(dir, "verifier")
 	list := filepath.Join(dir, "measurements")
 	files := filepath.Join(dir, "files")
@@ -188,6 +190,7 @@ func TestEndToEnd(t *testing.T) {
 
 	startVerifier := func() (*daemon, []string) {
 		v := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
+			"--ek-ca", "../../dist/ek-ca", "--ek-ca", sw.EKCA,
 			"--webhook", hsrv.URL+"/hook", "--webhook-allow-http", "--webhook-secret", secretFile, "--webhook-max-backoff", "1s")
 		var m []string
 		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
@@ -223,6 +226,15 @@ func TestEndToEnd(t *testing.T) {
 
 	// Enrolled and trusted within two intervals.
 	enrolled := time.Now()
+	// The agent's EK as "intact-verifier ek" sees it: refused by the
+	// makers' CAs alone (exit 1), chained with the local CA.
+	ekOut := run(1, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", "../../dist/ek-ca")
+	if !strings.Contains(ekOut, "refused: ek certificate does not chain") || !strings.Contains(ekOut, `issuer "CN=swtpm-localca"`) {
+		t.Fatalf("intact-verifier ek without the local CA:\n%s", ekOut)
+	}
+	if ekOut := run(0, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", sw.EKCA); !strings.Contains(ekOut, "chains to") {
+		t.Fatalf("intact-verifier ek with the local CA:\n%s", ekOut)
+	}
 	cli(0, "agents", "add", "host1", agentAddr, "--policy", "e2e", "--cert", filepath.Join(agentState, "tls.crt"))
 	waitFor(t, 2*e2eInterval+5*time.Second, "trusted", func() bool { return show("host1").State == "trusted" })
 	v := show("host1")

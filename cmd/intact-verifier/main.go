@@ -18,7 +18,8 @@ import (
 const usage = `intact-verifier attests machines running intact's agent.
 
 Usage:
-    intact-verifier serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...
+    intact-verifier serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s]
+                          [--policy-cert FILE]...
                           [--history 168h] [--history-heartbeat 1h]
                           [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
     intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
@@ -28,6 +29,9 @@ Usage:
     intact-verifier [client flags] agents remove ID
     intact-verifier [client flags] policy add NAME FILE
     intact-verifier [client flags] policy show NAME
+    intact-verifier ek ADDR [--cert FILE] [--ek-ca DIR]... [--ek-allow FILE]...
+                       (an agent's endorsement key: its hash for --ek-allow, its
+                       certificate, and whether it chains; exit 1 if it does not)
 
 Client flags (before or after the subcommand):
     --state DIR        the server's state directory: its api-token and
@@ -39,7 +43,7 @@ Client flags (before or after the subcommand):
 Exit status: 0 ok, 1 an agent shown is failed, 2 a usage or operational error.
 
 Examples:
-    intact-verifier serve --state /var/lib/intact-verifier
+    intact-verifier serve --state /var/lib/intact-verifier --ek-ca /usr/share/intact/ek-ca
     intact-verifier --state /var/lib/intact-verifier policy add web web-policy.json
     intact-verifier --state /var/lib/intact-verifier agents add web1 10.0.0.5:9443 --policy web
     intact-verifier --state /var/lib/intact-verifier agents show web1
@@ -93,6 +97,9 @@ func dispatch(e *env, args []string) error {
 	}
 	if args[0] == "serve" {
 		return cmdServe(e, args[1:])
+	}
+	if args[0] == "ek" {
+		return cmdEK(e, args[1:])
 	}
 	// Client commands: client flags anywhere, then the words.
 	fs := flag.NewFlagSet("intact-verifier", flag.ContinueOnError)

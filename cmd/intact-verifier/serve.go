@@ -57,8 +57,10 @@ func cmdServe(e *env, args []string) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	retention := fs.Duration("history", 7*24*time.Hour, "")
 	heartbeat := fs.Duration("history-heartbeat", verifier.DefaultHistoryHeartbeat, "")
-	var policyCerts, hooks []string
+	var policyCerts, hooks, ekCAs, ekAllows []string
 	fs.Func("policy-cert", "", func(v string) error { policyCerts = append(policyCerts, v); return nil })
+	fs.Func("ek-ca", "", func(v string) error { ekCAs = append(ekCAs, v); return nil })
+	fs.Func("ek-allow", "", func(v string) error { ekAllows = append(ekAllows, v); return nil })
 	fs.Func("webhook", "", func(v string) error { hooks = append(hooks, v); return nil })
 	hookSecret := fs.String("webhook-secret", "", "")
 	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
@@ -71,7 +73,7 @@ func cmdServe(e *env, args []string) error {
 		return usagef("serve: %v", err)
 	}
 	if *state == "" || fs.NArg() != 0 {
-		return usagef("usage: serve --state DIR [--listen ADDR] [--interval 2s] [--policy-cert FILE]...")
+		return usagef("usage: serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s] [--policy-cert FILE]...")
 	}
 	if *interval < 100*time.Millisecond {
 		return usagef("--interval %v is too short", *interval)
@@ -106,6 +108,15 @@ func cmdServe(e *env, args []string) error {
 			}
 			receivers = append(receivers, r)
 		}
+	}
+	if len(ekCAs) == 0 && len(ekAllows) == 0 {
+		return usagef("serve needs --ek-ca DIR (TPM makers' CAs, such as dist/ek-ca) or --ek-allow FILE (EKs allowed by name), or both: enrollment checks every agent's endorsement key")
+	}
+	// Checked now (an error is the operator's, at startup), and read again
+	// at each enrollment so that added CAs and allowlist entries apply.
+	ekTrust := verifier.EKTrustFiles(ekCAs, ekAllows)
+	if _, err := ekTrust(); err != nil {
+		return err
 	}
 	if err := privateDir(*state); err != nil {
 		return err
@@ -142,7 +153,7 @@ func cmdServe(e *env, args []string) error {
 		}
 	}
 	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
-		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb})
+		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust})
 	if err != nil {
 		return err
 	}

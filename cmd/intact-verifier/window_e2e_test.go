@@ -89,7 +89,10 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 		agentAddr = strings.TrimSpace(string(b))
 		return err == nil && agentAddr != ""
 	})
-	vd := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+	ekAllow := filepath.Join(t.TempDir(), "ek-allow")
+	os.WriteFile(ekAllow, []byte(sw.EKHash(t)+" window-swtpm\n"), 0o644)
+	vd := start(t, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
+		"--ek-allow", ekAllow)
 	var m []string
 	waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 		m = addrRE.FindStringSubmatch(vd.out.String())

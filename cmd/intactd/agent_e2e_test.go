@@ -69,7 +69,17 @@ func TestE2EAgent(t *testing.T) {
 	vstate := filepath.Join(w.dir, "verifier")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	v := exec.CommandContext(ctx, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", "500ms")
+	// The agent's TPM has no EK certificate: allowlist its EK, as the
+	// quickstart does, with the hash "intact-verifier ek" reports.
+	ekOut, err := fantest.Command(t, time.Minute, vbin, "ek", agentAddr, "--cert", filepath.Join(w.dir, "state", "agent", "tls.crt")).CombinedOutput()
+	em := regexp.MustCompile(`ek-hash: +(sha256:[0-9a-f]{64})`).FindSubmatch(ekOut)
+	if err != nil || em == nil {
+		t.Fatalf("intact-verifier ek: %v: %s", err, ekOut)
+	}
+	ekAllow := filepath.Join(w.dir, "ek-allow")
+	os.WriteFile(ekAllow, []byte(string(em[1])+" e2e-agent\n"), 0o644)
+	v := exec.CommandContext(ctx, vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", "500ms",
+		"--ek-allow", ekAllow)
 	vlog := &lockedBuf{}
 	v.Stdout, v.Stderr = vlog, vlog
 	if err := v.Start(); err != nil {

@@ -21,7 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/internal/testenv"
+	"github.com/intactsec/intact/tpm"
 )
 
 // Lifetime bounds how long a swtpm may run; it is killed at the test's
@@ -37,6 +41,9 @@ type Swtpm struct {
 	CtrlPort int    // control channel, Port+1
 	StateDir string // --tpmstate dir
 	Log      string // swtpm's log file
+	// EKCA is a directory holding the certificates (root and issuer) of
+	// the local CA that signed the EK certificates (Options.EKCert).
+	EKCA string
 }
 
 // Options change how [Start] runs swtpm.
@@ -48,6 +55,11 @@ type Options struct {
 	// StateDir reuses a state directory (a restart, with persisted NV
 	// and seeds); empty means a fresh one.
 	StateDir string
+	// EKCert manufactures a fresh state with swtpm_setup --create-ek-cert
+	// and a local CA of the test's own (swtpm_localca): RSA and ECC EKs
+	// with certificates in NV, signed by an intermediate of that CA.
+	// Swtpm.EKCA is then a directory with the CA's two certificates.
+	EKCert bool
 }
 
 // Start starts swtpm on free loopback ports and registers its kill with
@@ -60,10 +72,15 @@ func Start(t testing.TB, opts Options) *Swtpm {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	var ekCA string
+	if opts.EKCert {
+		ekCA = manufacture(t, dir)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s, err := start(t, bin, dir, opts)
 		if err == nil {
+			s.EKCA = ekCA
 			return s
 		}
 		lastErr = err // most likely a port taken meanwhile: try others
@@ -223,4 +240,87 @@ func (s *Swtpm) TryTool(t testing.TB, name string, args ...string) (string, erro
 		return stdout.String(), fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// EKHash is the ekcert.KeyHash of the endorsement key an agent on this
+// swtpm reports (for EK allowlists in tests). The test fails if it
+// cannot be read.
+func (s *Swtpm) EKHash(t testing.TB) string {
+	t.Helper()
+	tp, err := tpm.Open(s.Spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	return EKHashOf(t, tp)
+}
+
+// EKHashOf is EKHash for an open TPM.
+func EKHashOf(t testing.TB, tp *tpm.TPM) string {
+	t.Helper()
+	ek, err := tp.EndorsementKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ek.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := tpm2.Pub(*pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ekcert.KeyHash(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// manufacture runs swtpm_setup on dir with a local CA in a directory of
+// the test's own, and returns a directory with the CA's certificates.
+func manufacture(t testing.TB, dir string) string {
+	t.Helper()
+	setup := testenv.RequireTool(t, "swtpm_setup")
+	localca := testenv.RequireTool(t, "swtpm_localca")
+	testenv.RequireTool(t, "certtool") // swtpm_localca makes its CA with it
+	work := t.TempDir()
+	caState := filepath.Join(work, "ca")
+	if err := os.Mkdir(caState, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"localca.conf": "statedir = " + caState + "\nsigningkey = " + caState + "/signkey.pem\nissuercert = " + caState +
+			"/issuercert.pem\ncertserial = " + caState + "/certserial\n",
+		"localca.options": "--platform-manufacturer intact-test\n--platform-version 2.1\n--platform-model swtpm\n",
+		"swtpm_setup.conf": "create_certs_tool = " + localca + "\ncreate_certs_tool_config = " + filepath.Join(work, "localca.conf") +
+			"\ncreate_certs_tool_options = " + filepath.Join(work, "localca.options") + "\nactive_pcr_banks = sha256,sha1\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setup, "--tpm2", "--tpmstate", dir, "--create-ek-cert", "--overwrite",
+		"--config", filepath.Join(work, "swtpm_setup.conf"), "--logfile", filepath.Join(work, "setup.log"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(work, "setup.log"))
+		t.Fatalf("swtpm_setup --create-ek-cert: %v: %s %s", err, out, log)
+	}
+	certs := filepath.Join(work, "ek-ca")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"issuercert.pem", "swtpm-localca-rootca-cert.pem"} {
+		b, err := os.ReadFile(filepath.Join(caState, f))
+		if err != nil {
+			t.Fatalf("swtpm_localca made no %s: %v", f, err)
+		}
+		if err := os.WriteFile(filepath.Join(certs, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certs
 }
