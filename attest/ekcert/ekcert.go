@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package ekcert decides whether a TPM's endorsement key (EK) is trusted:
 // its certificate chains to a TPM maker's CA in a store the operator
 // controls, or the operator names the key itself in an allowlist.

@@ -172,6 +172,7 @@ func TestLogPCRRefused(t *testing.T) {
 			}
 			a.setTamper(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool { srv.ServeHTTP(w, r); return true })
 			tv := startVerifier(t, "")
+			tv.allow(a)
 			ctx := context.Background()
 			doc := `{"intact_runtime_policy":1,"digests":{}}`
 			if tc.policy != "" {

@@ -485,6 +485,7 @@ func TestEndToEndRelayAndResettablePCR(t *testing.T) {
 
 	// Another machine whose agent serves its list on PCR 23.
 	sw := tpmtest.Start(t, tpmtest.Options{})
+	r.allowEK(sw.EKHash(t)) // a trusted TPM: the PCR check must refuse it
 	list := filepath.Join(r.dir, "list23")
 	state := filepath.Join(r.dir, "agent23")
 	if out, err := exec.Command(r.abin, "measure", "--tpm", sw.Spec(), "--list", list, "--pcr", "23").CombinedOutput(); err != nil {
