@@ -33,7 +33,17 @@ func tcpRelay(t *testing.T, target string) string {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var mu sync.Mutex
+	var conns []net.Conn // closed at cleanup: a verifier still running keeps its connections open
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -51,6 +61,9 @@ func tcpRelay(t *testing.T, target string) string {
 					return
 				}
 				defer u.Close()
+				mu.Lock()
+				conns = append(conns, c, u)
+				mu.Unlock()
 				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
 				io.Copy(c, u)
 			}()

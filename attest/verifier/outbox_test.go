@@ -40,6 +40,7 @@ func TestOutboxSurvivesFailingStore(t *testing.T) {
 		o.Webhooks = []webhook.Receiver{{URL: srv.URL + "/hook", Secret: hookSecret, AllowHTTP: true}}
 		o.WebhookBase, o.WebhookMax = 20*time.Millisecond, 100*time.Millisecond
 	})
+	tv.allow(a)
 	ctx := context.Background()
 	if _, err := tv.v.PutPolicy(ctx, "p", policyFor(ok1)); err != nil {
 		t.Fatal(err)
