@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/ui"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/bench/fleet/sim"
@@ -40,6 +41,7 @@ type server struct {
 	v     *verifier.Verifier
 	dash  *ui.UI
 	fleet *sim.Fleet
+	allow *ekcert.Allowlist // the sim agents' EKs (EKTrust)
 }
 
 // newServer runs a real verifier on SQLite with its API and the dashboard
@@ -51,7 +53,9 @@ func newServer(t *testing.T, ctx context.Context, interval time.Duration) *serve
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 5 * time.Second})
+	allow := &ekcert.Allowlist{}
+	v, err := verifier.New(verifier.Options{Store: st, Interval: interval, Timeout: 5 * time.Second,
+		EKTrust: func() (*ekcert.Trust, error) { return &ekcert.Trust{Allow: allow}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +73,7 @@ func newServer(t *testing.T, ctx context.Context, interval time.Duration) *serve
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 	go dash.Run(ctx)
-	return &server{url: srv.URL, st: st, v: v, dash: dash}
+	return &server{url: srv.URL, st: st, v: v, dash: dash, allow: allow}
 }
 
 // browser starts headless Chromium (Debian's package) for one test.
@@ -242,6 +246,11 @@ func TestBrowserFleetStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
+		h, err := a.EKHash()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.allow.Add(h, a.ID) // software EKs: trusted by name
 		if _, err := s.v.Enroll(ctx, verifier.EnrollRequest{ID: a.ID, Addr: a.Addr, Policy: "web", CertDER: a.CertDER()}); err != nil {
 			t.Fatalf("enrolling %s: %v", a.ID, err)
 		}

@@ -22,10 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-tpm/tpm2"
-
 	"github.com/intactsec/intact/attest"
-	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/bench/fleet/sim"
 	"github.com/intactsec/intact/store/sqlite"
@@ -283,19 +280,7 @@ func ekAllowPath(state string) string { return filepath.Join(state, "ek-allow") 
 func allowEKs(state string, agents []*sim.Agent) error {
 	var b strings.Builder
 	for _, a := range agents {
-		ek, err := a.TPM.EndorsementKey()
-		if err != nil {
-			return err
-		}
-		pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ek.Public)
-		if err != nil {
-			return err
-		}
-		k, err := tpm2.Pub(*pub)
-		if err != nil {
-			return err
-		}
-		h, err := ekcert.KeyHash(k)
+		h, err := a.EKHash()
 		if err != nil {
 			return err
 		}

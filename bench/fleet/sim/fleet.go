@@ -21,8 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/attest/ekcert"
 )
 
 // Options configure a Fleet.
@@ -244,4 +247,23 @@ func (f *Fleet) Shutdown(ctx context.Context) error {
 		errs = append(errs, a.srv.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// EKHash is the ekcert.KeyHash of the agent's software EK: it has no
+// maker's certificate, so a verifier trusts it only by an allowlist
+// entry (verifier.Options.EKTrust, serve --ek-allow).
+func (a *Agent) EKHash() (string, error) {
+	ek, err := a.TPM.EndorsementKey()
+	if err != nil {
+		return "", err
+	}
+	pub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ek.Public)
+	if err != nil {
+		return "", err
+	}
+	k, err := tpm2.Pub(*pub)
+	if err != nil {
+		return "", err
+	}
+	return ekcert.KeyHash(k)
 }
