@@ -221,8 +221,18 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 		// A writer that came while the file was read: what was read may
 		// not be what the next reader gets.
 		if now := e.writersOf(p, fp, true); now.any {
-			e.m.writers.Add(1)
 			o.cacheable = false
+			if o.measured && now.err == nil {
+				// Opened for write after it was measured: the kernel's
+				// ToMToU (time of measure, time of use).
+				pcr := e.cfg.DefaultPCR
+				if d.HasPCR {
+					pcr = d.PCR
+				}
+				if err := e.violation(path, pcr, d.Template, "ToMToU"); err != nil {
+					o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
+				}
+			}
 			if d.Appraise && e.cfg.Writers != WritersAppraise && o.allow {
 				o.allow, o.failed, o.verdict = false, true, VerdictOpenWriters
 				o.reason = VerdictOpenWriters + ": " + now.reason()
@@ -283,7 +293,7 @@ func (e *Engine) dropCached(fd int, fp fingerprint) {
 }
 
 // violation records a measurement violation (cause as the kernel's:
-// open_writers) for path in the measurement list.
+// open_writers, ToMToU) for path in the measurement list.
 func (e *Engine) violation(path string, pcr int, template, cause string) error {
 	if template == "" {
 		template = e.cfg.Template

@@ -3,6 +3,7 @@
 package enforce
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -227,5 +228,37 @@ func BenchmarkHasWriters(b *testing.B) {
 		if w, err := hasWriters(fd); w || err != nil {
 			b.Fatal(w, err)
 		}
+	}
+}
+
+// TestWriterDuringDecision: a writer that opens the file while it is
+// being appraised and measured fails the decision (open-writers), nothing
+// is cached, and the measurement list gets the kernel's ToMToU violation
+// after the measurement.
+func TestWriterDuringDecision(t *testing.T) {
+	h := start(t, "appraise func=FILE_CHECK\nmeasure func=FILE_CHECK\n", func(c *Config) { c.Workers = 1 })
+	h.app.sleep = 300 * time.Millisecond
+	slow := h.file(t, "slow", "slow but good")
+	answer := h.src.submit(t, slow, false, 4242)
+	waitFor(t, "the appraisal to start", func() bool { return h.app.calls.Load() == 1 })
+	wfd, err := unix.Open(slow, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(wfd)
+	select {
+	case a := <-answer:
+		if a {
+			t.Error("allowed although a writer came during the decision")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+	}
+	ms := h.meas.all()
+	if len(ms) != 2 || ms[0].Violation != "" || ms[1].Violation != "ToMToU" || !bytes.Equal(ms[1].Digest, make([]byte, 32)) {
+		t.Errorf("measurements %+v, want the file then a ToMToU violation", ms)
+	}
+	if h.eng.cache.len() != 0 || h.src.ignores.Load() != 0 {
+		t.Error("cached")
 	}
 }
