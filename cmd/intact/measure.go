@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/intactsec/intact/filehash"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
@@ -126,11 +128,21 @@ func measureFile(path string, algo label.HashAlgo, withSig bool) (mlog.FileMeasu
 	if err != nil {
 		return mlog.FileMeasurement{}, err
 	}
-	f, err := os.Open(path)
+	// Never block on a FIFO or a device, never take a terminal: a
+	// regular file only.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return mlog.FileMeasurement{}, err
+		return mlog.FileMeasurement{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return mlog.FileMeasurement{}, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return mlog.FileMeasurement{}, fmt.Errorf("%s: not a regular file", path)
+	}
 	d, err := filehash.Digest(f, algo)
 	if err != nil {
 		return mlog.FileMeasurement{}, fmt.Errorf("%s: %w", path, err)

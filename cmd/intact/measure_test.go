@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
@@ -188,5 +191,38 @@ func TestMeasureIMASigFields(t *testing.T) {
 				t.Errorf("measure printed %q, want it to end in %q", out, want)
 			}
 		})
+	}
+}
+
+// TestMeasureRefusesFIFO: a FIFO (or a symlink to /dev/zero) given to
+// measure is refused at once, not waited on or read for ever; nothing is
+// appended.
+func TestMeasureRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	os.Symlink("/dev/zero", zero)
+	list := filepath.Join(dir, "list")
+	sw := tpmtest.Start(t, tpmtest.Options{})
+	for _, p := range []string{fifo, zero} {
+		done := make(chan string, 1)
+		go func() {
+			_, stderr, code := runCLI(t, "measure", "--log", list, "--tpm", sw.Spec(), p)
+			done <- fmt.Sprintf("%d %s", code, stderr)
+		}()
+		select {
+		case got := <-done:
+			if !strings.HasPrefix(got, "2 ") || !strings.Contains(got, "not a regular file") {
+				t.Errorf("measure %s: %s", p, got)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("measure %s: no end after a minute", p)
+		}
+	}
+	if b, _ := os.ReadFile(list); len(b) != 0 {
+		t.Errorf("the list got %q", b)
 	}
 }
