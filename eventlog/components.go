@@ -177,3 +177,50 @@ func imageLoadPath(b []byte) string {
 	}
 	return strings.Join(parts, "")
 }
+
+// TypeByName returns the event type of a TCG name (as TypeName gives it,
+// EV_0x… included).
+func TypeByName(name string) (uint32, bool) {
+	for t, n := range eventTypeNames {
+		if n == name {
+			return t, true
+		}
+	}
+	if h, ok := strings.CutPrefix(name, "EV_0x"); ok && len(h) == 8 {
+		var t uint32
+		if _, err := fmt.Sscanf(h, "%08x", &t); err == nil && TypeName(t) == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// Variable reads a UEFI_VARIABLE_DATA event's variable name and value
+// (EV_EFI_VARIABLE_DRIVER_CONFIG, _BOOT, _BOOT2, _AUTHORITY). ok is
+// false when the data is not one.
+func Variable(data []byte) (name string, value []byte, ok bool) {
+	if len(data) < 32 {
+		return "", nil, false
+	}
+	n := binary.LittleEndian.Uint64(data[16:])
+	l := binary.LittleEndian.Uint64(data[24:])
+	if n == 0 || n > uint64(len(data)-32)/2 || l > uint64(len(data)-32)-2*n {
+		return "", nil, false
+	}
+	s, ok := utf16Text(data[32 : 32+2*n])
+	if !ok {
+		return "", nil, false
+	}
+	return s, data[32+2*n : 32+2*n+l], true
+}
+
+// Describe is what an event's data says (a path, a variable name, a
+// command line, a version), for display.
+func Describe(e Event) string { return describe(e) }
+
+// DataMeasured reports whether an event's digest (of bank) is the hash
+// of its data, so that the data is vouched for as much as the digest.
+func DataMeasured(e Event, bank label.HashAlgo) bool {
+	_, h, ok := attestHashOf(bank)
+	return ok && digestOf(h, e.Data) == string(e.Digest)
+}

@@ -124,6 +124,8 @@ func (l *Log) Banks() []label.HashAlgo { return slices.Clone(l.banks) }
 
 // Event is one event of a log.
 type Event struct {
+	// Seq is the event's position in the log (from 0).
+	Seq int
 	PCR int
 	// Type is the event type. It is not covered by the digest: trust it
 	// only for display.
@@ -140,8 +142,8 @@ func (l *Log) UnverifiedEvents(bank label.HashAlgo) ([]Event, error) {
 		return nil, fmt.Errorf("unsupported bank %s", bank)
 	}
 	var out []Event
-	for _, e := range l.el.Events(a) {
-		out = append(out, Event{PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest})
+	for i, e := range l.el.Events(a) {
+		out = append(out, Event{Seq: i, PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest})
 	}
 	return out, nil
 }
@@ -239,8 +241,21 @@ func (l *Log) Verify(trusted Values) ([]Event, error) {
 			return nil, &ReplayError{Bank: bank, Err: err}
 		}
 		if i == 0 {
+			// The verified events are a subsequence of the log's: find
+			// each one's position.
+			all, _ := l.UnverifiedEvents(bank)
+			j := 0
 			for _, e := range events {
-				verified = append(verified, Event{PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest})
+				v := Event{Seq: -1, PCR: e.Index, Type: uint32(e.Type), Data: e.Data, Digest: e.Digest}
+				for ; j < len(all); j++ {
+					a := &all[j]
+					if a.PCR == v.PCR && a.Type == v.Type && bytes.Equal(a.Digest, v.Digest) && bytes.Equal(a.Data, v.Data) {
+						v.Seq = a.Seq
+						j++
+						break
+					}
+				}
+				verified = append(verified, v)
 			}
 		}
 	}
