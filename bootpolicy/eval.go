@@ -18,12 +18,12 @@ const Scope = 9
 
 // Reasons of findings.
 const (
-	ReasonDigest     = "digest-not-accepted"  // an event's digest is in no variant of its slot
-	ReasonType       = "type-mismatch"        // an event's type differs from its slot's
-	ReasonExtra      = "unexplained-event"    // an event after the policy's events of its PCR, or in a PCR it has no entry for
-	ReasonMissing    = "missing-event"        // the log lacks an event of the policy
-	ReasonValue      = "pcr-value"            // a PCR judged by value replays to no accepted value
-	ReasonSecureBoot = "secure-boot"          // Secure Boot state not the one required
+	ReasonDigest     = "digest-not-accepted" // an event's digest is in no variant of its slot
+	ReasonType       = "type-mismatch"       // an event's type differs from its slot's
+	ReasonExtra      = "unexplained-event"   // an event after the policy's events of its PCR, or in a PCR it has no entry for
+	ReasonMissing    = "missing-event"       // the log lacks an event of the policy
+	ReasonValue      = "pcr-value"           // a PCR judged by value replays to no accepted value
+	ReasonSecureBoot = "secure-boot"         // Secure Boot state not the one required
 	ReasonNoSBVar    = "secure-boot-unknown" // no measured SecureBoot variable in PCR 7
 )
 
