@@ -37,6 +37,8 @@ Usage:
     intact policy sign --key KEY POLICY [--detached] [--out FILE]
     intact policy verify-signature --cert CERT POLICY [--sig FILE] [--out FILE]
     intact policy eval POLICY LIST [--at TIME] [--json]
+    intact policy generate --eventlog LOG... [--algo sha256] [--out FILE]
+    intact policy eval --eventlog LOG BOOT-POLICY [--at TIME] [--json]
 
 Runtime policies (intact's JSON format, see docs/runtime-policy.md) say
 which measured files an attested machine may run; the verifier judges
@@ -63,6 +65,14 @@ sign          signs the canonical policy: an envelope with a "sig" member,
 verify-signature checks a signed policy (exit 1 if it does not verify)
               and can write it without its signature
 eval          judges a measurement list (binary or ASCII) offline
+
+Measured-boot policies (see docs/boot-policy.md) say which firmware
+configuration, Secure Boot state and keys, boot chain and kernel command
+line a machine's TCG boot event log may show. generate --eventlog learns
+one from known-good logs (several: each log's digests are accepted
+variants); eval --eventlog judges a log's claims against one (exit 1
+naming each event that breaks it; the verifier checks the log against the
+TPM's PCRs first).
 
 Policies are written atomically; without --out to standard output.
 `
@@ -173,6 +183,8 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	var trees, certs, packages stringList
 	f.Var(&trees, "tree", "digest the regular files below DIR (repeatable)")
 	logFile := f.String("log", "", "list the files a measurement list FILE records")
+	var eventLogs stringList
+	f.Var(&eventLogs, "eventlog", "learn a measured-boot policy from a known-good TCG boot event `LOG` (repeatable: each log's digests are accepted variants)")
 	manifestFile := f.String("manifest", "", "list the files a signed tree manifest FILE records (intact manifest create)")
 	var manifestCerts stringList
 	f.Var(&manifestCerts, "manifest-cert", "with --manifest, a certificate that verifies it (repeatable)")
@@ -203,13 +215,16 @@ func cmdPolicyGenerate(e *env, args []string) error {
 		return usageErrorf("policy generate", "unexpected operand %q", ops[0])
 	}
 	sources := 0
-	for _, on := range []bool{len(trees) > 0, *logFile != "", *dpkg, *manifestFile != ""} {
+	for _, on := range []bool{len(trees) > 0, *logFile != "", *dpkg, *manifestFile != "", len(eventLogs) > 0} {
 		if on {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return usageErrorf("policy generate", "give one of --tree, --log, --dpkg or --manifest")
+		return usageErrorf("policy generate", "give one of --tree, --log, --dpkg, --manifest or --eventlog")
+	}
+	if len(eventLogs) > 0 {
+		return generateBootPolicy(e, eventLogs, *algo, policyName(*out, *name), *out)
 	}
 	if len(packages) > 0 && !*dpkg {
 		return usageErrorf("policy generate", "--package needs --dpkg")
@@ -510,9 +525,22 @@ func cmdPolicyEval(e *env, args []string) error {
 	f := rtFlags(e, "eval")
 	at := f.String("at", "", "judge at TIME (applies the update windows open then; default now)")
 	asJSON := f.Bool("json", false, "print the findings as JSON")
+	eventLog := f.String("eventlog", "", "judge a TCG boot event `LOG` against POLICY, a measured-boot policy")
 	ops, err := f.parse(args)
 	if err != nil {
 		return err
+	}
+	if *eventLog != "" {
+		if len(ops) != 1 {
+			return usageErrorf("policy eval", "with --eventlog, want one boot POLICY")
+		}
+		now := time.Now()
+		if *at != "" {
+			if now, err = parseWhen(*at); err != nil {
+				return usageErrorf("policy eval", "%v", err)
+			}
+		}
+		return evalBootPolicy(e, ops[0], *eventLog, now, *asJSON)
 	}
 	if len(ops) != 2 {
 		return usageErrorf("policy eval", "want POLICY and a measurement LIST")
