@@ -4,6 +4,7 @@ package mlog
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -243,53 +244,28 @@ func (l *List) ReplayWith(trusted PCRValues, opts ReplayOptions) (*Verified, err
 // replayBank finds the first prefix after which every PCR in want holds
 // its value, or returns the mismatches. In the list's own bank it also
 // returns the first record of the matched prefix whose stored digest does
-// not match its data.
+// not match its data. It replays with a Replayer, as the verifier does.
 func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte, opts ReplayOptions) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
-	s, err := newBankState(bank, l.bank, opts)
+	rp, err := NewReplayer(l.bank, PCRValues{bank: want}, ReplayState{}, opts)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	var wanted [NumPCRs][]byte
-	for pcr, val := range want {
-		if pcr < 0 || pcr >= NumPCRs {
-			return 0, nil, nil, fmt.Errorf("trusted pcr index %d out of range", pcr)
-		}
-		if len(val) != s.h.Size() {
-			return 0, nil, nil, fmt.Errorf("trusted %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
-		}
-		wanted[pcr] = val
-	}
-	matching := 0
-	for pcr := range want {
-		if bytes.Equal(s.pcr[pcr], wanted[pcr]) {
-			matching++
-		}
-	}
-	if matching == len(want) {
+	rp.own = bank == l.bank // the other banks' replays leave the digests to ReplayWith
+	if rp.Matched() {
 		return 0, nil, nil, nil
 	}
 	for i := range l.records {
-		r := &l.records[i]
-		w := wanted[r.PCR]
-		was := w != nil && bytes.Equal(s.pcr[r.PCR], w)
-		badHash, err := s.step(r)
-		if err != nil {
+		_, err := rp.Step(&l.records[i])
+		var th *TemplateHashError
+		switch {
+		case errors.As(err, &th):
+			if bad == nil {
+				bad = th
+			}
+		case err != nil:
 			return 0, nil, nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		if badHash && bad == nil {
-			bad = &TemplateHashError{Record: i, Bank: l.bank, Stored: r.Digest, Want: bytes.Clone(s.d)}
-		}
-		if w == nil {
-			continue
-		}
-		now := bytes.Equal(s.pcr[r.PCR], w)
-		switch {
-		case was && !now:
-			matching--
-		case !was && now:
-			matching++
-		}
-		if matching == len(want) {
+		if rp.Matched() {
 			return i + 1, nil, bad, nil
 		}
 	}
@@ -299,11 +275,164 @@ func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte, opts ReplayO
 	}
 	slices.Sort(pcrs)
 	for _, pcr := range pcrs {
-		if bytes.Equal(s.pcr[pcr], wanted[pcr]) {
+		got := rp.Value(bank, pcr)
+		if bytes.Equal(got, want[pcr]) {
 			continue
 		}
 		from := slices.IndexFunc(l.records, func(r Record) bool { return r.PCR == pcr })
-		mism = append(mism, &MismatchError{Bank: bank, PCR: pcr, Want: wanted[pcr], Got: bytes.Clone(s.pcr[pcr]), From: from, Records: len(l.records)})
+		mism = append(mism, &MismatchError{Bank: bank, PCR: pcr, Want: want[pcr], Got: bytes.Clone(got), From: from, Records: len(l.records)})
 	}
 	return 0, mism, nil, nil
+}
+
+// ReplayState is where an incremental replay stands: how many records
+// were replayed, and the running value of PCRs by bank (a PCR not given
+// starts at zero).
+type ReplayState struct {
+	Offset int64
+	PCRs   PCRValues
+}
+
+// Replayer replays a measurement list incrementally, one record at a
+// time, against trusted PCR values (a quote's): the verifier feeds it
+// the records of each chunk it fetches, from where the last attestation
+// stopped, and List.Replay feeds it a whole list, bank by bank. It holds
+// no records: its memory does not grow with the list.
+//
+// A record is vouched for by the trusted values only if its PCR is one
+// of them (Step reports it) and only once every trusted PCR holds its
+// value after it (Matched). Records of other PCRs are replayed (their
+// running values kept) but the trusted values say nothing of them:
+// callers must not evaluate them.
+type Replayer struct {
+	listBank label.HashAlgo
+	banks    []*bankState
+	wanted   [][NumPCRs][]byte // by bank, as banks
+	nwant    int
+	matching int
+	vouched  [NumPCRs]bool
+	check    bool // check the stored digests apart: the list's bank is not replayed
+	own      bool // check the stored template digests (default)
+	offset   int64
+}
+
+// NewReplayer returns a replayer of a list in listBank (the bank of its
+// stored template digests) against trusted, starting from from.
+func NewReplayer(listBank label.HashAlgo, trusted PCRValues, from ReplayState, opts ReplayOptions) (*Replayer, error) {
+	if len(trusted) == 0 {
+		return nil, fmt.Errorf("no trusted pcr values to replay against")
+	}
+	if from.Offset < 0 {
+		return nil, fmt.Errorf("replay from record %d", from.Offset)
+	}
+	banks := make([]label.HashAlgo, 0, len(trusted))
+	for b := range trusted {
+		banks = append(banks, b)
+	}
+	slices.Sort(banks)
+	p := &Replayer{listBank: listBank, own: true, offset: from.Offset}
+	hasOwn := false
+	for _, bank := range banks {
+		s, err := newBankState(bank, listBank, opts)
+		if err != nil {
+			return nil, err
+		}
+		hasOwn = hasOwn || s.own
+		for pcr, val := range from.PCRs[bank] {
+			if pcr < 0 || pcr >= NumPCRs || len(val) != s.h.Size() {
+				return nil, fmt.Errorf("running %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
+			}
+			copy(s.pcr[pcr], val)
+		}
+		var w [NumPCRs][]byte
+		for pcr, val := range trusted[bank] {
+			if pcr < 0 || pcr >= NumPCRs {
+				return nil, fmt.Errorf("trusted pcr index %d out of range", pcr)
+			}
+			if len(val) != s.h.Size() {
+				return nil, fmt.Errorf("trusted %s pcr %d: %d bytes, want %d", bank, pcr, len(val), s.h.Size())
+			}
+			w[pcr] = val
+			p.vouched[pcr] = true
+			p.nwant++
+			if bytes.Equal(s.pcr[pcr], val) {
+				p.matching++
+			}
+		}
+		p.banks = append(p.banks, s)
+		p.wanted = append(p.wanted, w)
+	}
+	if !hasOwn {
+		if _, err := bankHash(listBank); err != nil {
+			return nil, err
+		}
+		p.check = true
+	}
+	return p, nil
+}
+
+// Step replays the next record and reports whether its PCR is a trusted
+// one (the record is vouched for once Matched holds after it). A record
+// whose stored template digest does not match its data is replayed and
+// reported as a *TemplateHashError (Record is its index in the list);
+// other errors leave the replayer unusable.
+func (p *Replayer) Step(r *Record) (vouched bool, err error) {
+	if r.PCR < 0 || r.PCR >= NumPCRs {
+		return false, fmt.Errorf("pcr %d out of range", r.PCR)
+	}
+	var bad *TemplateHashError
+	for i, s := range p.banks {
+		w := p.wanted[i][r.PCR]
+		was := w != nil && bytes.Equal(s.pcr[r.PCR], w)
+		badHash, err := s.step(r)
+		if err != nil {
+			return false, err
+		}
+		if badHash && p.own && bad == nil {
+			bad = &TemplateHashError{Record: int(p.offset), Bank: p.listBank, Stored: r.Digest, Want: bytes.Clone(s.d)}
+		}
+		if w == nil {
+			continue
+		}
+		now := bytes.Equal(s.pcr[r.PCR], w)
+		switch {
+		case was && !now:
+			p.matching--
+		case !was && now:
+			p.matching++
+		}
+	}
+	if p.check && p.own && !r.Violation() {
+		if err := r.CheckTemplateDigest(p.listBank); err != nil {
+			var th *TemplateHashError
+			if !errors.As(err, &th) {
+				return false, err
+			}
+			th.Record = int(p.offset)
+			bad = th
+		}
+	}
+	p.offset++
+	if bad != nil {
+		return p.vouched[r.PCR], bad
+	}
+	return p.vouched[r.PCR], nil
+}
+
+// Matched reports whether every trusted PCR holds its trusted value: the
+// records replayed so far (on trusted PCRs) are vouched for.
+func (p *Replayer) Matched() bool { return p.matching == p.nwant }
+
+// Offset is the number of records replayed (with the starting offset).
+func (p *Replayer) Offset() int64 { return p.offset }
+
+// Value is the running value of a PCR in a replayed bank (nil if the
+// bank is not replayed). It is the replayer's: clone it to keep it.
+func (p *Replayer) Value(bank label.HashAlgo, pcr int) []byte {
+	for _, s := range p.banks {
+		if s.bank == bank && pcr >= 0 && pcr < NumPCRs {
+			return s.pcr[pcr]
+		}
+	}
+	return nil
 }

@@ -33,9 +33,11 @@ type Evidence struct {
 // Appraisal is the outcome of a verified attestation.
 type Appraisal struct {
 	Progress store.Progress
-	Findings []rtpolicy.Finding // policy failures among the verified records
-	Reset    bool               // the TPM was reset (reboot) since the last quote
-	Verified int64              // records verified by this quote
+	Findings []rtpolicy.Finding // policy failures among the verified records (the first 100)
+	// MoreFindings counts the failures beyond Findings.
+	MoreFindings int64
+	Reset        bool  // the TPM was reset (reboot) since the last quote
+	Verified     int64 // records verified by this quote
 }
 
 // Appraiser checks evidence for one agent. It holds no I/O: the fetch of
@@ -49,6 +51,11 @@ type Appraiser struct {
 	// Now is the verifier's clock at this attestation: the policy's
 	// update windows that end after it are applied (zero: none).
 	Now time.Time
+	// MaxRecords and MaxBytes bound the list one attestation replays
+	// (records and bytes fetched from the stored offset; zero: the
+	// defaults DefaultMaxRecords, DefaultMaxBytes). Past them without
+	// reaching the quoted PCR is a log-replay failure.
+	MaxRecords, MaxBytes int64
 }
 
 // Selection is the PCR selection to quote.
@@ -128,69 +135,126 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 			return nil, err
 		}
 	}
-	r := replay{p: p, offset: prog.LogOffset, running: bytes.Clone(prog.LogPCR[attest.BankName(p.Bank)])}
-	if r.running == nil {
-		r.running = make([]byte, p.Bank.Size())
-	}
-	for {
-		if want := r.offset + int64(len(r.verified)+len(r.pending)); chunk.Start != want {
-			return nil, secErr(ReasonLogOffset, "list from record %d, asked for %d", chunk.Start, want)
-		}
-		done, err := r.feed(chunk, target)
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			break
-		}
-		if !chunk.More {
-			return nil, secErr(ReasonLogReplay, "quoted %s pcr %d = %x: no prefix of the list's %d records from record %d on replays to it",
-				attest.BankName(p.Bank), p.LogPCR, target, len(r.verified)+len(r.pending), r.offset)
-		}
-		if chunk, err = ev.More(chunk.Start + chunk.Count); err != nil {
-			return nil, err
-		}
-	}
-	if err := p.checkBoot(&prog, r.offset, r.verified, ver.PCRs); err != nil {
+	w, err := p.walk(prog, ev, chunk, target)
+	if err != nil {
 		return nil, err
 	}
-	if r.offset == 0 && ev.BootLog != nil {
+	if err := p.checkBoot(&prog, w.first, ver.PCRs); err != nil {
+		return nil, err
+	}
+	if prog.LogOffset == 0 && ev.BootLog != nil {
 		if err := p.checkBootLog(&prog, ev.BootLog, ver.PCRs); err != nil {
 			return nil, err
 		}
 	}
-	for i := range r.verified {
-		if f := p.Policy.EvaluateAt(p.Now, r.offset+int64(i), &r.verified[i]); f != nil {
-			out.Findings = append(out.Findings, *f)
-		}
-	}
-	prog.LogOffset = r.offset + int64(len(r.verified))
+	out.Findings, out.MoreFindings = w.findings, w.more
+	out.Verified = w.end - prog.LogOffset
+	prog.LogOffset = w.end
 	prog.LogPCR = map[string][]byte{attest.BankName(p.Bank): bytes.Clone(target)}
 	out.Progress = prog
-	out.Verified = int64(len(r.verified))
 	return out, nil
 }
 
-// replay extends records into a simulated PCR until it equals the
-// quoted value. The quote may lag the list: records after the matching
-// prefix are left for the next attestation.
-type replay struct {
-	p        *Appraiser
-	offset   int64 // index of the first record fed
-	running  []byte
-	verified []mlog.Record // records up to the matching prefix
-	pending  []mlog.Record // records after the last match (not verified)
-	matched  bool
+// Default bounds of the work one attestation does on a list (see
+// Appraiser.MaxRecords and MaxBytes).
+const (
+	DefaultMaxRecords = 500_000
+	DefaultMaxBytes   = 64 << 20
+)
+
+// MaxFetches bounds the list requests of one attestation: an agent
+// fills each chunk (up to attest.MaxLogChunk), so an honest one needs a
+// few for DefaultMaxBytes; one that sends a record at a time to spin
+// the verifier fails with log-replay.
+const MaxFetches = 1024
+
+// maxFindings bounds the policy findings an appraisal keeps (the others
+// are counted).
+const maxFindings = 100
+
+// walked is what an appraisal's replay found: where the verified records
+// end, the list's first record (when the walk started there), and the
+// policy findings among the verified records.
+type walked struct {
+	end      int64
+	first    *mlog.Record
+	findings []rtpolicy.Finding
+	more     int64
 }
 
-func (r *replay) feed(chunk *attest.LogChunk, target []byte) (bool, error) {
-	if !r.matched && bytes.Equal(r.running, target) && len(r.pending) == 0 {
-		r.matched = true
-		return true, nil
+// walk replays the list from the agent's progress, chunk by chunk, with
+// one mlog.Replayer, until the running value equals the quoted PCR. It
+// keeps no records: each record is judged by the policy as it is
+// replayed, and the findings count only if the replay reaches the quoted
+// value (the records up to there are then verified); records of PCRs the
+// quote does not cover are replayed but never judged. The quote may lag
+// the list: records after the matching prefix are left for the next
+// attestation. More than MaxRecords records, MaxBytes bytes or
+// MaxFetches list requests without reaching the quoted value is a
+// log-replay failure: an agent's cost per attestation never grows with
+// what it sends.
+func (p *Appraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChunk, target []byte) (*walked, error) {
+	bank, ok := label.HashAlgoFor(p.Bank)
+	if !ok {
+		return nil, fmt.Errorf("bank %v: not a measurement list bank", p.Bank)
 	}
-	if chunk.Count == 0 {
-		return false, nil
+	running := prog.LogPCR[attest.BankName(p.Bank)]
+	if running == nil {
+		running = make([]byte, p.Bank.Size())
 	}
+	rp, err := mlog.NewReplayer(label.SHA1, mlog.PCRValues{bank: {p.LogPCR: target}},
+		mlog.ReplayState{Offset: prog.LogOffset, PCRs: mlog.PCRValues{bank: {p.LogPCR: running}}}, mlog.ReplayOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("stored progress: %w", err)
+	}
+	maxRecords, maxBytes := p.MaxRecords, p.MaxBytes
+	if maxRecords <= 0 {
+		maxRecords = DefaultMaxRecords
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	w := &walked{}
+	var records, size int64
+	fetches := 0
+	for !rp.Matched() {
+		if chunk.Start != rp.Offset() {
+			return nil, secErr(ReasonLogOffset, "list from record %d, asked for %d", chunk.Start, rp.Offset())
+		}
+		records += chunk.Count
+		size += int64(len(chunk.Data))
+		if records > maxRecords || size > maxBytes {
+			return nil, secErr(ReasonLogReplay, "quoted %s pcr %d = %x: not reached within %d records (%d bytes) from record %d, more than an attestation replays (%d records, %d bytes)",
+				attest.BankName(p.Bank), p.LogPCR, target, records, size, prog.LogOffset, maxRecords, maxBytes)
+		}
+		if chunk.Count > 0 {
+			done, err := p.feed(rp, w, chunk)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				break
+			}
+		}
+		if !chunk.More {
+			return nil, secErr(ReasonLogReplay, "quoted %s pcr %d = %x: no prefix of the list's %d records from record %d on replays to it",
+				attest.BankName(p.Bank), p.LogPCR, target, rp.Offset()-prog.LogOffset, prog.LogOffset)
+		}
+		if fetches++; fetches > MaxFetches {
+			return nil, secErr(ReasonLogReplay, "quoted %s pcr %d = %x: not reached within %d list requests (%d records) from record %d, more than an attestation makes",
+				attest.BankName(p.Bank), p.LogPCR, target, MaxFetches, records, prog.LogOffset)
+		}
+		if chunk, err = ev.More(rp.Offset()); err != nil {
+			return nil, err
+		}
+	}
+	w.end = rp.Offset()
+	return w, nil
+}
+
+// feed replays a chunk's records until the quoted value is reached
+// (done), judging the records the quoted PCR vouches for.
+func (p *Appraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (done bool, err error) {
 	list, err := mlog.ParseBinary(chunk.Data, mlog.Options{Bank: label.SHA1})
 	if err != nil {
 		return false, secErr(ReasonLogMalformed, "%v", err)
@@ -198,29 +262,34 @@ func (r *replay) feed(chunk *attest.LogChunk, target []byte) (bool, error) {
 	if int64(list.Len()) != chunk.Count {
 		return false, secErr(ReasonLogMalformed, "%d records, chunk says %d", list.Len(), chunk.Count)
 	}
-	bank, _ := label.HashAlgoFor(r.p.Bank)
-	h := r.p.Bank.New()
-	for _, rec := range list.UnverifiedRecords() {
-		idx := r.offset + int64(len(r.verified)+len(r.pending))
-		if err := rec.CheckTemplateDigest(label.SHA1); err != nil {
+	recs := list.UnverifiedRecords()
+	for i := range recs {
+		rec := &recs[i]
+		idx := rp.Offset()
+		vouched, err := rp.Step(rec)
+		var th *mlog.TemplateHashError
+		switch {
+		case errors.As(err, &th):
 			name, _ := rec.Name()
 			return false, secErr(ReasonLogTemplateHash, "record %d (%q): its sha1 template digest does not match its data", idx, name)
-		}
-		r.pending = append(r.pending, rec)
-		if rec.PCR != r.p.LogPCR {
-			continue // another PCR: not covered by this quote, not appraised
-		}
-		d, err := rec.ExtendDigest(bank)
-		if err != nil {
+		case err != nil:
 			return false, secErr(ReasonLogMalformed, "record %d: %v", idx, err)
 		}
-		h.Reset()
-		h.Write(r.running)
-		h.Write(d)
-		r.running = h.Sum(r.running[:0])
-		if bytes.Equal(r.running, target) {
-			r.verified = append(r.verified, r.pending...)
-			r.pending = r.pending[:0]
+		if idx == 0 {
+			c := *rec
+			c.Data, c.Digest = bytes.Clone(rec.Data), bytes.Clone(rec.Digest)
+			w.first = &c
+		}
+		if vouched { // another PCR: not covered by this quote, never judged
+			if f := p.Policy.EvaluateAt(p.Now, idx, rec); f != nil {
+				if len(w.findings) < maxFindings {
+					w.findings = append(w.findings, *f)
+				} else {
+					w.more++
+				}
+			}
+		}
+		if rp.Matched() {
 			return true, nil
 		}
 	}
@@ -228,13 +297,15 @@ func (r *replay) feed(chunk *attest.LogChunk, target []byte) (bool, error) {
 }
 
 // checkBoot checks the boot_aggregate when the verified records include
-// the list's first record: it must be a boot_aggregate matching the
-// quoted boot PCRs.
-func (p *Appraiser) checkBoot(prog *store.Progress, offset int64, recs []mlog.Record, pcrs quote.PCRValues) error {
-	if offset != 0 || len(recs) == 0 || len(p.BootPCRs) == 0 {
+// the list's first record (first, else nil): it must be a boot_aggregate
+// on the list's PCR matching the quoted boot PCRs.
+func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs quote.PCRValues) error {
+	if first == nil || len(p.BootPCRs) == 0 {
 		return nil
 	}
-	first := &recs[0]
+	if first.PCR != p.LogPCR {
+		return secErr(ReasonBootAggregate, "the list's first record is on pcr %d, not the list's pcr %d", first.PCR, p.LogPCR)
+	}
 	if name, _ := first.Name(); name != mlog.BootAggregateName {
 		return secErr(ReasonBootAggregate, "the list's first record is %q, not boot_aggregate", name)
 	}
@@ -286,13 +357,14 @@ func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, err
 	return nil
 }
 
-// findingReasons renders findings as failure reasons naming the files.
-func findingReasons(fs []rtpolicy.Finding) []string {
+// findingReasons renders findings (and more not kept) as failure
+// reasons naming the files.
+func findingReasons(fs []rtpolicy.Finding, more int64) []string {
 	const max = 20
 	var out []string
 	for i, f := range fs {
 		if i == max {
-			out = append(out, fmt.Sprintf("%s: and %d more", ReasonPolicy, len(fs)-max))
+			out = append(out, fmt.Sprintf("%s: and %d more", ReasonPolicy, int64(len(fs)-max)+more))
 			break
 		}
 		out = append(out, fmt.Sprintf("%s: %s: %s (record %d, %s)", ReasonPolicy, f.Path, f.Reason, f.Index, f.Digest))

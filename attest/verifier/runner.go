@@ -69,7 +69,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindOperational, []string{err.Error()}
 	case len(app.Findings) > 0:
 		st.Progress = app.Progress
-		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, findingReasons(app.Findings)
+		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, findingReasons(app.Findings, app.MoreFindings)
 	default:
 		st.Progress = app.Progress
 		st.State, st.Kind, st.Reasons = store.StateTrusted, "", nil
@@ -116,7 +116,8 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	if err := checkLogPCR(pol, r.agent.LogSource, r.agent.LogPCR); err != nil {
 		return nil, err
 	}
-	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now()}
+	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now(),
+		MaxRecords: r.v.o.MaxAttestRecords, MaxBytes: r.v.o.MaxAttestBytes}
 	nonce := make([]byte, attest.NonceSize)
 	if _, err := io.ReadFull(r.v.o.Rand, nonce); err != nil {
 		return nil, err

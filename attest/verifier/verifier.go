@@ -80,6 +80,11 @@ type Options struct {
 	// endorsement key must satisfy (EKTrustFiles); nil: every
 	// enrollment is refused (ReasonEKUntrusted).
 	EKTrust EKTrustFunc
+	// MaxAttestRecords and MaxAttestBytes bound the measurement list one
+	// attestation replays (default DefaultMaxRecords, DefaultMaxBytes):
+	// an agent that sends more without reaching its quoted PCR fails
+	// with log-replay, a security failure.
+	MaxAttestRecords, MaxAttestBytes int64
 }
 
 // DefaultHistoryHeartbeat is how often an agent whose outcome does not

@@ -4,7 +4,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +47,7 @@ type e2eRig struct {
 	agentAddr  string
 	client     []string
 	ekAllow    string // the verifier's --ek-allow file
+	verifier   *daemon
 
 	mu      sync.Mutex
 	rewrite func(path string, body []byte) []byte // nil: pass through
@@ -87,6 +91,7 @@ func newRig(t *testing.T) *e2eRig {
 		return m != nil
 	})
 	r.client = []string{"--state", vstate, "--server", "https://" + m[1]}
+	r.verifier = v
 	return r
 }
 
@@ -504,4 +509,111 @@ func TestEndToEndRelayAndResettablePCR(t *testing.T) {
 	}
 	t.Logf("pcr 23 refused: %s", strings.TrimSpace(out))
 	r.run(2, "agents", "show", "pcr23")
+}
+
+// endlessChunk is a log chunk of n well-formed records on PCR 13 (about
+// 104 bytes each) that extend nothing the TPM saw, as JSON without its
+// start: {"source":"intact","start":, then START, then the rest.
+func endlessChunk(t *testing.T, n int) (head, tail string) {
+	t.Helper()
+	var data []byte
+	for i := range n {
+		d := sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+		rec, err := mlog.NewRecord(13, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: fmt.Sprintf("/endless/%08d", i)}, label.SHA1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = rec.AppendBinary(data)
+	}
+	if len(data) > attest.MaxLogChunk {
+		t.Fatalf("chunk of %d bytes", len(data))
+	}
+	return `{"source":"intact","start":`, fmt.Sprintf(`,"count":%d,"data":"%s","more":true}`, n, base64.StdEncoding.EncodeToString(data))
+}
+
+// vmHWM is the peak resident set of a process (VmHWM), in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// endlessListRSS is the bound on the real verifier's peak resident set
+// while an agent answers with endless records (docs/attestation.md).
+const endlessListRSS = 128 << 20
+
+// An agent (here the proxy in front of it) answering every quote and
+// list request with endless well-formed records that never reach the
+// quoted PCR: the real verifier fails it with log-replay (a security
+// failure: attestation stops) once one attestation passes its caps, and
+// its peak resident set stays under endlessListRSS. Before the caps it
+// read until the request timeout (an operational failure, so again at
+// every interval), growing to hundreds of MiB.
+func TestEndToEndEndlessList(t *testing.T) {
+	r := newRig(t)
+	f1 := filepath.Join(r.dir, "f1")
+	r.measure(f1)
+	r.enroll(f1)
+	r.waitState("trusted")
+	before := vmHWM(t, r.verifier.cmd.Process.Pid)
+	head, tail := endlessChunk(t, 40_000)
+	var served atomic.Int64
+	r.setRewrite(func(path string, b []byte) []byte {
+		switch path {
+		case attest.PathQuote:
+			var q attest.QuoteResponse
+			if err := json.Unmarshal(b, &q); err != nil || q.Log == nil {
+				t.Errorf("quote response: %v", err)
+				return b
+			}
+			start := q.Log.Start
+			q.Log = nil
+			out, _ := json.Marshal(&q)
+			served.Add(1)
+			return append(out[:len(out)-1], []byte(`,"log":`+head+strconv.FormatInt(start, 10)+tail+"}")...)
+		case attest.PathLog:
+			var c attest.LogChunk
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Errorf("log chunk: %v", err)
+				return b
+			}
+			served.Add(1)
+			return []byte(head + strconv.FormatInt(c.Start, 10) + tail)
+		}
+		return b
+	})
+	// A file runs: the quoted PCR moves, and the records served never
+	// reach it.
+	r.measure(filepath.Join(r.dir, "f2"))
+	v := r.waitState("failed")
+	got := reasonsOf(v)
+	peak := vmHWM(t, r.verifier.cmd.Process.Pid)
+	t.Logf("%s", got)
+	t.Logf("verifier peak RSS %d MiB (%d MiB before the endless list) after %d endless chunks of ~4 MiB; bound %d MiB",
+		peak>>20, before>>20, served.Load(), endlessListRSS>>20)
+	if !strings.HasPrefix(got, "log-replay:") || v["kind"] != "security" || !strings.Contains(got, "more than an attestation") {
+		t.Fatalf("failed with %q (%v), want log-replay past the caps", got, v["kind"])
+	}
+	if peak > endlessListRSS {
+		t.Fatalf("verifier peak RSS %d MiB, over the bound of %d MiB", peak>>20, endlessListRSS>>20)
+	}
+	// Attestation stopped: no more requests reach the agent.
+	n := served.Load()
+	time.Sleep(3 * e2eInterval)
+	if served.Load() != n {
+		t.Fatalf("the verifier went on asking after the security failure (%d -> %d chunks)", n, served.Load())
+	}
 }

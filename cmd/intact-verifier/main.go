@@ -21,6 +21,7 @@ Usage:
     intact-verifier serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s]
                           [--policy-cert FILE]...
                           [--history 168h] [--history-heartbeat 1h]
+                          [--max-attest-records 500000] [--max-attest-bytes 67108864]
                           [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
     intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
     intact-verifier [client flags] agents list

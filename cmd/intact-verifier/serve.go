@@ -66,6 +66,8 @@ func cmdServe(e *env, args []string) error {
 	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
 	hookHTTP := fs.Bool("webhook-allow-http", false, "")
 	withUI := fs.Bool("ui", true, "")
+	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "")
+	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -90,6 +92,9 @@ func cmdServe(e *env, args []string) error {
 	hb := *heartbeat
 	if hb == 0 {
 		hb = -1 // verifier.Options: no heartbeats
+	}
+	if *maxRecords < 1 || *maxBytes < attest.MaxLogChunk {
+		return usagef("--max-attest-records %d, --max-attest-bytes %d: want at least 1 record and %d bytes (one chunk)", *maxRecords, *maxBytes, attest.MaxLogChunk)
 	}
 	if *hookMax < time.Second {
 		return usagef("--webhook-max-backoff %v is too short", *hookMax)
@@ -153,7 +158,8 @@ func cmdServe(e *env, args []string) error {
 		}
 	}
 	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
-		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust})
+		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust,
+		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes})
 	if err != nil {
 		return err
 	}
