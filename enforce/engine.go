@@ -291,6 +291,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	sigio := make(chan os.Signal, 1)
 	signal.Notify(sigio, unix.SIGIO)
 	var breaks sync.WaitGroup
+	stopBreaks := make(chan struct{})
 	breaks.Go(func() {
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
@@ -298,7 +299,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			select {
 			case <-sigio:
 			case <-tick.C:
-			case <-done:
+			case <-stopBreaks:
 				return
 			}
 			e.leaseBreaks()
@@ -310,6 +311,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	workers.Wait()
 	e.inflight.Wait()
 	signal.Stop(sigio)
+	close(stopBreaks)
+	breaks.Wait()
 	e.leases.releaseAll()
 	if errors.Is(err, ErrInterrupted) {
 		return nil
