@@ -3,7 +3,6 @@
 package enforce
 
 import (
-	"hash/maphash"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -51,20 +50,42 @@ type cache struct {
 	max     int
 	entries map[fingerprint]entry
 	byInode map[inode][]fingerprint
-	locks   [64]sync.Mutex
-	seed    maphash.Seed
+	// locks holds one mutex per inode being decided (not stripes: a
+	// decision hashing a large file must not hold up another inode's).
+	lmu   sync.Mutex
+	locks map[inode]*inodeLock
+}
+
+type inodeLock struct {
+	mu   sync.Mutex
+	refs int
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, entries: map[fingerprint]entry{}, byInode: map[inode][]fingerprint{}, seed: maphash.MakeSeed()}
+	return &cache{max: max, entries: map[fingerprint]entry{}, byInode: map[inode][]fingerprint{},
+		locks: map[inode]*inodeLock{}}
 }
 
 // lock serializes decisions on one inode.
 func (c *cache) lock(fp fingerprint) (unlock func()) {
-	h := maphash.Comparable(c.seed, inode{fp.Dev, fp.Ino})
-	m := &c.locks[h%uint64(len(c.locks))]
-	m.Lock()
-	return m.Unlock
+	k := inode{fp.Dev, fp.Ino}
+	c.lmu.Lock()
+	l := c.locks[k]
+	if l == nil {
+		l = &inodeLock{}
+		c.locks[k] = l
+	}
+	l.refs++
+	c.lmu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		c.lmu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(c.locks, k)
+		}
+		c.lmu.Unlock()
+	}
 }
 
 func (c *cache) get(fp fingerprint) (entry, bool) {
@@ -72,6 +93,14 @@ func (c *cache) get(fp fingerprint) (entry, bool) {
 	defer c.mu.Unlock()
 	e, ok := c.entries[fp]
 	return e, ok
+}
+
+// has reports whether fp has an entry.
+func (c *cache) has(fp fingerprint) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[fp]
+	return ok
 }
 
 func (c *cache) put(fp fingerprint, e entry) {

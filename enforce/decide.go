@@ -35,15 +35,34 @@ type outcome struct {
 }
 
 // handle decides one event on a worker, answers it, and closes its fd.
+// A file whose appraisal means hashing a large file is handed to the
+// large-file path (a goroutine, at most LargeWorkers hashing at once), so
+// that the workers stay free for the small files behind it.
 func (e *Engine) handle(p *pending) {
 	// f owns the event fd: closing it (after the answer) closes the fd.
 	f := os.NewFile(uintptr(p.ev.Fd), "")
-	defer f.Close()
 	if p.answered.Load() {
+		p.closeFile(f)
 		return // deadline passed while queued
 	}
 	path, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(p.ev.Fd))
+	p.path.Store(&path)
 	fp, st, err := fingerprintOf(p.ev.Fd)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && fp.Size >= e.cfg.LargeFile && !e.cache.has(fp) {
+		e.m.large.Add(1)
+		go func() {
+			e.largeSem <- struct{}{}
+			defer func() { <-e.largeSem }()
+			e.finish(p, f, path, fp, st, err)
+		}()
+		return
+	}
+	e.finish(p, f, path, fp, st, err)
+}
+
+// finish decides the event, answers it and closes f.
+func (e *Engine) finish(p *pending, f *os.File, path string, fp fingerprint, st *unix.Stat_t, err error) {
+	defer p.closeFile(f)
 	var o outcome
 	switch {
 	case err != nil:

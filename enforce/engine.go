@@ -147,6 +147,12 @@ type Config struct {
 	FailAllow bool
 	// Workers decide events in parallel (default 2×GOMAXPROCS, at least 4).
 	Workers int
+	// LargeFile is the size from which a file not yet in the cache is
+	// decided off the decision workers (its hashing may take longer than
+	// the deadline; default 4 MiB), by at most LargeWorkers at a time
+	// (default GOMAXPROCS/2, at least 1).
+	LargeFile    int64
+	LargeWorkers int
 	// KernelCache enables in-kernel ignore marks for verified files.
 	KernelCache bool
 	// CacheSize bounds the userspace verdict cache (entries).
@@ -205,6 +211,7 @@ type Engine struct {
 	// cannot be cached for every task in the kernel.
 	subjectDependent bool
 	queue            chan *pending
+	largeSem         chan struct{} // large-file decisions running
 	inflight         sync.WaitGroup
 	overflow         sync.WaitGroup
 	oldest           sync.Map // *pending -> struct{}, for health checks
@@ -225,6 +232,12 @@ func New(src EventSource, cfg Config) (*Engine, error) {
 	}
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
+	}
+	if cfg.LargeFile <= 0 {
+		cfg.LargeFile = 4 << 20
+	}
+	if cfg.LargeWorkers <= 0 {
+		cfg.LargeWorkers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 1 << 16
@@ -252,6 +265,7 @@ func New(src EventSource, cfg Config) (*Engine, error) {
 		fs:               newFSInfo(cfg.Proc),
 		subjectDependent: cfg.Policy.SubjectDependent(),
 		queue:            make(chan *pending, 4096),
+		largeSem:         make(chan struct{}, cfg.LargeWorkers),
 		selfTask:         cfg.Proc + "/" + strconv.Itoa(int(cfg.Self)) + "/task/",
 	}
 	return e, nil
@@ -263,6 +277,36 @@ type pending struct {
 	start    time.Time
 	answered atomic.Bool
 	timer    *time.Timer
+	path     atomic.Pointer[string] // once a worker resolved it
+	fdMu     sync.Mutex             // the fd is closed under fdMu
+	closed   bool
+}
+
+// closeFile closes the event's fd (owned by f).
+func (p *pending) closeFile(f *os.File) {
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	f.Close()
+	p.closed = true
+}
+
+// pathOf names the event's file for a record written off the worker
+// (the deadline): the worker's answer, else the fd's link while it is
+// open.
+func (p *pending) pathOf() string {
+	if s := p.path.Load(); s != nil {
+		return *s
+	}
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	if p.closed {
+		return "?"
+	}
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(p.ev.Fd))
+	if err != nil {
+		return "?"
+	}
+	return path
 }
 
 // Run reads and decides events until the source is interrupted (Stop, or
@@ -385,11 +429,24 @@ func (e *Engine) isSelf(tid int32) bool {
 }
 
 // expire gives the fail verdict to an event whose deadline passed.
+//
+// The record names the file and the accessing executable (read before
+// the answer: after it, an exec replaces the task's executable), so that
+// a slow file, or whoever keeps a decision busy, can be found.
 func (e *Engine) expire(p *pending) {
+	if p.answered.Load() {
+		return
+	}
 	allow := e.cfg.FailAllow || e.cfg.Mode == Log
+	exe, pid := exeOf(e.cfg.Proc, p.ev.Pid), tgidOf(e.cfg.Proc, p.ev.Pid)
 	if e.answer(p, allow) {
 		e.m.timeouts.Add(1)
-		e.log.Warn("decision deadline passed", "pid", p.ev.Pid, "deadline", e.cfg.Deadline, "verdict", verdictName(allow))
+		hook := "open"
+		if p.ev.Exec {
+			hook = "exec"
+		}
+		e.log.Warn("decision deadline passed", "path", p.pathOf(), "pid", pid, "tid", p.ev.Pid, "exe", exe,
+			"hook", hook, "deadline", e.cfg.Deadline, "verdict", verdictName(allow))
 	}
 }
 

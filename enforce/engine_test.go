@@ -577,3 +577,56 @@ func TestHealthSeesStalledReader(t *testing.T) {
 		t.Errorf("Stats.ReaderStallSecs = %v", s.ReaderStallSecs)
 	}
 }
+
+// TestLargeFileDoesNotDelaySmallOnes (issue 11 item 6): four accesses to
+// a large file whose appraisal outlasts the deadline must not make the
+// small files behind them miss theirs: the large file is decided off the
+// decision workers. Every deadline record names the file and the
+// accessing executable.
+func TestLargeFileDoesNotDelaySmallOnes(t *testing.T) {
+	h := start(t, "appraise func=FILE_CHECK\nappraise func=BPRM_CHECK appraise_type=imasig\n", func(c *Config) {
+		c.Deadline, c.Workers, c.LargeFile, c.LargeWorkers = 400*time.Millisecond, 2, 1<<20, 1
+		c.Self = 1 // this test process plays the accessing task
+	})
+	h.app.sleep = 3 * time.Second
+	big := h.file(t, "big", "slow"+strings.Repeat("x", 2<<20))
+	var bigs []chan bool
+	for range 4 {
+		bigs = append(bigs, h.src.submit(t, big, false, int32(os.Getpid())))
+	}
+	for _, name := range []string{"small1", "small2"} {
+		small := h.file(t, name, "good binary")
+		start := time.Now()
+		select {
+		case allow := <-h.src.submit(t, small, true, int32(os.Getpid())):
+			if !allow {
+				t.Errorf("%s denied after %s behind a large file", name, time.Since(start))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not answered", name)
+		}
+	}
+	for i, ch := range bigs {
+		select {
+		case allow := <-ch:
+			if allow {
+				t.Errorf("large file %d allowed before its appraisal finished", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("large file %d not answered at its deadline", i)
+		}
+	}
+	self, _ := os.Executable()
+	recs := h.records(t, "decision deadline passed")
+	if len(recs) != 4 {
+		t.Fatalf("%d deadline records, want 4", len(recs))
+	}
+	for _, r := range recs {
+		if r["path"] != big || r["exe"] != self || r["hook"] != "open" {
+			t.Errorf("deadline record = %v, want path %s and exe %s", r, big, self)
+		}
+	}
+	if s := h.eng.Stats(); s.LargeFiles < 1 || s.Timeouts != 4 {
+		t.Errorf("stats: %+v", s)
+	}
+}

@@ -15,7 +15,7 @@ type metrics struct {
 	events, self, queued, decisions, denials, wouldDeny atomic.Int64
 	timeouts, errors, respondErrors, cacheHits          atomic.Int64
 	ignoreMarks, ignoreErrors, invalidations            atomic.Int64
-	measurements                                        atomic.Int64
+	measurements, large                                 atomic.Int64
 	writers, violations, leaseRefused, leaseBreaks      atomic.Int64
 	latency, measureLatency                             histogram
 }
@@ -85,6 +85,9 @@ type Stats struct {
 	IgnoreMarks   int64  `json:"kernel_cache_marks"`
 	Invalidations int64  `json:"invalidations"`
 	Measurements  int64  `json:"measurements"`
+	// LargeFiles counts decisions on large files not yet cached, taken
+	// off the decision workers.
+	LargeFiles int64 `json:"large_file_decisions"`
 	// Writers counts decisions that found the file open for write.
 	Writers    int64 `json:"open_writers"`
 	Violations int64 `json:"violations"`
@@ -111,7 +114,7 @@ func (e *Engine) Stats() Stats {
 		Decisions: e.m.decisions.Load(), Denials: e.m.denials.Load(), WouldDeny: e.m.wouldDeny.Load(),
 		Timeouts: e.m.timeouts.Load(), Errors: e.m.errors.Load(), CacheHits: e.m.cacheHits.Load(),
 		CacheEntries: e.cache.len(), IgnoreMarks: e.m.ignoreMarks.Load(),
-		Invalidations: e.m.invalidations.Load(), Measurements: e.m.measurements.Load(),
+		Invalidations: e.m.invalidations.Load(), Measurements: e.m.measurements.Load(), LargeFiles: e.m.large.Load(),
 		QueueDepth: len(e.queue), ReaderStallSecs: e.readStall().Seconds(),
 		Writers: e.m.writers.Load(), Violations: e.m.violations.Load(),
 		Leases: e.leases.len(), LeaseBreaks: e.m.leaseBreaks.Load(), LeaseRefused: e.m.leaseRefused.Load(),
@@ -155,6 +158,7 @@ func (e *Engine) WriteMetrics(w io.Writer) error {
 		{"intactd_kernel_cache_marks_total", "In-kernel ignore marks added for verified files.", s.IgnoreMarks},
 		{"intactd_invalidations_total", "Cache invalidations (writes, attribute changes).", s.Invalidations},
 		{"intactd_measurements_total", "Measurements appended and extended.", s.Measurements},
+		{"intactd_large_file_decisions_total", "Decisions on large files taken off the decision workers.", s.LargeFiles},
 		{"intactd_open_writers_total", "Decisions on files open for write (never cached).", s.Writers},
 		{"intactd_violations_total", "Measurement violations recorded (open_writers).", s.Violations},
 		{"intactd_lease_breaks_total", "Opens for write of kernel-cached files (their cache dropped).", s.LeaseBreaks},

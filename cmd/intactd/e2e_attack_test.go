@@ -381,3 +381,77 @@ func TestE2EEventFdExhaustion(t *testing.T) {
 	}
 	w.stop()
 }
+
+// TestE2EBigFileBesideSmall (issue 11 item 6): four concurrent reads of a
+// signed 1 GiB file under a FILE_CHECK rule with --deadline 300ms time
+// out (its hashing takes longer), but two small signed executables run
+// behind them: none is denied. Each deadline record names the path and
+// the executable. Once hashed, the big file's verdict is cached.
+func TestE2EBigFileBesideSmall(t *testing.T) {
+	bin := binaries(t)
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	small1, small2 := w.binary("small1", w.key), w.binary("small2", w.key)
+	big := filepath.Join(mnt, "big")
+	if err := os.WriteFile(big, []byte("a sparse gigabyte"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 1<<30); err != nil { // a hole: no space, all the hashing
+		t.Fatal(err)
+	}
+	w.intact("hash", big)
+	w.start("appraise func=BPRM_CHECK appraise_type=imasig\nappraise func=FILE_CHECK fsmagic=0xef53\n",
+		"--deadline", "300ms")
+	base, _ := w.status()["events"].(float64)
+	var readers []*exec.Cmd
+	for range 4 {
+		c := fantest.Command(t, time.Minute, "head", "-c1", big)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, c)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		n, _ := w.status()["events"].(float64)
+		return n >= base+4
+	}) {
+		t.Fatalf("the big file's reads did not reach the daemon: %v", w.status())
+	}
+	w.wantRuns(small1)
+	w.wantRuns(small2)
+	for i, c := range readers {
+		if err := c.Wait(); err == nil {
+			t.Errorf("reader %d: the big file was read before its appraisal finished", i)
+		}
+	}
+	// Every deadline record is the big file's, with the reader named.
+	head, _ := exec.LookPath("head")
+	head, _ = filepath.EvalSymlinks(head)
+	recs := w.records("decision deadline passed")
+	if len(recs) < 4 {
+		t.Errorf("%d deadline records, want 4 or more", len(recs))
+	}
+	for _, r := range recs {
+		if r["path"] != big || r["exe"] != head {
+			t.Errorf("deadline record %v: want path %s and exe %s", r, big, head)
+		}
+	}
+	for _, r := range w.records("denied") {
+		if r["path"] == small1 || r["path"] == small2 {
+			t.Errorf("a small executable was denied: %v", r)
+		}
+	}
+	if n, _ := w.status()["large_file_decisions"].(float64); n < 1 {
+		t.Errorf("no large-file decision counted: %v", w.status())
+	}
+	// The hashing went on: the verdict is cached, and a read is allowed.
+	if !waitFor(60*time.Second, func() bool {
+		return fantest.Command(t, 10*time.Second, "head", "-c1", big).Run() == nil
+	}) {
+		t.Errorf("the big file is still not readable after its hashing")
+	}
+	w.stop()
+}
