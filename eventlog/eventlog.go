@@ -19,11 +19,11 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/google/go-attestation/attest"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/label"
 )
 
@@ -80,7 +80,7 @@ func Parse(b []byte) (l *Log, err error) {
 // ReadFile reads and parses a log file, such as
 // /sys/kernel/security/tpm0/binary_bios_measurements. Errors name path.
 func ReadFile(path string) (*Log, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.List)
 	if err != nil {
 		return nil, err
 	}

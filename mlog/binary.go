@@ -5,9 +5,8 @@ package mlog
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
-	"os"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/label"
 )
 
@@ -250,15 +249,11 @@ func (l *List) MarshalBinary() ([]byte, error) {
 // (binary_runtime_measurements_sha256) and opts.Bank unset, the bank is
 // taken from the name.
 func ReadFile(path string, opts Options) (*List, error) {
-	f, err := os.Open(path)
+	// securityfs files report size 0: read to EOF, at most readfile.List
+	// bytes (a device such as /dev/zero is refused unread).
+	b, err := readfile.Read(path, readfile.List)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	// securityfs files report size 0: read to EOF.
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if opts.Bank == label.MD4 {
 		opts.Bank = bankFromName(path)

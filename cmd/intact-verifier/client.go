@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/readfile"
 )
 
 type clientFlags struct {
@@ -58,11 +58,11 @@ func (c *clientFlags) client() (*client, error) {
 	if c.tokenFile == "" || c.ca == "" {
 		return nil, usagef("give --state DIR, or --token-file and --ca")
 	}
-	tok, err := os.ReadFile(c.tokenFile)
+	tok, err := readfile.Read(c.tokenFile, readfile.Small)
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := os.ReadFile(c.ca)
+	caPEM, err := readfile.Read(c.ca, readfile.Cert)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (c *client) do(method, path string, body []byte, out any) error {
 func (c *client) addAgent(e *env, id, addr, policy, certPath string) error {
 	req := verifier.AddAgentRequest{ID: id, Addr: addr, Policy: policy}
 	if certPath != "" {
-		b, err := os.ReadFile(certPath)
+		b, err := readfile.Read(certPath, readfile.Cert)
 		if err != nil {
 			return err
 		}
@@ -263,13 +263,13 @@ func (c *client) removeAgent(e *env, id string) error {
 }
 
 func (c *client) addPolicy(e *env, name, path string) error {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Policy)
 	if err != nil {
 		return err
 	}
 	var pv verifier.PolicyView
 	if err := c.do(http.MethodPut, "/v1/policies/"+url.PathEscape(name), b, &pv); err != nil {
-		return err
+		return fmt.Errorf("policy %s: %w", path, err) // the verifier refused the file's content
 	}
 	fmt.Fprintf(e.stdout, "policy %s stored (%d paths)\n", esc(pv.Name), pv.Paths)
 	return nil

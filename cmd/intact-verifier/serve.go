@@ -31,6 +31,7 @@ import (
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/postgres"
@@ -101,7 +102,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	var receivers []webhook.Receiver
 	if len(hooks) > 0 {
-		b, err := os.ReadFile(*hookSecret)
+		b, err := readfile.Read(*hookSecret, readfile.Small)
 		if err != nil {
 			return fmt.Errorf("--webhook-secret: %w", err)
 		}
@@ -277,7 +278,7 @@ func privateDir(dir string) error {
 // loadOrCreateToken reads the api token, creating a random one (mode
 // 0600) if the file does not exist.
 func loadOrCreateToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Small)
 	if errors.Is(err, fs.ErrNotExist) {
 		raw := make([]byte, 32)
 		if _, err := rand.Read(raw); err != nil {
@@ -331,7 +332,7 @@ func loadOrCreateEARKey(path string) (*ecdsa.PrivateKey, error) {
 // given: if another process creates the file meanwhile, its key is read
 // and used.
 func loadOrCreateEARKeyWith(path string, generate func() (*ecdsa.PrivateKey, error)) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Key)
 	if errors.Is(err, fs.ErrNotExist) {
 		k, gerr := generate()
 		if gerr != nil {
@@ -348,7 +349,7 @@ func loadOrCreateEARKeyWith(path string, generate func() (*ecdsa.PrivateKey, err
 		if !errors.Is(werr, fs.ErrExist) {
 			return nil, werr
 		}
-		b, err = os.ReadFile(path) // made meanwhile by another process
+		b, err = readfile.Read(path, readfile.Key) // made meanwhile by another process
 	}
 	if err != nil {
 		return nil, err

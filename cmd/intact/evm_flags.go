@@ -15,6 +15,7 @@ import (
 
 	"github.com/intactsec/intact/appraise"
 	"github.com/intactsec/intact/evm"
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/sig"
 )
 
@@ -138,9 +139,9 @@ func askPassphrase(e *env, cmd, prompt string, confirm bool) ([]byte, error) {
 
 // loadEVMKey opens the EVM key file at path with a passphrase.
 func loadEVMKey(e *env, cmd, path string, p *passFlags) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readNamed("evm key", path, readfile.Small)
 	if err != nil {
-		return nil, fmt.Errorf("evm key: %w", err)
+		return nil, err
 	}
 	kf, err := evm.ParseKeyFile(b)
 	if err != nil {
@@ -205,7 +206,7 @@ func (v *evmVerifyFlags) options(e *env, imaCerts []*x509.Certificate) (*apprais
 		for _, p := range v.certs {
 			cs, err := sig.LoadCertificates(p)
 			if err != nil {
-				return nil, fmt.Errorf("loading evm certificate: %w", unwrapPathError(err))
+				return nil, fileError("evm certificate", p, err)
 			}
 			for _, cert := range cs {
 				o.Keys.Add(cert)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/readfile"
 )
 
 const evmkeyUsage = `
@@ -135,9 +136,9 @@ func cmdEVMKeyExport(e *env, args []string) error {
 	case *keyPath == "" || *kmkPath == "":
 		return usageErrorf("evmkey", "--evmkey and --kmk are required")
 	}
-	mk, err := os.ReadFile(*kmkPath)
+	mk, err := readNamed("master key", *kmkPath, readfile.Small)
 	if err != nil {
-		return fmt.Errorf("master key: %w", err)
+		return err
 	}
 	if len(mk) == 0 || len(mk) > maxMasterKey {
 		return fmt.Errorf("%s: master key of %d bytes (want 1 to %d)", *kmkPath, len(mk), maxMasterKey)

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 
 	"github.com/intactsec/intact/filehash"
 	"github.com/intactsec/intact/internal/quote"
@@ -74,7 +76,7 @@ func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name stri
 		err   error
 	}
 	failed, skipped := 0, 0
-	tooLarge := false
+	tooLarge, denied := false, false
 	walk.Run(paths, tf.options(), func(en walk.Entry) result {
 		if en.Err != nil {
 			return result{path: en.Path, err: en.Err}
@@ -89,6 +91,7 @@ func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name stri
 				skipped++
 				tooLarge = tooLarge || errors.Is(se, walk.ErrTooLarge)
 			}
+			denied = denied || errors.Is(r.err, syscall.EPERM)
 			errorf(e, "%s: %s", quoteName(r.path), quote.Text(unwrapPathError(r.err).Error()))
 			return
 		}
@@ -100,6 +103,9 @@ func labelFiles(e *env, paths []string, tf *treeFlags, printOnly bool, name stri
 		err := &exitError{code: 2, err: fmt.Errorf("%d file(s) could not be labelled (%d skipped)", failed, skipped)}
 		if tooLarge {
 			err.hints = append(err.hints, "--max-size SIZE raises the size limit (default 4G; 0: none)")
+		}
+		if denied && strings.HasPrefix(name, "security.") && !printOnly {
+			err.hints = append(err.hints, "writing "+name+" needs root (CAP_SYS_ADMIN): run as root, or give --xattr-user to write "+strings.Replace(name, "security.", "user.", 1)+" instead")
 		}
 		return err
 	}

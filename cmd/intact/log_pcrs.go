@@ -7,11 +7,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 )
@@ -34,7 +34,7 @@ func readPCRFile(arg string, into pcrValues) error {
 			bankName, path, named = arg[:i], arg[i+1:], true
 		}
 	}
-	b, err := os.ReadFile(path)
+	b, err := readNamed("pcr file", path, readfile.Small)
 	if err != nil {
 		return err
 	}

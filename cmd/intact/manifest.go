@@ -224,7 +224,7 @@ func openManifest(path string, certs []string) (*manifest.Verified, *os.File, er
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, unwrapPathError(err)
+		return nil, nil, fileError("manifest", path, err)
 	}
 	v, err := manifest.Verify(f, keys)
 	if err != nil {

@@ -5,14 +5,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/policy"
 )
 
 const policyUsage = `
 Usage: intact policy check FILE|NAME
+       intact policy generate|import-keylime|merge|diff|window|sign|verify-signature|eval ...
+                 (runtime policies: intact policy generate -h)
 
 Validates an IMA policy in the kernel's policy language (one rule a line:
 action, conditions, options; '#' comments) as intactd understands it, and
@@ -38,10 +40,10 @@ func cmdPolicy(e *env, args []string) error {
 		return err
 	}
 	if len(ops) == 0 {
-		return usageErrorf("policy", "missing subcommand (check)")
+		return usageErrorf("policy", "missing subcommand (want %s)", policySubcommands())
 	}
 	if ops[0] != "check" {
-		return usageErrorf("policy", "unknown subcommand %q (want check, or a runtime policy command: generate, import-keylime, merge, diff, window, sign, verify-signature, eval)", ops[0])
+		return usageErrorf("policy", "unknown subcommand %q (want %s)", ops[0], policySubcommands())
 	}
 	if len(ops) != 2 {
 		return usageErrorf("policy", "policy check takes one FILE or built-in NAME")
@@ -63,10 +65,16 @@ func readPolicy(spec string) (*policy.Policy, error) {
 	if !strings.Contains(spec, "/") && policy.IsBuiltin(spec) {
 		return policy.Builtin(spec)
 	}
-	b, err := os.ReadFile(spec)
+	b, err := readNamed("policy", spec, readfile.Policy)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("reading policy: %w", unwrapPathError(err)),
+		return nil, withHint(err,
 			"built-in policies are tcb, appraise_tcb and tcb|appraise_tcb")
 	}
 	return policy.Parse(spec, b)
+}
+
+// policySubcommands lists every subcommand of intact policy: check (the
+// kernel's IMA policy language) and the runtime policy commands.
+func policySubcommands() string {
+	return "check, " + strings.Join(rtpolicyCommandNames, ", ")
 }

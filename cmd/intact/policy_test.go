@@ -35,7 +35,7 @@ func TestPolicyCheck(t *testing.T) {
 	if code, out, _ := runIntact("policy", "check", "tcb|appraise_tcb"); code != 0 || !strings.Contains(out, "appraise fowner=0\n") || !strings.Contains(out, "measure func=BPRM_CHECK mask=MAY_EXEC\n") {
 		t.Errorf("policy check built-ins = %d %q", code, out)
 	}
-	if code, _, errs := runIntact("policy", "check", filepath.Join(dir, "missing")); code != 2 || !strings.Contains(errs, "reading policy") {
+	if code, _, errs := runIntact("policy", "check", filepath.Join(dir, "missing")); code != 2 || !strings.Contains(errs, "policy "+filepath.Join(dir, "missing")+": no such file") {
 		t.Errorf("missing file = %d %q", code, errs)
 	}
 	for _, args := range [][]string{{"policy"}, {"policy", "lint", good}, {"policy", "check"}, {"policy", "check", good, good}} {

@@ -8,12 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
@@ -88,6 +88,10 @@ var rtpolicyCommands = map[string]func(e *env, args []string) error{
 	"eval":             cmdPolicyEval,
 }
 
+// rtpolicyCommandNames are the runtime policy subcommands in the order the
+// usage lists them.
+var rtpolicyCommandNames = []string{"generate", "import-keylime", "merge", "diff", "window", "sign", "verify-signature", "eval"}
+
 // runtimePolicyCommand returns the runtime policy subcommand named, or nil.
 func runtimePolicyCommand(name string) func(e *env, args []string) error {
 	return rtpolicyCommands[name]
@@ -127,9 +131,9 @@ func writePolicyDoc(e *env, out string, p rtpolicy.Policy) error {
 // readPolicyFile reads an intact runtime policy, plain or signed (the
 // signature is not checked here: see verify-signature).
 func readPolicyFile(path string) (rtpolicy.Policy, error) {
-	b, err := os.ReadFile(path)
+	b, err := readNamed("policy", path, readfile.Policy)
 	if err != nil {
-		return rtpolicy.Policy{}, fmt.Errorf("reading policy: %w", unwrapPathError(err))
+		return rtpolicy.Policy{}, err
 	}
 	doc, _, err := rtpolicy.SplitEnvelope(b)
 	if err != nil {
@@ -152,7 +156,7 @@ func loadCerts(paths []string) ([]*x509.Certificate, error) {
 	for _, p := range paths {
 		cs, err := sig.LoadCertificates(p)
 		if err != nil {
-			return nil, fmt.Errorf("certificate: %w", unwrapPathError(err))
+			return nil, fileError("certificate", p, err)
 		}
 		out = append(out, cs...)
 	}
@@ -262,7 +266,7 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	case *logFile != "":
 		var l *mlog.List
 		if l, err = mlog.ReadFile(*logFile, mlog.Options{}); err != nil {
-			return fmt.Errorf("measurement list: %w", unwrapPathError(err))
+			return fileError("measurement list", *logFile, err)
 		}
 		p, rep, err = rtpolicy.FromLog(l, o.Name)
 		if err == nil && len(cs) > 0 {
@@ -291,9 +295,9 @@ func cmdPolicyImportKeylime(e *env, args []string) error {
 	if len(ops) != 1 {
 		return usageErrorf("policy import-keylime", "want one Keylime policy or allowlist FILE")
 	}
-	b, err := os.ReadFile(ops[0])
+	b, err := readNamed("keylime policy", ops[0], readfile.Policy)
 	if err != nil {
-		return fmt.Errorf("reading keylime policy: %w", unwrapPathError(err))
+		return err
 	}
 	if *name == "" {
 		*name = policyName(ops[0], "keylime")
@@ -445,7 +449,7 @@ func cmdPolicySign(e *env, args []string) error {
 	}
 	key, err := sig.LoadPrivateKey(*keyPath)
 	if err != nil {
-		return fmt.Errorf("signing key: %w", unwrapPathError(err))
+		return fileError("signing key", *keyPath, err)
 	}
 	p, err := readPolicyFile(ops[0])
 	if err != nil {
@@ -486,17 +490,17 @@ func cmdPolicyVerifySignature(e *env, args []string) error {
 		return err
 	}
 	keys := sig.NewKeyring(cs...)
-	b, err := os.ReadFile(ops[0])
+	b, err := readNamed("policy", ops[0], readfile.Policy)
 	if err != nil {
-		return fmt.Errorf("reading policy: %w", unwrapPathError(err))
+		return err
 	}
 	var c *rtpolicy.Compiled
 	var doc []byte
 	var id uint32
 	if *sigPath != "" {
-		s, rerr := os.ReadFile(*sigPath)
+		s, rerr := readfile.Read(*sigPath, readfile.Small)
 		if rerr != nil {
-			return fmt.Errorf("reading signature: %w", unwrapPathError(rerr))
+			return fileError("signature", *sigPath, rerr)
 		}
 		c, id, err = rtpolicy.VerifyDetached(b, s, keys)
 		doc = b
@@ -561,7 +565,7 @@ func cmdPolicyEval(e *env, args []string) error {
 	}
 	l, err := mlog.ReadFile(ops[1], mlog.Options{})
 	if err != nil {
-		return fmt.Errorf("measurement list: %w", unwrapPathError(err))
+		return fileError("measurement list", ops[1], err)
 	}
 	findings := []rtpolicy.Finding{}
 	for i, r := range l.UnverifiedRecords() {

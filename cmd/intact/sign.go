@@ -110,7 +110,7 @@ func cmdSign(e *env, args []string) error {
 func loadSigner(path string) (crypto.Signer, error) {
 	k, err := sig.LoadPrivateKey(path)
 	if err != nil {
-		return nil, fmt.Errorf("loading key: %w", unwrapPathError(err))
+		return nil, fileError("key", path, err)
 	}
 	return k, nil
 }

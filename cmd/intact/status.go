@@ -75,7 +75,10 @@ func printStatus(w io.Writer, s *enforce.Status) {
 	fmt.Fprintf(w, "policy:        %s (%d rules)\n", s.Policy, s.Rules)
 	fmt.Fprintf(w, "decisions:     %d (events %d, own %d)\n", st.Decisions, st.Events, st.SelfEvents)
 	fmt.Fprintf(w, "denials:       %d\n", st.Denials)
-	fmt.Fprintf(w, "would deny:    %d (log mode)\n", st.WouldDeny)
+	if st.Mode != string(enforce.Enforce) || st.WouldDeny != 0 {
+		// log mode's count; in enforce mode there is nothing to report
+		fmt.Fprintf(w, "would deny:    %d (log mode)\n", st.WouldDeny)
+	}
 	fmt.Fprintf(w, "deadline hits: %d, errors %d\n", st.Timeouts, st.Errors)
 	fmt.Fprintf(w, "cache:         %d hits, %d entries, %d kernel marks, %d invalidations\n", st.CacheHits, st.CacheEntries, st.IgnoreMarks, st.Invalidations)
 	fmt.Fprintf(w, "leases:        %d held, %d broken by writers, %d refused\n", st.Leases, st.LeaseBreaks, st.LeaseRefused)

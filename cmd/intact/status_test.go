@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -40,6 +41,16 @@ func TestStatus(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("exit %d %s", code, errs)
+	}
+	// Enforce mode says nothing of log mode (the old code printed
+	// "would deny: 0 (log mode)" whatever the mode); log mode does.
+	if strings.Contains(out, "log mode") {
+		t.Errorf("status in enforce mode mentions log mode:\n%s", out)
+	}
+	var logMode bytes.Buffer
+	printStatus(&logMode, &enforce.Status{Stats: enforce.Stats{Mode: "log", WouldDeny: 5}})
+	if !strings.Contains(logMode.String(), "would deny:    5 (log mode)") {
+		t.Errorf("status in log mode:\n%s", logMode.String())
 	}
 	if code, out, _ := runIntact("status", "--socket", sock, "--json"); code != 0 || !json.Valid([]byte(out)) {
 		t.Errorf("--json = %d %q", code, out)

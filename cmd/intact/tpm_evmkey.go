@@ -14,6 +14,7 @@ import (
 
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
@@ -227,9 +228,9 @@ func cmdEVMKeyReseal(e *env, args []string) error {
 	case *path == "":
 		return usageErrorf("evmkey", "--evmkey is required")
 	}
-	b, err := os.ReadFile(*path)
+	b, err := readNamed("evm key", *path, readfile.Small)
 	if err != nil {
-		return fmt.Errorf("evm key: %w", err)
+		return err
 	}
 	kf, err := evm.ParseKeyFile(b)
 	if err != nil {

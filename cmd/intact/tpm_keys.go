@@ -6,8 +6,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/tpm"
 )
 
@@ -44,9 +44,9 @@ func keygenTPM(e *env, spec, keyType, keyPath, certPath, cn string, days int) er
 // into the TPM named by spec (the default TPM when spec is empty), any
 // other file is a software key. done releases the key.
 func loadAnySigner(e *env, cmd, path, spec string) (s crypto.Signer, done func(), err error) {
-	data, err := os.ReadFile(path)
+	data, err := readNamed("key", path, readfile.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading key: %w", unwrapPathError(err))
+		return nil, nil, err
 	}
 	if !tpm.IsKeyBlobPEM(data) {
 		if spec != "" {

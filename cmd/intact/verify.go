@@ -79,7 +79,7 @@ func cmdVerify(e *env, args []string) error {
 	for _, c := range certs {
 		cs, err := sig.LoadCertificates(c)
 		if err != nil {
-			return fmt.Errorf("loading certificate: %w", unwrapPathError(err))
+			return fileError("certificate", c, err)
 		}
 		loaded = append(loaded, cs...)
 	}
@@ -125,6 +125,9 @@ func cmdVerify(e *env, args []string) error {
 	stop()
 	if !*asJSON {
 		fmt.Fprintln(e.stdout, sum.String())
+	}
+	if sum.counts[appraise.UnknownKey] > 0 && len(certs) == 0 {
+		hintf(e, "no --cert given: no signature can be checked; give the signers' certificates with --cert CERT (repeatable)")
 	}
 	if sum.failed > 0 {
 		return errIntegrity

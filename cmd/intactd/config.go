@@ -9,11 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -103,7 +103,7 @@ func defaults() Config {
 
 // loadConfig reads a JSON config file over the defaults.
 func loadConfig(path string, c *Config) error {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Config)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

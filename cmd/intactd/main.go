@@ -31,6 +31,7 @@ import (
 	"github.com/intactsec/intact/enforce"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/fanotify"
+	"github.com/intactsec/intact/internal/readfile"
 	buildversion "github.com/intactsec/intact/internal/version"
 	"github.com/intactsec/intact/policy"
 	"github.com/intactsec/intact/sig"
@@ -85,7 +86,7 @@ func loadPolicy(spec string) (*policy.Policy, error) {
 	if !strings.Contains(spec, "/") && policy.IsBuiltin(spec) {
 		return policy.Builtin(spec)
 	}
-	b, err := os.ReadFile(spec)
+	b, err := readfile.Read(spec, readfile.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -142,7 +143,7 @@ func loadAppraiser(cfg Config) (*appraise.Appraiser, error) {
 }
 
 func loadEVMKey(path, passFile string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readfile.Read(path, readfile.Small)
 	if err != nil {
 		return nil, fmt.Errorf("evm key: %w", err)
 	}
@@ -152,7 +153,7 @@ func loadEVMKey(path, passFile string) ([]byte, error) {
 	}
 	pass := []byte(os.Getenv("INTACTD_EVM_PASSPHRASE"))
 	if passFile != "" {
-		p, err := os.ReadFile(passFile)
+		p, err := readfile.Read(passFile, readfile.Small)
 		if err != nil {
 			return nil, fmt.Errorf("evm key passphrase: %w", err)
 		}

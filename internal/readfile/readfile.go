@@ -20,6 +20,7 @@ const (
 	Cert   = 4 << 20  // DER or PEM certificates, a bundle included
 	Policy = 64 << 20 // an IMA policy, a runtime policy (rtpolicy.MaxSize)
 	List   = 1 << 30  // a measurement list or boot event log read whole
+	Config = 1 << 20  // a daemon's configuration file
 	Small  = 64 << 10 // a token, a passphrase, a signature, a PCR file
 )
 
@@ -27,9 +28,14 @@ const (
 // its bound.
 var ErrTooLarge = errors.New("file too large")
 
+// ErrDevice is wrapped by the error Read returns for a device (/dev/zero,
+// a disk, a terminal): never a key, certificate, policy or list.
+var ErrDevice = errors.New("a device, not a file")
+
 // Read returns the contents of path if it holds at most max bytes. A larger
-// file (or one that never ends) is an *os.PathError wrapping ErrTooLarge,
-// after at most max+1 bytes read.
+// file (or a pipe that never ends) is an *os.PathError wrapping
+// ErrTooLarge, after at most max+1 bytes read; a device is refused unread
+// (ErrDevice).
 func Read(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -37,8 +43,13 @@ func Read(path string, max int64) ([]byte, error) {
 	}
 	defer f.Close()
 	tooLarge := &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > max {
-		return nil, tooLarge
+	if fi, err := f.Stat(); err == nil {
+		switch {
+		case fi.Mode()&os.ModeDevice != 0:
+			return nil, &os.PathError{Op: "read", Path: path, Err: ErrDevice}
+		case fi.Mode().IsRegular() && fi.Size() > max:
+			return nil, tooLarge
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +27,31 @@ func TestRead(t *testing.T) {
 	if _, err := Read(filepath.Join(dir, "missing"), 4); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing file: %v", err)
 	}
-	// An endless file: refused after the bound, quickly.
-	start := time.Now()
-	if _, err := Read("/dev/zero", Cert); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "/dev/zero") {
+	// A device is refused unread.
+	if _, err := Read("/dev/zero", Cert); !errors.Is(err, ErrDevice) || !strings.Contains(err.Error(), "/dev/zero") {
 		t.Errorf("/dev/zero: %v", err)
 	}
+	// An endless pipe: refused after the bound, quickly.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	p = "/proc/self/fd/" + strconv.Itoa(int(r.Fd()))
+	if _, err := Read(p, Cert); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("an endless pipe: %v", err)
+	}
+	w.Close()
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("/dev/zero took %v", d)
+		t.Errorf("an endless pipe took %v", d)
 	}
 }
