@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/intactsec/intact/internal/fanotify/fantest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -218,4 +219,48 @@ func sharedMmapWriter(t *testing.T, fs fantest.FS) {
 	if violations != 1 || measured != 2 {
 		t.Errorf("measurement list for %s: %d violations, %d measurements; want 1 and 2", d, violations, measured)
 	}
+}
+
+// TestE2EWritersFailClosed: when the writer check cannot be made (here:
+// no CAP_LEASE, so no lease on a file root does not own), the file counts
+// as open for write and is denied, naming why; with CAP_LEASE (the shipped
+// unit keeps it) the same file is allowed.
+func TestE2EWritersFailClosed(t *testing.T) {
+	bin := binaries(t)
+	testenv.RequireTool(t, "setpriv")
+	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
+	if !child {
+		return
+	}
+	w := newWorld(t, bin, mnt)
+	users := filepath.Join(mnt, "users-script")
+	if err := os.WriteFile(users, []byte("echo intact-good\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.intact("sign", "--key", w.key, users)
+	if err := os.Chown(users, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	const pol = "appraise func=FILE_CHECK\n"
+	w.start(pol)
+	if code, out := w.run("bash " + users); code != 0 || !strings.Contains(out, "intact-good") {
+		t.Errorf("with CAP_LEASE: exit %d %q, want the script to run", code, out)
+	}
+	w.stop()
+
+	w.wrap = []string{"setpriv", "--bounding-set", "-lease", "--"}
+	w.start(pol)
+	if code, out := w.run("bash " + users); code == 0 || !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("without CAP_LEASE: exit %d %q, want EPERM (fail closed)", code, out)
+	}
+	found := false
+	for _, r := range w.records("denied") {
+		if r["path"] == users && r["verdict"] == "open-writers" && strings.Contains(r["reason"].(string), "cannot tell") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no open-writers denial saying it cannot tell:\n%s", w.log)
+	}
+	w.stop()
 }
