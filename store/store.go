@@ -55,6 +55,9 @@ type Agent struct {
 	LogSource string    `json:"log_source"`
 	LogPCR    int       `json:"log_pcr"`
 	Created   time.Time `json:"created"`
+	// Lease is set by stores that replicas share (Leaser): the replica
+	// that attests the agent and until when.
+	Lease Lease `json:"lease"`
 	Status
 }
 

@@ -89,6 +89,15 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		seq BIGINT NOT NULL
 	);`,
+	// 1 -> 2: leases of the agents, and the replicas that hold them.
+	`ALTER TABLE agents ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+	ALTER TABLE agents ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+	CREATE INDEX agents_lease_owner ON agents(lease_owner);
+	CREATE INDEX agents_lease_until ON agents(lease_until);
+	CREATE TABLE replicas (
+		name TEXT PRIMARY KEY,
+		seen BIGINT NOT NULL
+	);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed.
@@ -231,16 +240,19 @@ func (d *DB) CreateAgent(ctx context.Context, a *store.Agent, evs ...store.Event
 	})
 }
 
-const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key`
+const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key, lease_owner, lease_until`
 
 func scanAgent(row pgx.Row) (*store.Agent, error) {
 	var a store.Agent
 	var created int64
 	var st []byte
-	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &a.LogSource, &a.LogPCR, &created, &st, &a.EKKey); err != nil {
+	var until int64
+	if err := row.Scan(&a.ID, &a.Addr, &a.CertDER, &a.EKPublic, &a.EKCert, &a.AKPublic, &a.Policy, &a.LogSource, &a.LogPCR, &created, &st, &a.EKKey,
+		&a.Lease.Replica, &until); err != nil {
 		return nil, err
 	}
 	a.Created = fromTS(created)
+	a.Lease.Until = fromTS(until)
 	if err := json.Unmarshal(st, &a.Status); err != nil {
 		return nil, fmt.Errorf("agent %q: stored status: %w", a.ID, err)
 	}
@@ -299,6 +311,12 @@ func (d *DB) DeleteAgent(ctx context.Context, id string, evs ...store.Event) err
 }
 
 func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
+	return d.saveAttestations(ctx, "", batch)
+}
+
+// saveAttestations stores batch; with a replica, only the updates of the
+// agents whose lease it holds now (by the database's clock).
+func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store.Update) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -309,7 +327,14 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		for i, u := range batch {
 			ids[i] = u.AgentID
 		}
-		rows, err := tx.Query(ctx, `SELECT id, created, outcome, history_at FROM agents WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		q := `SELECT id, created, outcome, history_at FROM agents WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+		args := []any{ids}
+		if replica != "" {
+			q = `SELECT id, created, outcome, history_at FROM agents WHERE id = ANY($1)
+				AND lease_owner = $2 AND lease_until > ` + dbNow + ` ORDER BY id FOR UPDATE`
+			args = append(args, replica)
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}

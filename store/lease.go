@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Leaser is implemented by stores that several verifier replicas share
+// (store/postgres). Each agent is attested by the one replica that holds
+// its lease; leases are renewed every fraction of an interval and taken
+// over when they lapse, so a replica that dies loses its agents to the
+// others. Times are the database's clock, never a replica's.
+type Leaser interface {
+	// Lease is one round of a replica's lease loop: it records the
+	// replica as alive, renews the leases it holds for ttl, gives up
+	// those beyond its fair share (the agents divided by the replicas
+	// seen within the last ttl, rounded up), claims lapsed or free ones
+	// up to that share, and returns the ids of the agents it now holds,
+	// sorted. A replica must call it more often than every ttl.
+	Lease(ctx context.Context, replica string, ttl time.Duration) ([]string, error)
+	// ClaimAgent takes the lease of agent id for replica if it is free
+	// or lapsed (a new enrollment), and reports whether it did.
+	ClaimAgent(ctx context.Context, replica, id string, ttl time.Duration) (bool, error)
+	// ReleaseLeases gives up every lease of replica (a clean shutdown:
+	// the others take its agents at once) and forgets the replica.
+	ReleaseLeases(ctx context.Context, replica string) error
+	// SaveAttestationsAs is SaveAttestations fenced by the lease: the
+	// updates (and their events) of agents whose lease replica does not
+	// hold at commit time are dropped, so a replica that lost a lease
+	// (paused, partitioned) can never write over its new owner.
+	SaveAttestationsAs(ctx context.Context, replica string, batch []Update) error
+	// Replicas returns the replicas seen within the last since, with the
+	// number of leases each holds.
+	Replicas(ctx context.Context, since time.Duration) (map[string]int, error)
+}
+
+// Lease is who attests an agent, in a store shared by replicas (zero in
+// a store of one verifier).
+type Lease struct {
+	Replica string    `json:"replica,omitempty"`
+	Until   time.Time `json:"until,omitempty"`
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/store"
+	"github.com/intactsec/intact/store/postgres"
+)
+
+func openPG(t *testing.T) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), pgtest.NewDB(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func addAgents(t *testing.T, db store.Store, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("a%02d", i)
+		a := &store.Agent{ID: id, Addr: "127.0.0.1:1", CertDER: []byte{1}, EKPublic: []byte{byte(i)}, AKPublic: []byte{byte(i), 1},
+			Policy: "p", LogSource: "intact", LogPCR: 13, Created: time.Unix(1000, 0)}
+		a.State = store.StateEnrolled
+		if err := db.CreateAgent(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Leases share the agents between live replicas, move them when a replica
+// joins, and hand a dead replica's agents to the others once its leases
+// lapse; a write fenced by a lease the writer lost is dropped.
+func TestLeases(t *testing.T) {
+	ctx := context.Background()
+	db := openPG(t)
+	all := addAgents(t, db, 10)
+	const ttl = 600 * time.Millisecond
+	lease := func(r string) []string {
+		t.Helper()
+		ids, err := db.Lease(ctx, r, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	if got := lease("A"); !slices.Equal(got, all) {
+		t.Fatalf("alone, A holds %v", got)
+	}
+	// B joins: nothing is free yet; A gives back the excess, B takes it.
+	if got := lease("B"); len(got) != 0 {
+		t.Fatalf("B took live leases: %v", got)
+	}
+	a := lease("A")
+	b := lease("B")
+	if len(a) != 5 || len(b) != 5 {
+		t.Fatalf("after B joined: A %v, B %v", a, b)
+	}
+	for _, id := range a {
+		if slices.Contains(b, id) {
+			t.Fatalf("%s held by both", id)
+		}
+	}
+	// fencing: A cannot write an agent B holds
+	upd := func(id string) store.Update {
+		return store.Update{AgentID: id, Created: time.Unix(1000, 0),
+			Status: store.Status{State: store.StateTrusted, Attestations: 7},
+			Result: store.Result{AgentID: id, Time: time.Unix(2000, 0), State: store.StateTrusted}}
+	}
+	if err := db.SaveAttestationsAs(ctx, "A", []store.Update{upd(b[0]), upd(a[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if ag, _ := db.GetAgent(ctx, b[0]); ag.Attestations != 0 {
+		t.Errorf("A wrote %s, which B holds", b[0])
+	}
+	if ag, _ := db.GetAgent(ctx, a[0]); ag.Attestations != 7 || ag.Lease.Replica != "A" {
+		t.Errorf("A's own write: %+v", ag)
+	}
+	// A dies (stops renewing): within a ttl and one round B holds all.
+	died := time.Now()
+	var got []string
+	for time.Since(died) < 10*ttl {
+		if got = lease("B"); len(got) == 10 {
+			break
+		}
+		time.Sleep(ttl / 3) // B's lease rounds: time is the thing under test
+	}
+	took := time.Since(died)
+	if len(got) != 10 || took > 2*ttl {
+		t.Fatalf("B holds %d agents %v after A died (want 10 within 2 ttl)", len(got), took)
+	}
+	t.Logf("B took over A's agents %v after A's last renewal (ttl %v)", took.Round(time.Millisecond), ttl)
+	// A comes back: it gets a share again, without an operator
+	lease("A")
+	lease("B")
+	if a = lease("A"); len(a) != 5 {
+		t.Fatalf("A rejoined with %v", a)
+	}
+	rs, err := db.Replicas(ctx, ttl)
+	if err != nil || rs["A"] != 5 || rs["B"] != 5 {
+		t.Fatalf("Replicas = %v, %v", rs, err)
+	}
+	// a clean shutdown hands everything over at once
+	if err := db.ReleaseLeases(ctx, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if got := lease("B"); len(got) != 10 {
+		t.Fatalf("after A released: B holds %v", got)
+	}
+	// a new agent is claimed by the replica that enrolls it
+	addAgents(t, db, 0)
+	ok, err := db.ClaimAgent(ctx, "B", all[0], ttl)
+	if err != nil || !ok {
+		t.Fatalf("ClaimAgent of its own: %v %v", ok, err)
+	}
+	if ok, _ := db.ClaimAgent(ctx, "C", all[0], ttl); ok {
+		t.Fatal("C claimed a live lease")
+	}
+}
