@@ -91,24 +91,28 @@ func DecodeAddAgent(r io.Reader) (*AddAgentRequest, []byte, error) {
 
 // AgentView is an agent as the API shows it.
 type AgentView struct {
-	ID           string         `json:"id"`
-	Addr         string         `json:"addr"`
-	Policy       string         `json:"policy"`
-	State        string         `json:"state"`
-	Kind         string         `json:"kind,omitempty"`
-	Reasons      []string       `json:"reasons,omitempty"`
-	Attestations int64          `json:"attestations"`
-	LastAttested *time.Time     `json:"last_attested,omitempty"`
-	LastTrusted  *time.Time     `json:"last_trusted,omitempty"`
-	LogSource    string         `json:"log_source"`
-	LogPCR       int            `json:"log_pcr"`
-	LogOffset    int64          `json:"log_offset"`
-	CertSHA256   string         `json:"cert_sha256"`
-	AKPublic     []byte         `json:"ak_public"` // TPMT_PUBLIC
-	EKPublic     []byte         `json:"ek_public"` // TPMT_PUBLIC
-	EKCert       []byte         `json:"ek_cert,omitempty"`
-	History      []store.Result `json:"history,omitempty"`
-	Timeline     []Notification `json:"timeline,omitempty"`
+	ID           string     `json:"id"`
+	Addr         string     `json:"addr"`
+	Policy       string     `json:"policy"`
+	State        string     `json:"state"`
+	Kind         string     `json:"kind,omitempty"`
+	Reasons      []string   `json:"reasons,omitempty"`
+	Attestations int64      `json:"attestations"`
+	LastAttested *time.Time `json:"last_attested,omitempty"`
+	LastTrusted  *time.Time `json:"last_trusted,omitempty"`
+	LogSource    string     `json:"log_source"`
+	LogPCR       int        `json:"log_pcr"`
+	LogOffset    int64      `json:"log_offset"`
+	CertSHA256   string     `json:"cert_sha256"`
+	// Replica holds the agent's lease when replicas share the store;
+	// LeaseUntil is when it lapses (past: no replica attests the agent).
+	Replica    string         `json:"replica,omitempty"`
+	LeaseUntil *time.Time     `json:"lease_until,omitempty"`
+	AKPublic   []byte         `json:"ak_public"` // TPMT_PUBLIC
+	EKPublic   []byte         `json:"ek_public"` // TPMT_PUBLIC
+	EKCert     []byte         `json:"ek_cert,omitempty"`
+	History    []store.Result `json:"history,omitempty"`
+	Timeline   []Notification `json:"timeline,omitempty"`
 }
 
 func viewOf(a *store.Agent) *AgentView {
@@ -119,6 +123,10 @@ func viewOf(a *store.Agent) *AgentView {
 	if !a.LastAttested.IsZero() {
 		t := a.LastAttested
 		v.LastAttested = &t
+	}
+	if !a.Lease.Until.IsZero() {
+		t := a.Lease.Until
+		v.Replica, v.LeaseUntil = a.Lease.Replica, &t
 	}
 	if !a.LastTrusted.IsZero() {
 		t := a.LastTrusted

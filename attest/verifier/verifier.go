@@ -85,6 +85,11 @@ type Options struct {
 	// an agent that sends more without reaching its quoted PCR fails
 	// with log-replay, a security failure.
 	MaxAttestRecords, MaxAttestBytes int64
+	// Leases, when the store is shared by several replicas (a
+	// store.Leaser, with Replica this replica's name), make this verifier
+	// attest only the agents whose lease it holds (lease.go).
+	Leases  store.Leaser
+	Replica string
 }
 
 // DefaultHistoryHeartbeat is how often an agent whose outcome does not
@@ -176,14 +181,18 @@ func (v *Verifier) Run(ctx context.Context) error {
 	v.mu.Lock()
 	v.ctx = ctx
 	v.mu.Unlock()
-	agents, err := v.o.Store.ListAgents(ctx)
-	if err != nil {
-		return err
-	}
-	// Spread the first attestations of the stored agents over one
-	// interval, so that a restart does not quote every agent at once.
-	for i, a := range agents {
-		v.start(a, v.o.Interval*time.Duration(i)/time.Duration(len(agents)))
+	if v.o.Leases != nil {
+		go v.leaseLoop(ctx)
+	} else {
+		agents, err := v.o.Store.ListAgents(ctx)
+		if err != nil {
+			return err
+		}
+		// Spread the first attestations of the stored agents over one
+		// interval, so that a restart does not quote every agent at once.
+		for i, a := range agents {
+			v.start(a, v.o.Interval*time.Duration(i)/time.Duration(len(agents)))
+		}
 	}
 	flushed := make(chan struct{})
 	go func() { v.writer(); close(flushed) }()
@@ -232,7 +241,7 @@ func (v *Verifier) writer() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := v.o.Store.SaveAttestations(ctx, batch); err != nil {
+		if err := v.save(ctx, batch); err != nil {
 			wait := webhook.Backoff(failures, v.o.FlushEvery, maxWriteBackoff)
 			failures++
 			retryAt = time.Now().Add(wait)
@@ -496,7 +505,9 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	}
 	v.log.Info("enrolled", "agent", a.ID, "ek", ekr.Verdict())
 	v.wake()
-	v.start(a, 0)
+	if v.claim(ctx, a.ID) {
+		v.start(a, 0)
+	}
 	return a, nil
 }
 

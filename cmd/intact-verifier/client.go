@@ -155,17 +155,43 @@ func (c *client) listAgents(e *env) error {
 // cannot forge a row or a column.
 func printAgents(w io.Writer, vs []verifier.AgentView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDR\tPOLICY\tSTATE\tRECORDS\tLAST ATTESTED\tREASON")
+	// With replicas sharing the store: which one attests each agent, and
+	// its last successful attestation (a lapsed lease: no replica does).
+	replicas := false
 	for _, v := range vs {
-		last := "-"
-		if v.LastAttested != nil {
-			last = v.LastAttested.Format(time.RFC3339)
+		replicas = replicas || v.LeaseUntil != nil
+	}
+	head := "ID\tADDR\tPOLICY\tSTATE\tRECORDS\tLAST ATTESTED\tREASON"
+	if replicas {
+		head = "ID\tADDR\tPOLICY\tSTATE\tRECORDS\tLAST ATTESTED\tLAST TRUSTED\tREPLICA\tREASON"
+	}
+	fmt.Fprintln(tw, head)
+	stamp := func(t *time.Time) string {
+		if t == nil {
+			return "-"
 		}
+		return t.Format(time.RFC3339)
+	}
+	now := time.Now()
+	for _, v := range vs {
 		reason := ""
 		if len(v.Reasons) > 0 {
 			reason = v.Reasons[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", esc(v.ID), esc(v.Addr), esc(v.Policy), esc(v.State), v.LogOffset, last, esc(reason))
+		if !replicas {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", esc(v.ID), esc(v.Addr), esc(v.Policy), esc(v.State), v.LogOffset, stamp(v.LastAttested), esc(reason))
+			continue
+		}
+		replica := "-"
+		switch {
+		case v.LeaseUntil == nil:
+		case v.LeaseUntil.Before(now):
+			replica = "none (lease lapsed " + v.LeaseUntil.Format(time.RFC3339) + ")"
+		default:
+			replica = esc(v.Replica)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", esc(v.ID), esc(v.Addr), esc(v.Policy), esc(v.State), v.LogOffset,
+			stamp(v.LastAttested), stamp(v.LastTrusted), replica, esc(reason))
 	}
 	return tw.Flush()
 }

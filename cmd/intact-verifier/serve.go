@@ -69,6 +69,7 @@ func cmdServe(e *env, args []string) error {
 	withUI := fs.Bool("ui", true, "")
 	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "")
 	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "")
+	replica := fs.String("replica", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -144,6 +145,19 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// On a store that replicas share, this replica attests the agents
+	// whose lease it holds; its name defaults to HOSTNAME-PID.
+	leases, shared := st.(store.Leaser)
+	if shared && *replica == "" {
+		host, _ := os.Hostname()
+		*replica = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if !shared {
+		leases = nil
+		if *replica != "" {
+			return usagef("--replica needs a store that replicas share (--db postgres://… or --db-file)")
+		}
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var signers *sig.Keyring // runtime policies must be signed by one of these
 	if len(policyCerts) > 0 {
@@ -160,7 +174,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
 		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust,
-		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes})
+		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes, Leases: leases, Replica: *replica})
 	if err != nil {
 		return err
 	}
@@ -205,7 +219,7 @@ func cmdServe(e *env, args []string) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("intact-verifier serving", "addr", ln.Addr().String(), "state", *state, "interval", *interval)
+	log.Info("intact-verifier serving", "addr", ln.Addr().String(), "state", *state, "interval", *interval, "replica", *replica)
 	if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		stop()
 		<-done

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package verifier
+
+import (
+	"context"
+	"time"
+
+	"github.com/intactsec/intact/store"
+)
+
+// Replicas: with Options.Leases, every replica runs leaseLoop; each agent
+// is attested by the replica that holds its lease in the store. A lease
+// lives one interval (at least leaseMinTTL) and is renewed three times an
+// interval, so a replica that dies loses its agents to the others within
+// about one interval plus a round; one that stops cleanly gives them up at
+// once. Writes are fenced (store.Leaser.SaveAttestationsAs): a replica
+// that lost a lease while paused cannot write over the new owner, so no
+// attestation, state change or event is stored twice.
+
+// leaseMinTTL keeps short test intervals from making leases flap on a
+// loaded database.
+const leaseMinTTL = time.Second
+
+func (v *Verifier) leaseTTL() time.Duration { return max(v.o.Interval, leaseMinTTL) }
+
+func (v *Verifier) leaseLoop(ctx context.Context) {
+	ttl := v.leaseTTL()
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	known := map[string]bool{} // leased agents this loop has started (or found not to attest)
+	for {
+		v.leaseRound(ctx, ttl, known)
+		select {
+		case <-ctx.Done():
+			// hand the agents over at once
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := v.o.Leases.ReleaseLeases(rctx, v.o.Replica); err != nil {
+				v.log.Warn("releasing leases", "replica", v.o.Replica, "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// leaseRound renews, claims and gives up leases, and starts and stops
+// runners to match.
+func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]bool) {
+	rctx, cancel := context.WithTimeout(ctx, ttl)
+	defer cancel()
+	owned, err := v.o.Leases.Lease(rctx, v.o.Replica, ttl)
+	if err != nil {
+		if ctx.Err() == nil {
+			// Without a renewal the leases lapse and others take over;
+			// the fenced writes keep this replica from writing meanwhile.
+			v.log.Error("lease round failed", "replica", v.o.Replica, "err", err)
+		}
+		return
+	}
+	want := make(map[string]bool, len(owned))
+	for _, id := range owned {
+		want[id] = true
+	}
+	v.mu.Lock()
+	var gone []string
+	for id := range v.runners {
+		if !want[id] {
+			gone = append(gone, id)
+		}
+	}
+	var fresh []string
+	for _, id := range owned {
+		if !known[id] {
+			fresh = append(fresh, id)
+		}
+	}
+	v.mu.Unlock()
+	for id := range known {
+		if !want[id] {
+			delete(known, id)
+		}
+	}
+	for _, id := range gone {
+		v.stop(id)
+	}
+	if len(gone) > 0 {
+		v.log.Info("leases given up or lost", "replica", v.o.Replica, "agents", len(gone))
+	}
+	started := 0
+	for i, id := range fresh {
+		first := !known[id]
+		known[id] = true
+		a, err := v.o.Store.GetAgent(rctx, id)
+		if err != nil {
+			v.log.Warn("leased agent unreadable", "agent", id, "err", err)
+			continue
+		}
+		// spread over a third of an interval: taken-over agents are
+		// attested again within two intervals of their last attestation
+		if a.State == store.StateFailed && a.Kind == store.KindSecurity {
+			continue // not attested until enrolled again
+		}
+		v.start(a, ttl/3*time.Duration(i)/time.Duration(len(fresh)))
+		if first {
+			started++
+		}
+	}
+	if started > 0 {
+		v.log.Info("leases taken", "replica", v.o.Replica, "agents", started, "holding", len(owned))
+	}
+}
+
+// claim takes the lease of a new agent (enrolled by this replica); without
+// leases every agent is this verifier's.
+func (v *Verifier) claim(ctx context.Context, id string) bool {
+	if v.o.Leases == nil {
+		return true
+	}
+	ok, err := v.o.Leases.ClaimAgent(ctx, v.o.Replica, id, v.leaseTTL())
+	if err != nil {
+		v.log.Warn("claiming the lease of a new agent; the lease loop will", "agent", id, "err", err)
+	}
+	return ok && err == nil
+}
+
+// save stores a batch of attestations, fenced by the leases when the store
+// is shared.
+func (v *Verifier) save(ctx context.Context, batch []store.Update) error {
+	if v.o.Leases != nil {
+		return v.o.Leases.SaveAttestationsAs(ctx, v.o.Replica, batch)
+	}
+	return v.o.Store.SaveAttestations(ctx, batch)
+}
