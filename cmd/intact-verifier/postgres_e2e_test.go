@@ -30,13 +30,13 @@ func TestServePostgres(t *testing.T) {
 	dsnFile := filepath.Join(dir, "dsn")
 	os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600)
 
-	cmd := exec.Command(vbin, "serve", "--state", filepath.Join(dir, "v0"), "--db", "postgres://intact:secret@127.0.0.1/x")
+	sw := tpmtest.Start(t, tpmtest.Options{EKCert: true})
+	cmd := exec.Command(vbin, "serve", "--state", filepath.Join(dir, "v0"), "--ek-ca", sw.EKCA, "--db", "postgres://intact:secret@127.0.0.1/x")
 	out, err := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "--db-file") || strings.Contains(string(out), "secret") {
 		t.Fatalf("a password on the command line: exit %d (%v): %s", cmd.ProcessState.ExitCode(), err, out)
 	}
 
-	sw := tpmtest.Start(t, tpmtest.Options{})
 	agentState, vstate := filepath.Join(dir, "agent"), filepath.Join(dir, "verifier")
 	list := filepath.Join(dir, "measurements")
 	ok1 := filepath.Join(dir, "ok1")
@@ -62,7 +62,7 @@ func TestServePostgres(t *testing.T) {
 		return err == nil && agentAddr != ""
 	})
 	startVerifier := func() (*daemon, []string) {
-		v := start(t, vbin, "serve", "--state", vstate, "--db-file", dsnFile, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+		v := start(t, vbin, "serve", "--state", vstate, "--ek-ca", sw.EKCA, "--db-file", dsnFile, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
 		var m []string
 		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 			m = addrRE.FindStringSubmatch(v.out.String())
