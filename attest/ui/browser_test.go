@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -361,19 +362,28 @@ func TestBrowserFleet5000(t *testing.T) {
 	}
 	b, _ := browser(t)
 	login(t, b, s.url)
-	var took float64
+	// three loads, the median: one load on a machine busy with other
+	// work says little
+	var loads []float64
 	var info string
 	var rows int
-	run(t, b, 60*time.Second, "fleet page",
-		chromedp.Navigate(s.url+ui.Prefix+"#/"),
-		chromedp.WaitVisible(`body[data-ready="fleet"]`, chromedp.ByQuery),
-		chromedp.Evaluate(`window.__fleetRenderedAt`, &took),
-		chromedp.Text("#page-info", &info, chromedp.ByID),
-		chromedp.Evaluate(`document.querySelectorAll("#agents tr[data-id]").length`, &rows),
-	)
-	t.Logf("fleet page with 5,000 agents rendered %.0f ms after navigation", took)
+	for range 3 {
+		var took float64
+		run(t, b, 60*time.Second, "fleet page",
+			chromedp.Navigate("about:blank"),
+			chromedp.Navigate(s.url+ui.Prefix+"#/"),
+			chromedp.WaitVisible(`body[data-ready="fleet"]`, chromedp.ByQuery),
+			chromedp.Evaluate(`window.__fleetRenderedAt`, &took),
+			chromedp.Text("#page-info", &info, chromedp.ByID),
+			chromedp.Evaluate(`document.querySelectorAll("#agents tr[data-id]").length`, &rows),
+		)
+		loads = append(loads, took)
+	}
+	slices.Sort(loads)
+	took := loads[1]
+	t.Logf("fleet page with 5,000 agents rendered %.0f ms after navigation (median of %.0f)", took, loads)
 	if took <= 0 || took > 1000 {
-		t.Errorf("fleet page rendered after %.0f ms, want under 1000", took)
+		t.Errorf("fleet page rendered after %.0f ms (median of three), want under 1000", took)
 	}
 	if info != "1–50 of 5000" || rows != 50 {
 		t.Errorf("pagination: %q, %d rows", info, rows)

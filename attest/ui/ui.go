@@ -84,6 +84,8 @@ type UI struct {
 	mu       sync.Mutex
 	sessions map[string]time.Time // session id -> expiry
 	snap     *snapshot
+	loading  chan struct{} // closed when the store read under way ends
+	loadErr  error
 	since    map[string]stateSince // agent id -> state and when it was first seen in it
 	series   []Sample
 	lastAtt  int64
@@ -210,7 +212,36 @@ func (u *UI) refresh(ctx context.Context, maxAge time.Duration) (*snapshot, erro
 		u.mu.Unlock()
 		return s, nil
 	}
+	// One store read at a time: requests that arrive meanwhile (a page
+	// asks for the fleet and the list at once) share its result.
+	if wait := u.loading; wait != nil {
+		u.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		u.mu.Lock()
+		s, err := u.snap, u.loadErr
+		u.mu.Unlock()
+		if s == nil && err == nil {
+			err = errors.New("no snapshot")
+		}
+		return s, err
+	}
+	done := make(chan struct{})
+	u.loading = done
 	u.mu.Unlock()
+	s, err := u.load(ctx, now)
+	u.mu.Lock()
+	u.loading, u.loadErr = nil, err
+	u.mu.Unlock()
+	close(done)
+	return s, err
+}
+
+// load reads the agents and tracks when each entered its state.
+func (u *UI) load(ctx context.Context, now time.Time) (*snapshot, error) {
 	agents, err := u.o.Store.ListAgents(ctx)
 	if err != nil {
 		return nil, err
