@@ -213,6 +213,7 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 		}
 	}
 	out.LogPCRs = maps.Clone(canon[0].LogPCRs)
+	out.BootPolicy = canon[0].BootPolicy
 	// A path one input lists and another excludes passes whatever its
 	// digest: say so.
 	res := make([][]*regexp.Regexp, len(canon))

@@ -82,7 +82,15 @@ type Policy struct {
 	// source not named keeps its default (DefaultLogPCRs). Only PCRs
 	// 8-15 are accepted (AllowedLogPCR).
 	LogPCRs map[string]int `json:"log_pcrs,omitempty"`
+	// BootPolicy names the measured-boot policy (package bootpolicy,
+	// put into the verifier under that name) the verifier applies to the
+	// boot event log of every agent under this policy; "" none.
+	BootPolicy string `json:"boot_policy,omitempty"`
 }
+
+// BootPolicy is the name of the measured-boot policy this policy
+// requires ("" none).
+func (c *Compiled) BootPolicy() string { return c.doc.BootPolicy }
 
 // DefaultLogPCRs are the PCRs measurement lists extend unless a policy
 // says otherwise: the kernel's IMA list PCR 10, intact's own list PCR 13.

@@ -94,6 +94,7 @@ type Progress struct {
 const (
 	BootLogVerified = "verified" // replayed to the quoted PCRs 0-9
 	BootLogNone     = "none"     // the agent has no boot event log
+	BootLogJudged   = "judged"   // verified, and it meets the agent's measured-boot policy
 )
 
 // Result is one attestation outcome, as kept in an agent's history.

@@ -113,11 +113,14 @@ const (
 	ConfigApproved        int8 = 2
 	ConfigContraindicated int8 = 96
 	// executables
-	ExecApprovedRuntime    int8 = 2
-	ExecApprovedBoot       int8 = 3
-	ExecUnrecognized       int8 = 33
-	ExecContraindicated    int8 = 96
-	FileSystemApproved     int8 = 2
+	ExecApprovedRuntime int8 = 2
+	ExecApprovedBoot    int8 = 3
+	ExecUnrecognized    int8 = 33
+	ExecContraindicated int8 = 96
+	FileSystemApproved  int8 = 2
+	// hardware: the TPM's endorsement key is trusted (its certificate
+	// chains to a maker's CA, or the operator allowlisted it)
+	HardwareGenuine        int8 = 2
 	FileSystemUnrecognized int8 = 32
 	// CryptoValidationFailed: the evidence's cryptographic validation
 	// failed (any claim).

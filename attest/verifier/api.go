@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest/ear"
+	"github.com/intactsec/intact/bootpolicy"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/store"
 )
@@ -317,6 +318,18 @@ func (a *api) putPolicy(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rtpolicy.MaxSize))
 	if err != nil {
 		apiError(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	if IsBootPolicy(b) {
+		_, err := a.v.PutBootPolicy(r.Context(), name, b)
+		switch {
+		case errors.Is(err, bootpolicy.ErrFormat):
+			apiError(w, http.StatusBadRequest, err)
+		case err != nil:
+			storeError(w, err)
+		default:
+			reply(w, http.StatusOK, &PolicyView{Name: name})
+		}
 		return
 	}
 	c, err := a.v.PutPolicy(r.Context(), name, b)

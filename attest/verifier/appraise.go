@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/bootpolicy"
 	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
@@ -48,6 +49,10 @@ type Appraiser struct {
 	LogPCR   int
 	BootPCRs []int
 	Policy   *rtpolicy.Compiled
+	// Boot, when set, is the measured-boot policy the verified boot event
+	// log must meet (at each boot's first attestation); an agent with no
+	// boot log then fails it.
+	Boot *bootpolicy.Compiled
 	// Now is the verifier's clock at this attestation: the policy's
 	// update windows that end after it are applied (zero: none).
 	Now time.Time
@@ -336,6 +341,9 @@ func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, err
 		return err
 	}
 	if len(raw) == 0 {
+		if p.Boot != nil {
+			return secErr(ReasonBootPolicy, "the agent serves no boot event log, and its policy requires a measured boot")
+		}
 		prog.BootLog = store.BootLogNone
 		return nil
 	}
@@ -350,10 +358,17 @@ func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, err
 			trusted[i] = v
 		}
 	}
-	if _, err := l.Verify(eventlog.Values{bank: trusted}); err != nil {
+	events, err := l.Verify(eventlog.Values{bank: trusted})
+	if err != nil {
 		return secErr(ReasonBootLog, "%v", err)
 	}
 	prog.BootLog = store.BootLogVerified
+	if p.Boot != nil {
+		if err := judgeBoot(p.Boot, p, events); err != nil {
+			return err
+		}
+		prog.BootLog = store.BootLogJudged
+	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest/ear"
+	"github.com/intactsec/intact/bootpolicy"
 	"github.com/intactsec/intact/store"
 )
 
@@ -89,10 +90,17 @@ func EARAppraisal(policy string, st store.Status) ear.Appraisal {
 	case st.State == store.StateTrusted:
 		// The quote verified with the AK activated against the EK, and
 		// every measured file is in the runtime policy.
-		ap.Vector = &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy, Executables: ear.ExecApprovedRuntime}
+		// The EK was trusted at enrollment (a maker's chain or the
+		// allowlist): hardware. A boot log that met the agent's
+		// measured-boot policy: configuration.
+		ap.Vector = &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy, Executables: ear.ExecApprovedRuntime,
+			Hardware: ear.HardwareGenuine}
+		if st.Progress.BootLog == store.BootLogJudged {
+			ap.Vector.Configuration = ear.ConfigApproved
+		}
 		ap.Status = ap.Vector.Worst()
 	case st.State == store.StateFailed && st.Kind == store.KindSecurity:
-		tv := &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy}
+		tv := &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy, Hardware: ear.HardwareGenuine}
 		if len(st.Reasons) > 0 {
 			ap.Reason = reasonCode(st.Reasons[0])
 		}
@@ -105,6 +113,17 @@ func EARAppraisal(policy string, st store.Status) ear.Appraisal {
 			tv.Executables = ear.CryptoValidationFailed
 		case ReasonBootAggregate, ReasonBootLog:
 			tv.Configuration = ear.CryptoValidationFailed
+		case ReasonBootPolicy:
+			// The boot is not the policy's: its configuration always; its
+			// executables when a boot component is unknown.
+			tv.Configuration = ear.ConfigContraindicated
+			for _, r := range st.Reasons {
+				for _, k := range []string{bootpolicy.ReasonDigest, bootpolicy.ReasonExtra, bootpolicy.ReasonMissing, bootpolicy.ReasonType} {
+					if strings.Contains(r, "): "+k+": ") || strings.Contains(r, ": "+k+": ") {
+						tv.Executables = ear.ExecUnrecognized
+					}
+				}
+			}
 		case ReasonLogPCR:
 			tv.Configuration = ear.ConfigContraindicated
 		case ReasonDuplicateTPM:

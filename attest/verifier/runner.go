@@ -118,6 +118,13 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	}
 	p := &Appraiser{AK: r.ak, Bank: crypto.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now(),
 		MaxRecords: r.v.o.MaxAttestRecords, MaxBytes: r.v.o.MaxAttestBytes}
+	if bp := pol.BootPolicy(); bp != "" {
+		// A boot policy named and missing (or broken) is an error, never
+		// a boot accepted unjudged.
+		if p.Boot, err = r.v.bootPolicy(ctx, bp); err != nil {
+			return nil, fmt.Errorf("runtime policy %q names %w", r.agent.Policy, err)
+		}
+	}
 	nonce := make([]byte, attest.NonceSize)
 	if _, err := io.ReadFull(r.v.o.Rand, nonce); err != nil {
 		return nil, err

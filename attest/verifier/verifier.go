@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/webhook"
+	"github.com/intactsec/intact/bootpolicy"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/sig"
@@ -107,8 +109,10 @@ type Verifier struct {
 	mu       sync.Mutex
 	runners  map[string]*runner
 	policies map[string]*rtpolicy.Compiled
-	ctx      context.Context
-	wg       sync.WaitGroup
+	// bootPolicies caches measured-boot policies by name.
+	bootPolicies map[string]*bootpolicy.Compiled
+	ctx          context.Context
+	wg           sync.WaitGroup
 
 	hooks *webhook.Deliverer // nil without webhooks
 }
@@ -157,7 +161,8 @@ func New(o Options) (*Verifier, error) {
 		o.VerifierID = DefaultVerifierID
 	}
 	v := &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
-		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{}}
+		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{},
+		bootPolicies: map[string]*bootpolicy.Compiled{}}
 	if len(o.Webhooks) > 0 {
 		// Registers the receivers: each gets the events from now on.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -359,6 +364,9 @@ func (v *Verifier) Remove(ctx context.Context, id string) error {
 // PutPolicy validates and stores a runtime policy; agents use the new
 // version from their next attestation.
 func (v *Verifier) PutPolicy(ctx context.Context, name string, doc []byte) (*rtpolicy.Compiled, error) {
+	if strings.HasPrefix(name, bootPolicyPrefix) {
+		return nil, fmt.Errorf("%w: policy names starting with %q are kept for boot policies", rtpolicy.ErrFormat, bootPolicyPrefix)
+	}
 	c, err := v.parsePolicy(doc)
 	if err != nil {
 		return nil, err
@@ -431,6 +439,11 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 	pol, err := v.policy(ctx, req.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", req.Policy, err)
+	}
+	if bp := pol.BootPolicy(); bp != "" {
+		if _, err := v.bootPolicy(ctx, bp); err != nil {
+			return nil, fmt.Errorf("policy %q names %w", req.Policy, err)
+		}
 	}
 	if req.CertDER != nil {
 		if err := parseCert(req.CertDER); err != nil {
