@@ -149,6 +149,10 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 	}
 	if prog.LogOffset == 0 && ev.BootLog != nil {
 		if err := p.checkBootLog(&prog, ev.BootLog, ver.PCRs); err != nil {
+			var se *SecurityError
+			if out.Reset && errors.As(err, &se) {
+				se.Reboot = true
+			}
 			return nil, err
 		}
 	}

@@ -37,6 +37,9 @@ const (
 type SecurityError struct {
 	Reason string
 	Detail string
+	// Reboot: the failing quote showed a TPM reset (the failure is in
+	// the new boot, such as its boot log), so the timeline has a reboot.
+	Reboot bool
 }
 
 func (e *SecurityError) Error() string {

@@ -76,7 +76,8 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 		st.LastTrusted = now
 	}
 	res.State, res.Kind, res.Reasons, res.LogOffset, res.Attestations = st.State, st.Kind, st.Reasons, st.Progress.LogOffset, st.Attestations
-	if app != nil && app.Reset {
+	rebooted := app != nil && app.Reset || se != nil && se.Reboot
+	if rebooted {
 		r.v.log.Info("agent rebooted: attesting its new boot from the start", "agent", a.ID)
 	}
 	if st.State != r.status.State || !reflect.DeepEqual(st.Reasons, r.status.Reasons) {
@@ -85,7 +86,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	// Events (with a signed result) only on changes: not on the path of
 	// every attestation.
 	var evs []store.Event
-	if app != nil && app.Reset {
+	if rebooted {
 		evs = r.event(evs, EventReboot, st, now)
 	}
 	if st.State != r.status.State || st.Kind != r.status.Kind {
