@@ -32,7 +32,7 @@ import (
 //	GET    /v1/ear-key             -> the EAR signing key (JWK)
 //	DELETE /v1/agents/{id}
 //	GET    /v1/policies            -> [name]
-//	PUT    /v1/policies/{name}     runtime policy JSON -> PolicyView
+//	PUT    /v1/policies/{name}     runtime (or measured-boot) policy JSON -> PolicyView
 //	GET    /v1/policies/{name}     -> the runtime policy JSON
 //
 // Errors are {"error": "..."} with a 4xx/5xx status.
