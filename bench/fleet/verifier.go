@@ -39,6 +39,7 @@ type target struct {
 	// be told apart from the load generator's (in-process).
 	cpu  func() (time.Duration, bool)
 	stop func() error
+	kill func() // SIGKILL (a child process only)
 }
 
 // apiClient is an operator API client pinned to the verifier's
@@ -65,16 +66,18 @@ func freeAddr() (string, error) {
 
 // startBinary runs `intact-verifier serve` as a child process with a
 // fresh state directory.
-func startBinary(bin, state string, interval time.Duration, stderr io.Writer) (*target, error) {
+func startBinary(bin, state string, interval time.Duration, stderr io.Writer, extra ...string) (*target, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(ekAllowPath(state), []byte("# the simulated agents' EKs\n"), 0o644); err != nil {
-		return nil, err
+	if _, err := os.Stat(ekAllowPath(state)); err != nil { // a restart keeps the list
+		if err := os.WriteFile(ekAllowPath(state), []byte("# the simulated agents' EKs\n"), 0o644); err != nil {
+			return nil, err
+		}
 	}
-	cmd := exec.Command(bin, "serve", "--state", state, "--listen", addr, "--interval", interval.String(),
-		"--ek-allow", ekAllowPath(state))
+	cmd := exec.Command(bin, append([]string{"serve", "--state", state, "--listen", addr, "--interval", interval.String(),
+		"--ek-allow", ekAllowPath(state)}, extra...)...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -82,6 +85,7 @@ func startBinary(bin, state string, interval time.Duration, stderr io.Writer) (*
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	kill := func() { cmd.Process.Kill(); <-exited }
 	stop := func() error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -130,7 +134,7 @@ func startBinary(bin, state string, interval time.Duration, stderr io.Writer) (*
 		cpu: func() (time.Duration, bool) {
 			d, err := procCPU(pid)
 			return d, err == nil
-		}, stop: stop}, nil
+		}, stop: stop, kill: kill}, nil
 }
 
 // procCPU is the user+system CPU time of a process, all its threads
