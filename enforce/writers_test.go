@@ -236,16 +236,19 @@ func BenchmarkHasWriters(b *testing.B) {
 // is cached, and the measurement list gets the kernel's ToMToU violation
 // after the measurement.
 func TestWriterDuringDecision(t *testing.T) {
-	h := start(t, "appraise func=FILE_CHECK\nmeasure func=FILE_CHECK\n", func(c *Config) { c.Workers = 1 })
-	h.app.sleep = 300 * time.Millisecond
-	slow := h.file(t, "slow", "slow but good")
+	app := &gatedAppraiser{started: make(chan struct{}), release: make(chan struct{})}
+	h := start(t, "appraise func=FILE_CHECK\nmeasure func=FILE_CHECK\n", func(c *Config) {
+		c.Appraiser, c.Deadline = app, 30*time.Second
+	})
+	slow := h.file(t, "slow", "good, read while a writer comes")
 	answer := h.src.submit(t, slow, false, 4242)
-	waitFor(t, "the appraisal to start", func() bool { return h.app.calls.Load() == 1 })
+	<-app.started
 	wfd, err := unix.Open(slow, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(wfd)
+	close(app.release)
 	select {
 	case a := <-answer:
 		if a {
@@ -261,4 +264,13 @@ func TestWriterDuringDecision(t *testing.T) {
 	if h.eng.cache.len() != 0 || h.src.ignores.Load() != 0 {
 		t.Error("cached")
 	}
+}
+
+// gatedAppraiser passes every file, once released.
+type gatedAppraiser struct{ started, release chan struct{} }
+
+func (a *gatedAppraiser) Appraise(f *os.File, path string) Appraisal {
+	close(a.started)
+	<-a.release
+	return Appraisal{OK: true, Signed: true, Verdict: "ok"}
 }
