@@ -24,7 +24,10 @@ const (
 	controlConns = 8
 	metricsConns = 16
 	agentConns   = 32
+)
 
+// The timeouts (variables for the tests only).
+var (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
 	writeTimeout      = 30 * time.Second
