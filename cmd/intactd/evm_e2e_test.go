@@ -54,8 +54,8 @@ func TestE2EEVMStrip(t *testing.T) {
 	w.wantRuns(good)
 	w.wantDenied(setuid)
 	w.wantDenied(stripped)
-	w.wantRecord("denied", setuid, "metadata-changed")
-	w.wantRecord("denied", stripped, "no-label")
+	w.awaitRecord("denied", setuid, "metadata-changed")
+	w.awaitRecord("denied", stripped, "no-label")
 	for _, r := range w.records("denied") {
 		if r["path"] == stripped && !strings.Contains(r["reason"].(string), "missing-HMAC") {
 			t.Errorf("record does not name the missing HMAC: %v", r)

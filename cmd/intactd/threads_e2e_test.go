@@ -57,7 +57,7 @@ func TestE2EThreadCredentials(t *testing.T) {
 	if code, out := run("1000", "-1"); code != 126 || !strings.Contains(out, "Operation not permitted") {
 		t.Errorf("root thread of a uid-1000 leader execs an unsigned program: exit %d (%s), want 126 EPERM", code, out)
 	}
-	w.wantRecord("denied", unsigned, "no-label")
+	w.awaitRecord("denied", unsigned, "no-label")
 	// Leader root, exec from a thread that dropped to uid 1000: not root's.
 	if code, out := run("-1", "1000"); code != 0 {
 		t.Errorf("uid-1000 thread of a root leader execs a program outside the rule: exit %d (%s), want 0", code, out)

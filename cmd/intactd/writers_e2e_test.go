@@ -66,6 +66,21 @@ func (w *mmapWriter) close() {
 	}
 }
 
+// awaitRecord waits (up to 10 s: records follow the answers, later under
+// load) for a record with msg naming path with verdict, then checks it.
+func (w *world) awaitRecord(msg, path, verdict string) {
+	w.t.Helper()
+	for i := 0; i < 200; i++ {
+		for _, r := range w.records(msg) {
+			if r["path"] == path && r["verdict"] == verdict {
+				w.wantRecord(msg, path, verdict)
+				return
+			}
+		}
+	}
+	w.wantRecord(msg, path, verdict)
+}
+
 func mtimeOf(t *testing.T, path string) unix.Timespec {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -141,8 +156,8 @@ func sharedMmapWriter(t *testing.T, fs fantest.FS) {
 		wantDenied(a, "after the write through the mapping")
 		wr.close()
 		wantDenied(a, "writer gone, content changed") // content-changed
-		w.wantRecord("denied", a, "open-writers")
-		w.wantRecord("denied", a, "content-changed")
+		w.awaitRecord("denied", a, "open-writers")
+		w.awaitRecord("denied", a, "content-changed")
 
 		// A writer after the file was appraised and cached.
 		b := script()
@@ -181,7 +196,7 @@ func sharedMmapWriter(t *testing.T, fs fantest.FS) {
 		wr.replace("good", "evil")
 		wantDenied(c, "appraise mode, after the write through the mapping")
 		wr.close()
-		w.wantRecord("denied", c, "content-changed")
+		w.awaitRecord("denied", c, "content-changed")
 		w.stop()
 	}
 
@@ -254,9 +269,11 @@ func TestE2EWritersFailClosed(t *testing.T) {
 		t.Errorf("without CAP_LEASE: exit %d %q, want EPERM (fail closed)", code, out)
 	}
 	found := false
-	for _, r := range w.records("denied") {
-		if r["path"] == users && r["verdict"] == "open-writers" && strings.Contains(r["reason"].(string), "cannot tell") {
-			found = true
+	for i := 0; i < 200 && !found; i++ { // records follow the answers
+		for _, r := range w.records("denied") {
+			if r["path"] == users && r["verdict"] == "open-writers" && strings.Contains(r["reason"].(string), "cannot tell") {
+				found = true
+			}
 		}
 	}
 	if !found {
