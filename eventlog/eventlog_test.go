@@ -182,6 +182,12 @@ func FuzzParse(f *testing.F) {
 		for _, bank := range l.Banks() {
 			ev, _ := l.UnverifiedEvents(bank)
 			Components(ev, bank)
+			for _, e := range ev {
+				Variable(e.Data) // UEFI_VARIABLE_DATA read from any event's data
+				Describe(e)
+				DataMeasured(e, bank)
+			}
 		}
+		Variable(b)
 	})
 }
