@@ -7,6 +7,10 @@
 #                                        /usr/sbin /usr/libexec
 #                                        /usr/lib/x86_64-linux-gnu)
 #
+# With INTACT_BASELINE=/path/to/an/older/intact it also times that binary's
+# sign -r and verify -r on the same tree, interleaved run by run with this
+# checkout's, and prints the ratio (to see what a change costs).
+#
 # Prints the median wall time of each step, files/s, MB/s, and intact's
 # speed as a multiple of each anchor's. Caches are warm (the tree is read
 # once before timing). Results go in docs/benchmarks.md.
@@ -85,6 +89,22 @@ t_ev=$(median evmctl_verify)
 t_sh=$(median sha256sum_all)
 t_iv1=$(median "$work/intact" verify -j 1 --cert "$work/k.der" -r "$tree")
 
+if [ -n "${INTACT_BASELINE:-}" ]; then
+	# interleaved: baseline, new, baseline, new... so that a change in the
+	# machine's load hits both alike
+	bs=() ns=() bv=() nv=()
+	for ((k = 0; k < runs; k++)); do
+		runs_save=$runs runs=1
+		bs+=($(median "$INTACT_BASELINE" sign --key "$work/k.pem" -r "$tree"))
+		ns+=($(median "$work/intact" sign --key "$work/k.pem" -r "$tree"))
+		bv+=($(median "$INTACT_BASELINE" verify --cert "$work/k.der" -r "$tree"))
+		nv+=($(median "$work/intact" verify --cert "$work/k.der" -r "$tree"))
+		runs=$runs_save
+	done
+	med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+	t_bs=$(med "${bs[@]}") t_ns=$(med "${ns[@]}") t_bv=$(med "${bv[@]}") t_nv=$(med "${nv[@]}")
+fi
+
 echo
 row "evmctl ima_sign, $(nproc) parallel" "$t_es"
 row "intact sign -r" "$t_is"
@@ -96,3 +116,12 @@ echo
 echo "intact sign   vs evmctl ima_sign:   $(ratio "$t_is" "$t_es") faster"
 echo "intact verify vs evmctl ima_verify: $(ratio "$t_iv" "$t_ev") faster"
 echo "intact verify vs sha256sum ($(nproc) parallel): $(ratio "$t_iv" "$t_sh") faster"
+if [ -n "${INTACT_BASELINE:-}" ]; then
+	echo
+	row "baseline sign -r (interleaved)" "$t_bs"
+	row "intact sign -r (interleaved)" "$t_ns"
+	row "baseline verify -r (interleaved)" "$t_bv"
+	row "intact verify -r (interleaved)" "$t_nv"
+	echo "intact sign   vs baseline: $(ratio "$t_ns" "$t_bs") (above 1: faster)"
+	echo "intact verify vs baseline: $(ratio "$t_nv" "$t_bv") (above 1: faster)"
+fi

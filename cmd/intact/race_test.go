@@ -75,9 +75,9 @@ const nobody = 65534
 func makeRaceTree(t *testing.T) *raceTree {
 	t.Helper()
 	base := xattrDir(t)
-	// nobody must reach base: open up the directories above it (they are
-	// the test's own temporary directories).
-	for d := base; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+	// nobody must reach base: open up base and the directory above it,
+	// the two that t.TempDir made (0700), and nothing else.
+	for _, d := range []string{base, filepath.Dir(base)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
