@@ -155,6 +155,7 @@ func NewAPI(v *Verifier, token string) (http.Handler, error) {
 	mux.HandleFunc("GET /v1/agents/{id}", a.showAgent)
 	mux.HandleFunc("DELETE /v1/agents/{id}", a.removeAgent)
 	mux.HandleFunc("GET /v1/agents/{id}/ear", a.agentEAR)
+	mux.HandleFunc("POST /v1/agents/{id}/reactivate", a.reactivateAgent)
 	mux.HandleFunc("GET /v1/ear-key", a.earKey)
 	mux.HandleFunc("GET /v1/policies", a.listPolicies)
 	mux.HandleFunc("PUT /v1/policies/{name}", a.putPolicy)
@@ -287,6 +288,37 @@ func (a *api) earKey(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/jwk+json")
 	json.NewEncoder(w).Encode(j)
+}
+
+// ReactivateRequest is the body of POST /v1/agents/{id}/reactivate.
+type ReactivateRequest struct {
+	Note string `json:"note,omitempty"`
+}
+
+func (a *api) reactivateAgent(w http.ResponseWriter, r *http.Request) {
+	var req ReactivateRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4*MaxNote))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && err != io.EOF {
+		apiError(w, http.StatusBadRequest, fmt.Errorf("reactivate request: %v", err))
+		return
+	}
+	ag, err := a.v.Reactivate(r.Context(), r.PathValue("id"), req.Note)
+	switch {
+	case errors.Is(err, ErrNotFailed):
+		apiError(w, http.StatusConflict, err)
+		return
+	case errors.Is(err, store.ErrNotFound):
+		storeError(w, err)
+		return
+	case errors.Is(err, ErrNoteTooLong):
+		apiError(w, http.StatusBadRequest, err)
+		return
+	case err != nil:
+		storeError(w, err)
+		return
+	}
+	reply(w, http.StatusOK, viewOf(ag))
 }
 
 func (a *api) removeAgent(w http.ResponseWriter, r *http.Request) {

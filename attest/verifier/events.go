@@ -25,6 +25,9 @@ const (
 	EventFailed   = "failed"   // became failed, or its failure kind changed
 	EventReboot   = "reboot"   // the TPM was reset: a new boot is attested from its first record
 	EventRemoved  = "removed"  // removed by the operator
+	// EventReactivated: an operator cleared the agent's security failure
+	// (Verifier.Reactivate); attestation starts again.
+	EventReactivated = "reactivated"
 )
 
 // Notification is an event's body: what a webhook receiver is sent, as

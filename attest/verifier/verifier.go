@@ -361,6 +361,58 @@ func (v *Verifier) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// ErrNotFailed is returned by Reactivate for an agent that is not failed
+// for a security reason (an operational failure clears itself at the next
+// attestation that passes).
+var ErrNotFailed = errors.New("the agent is not failed for a security reason")
+
+// MaxNote bounds an operator's note (Reactivate).
+const MaxNote = 1024
+
+// ErrNoteTooLong is returned by Reactivate for a note over MaxNote bytes.
+var ErrNoteTooLong = fmt.Errorf("note longer than %d bytes", MaxNote)
+
+// Reactivate clears an agent's security failure on an operator's
+// decision: the agent goes back to "enrolled", a "reactivated" event
+// with the note goes to its timeline and the outbox, in the same
+// transaction, and attestation starts again from where the failure left
+// it. Records already judged (those that failed included) are not judged
+// again: reactivating accepts them, which is the operator's decision to
+// make, and is recorded.
+func (v *Verifier) Reactivate(ctx context.Context, id, note string) (*store.Agent, error) {
+	if len(note) > MaxNote {
+		return nil, ErrNoteTooLong
+	}
+	a, err := v.o.Store.GetAgent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.State != store.StateFailed || a.Kind != store.KindSecurity {
+		return nil, fmt.Errorf("%w (state %s)", ErrNotFailed, a.State)
+	}
+	v.stop(id) // the runner that stopped at the failure
+	now := v.o.Now().UTC()
+	prev := a.Status
+	st := a.Status
+	reason := "reactivated by the operator"
+	if note != "" {
+		reason += ": " + note
+	}
+	st.State, st.Kind, st.Reasons = store.StateEnrolled, "", []string{reason}
+	ev := v.newEvent(EventReactivated, a, st, prev.State, now)
+	res := store.Result{AgentID: a.ID, Time: now, State: st.State, Reasons: st.Reasons,
+		LogOffset: st.Progress.LogOffset, Attestations: st.Attestations}
+	if err := v.o.Store.SaveAttestations(ctx, []store.Update{{AgentID: a.ID, Created: a.Created,
+		Status: st, Result: res, Events: []store.Event{ev}, Heartbeat: v.o.HistoryHeartbeat}}); err != nil {
+		return nil, err
+	}
+	v.wake()
+	v.log.Info("agent reactivated by the operator", "agent", a.ID, "note", note, "previous_reasons", prev.Reasons)
+	a.Status = st
+	v.start(a, 0)
+	return a, nil
+}
+
 // PutPolicy validates and stores a runtime policy; agents use the new
 // version from their next attestation.
 func (v *Verifier) PutPolicy(ctx context.Context, name string, doc []byte) (*rtpolicy.Compiled, error) {

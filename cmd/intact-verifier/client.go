@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,19 +24,123 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/internal/readfile"
 )
 
 type clientFlags struct {
-	state, server, tokenFile, ca string
+	state, server, tokenFile, ca, config string
+	token                                string // from INTACT_VERIFIER_TOKEN only
 }
 
+// defaultServer is the API address when nothing names another.
+const defaultServer = "https://127.0.0.1:8443"
+
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.state, "state", "", "")
-	fs.StringVar(&c.server, "server", "https://127.0.0.1:8443", "")
-	fs.StringVar(&c.tokenFile, "token-file", "", "")
-	fs.StringVar(&c.ca, "ca", "", "")
+	fs.StringVar(&c.state, "state", "", "the server's state `DIR`: its api-token and verifier.crt are used (on the verifier's host)")
+	fs.StringVar(&c.server, "server", "", "the verifier's API `URL` (https://HOST:PORT; default "+defaultServer+")")
+	fs.StringVar(&c.tokenFile, "token-file", "", "`FILE` holding the API token")
+	fs.StringVar(&c.ca, "ca", "", "the server's certificate `FILE` (PEM), pinned")
+	fs.StringVar(&c.config, "config", "", "client configuration `FILE` (JSON; default $INTACT_VERIFIER_CONFIG, else ~/.config/intact-verifier/client.json if it exists)")
+}
+
+// clientConfig is the client's configuration file.
+type clientConfig struct {
+	Server    string `json:"server"`
+	State     string `json:"state"`
+	TokenFile string `json:"token_file"`
+	CA        string `json:"ca"`
+}
+
+// maxConfig bounds the configuration file.
+const maxConfig = 64 << 10
+
+// readClientConfig reads the configuration file path; a missing default
+// file is no configuration.
+func readClientConfig(path string, explicit bool) (*clientConfig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return &clientConfig{}, nil
+		}
+		return nil, fmt.Errorf("client configuration %s: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfig+1))
+	if err != nil {
+		return nil, fmt.Errorf("client configuration %s: %w", path, unwrapPath(err))
+	}
+	if len(b) > maxConfig {
+		return nil, fmt.Errorf("client configuration %s: larger than %d bytes", path, maxConfig)
+	}
+	var c clientConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("client configuration %s: %v", path, err)
+	}
+	return &c, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// resolve fills what no flag gave from the environment, then from the
+// configuration file: a flag wins over the environment, the environment
+// over the file.
+func (c *clientFlags) resolve(e *env, set map[string]bool) error {
+	getenv := e.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	pick := func(flagName string, dst *string, envName string) {
+		if !set[flagName] && *dst == "" {
+			*dst = getenv(envName)
+		}
+	}
+	pick("config", &c.config, "INTACT_VERIFIER_CONFIG")
+	pick("state", &c.state, "INTACT_VERIFIER_STATE")
+	pick("server", &c.server, "INTACT_VERIFIER_SERVER")
+	pick("token-file", &c.tokenFile, "INTACT_VERIFIER_TOKEN_FILE")
+	pick("ca", &c.ca, "INTACT_VERIFIER_CA")
+	if c.tokenFile == "" {
+		c.token = strings.TrimSpace(getenv("INTACT_VERIFIER_TOKEN"))
+	}
+	path, explicit := c.config, c.config != ""
+	if !explicit {
+		dir := getenv("XDG_CONFIG_HOME")
+		if dir == "" {
+			if home := getenv("HOME"); home != "" {
+				dir = filepath.Join(home, ".config")
+			}
+		}
+		if dir == "" {
+			return nil
+		}
+		path = filepath.Join(dir, "intact-verifier", "client.json")
+	}
+	cfg, err := readClientConfig(path, explicit)
+	if err != nil {
+		return err
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&c.server, cfg.Server)
+	fill(&c.state, cfg.State)
+	if c.token == "" {
+		fill(&c.tokenFile, cfg.TokenFile)
+	}
+	fill(&c.ca, cfg.CA)
+	return nil
 }
 
 type client struct {
@@ -46,21 +152,34 @@ type client struct {
 // maxReply bounds an API answer.
 const maxReply = 64 << 20
 
-func (c *clientFlags) client() (*client, error) {
+// client makes the API client from the flags fs parsed, the environment
+// and the configuration file.
+func (c *clientFlags) client(e *env, fs *flag.FlagSet) (*client, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := c.resolve(e, set); err != nil {
+		return nil, err
+	}
+	if c.server == "" {
+		c.server = defaultServer
+	}
 	if c.state != "" {
-		if c.tokenFile == "" {
+		if c.tokenFile == "" && c.token == "" {
 			c.tokenFile = filepath.Join(c.state, tokenFile)
 		}
 		if c.ca == "" {
 			c.ca = filepath.Join(c.state, certFile)
 		}
 	}
-	if c.tokenFile == "" || c.ca == "" {
-		return nil, usagef("give --state DIR, or --token-file and --ca")
+	if (c.tokenFile == "" && c.token == "") || c.ca == "" {
+		return nil, usagef("give --state DIR, or --token-file and --ca (or set them in INTACT_VERIFIER_* or the client configuration)")
 	}
-	tok, err := readfile.Read(c.tokenFile, readfile.Small)
-	if err != nil {
-		return nil, err
+	tok := []byte(c.token)
+	if c.tokenFile != "" {
+		var err error
+		if tok, err = readfile.Read(c.tokenFile, readfile.Small); err != nil {
+			return nil, err
+		}
 	}
 	caPEM, err := readfile.Read(c.ca, readfile.Cert)
 	if err != nil {
@@ -147,7 +266,36 @@ func (c *client) listAgents(e *env) error {
 	if err := c.do(http.MethodGet, "/v1/agents", nil, &vs); err != nil {
 		return err
 	}
-	return printAgents(e.stdout, vs)
+	if err := printAgents(e.stdout, vs); err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.State == "failed" {
+			return errFailed // exit 1, as for agents show
+		}
+	}
+	return nil
+}
+
+func (c *client) listPolicies(e *env) error {
+	var names []string
+	if err := c.do(http.MethodGet, "/v1/policies", nil, &names); err != nil {
+		return err
+	}
+	for _, n := range names {
+		fmt.Fprintln(e.stdout, esc(n))
+	}
+	return nil
+}
+
+func (c *client) reactivateAgent(e *env, id, note string) error {
+	body, _ := json.Marshal(verifier.ReactivateRequest{Note: note})
+	var v verifier.AgentView
+	if err := c.do(http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/reactivate", body, &v); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "reactivated %s: %s, attested again from now on\n", esc(v.ID), esc(v.State))
+	return nil
 }
 
 // printAgents prints agents as a table. Every string an agent can
@@ -324,6 +472,8 @@ func printTimeline(w io.Writer, tl []verifier.Notification) {
 		switch {
 		case n.Type == verifier.EventReboot:
 			what = "reboot detected (the new boot is attested from its first record)"
+		case n.Type == verifier.EventReactivated:
+			what = esc(n.Previous) + " -> " + esc(n.State) + ": reactivated by the operator"
 		case n.Previous != "" && n.Type != verifier.EventRemoved:
 			what = esc(n.Previous) + " -> " + esc(n.State)
 		}
@@ -338,11 +488,33 @@ func printTimeline(w io.Writer, tl []verifier.Notification) {
 }
 
 // agentEAR prints the agent's signed attestation result (a JWT).
-func (c *client) agentEAR(e *env, id string) error {
+func (c *client) agentEAR(e *env, id string, decode bool) error {
 	var raw []byte
 	if err := c.do(http.MethodGet, "/v1/agents/"+url.PathEscape(id)+"/ear", nil, &raw); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s\n", bytes.TrimSpace(raw))
+	token := string(bytes.TrimSpace(raw))
+	if !decode {
+		fmt.Fprintf(e.stdout, "%s\n", token)
+		return nil
+	}
+	var jwk []byte
+	if err := c.do(http.MethodGet, "/v1/ear-key", nil, &jwk); err != nil {
+		return err
+	}
+	pub, err := ear.ParseJWK(jwk)
+	if err != nil {
+		return fmt.Errorf("the verifier's EAR key: %w", err)
+	}
+	res, err := ear.Verify(token, pub)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "intact-verifier: error: the EAR of %s does not verify with the verifier's key: %v\n", esc(id), err)
+		return errFailed
+	}
+	out, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s\n", out)
 	return nil
 }

@@ -304,6 +304,51 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || res.Submods["host1"].Status != ear.StatusContraindicated || !slices.Contains(res.Submods["host1"].Paths, evil) {
 		t.Errorf("agents ear: %+v, %v", res, err)
 	}
+	// agents list exits 1 as its help says, with the failed agent listed.
+	if out := cli(1, "agents", "list"); !strings.Contains(out, "failed") {
+		t.Errorf("agents list with a failed agent: %s", out)
+	}
+	if out := cli(0, "policy", "list"); strings.TrimSpace(out) != "e2e" {
+		t.Errorf("policy list = %q, want e2e", out)
+	}
+	// --decode verifies the EAR with the verifier's key and prints it.
+	var decoded ear.Result
+	if err := json.Unmarshal([]byte(cli(0, "agents", "ear", "--decode", "host1")), &decoded); err != nil ||
+		decoded.Submods["host1"].Status != ear.StatusContraindicated {
+		t.Errorf("agents ear --decode: %+v, %v", decoded, err)
+	}
+	// The client settings from the environment, then from a file, instead
+	// of flags.
+	envRun := func(wantCode int, env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(vbin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != wantCode {
+			t.Fatalf("%v %v: exit %d (want %d), %v: %s", env, args, code, wantCode, err, out)
+		}
+		return string(out)
+	}
+	envRun(1, []string{"INTACT_VERIFIER_STATE=" + vstate, "INTACT_VERIFIER_SERVER=" + client[3]}, "agents", "list")
+	cfgFile := filepath.Join(dir, "client.json")
+	os.WriteFile(cfgFile, fmt.Appendf(nil, `{"server": %q, "token_file": %q, "ca": %q}`, client[3],
+		filepath.Join(vstate, "api-token"), filepath.Join(vstate, "verifier.crt")), 0o600)
+	envRun(1, []string{"INTACT_VERIFIER_CONFIG=" + cfgFile}, "agents", "list")
+	envRun(1, nil, "--config", cfgFile, "agents", "list")
+	// A flag wins over the environment: a wrong server in the environment,
+	// the right one as a flag.
+	envRun(1, []string{"INTACT_VERIFIER_SERVER=https://127.0.0.1:1"}, "--config", cfgFile, "--server", client[3], "agents", "list")
+	envRun(2, []string{"INTACT_VERIFIER_SERVER=https://127.0.0.1:1"}, "--config", cfgFile, "agents", "list")
+
+	// The operator decides evil was expected: reactivate. The decision is
+	// in the timeline, and the agent is attested (and trusted) again.
+	cli(0, "agents", "reactivate", "host1", "--note", "evil is the release candidate")
+	waitFor(t, 2*e2eInterval+5*time.Second, "trusted after reactivation", func() bool { return show("host1").State == "trusted" })
+	if out := cli(0, "agents", "show", "host1"); !strings.Contains(out, "failed -> enrolled: reactivated by the operator") ||
+		!strings.Contains(out, "evil is the release candidate") {
+		t.Errorf("agents show after reactivation has no reactivation in its timeline:\n%s", out)
+	}
+	cli(2, "agents", "reactivate", "host1") // not failed: refused
 	cli(0, "agents", "remove", "host1")
 	cli(2, "agents", "show", "host1")
 
@@ -316,11 +361,11 @@ func TestEndToEnd(t *testing.T) {
 	if refused == 0 {
 		t.Error("the receiver was never tried while down")
 	}
-	waitFor(t, 10*time.Second, "4 webhook deliveries", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return len(hook.types) >= 4 })
+	waitFor(t, 10*time.Second, "6 webhook deliveries", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return len(hook.types) >= 6 })
 	time.Sleep(2 * e2eInterval)
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
-	if want := []string{"enrolled", "trusted", "failed", "removed"}; !slices.Equal(hook.types, want) || len(hook.bad) > 0 {
+	if want := []string{"enrolled", "trusted", "failed", "reactivated", "trusted", "removed"}; !slices.Equal(hook.types, want) || len(hook.bad) > 0 {
 		t.Errorf("webhook received %v (bad: %v), want %v once each", hook.types, hook.bad, want)
 	}
 }

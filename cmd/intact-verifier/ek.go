@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,15 +18,30 @@ import (
 // cmdEK shows an agent's endorsement key: the hash an --ek-allow file
 // names it by, its certificate, and (with --ek-ca or --ek-allow) whether
 // a verifier with that trust would enroll it.
+const ekUsage = `
+Usage: intact-verifier ek ADDR [--cert FILE] [--ek-ca DIR]... [--ek-allow FILE]...
+
+Asks the agent at ADDR for its endorsement key and prints its hash (the
+form --ek-allow files list), its certificate and, with --ek-ca or
+--ek-allow, whether serve would trust it; exit 1 if it would not.
+`
+
 func cmdEK(e *env, args []string) error {
 	fs := flag.NewFlagSet("ek", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	certFile := fs.String("cert", "", "")
-	timeout := fs.Duration("timeout", 10*time.Second, "")
+	certFile := fs.String("cert", "", "the agent's TLS certificate `FILE` (PEM), pinned; default: trusted on first use")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on the request to the agent")
 	var cas, allows []string
-	fs.Func("ek-ca", "", func(v string) error { cas = append(cas, v); return nil })
-	fs.Func("ek-allow", "", func(v string) error { allows = append(allows, v); return nil })
+	fs.Func("ek-ca", "judge the EK against the TPM makers' CA certificates in `DIR` (repeatable)", func(v string) error { cas = append(cas, v); return nil })
+	fs.Func("ek-allow", "judge the EK against the EK hashes `FILE` lists (repeatable)", func(v string) error { allows = append(allows, v); return nil })
+	if e.describe != nil {
+		e.describe(fs, ekUsage) // the reference (docs_test.go)
+		return errDescribed
+	}
 	words, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return printHelp(e, ekUsage, fs)
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,10 @@
 // same binary is the API's client. See docs/attestation.md.
 package main
 
+// The reference (docs/intact-verifier-flags.md, intact-verifier(8),
+// dist/completion) is generated from the commands' flags:
+//go:generate go test -count=1 -run ^TestReference$ . -args -update
+
 import (
 	"errors"
 	"flag"
@@ -13,75 +17,92 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/intactsec/intact/internal/version"
 )
 
 const usage = `intact-verifier attests machines running intact's agent.
 
 Usage:
-    intact-verifier serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s]
-                          [--policy-cert FILE]...
-                          [--history 168h] [--history-heartbeat 1h]
-                          [--max-attest-records 500000] [--max-attest-bytes 67108864]
-                          [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
-    intact-verifier [client flags] agents add ID ADDR --policy NAME [--cert FILE]
-    intact-verifier [client flags] agents list
-    intact-verifier [client flags] agents show [--json] ID     (state, last attestation, history, timeline)
-    intact-verifier [client flags] agents ear ID              (the signed attestation result)
-    intact-verifier [client flags] agents remove ID
-    intact-verifier [client flags] policy add NAME FILE
-    intact-verifier [client flags] policy show NAME
-    intact-verifier ek ADDR [--cert FILE] [--ek-ca DIR]... [--ek-allow FILE]...
-                       (an agent's endorsement key: its hash for --ek-allow, its
-                       certificate, and whether it chains; exit 1 if it does not)
+    intact-verifier serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [flags]
+    intact-verifier ek ADDR [flags]
+    intact-verifier [client flags] COMMAND [flags] ARGS
 
-Client flags (before or after the subcommand):
+Commands:
+%s
+Client flags (before or after the command; see "intact-verifier COMMAND -h"):
     --state DIR        the server's state directory: its api-token and
                        verifier.crt are used (for commands on the same host)
     --server URL       https://HOST:PORT (default https://127.0.0.1:8443)
     --token-file FILE  file holding the api token
     --ca FILE          the server's certificate (PEM), pinned
+    --config FILE      a client configuration file (JSON)
+Each may instead come from the environment (INTACT_VERIFIER_STATE,
+INTACT_VERIFIER_SERVER, INTACT_VERIFIER_TOKEN_FILE or INTACT_VERIFIER_TOKEN,
+INTACT_VERIFIER_CA, INTACT_VERIFIER_CONFIG) or from the configuration file
+(default ~/.config/intact-verifier/client.json: {"server": ..., "state": ...,
+"token_file": ..., "ca": ...}); a flag wins over the environment, the
+environment over the file.
 
-Exit status: 0 ok, 1 an agent shown is failed, 2 a usage or operational error.
+Exit status: 0 ok, 1 an agent shown or listed is failed (or its EAR does not
+verify), 2 a usage or operational error.
 
 Examples:
     intact-verifier serve --state /var/lib/intact-verifier --ek-ca /usr/share/intact/ek-ca
-    intact-verifier --state /var/lib/intact-verifier policy add web web-policy.json
-    intact-verifier --state /var/lib/intact-verifier agents add web1 10.0.0.5:9443 --policy web
-    intact-verifier --state /var/lib/intact-verifier agents show web1
+    export INTACT_VERIFIER_STATE=/var/lib/intact-verifier
+    intact-verifier policy add web web-policy.json
+    intact-verifier agents add web1 10.0.0.5:9443 --policy web
+    intact-verifier agents show web1
 `
 
 // errFailed makes the exit status 1: an agent shown is failed.
 var errFailed = errors.New("agent failed attestation")
 
+// errDescribed ends a command whose flags went to env.describe.
+var errDescribed = errors.New("flags described")
+
 // usageError is a command-line mistake (exit 2 with a hint).
-type usageError struct{ msg string }
+type usageError struct {
+	msg string
+	cmd string // the command whose -h helps, or ""
+}
 
 func (e *usageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
 
 type env struct {
 	stdout, stderr io.Writer
+	getenv         func(string) string
+	// describe, when set, receives a command's flag set and help instead
+	// of parsing (the reference generator, docs_test.go).
+	describe func(fs *flag.FlagSet, help string)
 }
 
 func main() {
-	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
+	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:]))
 }
 
 func run(e *env, args []string) int {
 	err := dispatch(e, args)
 	var ue *usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelpShown):
 		return 0
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(e.stdout, usage)
+		fmt.Fprintf(e.stdout, usage, commandList())
 		return 0
 	case errors.Is(err, errFailed):
 		return 1
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.stderr, "intact-verifier: error: %v\n", err)
-		fmt.Fprintf(e.stderr, "intact-verifier: hint: run \"intact-verifier -h\" for usage\n")
+		if ue.cmd != "" {
+			fmt.Fprintf(e.stderr, "intact-verifier: hint: run \"intact-verifier %s -h\" for usage\n", ue.cmd)
+		} else {
+			fmt.Fprintf(e.stderr, "intact-verifier: hint: run \"intact-verifier -h\" for usage\n")
+		}
 		return 2
 	default:
 		fmt.Fprintf(e.stderr, "intact-verifier: error: %v\n", err)
@@ -89,75 +110,195 @@ func run(e *env, args []string) int {
 	}
 }
 
+// errHelpShown ends a command whose -h was printed.
+var errHelpShown = errors.New("help shown")
+
+// printHelp prints a command's help and its flags (flag.PrintDefaults).
+func printHelp(e *env, help string, fs *flag.FlagSet) error {
+	fmt.Fprintf(e.stdout, "%s\n\nFlags:\n", strings.TrimSpace(help))
+	fs.SetOutput(e.stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return errHelpShown
+}
+
+// clientOpts are the values of the client commands' own flags.
+type clientOpts struct {
+	json, decode bool
+	policy, cert string
+	note         string
+}
+
+// clientCommand is a command of the operator API's client.
+type clientCommand struct {
+	name    string // "agents add"
+	args    string // operands and flags, for the help
+	summary string
+	nargs   int // operands after the name
+	help    string
+	flags   func(fs *flag.FlagSet, o *clientOpts)
+	run     func(e *env, c *client, o *clientOpts, args []string) error
+}
+
+var clientCommands = []clientCommand{
+	{name: "agents add", args: "ID ADDR --policy NAME [--cert FILE]", nargs: 2,
+		summary: "enroll an agent and start attesting it",
+		flags: func(fs *flag.FlagSet, o *clientOpts) {
+			fs.StringVar(&o.policy, "policy", "", "the runtime policy `NAME` to judge the agent by (required)")
+			fs.StringVar(&o.cert, "cert", "", "the agent's TLS certificate `FILE` (PEM), pinned; default: trusted on first use")
+		},
+		run: func(e *env, c *client, o *clientOpts, a []string) error {
+			if o.policy == "" {
+				return &usageError{msg: "agents add: --policy NAME is required", cmd: "agents add"}
+			}
+			return c.addAgent(e, a[0], a[1], o.policy, o.cert)
+		}},
+	{name: "agents list", summary: "list the agents and their states (exit 1 if one is failed)",
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.listAgents(e) }},
+	{name: "agents show", args: "[--json] ID", nargs: 1,
+		summary: "an agent's state, history and timeline (exit 1 if failed)",
+		flags: func(fs *flag.FlagSet, o *clientOpts) {
+			fs.BoolVar(&o.json, "json", false, "print the API's JSON reply")
+		},
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.showAgent(e, a[0], o.json) }},
+	{name: "agents ear", args: "[--decode] ID", nargs: 1,
+		summary: "the agent's signed attestation result (EAR, a JWT)",
+		flags: func(fs *flag.FlagSet, o *clientOpts) {
+			fs.BoolVar(&o.decode, "decode", false, "verify the EAR with the verifier's key and print its claims as JSON (exit 1 if it does not verify)")
+		},
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.agentEAR(e, a[0], o.decode) }},
+	{name: "agents reactivate", args: "ID [--note TEXT]", nargs: 1,
+		summary: "clear a security failure, attest again (in the timeline)",
+		flags: func(fs *flag.FlagSet, o *clientOpts) {
+			fs.StringVar(&o.note, "note", "", "the operator's reason, recorded in the timeline")
+		},
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.reactivateAgent(e, a[0], o.note) }},
+	{name: "agents remove", args: "ID", nargs: 1, summary: "stop attesting an agent and forget it",
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.removeAgent(e, a[0]) }},
+	{name: "policy add", args: "NAME FILE", nargs: 2, summary: "store (or replace) a runtime policy",
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.addPolicy(e, a[0], a[1]) }},
+	{name: "policy list", summary: "list the stored runtime policies",
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.listPolicies(e) }},
+	{name: "policy show", args: "NAME", nargs: 1, summary: "print a stored runtime policy",
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.showPolicy(e, a[0]) }},
+}
+
+func commandList() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "    %-18s %s\n", "serve", "run the verifier and its operator API")
+	fmt.Fprintf(&b, "    %-18s %s\n", "ek", "an agent's endorsement key: hash, certificate, verdict")
+	for _, c := range clientCommands {
+		fmt.Fprintf(&b, "    %-18s %s\n", c.name, c.summary)
+	}
+	return b.String()
+}
+
+func (c *clientCommand) synopsis() string {
+	s := "intact-verifier [client flags] " + c.name
+	if c.args != "" {
+		s += " " + c.args
+	}
+	return s
+}
+
+// flagSet is the command's flags: the client flags and its own.
+func (c *clientCommand) flagSet(cf *clientFlags, o *clientOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cf.register(fs)
+	if c.flags != nil {
+		c.flags(fs, o)
+	}
+	return fs
+}
+
+func (c *clientCommand) helpText() string {
+	return "\nUsage: " + c.synopsis() + "\n\n" + strings.ToUpper(c.summary[:1]) + c.summary[1:] + ".\n" + c.help
+}
+
+// allClientFlags is a flag set with every client command's flags, to
+// find the command words among flags that take values.
+func allClientFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet("intact-verifier", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cf clientFlags
+	cf.register(fs)
+	var o clientOpts
+	for _, c := range clientCommands {
+		if c.flags == nil {
+			continue
+		}
+		scratch := flag.NewFlagSet("", flag.ContinueOnError)
+		c.flags(scratch, &o)
+		scratch.VisitAll(func(f *flag.Flag) {
+			if fs.Lookup(f.Name) == nil {
+				fs.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+	}
+	return fs
+}
+
 func dispatch(e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("no command")
 	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch args[0] {
+	case "-h", "--help", "help":
 		return flag.ErrHelp
-	}
-	if args[0] == "serve" {
+	case "--version", "-version", "version":
+		fmt.Fprintln(e.stdout, version.Line("intact-verifier"))
+		return nil
+	case "serve":
 		return cmdServe(e, args[1:])
-	}
-	if args[0] == "ek" {
+	case "ek":
 		return cmdEK(e, args[1:])
 	}
-	// Client commands: client flags anywhere, then the words.
-	fs := flag.NewFlagSet("intact-verifier", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	c := &clientFlags{}
-	c.register(fs)
-	var jsonOut bool
-	var policy, certFile string
-	fs.BoolVar(&jsonOut, "json", false, "")
-	fs.StringVar(&policy, "policy", "", "")
-	fs.StringVar(&certFile, "cert", "", "")
-	words, err := parseInterspersed(fs, args)
+	// Client commands: client flags anywhere, then the words. The words
+	// are found with every command's flags, then the command parses
+	// with its own so that a flag of another command is refused.
+	words, err := parseInterspersed(allClientFlags(), args)
+	help := errors.Is(err, flag.ErrHelp)
+	if err != nil && !help {
+		return err
+	}
+	var cmd *clientCommand
+	for i := range clientCommands {
+		if len(words) >= 2 && clientCommands[i].name == words[0]+" "+words[1] {
+			cmd = &clientCommands[i]
+		}
+	}
+	if cmd == nil {
+		if help {
+			return flag.ErrHelp
+		}
+		if len(words) < 2 {
+			return usagef("want a command such as \"agents list\"")
+		}
+		return usagef("unknown command %q", strings.Join(words[:2], " "))
+	}
+	var cf clientFlags
+	var o clientOpts
+	fs := cmd.flagSet(&cf, &o)
+	if e.describe != nil {
+		e.describe(fs, cmd.helpText())
+		return errDescribed
+	}
+	words, err = parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return printHelp(e, cmd.helpText(), fs)
+	}
+	if err != nil {
+		return &usageError{msg: err.Error(), cmd: cmd.name}
+	}
+	if len(words)-2 != cmd.nargs {
+		return &usageError{msg: "usage: " + cmd.synopsis(), cmd: cmd.name}
+	}
+	cl, err := cf.client(e, fs)
 	if err != nil {
 		return err
 	}
-	if len(words) < 2 {
-		return usagef("want a command such as \"agents list\"")
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	switch words[0] + " " + words[1] {
-	case "agents add":
-		if len(words) != 4 || policy == "" {
-			return usagef("usage: agents add ID ADDR --policy NAME [--cert FILE]")
-		}
-		return cl.addAgent(e, words[2], words[3], policy, certFile)
-	case "agents list":
-		return cl.listAgents(e)
-	case "agents show":
-		if len(words) != 3 {
-			return usagef("usage: agents show [--json] ID")
-		}
-		return cl.showAgent(e, words[2], jsonOut)
-	case "agents ear":
-		if len(words) != 3 {
-			return usagef("usage: agents ear ID")
-		}
-		return cl.agentEAR(e, words[2])
-	case "agents remove":
-		if len(words) != 3 {
-			return usagef("usage: agents remove ID")
-		}
-		return cl.removeAgent(e, words[2])
-	case "policy add":
-		if len(words) != 4 {
-			return usagef("usage: policy add NAME FILE")
-		}
-		return cl.addPolicy(e, words[2], words[3])
-	case "policy show":
-		if len(words) != 3 {
-			return usagef("usage: policy show NAME")
-		}
-		return cl.showPolicy(e, words[2])
-	}
-	return usagef("unknown command %q", strings.Join(words[:2], " "))
+	return cmd.run(e, cl, &o, words[2:])
 }
 
 // parseInterspersed parses flags anywhere among the words.
@@ -166,7 +307,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return words, err // the words so far name the command
 			}
 			return nil, usagef("%v", err)
 		}

@@ -47,32 +47,50 @@ const (
 	earKey     = "ear.key" // signs attestation results (EAR)
 )
 
+const serveUsage = `
+Usage: intact-verifier serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR]
+                             [--interval 2s] [--policy-cert FILE]...
+                             [--history 168h] [--history-heartbeat 1h]
+                             [--webhook URL... --webhook-secret FILE] [--webhook-max-backoff 5m]
+
+Runs the verifier: enrolls agents, attests each at --interval against its
+runtime policy, signs attestation results (EAR), delivers events to
+webhooks, and serves the operator API on --listen. It creates in its
+state directory, if missing: api-token (random, 0600), verifier.key and
+verifier.crt (self-signed ECDSA P-256), ear.key (signs attestation
+results, 0600) and verifier.db (SQLite). See docs/attestation.md.
+`
+
 func cmdServe(e *env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	state := fs.String("state", "", "")
-	listen := fs.String("listen", "127.0.0.1:8443", "")
-	db := fs.String("db", "", "")
-	dbFile := fs.String("db-file", "", "")
-	interval := fs.Duration("interval", 2*time.Second, "")
-	timeout := fs.Duration("timeout", 10*time.Second, "")
-	retention := fs.Duration("history", 7*24*time.Hour, "")
-	heartbeat := fs.Duration("history-heartbeat", verifier.DefaultHistoryHeartbeat, "")
+	state := fs.String("state", "", "state `DIR` (required): API token, TLS and EAR keys, database; created 0700")
+	listen := fs.String("listen", "127.0.0.1:8443", "serve the operator API (HTTPS) on `ADDR`")
+	db := fs.String("db", "", "the database: an SQLite `FILE`, or a PostgreSQL URL postgres://... (default STATE/verifier.db)")
+	dbFile := fs.String("db-file", "", "`FILE` holding the PostgreSQL connection string (keeps its password out of the command line)")
+	interval := fs.Duration("interval", 2*time.Second, "time between two attestations of an agent (at least 100ms)")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on one request to an agent")
+	retention := fs.Duration("history", 7*24*time.Hour, "how long attestation results and delivered events are kept")
+	heartbeat := fs.Duration("history-heartbeat", verifier.DefaultHistoryHeartbeat, "while an agent's outcome does not change, one history entry per this period (0: changes only)")
 	var policyCerts, hooks, ekCAs, ekAllows []string
-	fs.Func("policy-cert", "", func(v string) error { policyCerts = append(policyCerts, v); return nil })
-	fs.Func("ek-ca", "", func(v string) error { ekCAs = append(ekCAs, v); return nil })
-	fs.Func("ek-allow", "", func(v string) error { ekAllows = append(ekAllows, v); return nil })
-	fs.Func("webhook", "", func(v string) error { hooks = append(hooks, v); return nil })
-	hookSecret := fs.String("webhook-secret", "", "")
-	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "")
-	hookHTTP := fs.Bool("webhook-allow-http", false, "")
-	withUI := fs.Bool("ui", true, "")
-	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "")
-	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "")
-	replica := fs.String("replica", "", "")
+	fs.Func("policy-cert", "accept only runtime policies signed by this certificate `FILE`'s key (repeatable)", func(v string) error { policyCerts = append(policyCerts, v); return nil })
+	fs.Func("ek-ca", "trust agents' endorsement keys that chain to the TPM makers' CA certificates in `DIR` (repeatable; e.g. /usr/share/intact/ek-ca)", func(v string) error { ekCAs = append(ekCAs, v); return nil })
+	fs.Func("ek-allow", "trust the endorsement keys whose hashes `FILE` lists (repeatable; see intact-verifier ek)", func(v string) error { ekAllows = append(ekAllows, v); return nil })
+	fs.Func("webhook", "deliver signed event notifications to `URL` (repeatable)", func(v string) error { hooks = append(hooks, v); return nil })
+	hookSecret := fs.String("webhook-secret", "", "`FILE` holding the webhooks' HMAC key")
+	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "longest wait between two delivery attempts")
+	hookHTTP := fs.Bool("webhook-allow-http", false, "accept http:// webhook receivers (notifications in clear text)")
+	withUI := fs.Bool("ui", true, "serve the web dashboard with the API (--ui=false: the API only)")
+	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "most measurement-list records one attestation may carry; more is a security failure")
+	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "most measurement-list bytes one attestation may carry; more is a security failure")
+	replica := fs.String("replica", "", "this replica's `NAME` on a store replicas share (PostgreSQL; default HOSTNAME-PID)")
+	if e.describe != nil {
+		e.describe(fs, serveUsage) // the reference (docs_test.go)
+		return errDescribed
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return printHelp(e, serveUsage, fs)
 		}
 		return usagef("serve: %v", err)
 	}

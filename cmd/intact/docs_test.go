@@ -177,3 +177,16 @@ func TestReferenceCoversSubcommands(t *testing.T) {
 		}
 	}
 }
+
+// intact --version and intact version print the program's name and
+// build (the VCS revision of a real build is checked by
+// scripts.TestInstallScript).
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: io.Discard, getenv: func(string) string { return "" }}
+		if code := run(e, args); code != 0 || !strings.HasPrefix(stdout.String(), "intact ") {
+			t.Errorf("intact %v: exit %d, %q", args, code, stdout.String())
+		}
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/version"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
@@ -60,6 +61,9 @@ func run(args []string) error {
 		return serve(args[1:])
 	case "measure":
 		return measure(args[1:])
+	case "--version", "-version", "version":
+		fmt.Println(version.Line("intact-agent"))
+		return nil
 	}
 	return errors.New(usageShort)
 }
