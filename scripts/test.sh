@@ -45,6 +45,7 @@ packages=(
 	keyutils      # keyctl: EVM keys in the kernel's encrypted key type
 	swtpm swtpm-tools tpm2-tools
 	groff-base               # groff: man page lint (internal/clidoc)
+	systemd                  # systemd-analyze verify of the units (scripts TestInstall)
 	gcc libc6-dev libssl-dev # cgo: the embedded TPM simulator (go-tpm-tools) is C
 	ca-certificates          # Go's module downloads
 	git                      # the fresh clone below
