@@ -163,12 +163,27 @@ var clientCommands = []clientCommand{
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.showAgent(e, a[0], o.json) }},
 	{name: "agents ear", args: "[--decode] ID", nargs: 1,
 		summary: "the agent's signed attestation result (EAR, a JWT)",
+		help: `
+Prints the EAR (IETF RATS attestation result) the verifier signs now for
+the agent: a JWT (ES256). With --decode it fetches the verifier's key
+(GET /v1/ear-key), verifies the token and prints its claims as JSON; exit
+1 if it does not verify.
+`,
 		flags: func(fs *flag.FlagSet, o *clientOpts) {
 			fs.BoolVar(&o.decode, "decode", false, "verify the EAR with the verifier's key and print its claims as JSON (exit 1 if it does not verify)")
 		},
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.agentEAR(e, a[0], o.decode) }},
 	{name: "agents reactivate", args: "ID [--note TEXT]", nargs: 1,
 		summary: "clear a security failure, attest again (in the timeline)",
+		help: `
+A security failure stops attestation of the agent until an operator
+decides. After deciding (the policy updated, the host reinstalled, or
+what ran accepted), reactivate: the agent goes back to "enrolled", a
+"reactivated" event with the note goes to its timeline and the webhooks,
+and attestation starts again from where the failure left it; records
+already judged, the failing ones included, are not judged again. An agent
+not failed for a security reason is refused.
+`,
 		flags: func(fs *flag.FlagSet, o *clientOpts) {
 			fs.StringVar(&o.note, "note", "", "the operator's reason, recorded in the timeline")
 		},
