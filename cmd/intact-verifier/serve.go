@@ -67,7 +67,7 @@ func cmdServe(e *env, args []string) error {
 	state := fs.String("state", "", "state `DIR` (required): API token, TLS and EAR keys, database; created 0700")
 	listen := fs.String("listen", "127.0.0.1:8443", "serve the operator API (HTTPS) on `ADDR`")
 	db := fs.String("db", "", "the database: an SQLite `FILE`, or a PostgreSQL URL postgres://... (default STATE/verifier.db)")
-	dbFile := fs.String("db-file", "", "`FILE` holding the PostgreSQL connection string (keeps its password out of the command line)")
+	dbFile := fs.String("db-file", "", "`FILE` holding a PostgreSQL connection string (a password is refused on the command line)")
 	interval := fs.Duration("interval", 2*time.Second, "time between two attestations of an agent (at least 100ms)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on one request to an agent")
 	retention := fs.Duration("history", 7*24*time.Hour, "how long attestation results and delivered events are kept")
