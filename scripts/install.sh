@@ -74,11 +74,15 @@ files() {
 	for f in "$repo"/docs/*.md; do
 		printf 'docs/%s /usr/share/doc/intact/%s 0644\n' "${f##*/}" "${f##*/}"
 	done
+	# TPM makers' EK CA certificates: intact-verifier.service's --ek-ca.
+	for f in "$repo"/dist/ek-ca/*; do
+		printf 'dist/ek-ca/%s /usr/share/intact/ek-ca/%s 0644\n' "${f##*/}" "${f##*/}"
+	done
 }
 
 # Directories this installation may create and --uninstall removes when
 # they are empty, deepest first.
-owned_dirs=(/usr/share/doc/intact/examples /usr/share/doc/intact /usr/share/intact)
+owned_dirs=(/usr/share/doc/intact/examples /usr/share/doc/intact /usr/share/intact/ek-ca /usr/share/intact)
 
 reload_systemd() {
 	if [ -z "$destdir" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then

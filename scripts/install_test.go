@@ -104,8 +104,13 @@ func TestInstall(t *testing.T) {
 		}
 		for _, l := range strings.Split(string(b), "\n") {
 			if exe, ok := strings.CutPrefix(l, "ExecStart="); ok {
-				if _, err := os.Stat(filepath.Join(dest, strings.Fields(exe)[0])); err != nil {
-					t.Errorf("%s: ExecStart %s not installed", u, exe)
+				// The binary and every file it is given under /usr.
+				for _, arg := range strings.Fields(exe) {
+					if strings.HasPrefix(arg, "/usr/") {
+						if _, err := os.Stat(filepath.Join(dest, arg)); err != nil {
+							t.Errorf("%s: ExecStart names %s, not installed", u, arg)
+						}
+					}
 				}
 			}
 		}

@@ -34,7 +34,6 @@ else
 	"$repo/scripts/install.sh" --destdir "$stage/root" >&2
 fi
 rm -f "$stage/root/usr/share/intact/installed-files"
-rmdir "$stage/root/usr/share/intact"
 
 rev=$(git -C "$repo" rev-parse --short=12 HEAD)
 date=$(git -C "$repo" log -1 --format=%cd --date=format:%Y%m%d)
