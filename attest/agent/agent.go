@@ -40,6 +40,13 @@ type Config struct {
 	BootLog string // path of the TCG boot event log; "" if none
 	CertDER []byte // the agent's own TLS certificate (bound into activation proofs)
 	Logger  *slog.Logger
+	// Verifier, when set, is the verifier this agent answers (mutual
+	// TLS; see VerifierPin): requests from any other client are refused
+	// (403), and before a verifier is pinned only the enrollment data
+	// and the credential activation are served; a successful activation
+	// pins its client. intactd and intact-agent always set it; nil
+	// serves any client (tests of the handler alone).
+	Verifier *VerifierPin
 }
 
 // Agent serves the agent API.
@@ -68,7 +75,15 @@ func New(cfg Config) (*Agent, error) {
 	return a, nil
 }
 
-func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Verifier != nil {
+		if err := a.authorize(r); err != nil {
+			a.fail(w, r, http.StatusForbidden, err)
+			return
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 func (a *Agent) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
 	a.cfg.Logger.Warn("agent request failed", "path", r.URL.Path, "err", err)
@@ -118,6 +133,14 @@ func (a *Agent) activate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, http.StatusUnprocessableEntity, err)
 		return
+	}
+	if a.cfg.Verifier != nil {
+		// The verifier that enrolls this agent is the one it answers
+		// from now on.
+		if err := a.cfg.Verifier.pin(clientCert(r)); err != nil {
+			a.fail(w, r, http.StatusForbidden, err)
+			return
+		}
 	}
 	a.reply(w, &attest.ActivateResponse{Proof: attest.ActivationProof(secret, a.cfg.CertDER)})
 }

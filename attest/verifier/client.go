@@ -33,9 +33,15 @@ var errNoCert = errors.New("agent presented no certificate")
 
 // pinnedTLS accepts exactly the certificate pin (DER). With pin nil it
 // accepts any certificate and records it in *seen (trust on first use,
-// for enrollment only).
-func pinnedTLS(pin []byte, seen *[]byte) *tls.Config {
+// for enrollment only). It presents client, the verifier's certificate
+// the agent pins (mutual TLS).
+func pinnedTLS(pin []byte, seen *[]byte, client *tls.Certificate) *tls.Config {
+	var certs []tls.Certificate
+	if client != nil {
+		certs = []tls.Certificate{*client}
+	}
 	return &tls.Config{
+		Certificates:       certs,
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, // replaced by the pin check below
 		VerifyConnection: func(cs tls.ConnectionState) error {
@@ -57,9 +63,9 @@ func pinnedTLS(pin []byte, seen *[]byte) *tls.Config {
 	}
 }
 
-func newAgentClient(addr string, pin []byte, seen *[]byte, timeout time.Duration) *agentClient {
+func newAgentClient(addr string, pin []byte, seen *[]byte, client *tls.Certificate, timeout time.Duration) *agentClient {
 	tr := &http.Transport{
-		TLSClientConfig:     pinnedTLS(pin, seen),
+		TLSClientConfig:     pinnedTLS(pin, seen, client),
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     5 * time.Minute,
 		ForceAttemptHTTP2:   false,

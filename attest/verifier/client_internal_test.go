@@ -42,7 +42,7 @@ func BenchmarkClientQuote(b *testing.B) {
 	srv.EnableHTTP2 = false
 	srv.StartTLS()
 	defer srv.Close()
-	c := newAgentClient(strings.TrimPrefix(srv.URL, "https://"), srv.Certificate().Raw, nil, 10*time.Second)
+	c := newAgentClient(strings.TrimPrefix(srv.URL, "https://"), srv.Certificate().Raw, nil, nil, 10*time.Second)
 	defer c.close()
 	sel := quoteSelQuery(attest.Selection{crypto.SHA256: append(append([]int(nil), bootPCRs...), 13)})
 	nonce := bytes.Repeat([]byte{1}, attest.NonceSize)

@@ -4,6 +4,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -89,9 +90,19 @@ type EKInfo struct {
 
 // InspectEK fetches an agent's enrollment data (pinning certDER when
 // given, else trusting the certificate it presents) and checks its EK
-// against trust when not nil.
+// against trust when not nil. It presents a throwaway client
+// certificate: an agent answers it before it is enrolled (an enrolled
+// agent answers only its verifier).
 func InspectEK(ctx context.Context, addr string, certDER []byte, timeout time.Duration, trust *ekcert.Trust, now time.Time) (*EKInfo, error) {
-	c := newAgentClient(addr, certDER, nil, timeout)
+	certPEM, keyPEM, err := attest.NewSelfSigned("intact-verifier-ek")
+	if err != nil {
+		return nil, err
+	}
+	client, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	c := newAgentClient(addr, certDER, nil, &client, timeout)
 	defer c.close()
 	e, err := c.enrollment(ctx)
 	if err != nil {

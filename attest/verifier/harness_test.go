@@ -74,13 +74,19 @@ func newTestAgentWithBootLog(t *testing.T, sw *tpmtest.Swtpm, bootLog string) *t
 		t.Fatal(err)
 	}
 	a.measure() // boot_aggregate
+	// Mutual TLS as intactd and intact-agent serve it: the verifier
+	// that enrolls the agent is pinned (in a.dir/verifier.crt).
+	pin, err := agent.LoadVerifierPin(filepath.Join(a.dir, agent.VerifierFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.agent, err = agent.New(agent.Config{TPM: tp, AK: a.id.AK, Log: agent.NewFileLog(a.list, attest.LogIntact),
-		LogPCR: logPCR, BootLog: bootLog, CertDER: a.id.Cert.Certificate[0], Logger: slog.New(slog.DiscardHandler)})
+		LogPCR: logPCR, BootLog: bootLog, CertDER: a.id.Cert.Certificate[0], Logger: slog.New(slog.DiscardHandler), Verifier: pin})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
-	a.srv.TLS = &tls.Config{Certificates: []tls.Certificate{a.id.Cert}, MinVersion: tls.VersionTLS13}
+	a.srv.TLS = agent.ServerTLS(a.id.Cert, pin)
 	a.srv.StartTLS()
 	t.Cleanup(a.srv.Close)
 	return a
@@ -250,7 +256,7 @@ func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *te
 	}
 	tv := &testVerifier{t: t, db: db, st: st, done: make(chan struct{})}
 	o := verifier.Options{Store: st, Interval: interval, Timeout: 20 * time.Second, FlushEvery: 20 * time.Millisecond,
-		EKTrust: tv.ekTrust}
+		EKTrust: tv.ekTrust, ClientCert: verifierCert(t)}
 	if opt != nil {
 		opt(&o)
 	}
@@ -266,6 +272,31 @@ func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *te
 	time.Sleep(20 * time.Millisecond)
 	return tv
 }
+
+// verifierCert is the verifiers' client certificate in these tests, the
+// same for every verifier (a restarted verifier is the one its agents
+// pinned).
+func verifierCert(t testing.TB) *tls.Certificate {
+	testCertOnce.Do(func() {
+		certPEM, keyPEM, err := attest.NewSelfSigned("intact-verifier")
+		if err == nil {
+			var c tls.Certificate
+			c, err = tls.X509KeyPair(certPEM, keyPEM)
+			testCert = &c
+		}
+		testCertErr = err
+	})
+	if testCertErr != nil {
+		t.Fatal(testCertErr)
+	}
+	return testCert
+}
+
+var (
+	testCertOnce sync.Once
+	testCert     *tls.Certificate
+	testCertErr  error
+)
 
 func (tv *testVerifier) stop() {
 	select {

@@ -25,6 +25,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,12 @@ type Options struct {
 	// attest only the agents whose lease it holds (lease.go).
 	Leases  store.Leaser
 	Replica string
+	// ClientCert is the certificate (and key) the verifier presents to
+	// its agents (mutual TLS): an agent pins it at enrollment and
+	// answers no other client. It must stay the same across restarts
+	// (serve uses verifier.crt); nil: a certificate made for this
+	// process, for tests.
+	ClientCert *tls.Certificate
 }
 
 // DefaultHistoryHeartbeat is how often an agent whose outcome does not
@@ -159,6 +166,17 @@ func New(o Options) (*Verifier, error) {
 	}
 	if o.VerifierID == (ear.VerifierID{}) {
 		o.VerifierID = DefaultVerifierID
+	}
+	if o.ClientCert == nil {
+		certPEM, keyPEM, err := attest.NewSelfSigned("intact-verifier")
+		if err != nil {
+			return nil, err
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, err
+		}
+		o.ClientCert = &c
 	}
 	v := &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
 		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{},
@@ -322,7 +340,7 @@ func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 	}
 	ctx, cancel := context.WithCancel(v.ctx)
 	r := &runner{v: v, agent: a, status: a.Status, ak: ak, cancel: cancel,
-		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.Timeout)}
+		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.ClientCert, v.o.Timeout)}
 	v.runners[a.ID] = r
 	v.wg.Add(1)
 	go func() {
@@ -503,7 +521,7 @@ func (v *Verifier) Enroll(ctx context.Context, req EnrollRequest) (*store.Agent,
 		}
 	}
 	var seen []byte
-	c := newAgentClient(req.Addr, req.CertDER, &seen, v.o.Timeout)
+	c := newAgentClient(req.Addr, req.CertDER, &seen, v.o.ClientCert, v.o.Timeout)
 	defer c.close()
 	e, err := c.enrollment(ctx)
 	if err != nil {

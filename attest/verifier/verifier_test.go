@@ -5,6 +5,7 @@ package verifier_test
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -235,7 +236,12 @@ func TestForgedEnrollment(t *testing.T) {
 // agent behind) cannot produce the activation proof for its certificate.
 func TestEnrollmentBoundToCertificate(t *testing.T) {
 	a := newTestAgent(t, nil)
-	mitm := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.agent.ServeHTTP(w, r) }))
+	// The man in the middle hands the agent the verifier's client
+	// certificate as if the agent had seen it (stronger than a real one,
+	// which cannot present the verifier's key).
+	mitm := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.agent.ServeHTTP(w, r) }))
+	mitm.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	mitm.StartTLS()
 	defer mitm.Close()
 	tv := startVerifier(t, "")
 	tv.allow(a)

@@ -53,6 +53,7 @@ type e2eRig struct {
 	rewrite func(path string, body []byte) []byte // nil: pass through
 	lastQ   string                                // query of the latest quote request
 	proxy   *httptest.Server
+	vcert   tls.Certificate // the verifier's client certificate
 }
 
 var (
@@ -79,8 +80,19 @@ func newRig(t *testing.T) *e2eRig {
 	r.agentState = filepath.Join(r.dir, "agent")
 	r.measure()
 	r.startAgent()
-	r.startProxy()
+	// The verifier's certificate is made before it starts (serve keeps
+	// an existing one): the proxy, an attacker holding the agent's and
+	// the verifier's TLS keys, presents it to the agent (mutual TLS).
 	vstate := filepath.Join(r.dir, "verifier")
+	if err := os.MkdirAll(vstate, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	vcert, err := loadOrCreateCert(vstate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.vcert = vcert
+	r.startProxy()
 	r.ekAllow = filepath.Join(r.dir, "ek-allow")
 	r.allowEK(r.sw.EKHash(t))
 	v := start(t, r.vbin, "serve", "--state", vstate, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String(),
@@ -113,7 +125,7 @@ func (r *e2eRig) startProxy() {
 	}
 	target, _ := url.Parse("https://" + r.agentAddr)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{r.vcert}}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r.mu.Lock()
 		f := r.rewrite
@@ -277,6 +289,11 @@ func TestEndToEndAttacks(t *testing.T) {
 		{name: "quote signed by another ak", want: "quote-signature", setup: func(t *testing.T, r *e2eRig) {
 			// A second agent on the same TPM has its own AK.
 			other := filepath.Join(r.dir, "other-agent")
+			// It answers the verifier's certificate, placed before it
+			// starts (as an operator pins a verifier ahead of enrollment).
+			os.MkdirAll(other, 0o700)
+			vcrt, _ := os.ReadFile(filepath.Join(r.dir, "verifier", certFile))
+			os.WriteFile(filepath.Join(other, "verifier.crt"), vcrt, 0o644)
 			start(t, r.abin, "serve", "--tpm", r.sw.Spec(), "--state", other, "--list", r.list, "--listen", "127.0.0.1:0")
 			var addr string
 			waitFor(t, 20*time.Second, "the second agent", func() bool {
@@ -284,7 +301,7 @@ func TestEndToEndAttacks(t *testing.T) {
 				addr = strings.TrimSpace(string(b))
 				return err == nil && addr != ""
 			})
-			cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{r.vcert}}}}
 			r.setRewrite(func(path string, b []byte) []byte {
 				if path != attest.PathQuote {
 					return b

@@ -444,7 +444,19 @@ func checkQuoteInterop(t *testing.T, dir string, v *verifier.AgentView, addr, ce
 	os.WriteFile(akPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}), 0o644)
 	certPEM, _ := os.ReadFile(certPath)
 	blk, _ := pem.Decode(certPEM)
+	// The agent answers only the verifier that enrolled it (mutual TLS):
+	// ask with the verifier's certificate; without it, it refuses.
+	vcert, err := tls.LoadX509KeyPair(filepath.Join(dir, "verifier", certFile), filepath.Join(dir, "verifier", keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if resp, err := anon.Get("https://" + addr + attest.PathLog + "?offset=0"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the agent answered a client without the verifier's certificate: %s", resp.Status)
+	}
 	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		Certificates:       []tls.Certificate{vcert},
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if !bytes.Equal(cs.PeerCertificates[0].Raw, blk.Bytes) {

@@ -192,7 +192,8 @@ func cmdServe(e *env, args []string) error {
 	}
 	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
 		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust,
-		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes, Leases: leases, Replica: *replica})
+		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes, Leases: leases, Replica: *replica,
+		ClientCert: &cert}) // presented to the agents, which pin it
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"crypto"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,18 +72,26 @@ func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, st
 		return nil, "", fmt.Errorf("agent identity: %w", err)
 	}
 	bootLog := firmwareLog(cfg.TPM, biosLog)
+	// The verifier this agent answers: STATE_DIR/agent/verifier.crt if
+	// the operator placed it, else the one that enrolls it.
+	pin, err := agent.LoadVerifierPin(filepath.Join(cfg.StateDir, "agent", agent.VerifierFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("agent verifier pin: %w", err)
+	}
 	a, err := agent.New(agent.Config{TPM: m.tpm, AK: id.AK,
 		Log: agent.NewFileLog(filepath.Join(cfg.StateDir, measurementList), attest.LogIntact), LogPCR: cfg.PCR,
-		BootLog: bootLog, CertDER: id.Cert.Certificate[0], Logger: log})
+		BootLog: bootLog, CertDER: id.Cert.Certificate[0], Logger: log, Verifier: pin})
 	if err != nil {
 		return nil, "", err
 	}
-	l, err := net.Listen("tcp", cfg.AgentListen)
+	l, err := net.Listen("tcp", cfg.AgentListen) // limited to agentConns at ServeTLS
 	if err != nil {
 		return nil, "", err
 	}
+	// intactd's bounded server (timeouts, header size) with the agent's
+	// mutual TLS: only the pinned verifier is answered.
 	srv := boundedServer(a, log)
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13}
+	srv.TLSConfig = agent.ServerTLS(id.Cert, pin)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	go func() {
 		if err := srv.ServeTLS(limitListen(l, agentConns), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

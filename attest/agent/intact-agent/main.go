@@ -15,20 +15,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
@@ -115,32 +112,30 @@ func serve(args []string) error {
 			*bootlog = biosLog
 		}
 	}
-	a, err := agent.New(agent.Config{TPM: t, AK: id.AK, Log: src, LogPCR: *pcr, BootLog: *bootlog,
-		CertDER: id.Cert.Certificate[0], Logger: log})
+	pin, err := agent.LoadVerifierPin(filepath.Join(*state, agent.VerifierFile))
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	a, err := agent.New(agent.Config{TPM: t, AK: id.AK, Log: src, LogPCR: *pcr, BootLog: *bootlog,
+		CertDER: id.Cert.Certificate[0], Logger: log, Verifier: pin})
+	if err != nil {
+		return err
+	}
+	ln, err := agent.Listen(*listen, agent.MaxConns)
 	if err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(*state, "addr"), []byte(ln.Addr().String()+"\n"), 0o644, false); err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           logRequests(log, a),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{id.Cert}, MinVersion: tls.VersionTLS13},
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := agent.NewServer(logRequests(log, a), id.Cert, pin, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	log.Info("intact-agent serving", "addr", ln.Addr().String(), "list", src.Source(), "pcr", *pcr)
+	log.Info("intact-agent serving", "addr", ln.Addr().String(), "list", src.Source(), "pcr", *pcr, "verifier_pinned", pin.Pinned())
 	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

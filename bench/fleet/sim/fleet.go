@@ -131,8 +131,11 @@ func (f *Fleet) newAgent(id string) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Mutual TLS as intact's agent: the verifier that enrolls the
+	// agent is pinned, no other client is answered.
+	pin := agent.NewVerifierPin()
 	h, err := agent.New(agent.Config{TPM: t, AK: t.AK(), Log: l, LogPCR: LogPCR, CertDER: cert.Certificate[0],
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), Verifier: pin})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func (f *Fleet) newAgent(id string) (*Agent, error) {
 	}
 	a := &Agent{ID: id, Addr: ln.Addr().String(), CertPEM: certPEM, TPM: t, Log: l, fleet: f, handler: h,
 		lastGrow: time.Now(), grown: f.o.InitialRecords}
-	a.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+	a.ln = tls.NewListener(ln, agent.ServerTLS(cert, pin))
 	a.srv = &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.o.IdleTimeout,
 		ErrorLog: log.New(io.Discard, "", 0),
 		ConnState: func(_ net.Conn, s http.ConnState) {
