@@ -172,19 +172,24 @@ func (l *Log) replayBank(bank label.HashAlgo) (map[int][]byte, error) {
 	}
 	pcrs := map[int][]byte{}
 	for i, e := range events {
+		if e.Type == evNoAction {
+			// Not extended into any PCR (TCG PC Client PFP: "not
+			// extended"), whatever PCR index it names: firmware writes
+			// some on 0xFFFFFFFF, as go-attestation skips them. Only the
+			// StartupLocality event sets PCR 0's initial value.
+			if _, seen := pcrs[0]; e.PCR == 0 && len(e.Data) == 17 && bytes.HasPrefix(e.Data, []byte("StartupLocality\x00")) && !seen {
+				cur := make([]byte, h.Size())
+				cur[h.Size()-1] = e.Data[16]
+				pcrs[0] = cur
+			}
+			continue
+		}
 		if e.PCR < 0 || e.PCR >= 24 {
 			return nil, fmt.Errorf("%w: event %d: pcr index %d", ErrFormat, i, e.PCR)
 		}
 		cur, ok := pcrs[e.PCR]
 		if !ok {
 			cur = make([]byte, h.Size())
-		}
-		if e.Type == evNoAction {
-			if e.PCR == 0 && len(e.Data) == 17 && bytes.HasPrefix(e.Data, []byte("StartupLocality\x00")) && !ok {
-				cur[h.Size()-1] = e.Data[16]
-				pcrs[0] = cur
-			}
-			continue
 		}
 		if len(e.Digest) != h.Size() {
 			return nil, fmt.Errorf("%w: event %d (pcr %d) has no %s digest", ErrFormat, i, e.PCR, bank)

@@ -4,6 +4,7 @@ package eventlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -190,4 +191,62 @@ func FuzzParse(f *testing.F) {
 		}
 		Variable(b)
 	})
+}
+
+// An EV_NO_ACTION event on PCR index 0xFFFFFFFF (firmware writes such
+// events; the PC Client spec says EV_NO_ACTION is never extended) is
+// skipped, as go-attestation skips it: a real log (go-tpm-tools'
+// ubuntu-2404-amd-sevsnp.bin) with one appended parses, replays to the
+// published values and verifies against them. It was refused ("pcr
+// index 4294967295").
+func TestNoActionOnPCRFFFFFFFF(t *testing.T) {
+	const name = "ubuntu-2404-amd-sevsnp.bin"
+	raw := readTestdata(t, "tcg-eventlogs/"+name)
+	orig, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// TCG_PCR_EVENT2: PCRIndex, EventType, TPML_DIGEST_VALUES (every bank
+	// of the log, zero digests as EV_NO_ACTION has), EventSize, Event.
+	ev := binary.LittleEndian.AppendUint32(nil, 0xFFFFFFFF)
+	ev = binary.LittleEndian.AppendUint32(ev, evNoAction)
+	ev = binary.LittleEndian.AppendUint32(ev, uint32(len(orig.Banks())))
+	for _, b := range orig.Banks() {
+		alg, h, ok := attestHashOf(b)
+		if !ok {
+			t.Fatalf("bank %s", b)
+		}
+		ev = binary.LittleEndian.AppendUint16(ev, uint16(alg))
+		ev = append(ev, make([]byte, h.Size())...)
+	}
+	data := []byte("NvIndexInstance\x00\x00\x00\x00\x00")
+	ev = binary.LittleEndian.AppendUint32(ev, uint32(len(data)))
+	ev = append(ev, data...)
+	l, err := Parse(append(bytes.Clone(raw), ev...))
+	if err != nil {
+		t.Fatalf("the log with an EV_NO_ACTION on 0xFFFFFFFF: %v", err)
+	}
+	got, err := l.Replay()
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	want := trustedValues(t, expected(t)[name])
+	for bank, pcrs := range want {
+		for i, v := range pcrs {
+			if !bytes.Equal(got[bank][i], v) {
+				t.Errorf("%s pcr %d: replay %x, want %x", bank, i, got[bank][i], v)
+			}
+		}
+		if _, err := l.Verify(Values{bank: pcrs}); err != nil {
+			t.Errorf("Verify(%s): %v", bank, err)
+		}
+	}
+	// Another event type on that index is still refused.
+	bad := bytes.Clone(ev)
+	binary.LittleEndian.PutUint32(bad[4:], 0x0D) // EV_IPL
+	if l, err := Parse(append(bytes.Clone(raw), bad...)); err == nil {
+		if _, err := l.Replay(); err == nil {
+			t.Error("an EV_IPL event on pcr 0xFFFFFFFF replayed")
+		}
+	}
 }

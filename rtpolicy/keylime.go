@@ -5,6 +5,7 @@ package rtpolicy
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -310,6 +311,13 @@ func (im *importer) keyring(field string, m map[string]any) error {
 			return ferr("keylime %s: pubkeys[%d]: %v", field, i, err)
 		}
 		pub, err := x509.ParsePKIXPublicKey(der)
+		if curve, ok := unsupportedECCurve(der); err != nil && ok {
+			// Keylime verifies with any curve OpenSSL knows; intact
+			// with the NIST curves. The key's signatures will fail
+			// (unknown-key, or the digest with signature fallback).
+			im.warnf("%s: pubkeys[%d] is an EC key on %s, which intact does not support: dropped (the other keys are kept)", field, i, curve)
+			continue
+		}
 		if err != nil {
 			return ferr("keylime %s: pubkeys[%d]: not a DER public key: %v", field, i, err)
 		}
@@ -325,6 +333,42 @@ func (im *importer) keyring(field string, m map[string]any) error {
 		im.out.Keys = append(im.out.Keys, base64.StdEncoding.EncodeToString(der))
 	}
 	return nil
+}
+
+// OIDs of EC keys.
+var (
+	oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidSecp256k1   = asn1.ObjectIdentifier{1, 3, 132, 0, 10}
+)
+
+// unsupportedECCurve reports whether der is a SubjectPublicKeyInfo of an
+// EC key on a named curve crypto/x509 does not support, and names it
+// (secp256k1 by name, others by OID).
+func unsupportedECCurve(der []byte) (string, bool) {
+	var spki struct {
+		Algorithm struct {
+			Algorithm  asn1.ObjectIdentifier
+			Parameters asn1.RawValue `asn1:"optional"`
+		}
+		PublicKey asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(der, &spki)
+	if err != nil || len(rest) != 0 || !spki.Algorithm.Algorithm.Equal(oidECPublicKey) {
+		return "", false
+	}
+	var curve asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil || len(rest) != 0 {
+		return "", false
+	}
+	for _, nist := range []asn1.ObjectIdentifier{{1, 3, 132, 0, 33}, {1, 2, 840, 10045, 3, 1, 7}, {1, 3, 132, 0, 34}, {1, 3, 132, 0, 35}} {
+		if curve.Equal(nist) {
+			return "", false // a supported curve: a malformed key is an error
+		}
+	}
+	if curve.Equal(oidSecp256k1) {
+		return "secp256k1", true
+	}
+	return "the curve " + curve.String(), true
 }
 
 // importFlatAllowlist reads "<hex digest> <path>" lines (sha256sum

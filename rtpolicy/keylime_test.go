@@ -3,11 +3,13 @@
 package rtpolicy_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -70,6 +73,7 @@ const (
 	kPass     = "pass"
 	kNotIn    = "not_in_allowlist"
 	kHash     = "runtime_policy_hash"
+	kParse    = "parser_error"                             // Keylime's ParserError: the entry fails
 	keylimeTH = "1111111111111111111111111111111111111111" // a non-zero template hash
 )
 
@@ -130,6 +134,10 @@ func keylimeJudge(t *testing.T, policy map[string]any, keys []crypto.PublicKey, 
 	}
 	switch mode {
 	case "ima-sig":
+		// ast.Signature: a 9-byte header and exactly its size after.
+		if s, _ := hex.DecodeString(extra); extra != "" && (len(s) < 9 || 9+int(binary.BigEndian.Uint16(s[7:9])) != len(s)) {
+			return kParse
+		}
 		if len(keys) > 0 && extra != "" && modelVerify(keys, extra, algo, hx) {
 			if excluded() {
 				return kPass
@@ -201,6 +209,8 @@ func intactJudge(t *testing.T, c *rtpolicy.Compiled, line string) string {
 		return kNotIn
 	case f.Reason == rtpolicy.DigestMismatch:
 		return kHash
+	case f.Reason == rtpolicy.Unparsable:
+		return kParse
 	}
 	return "intact:" + f.Reason
 }
@@ -452,6 +462,9 @@ func TestKeylimeRules(t *testing.T) {
 		{sigLine("/usr/bin/signed", "signed", forged), kPass, "bad signature, digest listed: fallback"},
 		{sigLine("/usr/bin/unlisted", "signed", forged), kNotIn, "bad signature, path unlisted"},
 		{sigLine("/usr/bin/signed", "other", good.Marshal()), kHash, "signature over other content, digest unlisted"},
+		{sigLine("/usr/bin/signed", "signed", append(forged[:9:9], 0xab)), kParse, "size field past the data, digest listed: no fallback"},
+		{sigLine("/usr/bin/signed", "signed", append(bytes.Clone(forged), 0)), kParse, "a byte after the signature"},
+		{sigLine("/usr/bin/signed", "signed", forged[:5]), kParse, "shorter than the header"},
 		{buf(".ima", "key", keyBuf), kPass, "key on .ima with a listed digest"},
 		{buf(".ima", "other key", keyBuf), kHash, "key on .ima, digest not listed"},
 		{buf(".evm", "key", keyBuf), kNotIn, "keyring not listed"},
@@ -544,3 +557,75 @@ func FuzzImportKeylime(f *testing.F) {
 
 // fixedNow is the verifier's clock in these tests (no window is open).
 var fixedNow = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+
+// A Keylime keyring holding a secp256k1 key (Keylime's own test key,
+// testdata/secp256k1.pem) imports: that key is dropped with a warning
+// naming the curve, the others are kept. (It was refused whole.)
+func TestKeylimeSecp256k1KeyDropped(t *testing.T) {
+	rsaBlock, _ := pem.Decode(testenv.ReadTestdata(t, "keylime/rsa2048pub.pem"))
+	b, err := os.ReadFile("testdata/secp256k1.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ecBlock *pem.Block
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		if blk.Type == "EC PRIVATE KEY" {
+			ecBlock = blk
+		}
+	}
+	if rsaBlock == nil || ecBlock == nil {
+		t.Fatal("test keys missing")
+	}
+	// Its SubjectPublicKeyInfo, as Keylime's keyring stores it (crypto/x509
+	// parses no secp256k1 key, so by hand: RFC 5915 in, RFC 5480 out).
+	var priv struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+		PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
+	}
+	if _, err := asn1.Unmarshal(ecBlock.Bytes, &priv); err != nil || len(priv.PublicKey.Bytes) != 65 {
+		t.Fatalf("secp256k1.pem: %v", err)
+	}
+	type algo struct {
+		Algorithm asn1.ObjectIdentifier
+		Curve     asn1.ObjectIdentifier
+	}
+	spki, err := asn1.Marshal(struct {
+		Algo      algo
+		PublicKey asn1.BitString
+	}{algo{asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}, priv.Curve}, priv.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, _ := json.Marshal(map[string]any{"keyids": []any{}, "pubkeys": []string{
+		base64.StdEncoding.EncodeToString(rsaBlock.Bytes), base64.StdEncoding.EncodeToString(spki)}})
+	pb, _ := json.Marshal(map[string]any{"meta": map[string]any{"version": 1}, "release": 0,
+		"digests": map[string]any{"/x": []any{strings.Repeat("ab", 32)}}, "verification-keys": string(keyring)})
+	p, warns, err := rtpolicy.ImportKeylime(pb, "k1")
+	if err != nil {
+		t.Fatalf("a keyring with a secp256k1 key: %v", err)
+	}
+	if len(p.Keys) != 1 || p.Keys[0] != base64.StdEncoding.EncodeToString(rsaBlock.Bytes) {
+		t.Errorf("keys %v, want the RSA key only", p.Keys)
+	}
+	if !slices.ContainsFunc(warns, func(w string) bool { return strings.Contains(w, "secp256k1") && strings.Contains(w, "dropped") }) {
+		t.Errorf("no warning about the secp256k1 key: %q", warns)
+	}
+	// A key on a supported curve that does not parse (the secp256k1
+	// point labelled P-256) is still an error.
+	p256spki, _ := asn1.Marshal(struct {
+		Algo      algo
+		PublicKey asn1.BitString
+	}{algo{asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}}, priv.PublicKey})
+	keyring, _ = json.Marshal(map[string]any{"pubkeys": []string{base64.StdEncoding.EncodeToString(p256spki)}})
+	pb, _ = json.Marshal(map[string]any{"meta": map[string]any{"version": 1}, "release": 0,
+		"digests": map[string]any{"/x": []any{strings.Repeat("ab", 32)}}, "verification-keys": string(keyring)})
+	if _, _, err := rtpolicy.ImportKeylime(pb, "bad"); err == nil {
+		t.Error("a P-256 key whose point is not on the curve imported")
+	}
+}

@@ -37,6 +37,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -264,6 +265,11 @@ const (
 	UnknownKey     = "unknown-key"      // no policy key has the signature's keyid
 	Violation      = "violation"        // a ToMToU/open-writers violation record
 	Unparsable     = "unparsable-entry" // a record whose fields cannot be read
+	// TemplateHash: the record's template digest does not match its
+	// data (the list was altered). Evaluate does not check it (the
+	// verifier checks it when it replays the list); intact policy eval
+	// reports it.
+	TemplateHash = "template-hash"
 )
 
 // Finding is a record that fails the policy.
@@ -313,6 +319,12 @@ func (c *Compiled) EvaluateAt(now time.Time, index int64, r *mlog.Record) *Findi
 	digest := algoName + ":" + hex.EncodeToString(d)
 	f := &Finding{Index: index, Path: name, Digest: digest}
 	if s, ok := r.Signature(); ok && len(s) > 0 {
+		if !wellFormedSig(s) {
+			// Malformed evidence, not a signature that failed: never
+			// excused by a listed digest (Keylime refuses the entry).
+			f.Reason = Unparsable
+			return f
+		}
 		reason := c.checkSignature(s, algoName, d)
 		if reason == "" {
 			return nil
@@ -339,6 +351,14 @@ func (c *Compiled) EvaluateAt(now time.Time, index int64, r *mlog.Record) *Findi
 		return nil
 	}
 	return f
+}
+
+// wellFormedSig: a signature field holds a 9-byte header (type,
+// version, hash algorithm, keyid, size) and exactly size bytes of
+// signature after it, as Keylime requires of an ima-sig record.
+func wellFormedSig(s []byte) bool {
+	const hdr = 9
+	return len(s) >= hdr && hdr+int(binary.BigEndian.Uint16(s[7:9])) == len(s)
 }
 
 // checkSignature verifies a security.ima signature over the recorded file

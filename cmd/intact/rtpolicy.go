@@ -64,7 +64,9 @@ sign          signs the canonical policy: an envelope with a "sig" member,
               or a detached signature (FILE.sig)
 verify-signature checks a signed policy (exit 1 if it does not verify)
               and can write it without its signature
-eval          judges a measurement list (binary or ASCII) offline
+eval          judges a measurement list (binary or ASCII) offline, as the
+              verifier: a record whose template hash does not match its
+              data fails (template-hash) whatever the policy lists
 
 Measured-boot policies (see docs/boot-policy.md) say which firmware
 configuration, Secure Boot state and keys, boot chain and kernel command
@@ -569,6 +571,13 @@ func cmdPolicyEval(e *env, args []string) error {
 	}
 	findings := []rtpolicy.Finding{}
 	for i, r := range l.UnverifiedRecords() {
+		// As the verifier: a record whose template digest does not
+		// match its data was altered, whatever the policy says.
+		if err := r.CheckTemplateDigest(l.Bank()); err != nil {
+			name, _ := r.Name()
+			findings = append(findings, rtpolicy.Finding{Index: int64(i), Path: name, Reason: rtpolicy.TemplateHash})
+			continue
+		}
 		if fd := c.EvaluateAt(now, int64(i), &r); fd != nil {
 			findings = append(findings, *fd)
 		}

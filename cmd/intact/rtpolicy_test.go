@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -206,5 +207,59 @@ func TestGenerateDpkgCLI(t *testing.T) {
 	}
 	if _, _, code := runCLI(t, "policy", "generate", "--dpkg", "--package", "no-such-package"); code != 2 {
 		t.Errorf("unknown package: exit %d", code)
+	}
+}
+
+// intact policy eval fails what the verifier and Keylime fail, whatever
+// the policy lists: on Keylime's sample list (passing its own policy),
+// a record whose template hash does not match its data, and an ima-sig
+// record whose signature is malformed (its size field points past the
+// data) although its digest is listed and the policy falls back to
+// digests for signatures that do not verify.
+func TestPolicyEvalTamperedRecords(t *testing.T) {
+	dir := t.TempDir()
+	sample := string(testenv.ReadTestdata(t, "keylime/ima-log-sha256"))
+	const data = "96d7fae8adb7286a419a88f78c13d35fb782d63df654b7db56f154765698b754"
+	kp := writeFile(t, filepath.Join(dir, "keylime.json"), `{"meta":{"version":1},"release":0,"digests":{"/data":["`+data+`"]},"excludes":[],"keyrings":{},"ima":{"ignored_keyrings":[],"log_hash_alg":"sha1","dm_policy":null},"ima-buf":{},"verification-keys":""}`)
+	pol := filepath.Join(dir, "p.json")
+	mustRun(t, 0, "policy", "import-keylime", kp, "--out", pol)
+	if !readRT(t, pol).SignatureFallback {
+		t.Fatal("the Keylime import does not fall back to digests")
+	}
+	mustRun(t, 0, "policy", "eval", pol, writeFile(t, filepath.Join(dir, "sample"), sample))
+
+	// The /data record's template hash changed by one digit.
+	lines := strings.SplitAfter(sample, "\n")
+	f := strings.Fields(lines[1])
+	if f[1][0] == 'f' {
+		f[1] = "e" + f[1][1:]
+	} else {
+		f[1] = "f" + f[1][1:]
+	}
+	tampered := writeFile(t, filepath.Join(dir, "tampered"), lines[0]+strings.Join(f, " ")+"\n")
+	res := mustRun(t, 1, "policy", "eval", "--json", pol, tampered)
+	var fs []rtpolicy.Finding
+	if err := json.Unmarshal([]byte(res), &fs); err != nil || len(fs) != 1 || fs[0].Index != 1 || fs[0].Path != "/data" || fs[0].Reason != rtpolicy.TemplateHash {
+		t.Errorf("tampered template hash: %v %s", err, res)
+	}
+
+	// An ima-sig record of /data (listed digest, correct template hash)
+	// whose signature header says 256 bytes and 4 follow.
+	d, _ := hex.DecodeString(data)
+	malformed := []byte{3, 2, 4, 0x12, 0x34, 0x56, 0x78, 0x01, 0x00, 1, 2, 3, 4}
+	for name, s := range map[string][]byte{"size past the data": malformed, "short header": malformed[:6]} {
+		r, err := mlog.NewRecord(10, mlog.TemplateIMASig, mlog.FileMeasurement{Algo: label.SHA256, Digest: d, Path: "/data", Sig: s}, label.SHA1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.AppendASCII(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := writeFile(t, filepath.Join(dir, "sig"), lines[0]+string(line))
+		res := mustRun(t, 1, "policy", "eval", "--json", pol, list)
+		if err := json.Unmarshal([]byte(res), &fs); err != nil || len(fs) != 1 || fs[0].Path != "/data" || fs[0].Reason != rtpolicy.Unparsable {
+			t.Errorf("%s: %v %s", name, err, res)
+		}
 	}
 }
