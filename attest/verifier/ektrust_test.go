@@ -178,7 +178,10 @@ func fakeEKCert(t *testing.T, key any) []byte {
 // certificate does not matter to the refusals tested.
 func newEnrollmentRewriter(t *testing.T, sa *sim.Agent, f func(*attest.Enrollment)) string {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	// It presents the verifier's certificate upstream (the sim agent,
+	// like intact's, answers only a client with a certificate).
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true,
+		Certificates: []tls.Certificate{*verifierCert(t)}}}}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rsp, err := client.Get("https://" + sa.Addr + r.URL.RequestURI())
 		if err != nil {
