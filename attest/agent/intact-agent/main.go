@@ -10,7 +10,9 @@
 //	intact-agent measure --tpm SPEC --list PATH [--pcr 13] FILE...
 //
 // serve writes the address it listens on to DIR/addr and its
-// certificate to DIR/tls.crt (what a verifier pins).
+// certificate to DIR/tls.crt (what a verifier pins). It answers only the
+// verifier in DIR/verifier.crt: placed there by the operator, or pinned
+// from the first verifier that enrolls it (mutual TLS).
 package main
 
 import (
