@@ -35,9 +35,24 @@ func tcpRelay(t *testing.T, target string) string {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn // closed at cleanup: a verifier still running keeps its connections open
+	closed := false      // set at cleanup: a connection registered later is closed at once
+	// track registers c to be closed at cleanup, or closes it now if the
+	// cleanup has already run its close loop (a connection accepted just
+	// before ln.Close would otherwise be relayed forever and hang wg.Wait).
+	track := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			c.Close()
+			return false
+		}
+		conns = append(conns, c)
+		return true
+	}
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
+		closed = true
 		for _, c := range conns {
 			c.Close()
 		}
@@ -52,6 +67,9 @@ func tcpRelay(t *testing.T, target string) string {
 			if err != nil {
 				return
 			}
+			if !track(c) {
+				return
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -61,9 +79,9 @@ func tcpRelay(t *testing.T, target string) string {
 					return
 				}
 				defer u.Close()
-				mu.Lock()
-				conns = append(conns, c, u)
-				mu.Unlock()
+				if !track(u) {
+					return
+				}
 				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
 				io.Copy(c, u)
 			}()
