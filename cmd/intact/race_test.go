@@ -31,7 +31,8 @@ const swapHelperEnv = "INTACT_TEST_SWAP_HELPER"
 
 // TestSwapHelper is the attacker's loop when swapHelperEnv is set (and
 // nothing otherwise): "DIR|a:b|c:d...", swapping each pair in DIR until
-// killed. It prints "ready" after the first round.
+// killed. It prints "ready" after the first round and a line every 64
+// rounds after it, so the test sees that it keeps running.
 func TestSwapHelper(t *testing.T) {
 	spec := os.Getenv(swapHelperEnv)
 	if spec == "" {
@@ -57,6 +58,8 @@ func TestSwapHelper(t *testing.T) {
 		}
 		if round == 0 {
 			fmt.Println("ready")
+		} else if round%64 == 0 {
+			fmt.Println("swapping")
 		}
 	}
 }
@@ -129,8 +132,11 @@ func makeRaceTree(t *testing.T) *raceTree {
 	return r
 }
 
-// attack starts the attacker as nobody and returns when it swaps.
-func (r *raceTree) attack(t *testing.T) {
+// attack starts the attacker as nobody and returns when it swaps. The
+// returned function returns once the attacker has swapped again since the
+// last call: called before each walk, it keeps a walk from running while
+// the attacker, on a loaded machine, is not scheduled.
+func (r *raceTree) attack(t *testing.T) (swapping func()) {
 	t.Helper()
 	helper := filepath.Join(r.base, "attacker")
 	if _, err := os.Stat(helper); err != nil {
@@ -169,12 +175,42 @@ func (r *raceTree) attack(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	br := bufio.NewReader(stdout)
+	line, _ := br.ReadString('\n')
 	if line != "ready\n" {
 		t.Fatalf("the attacker did not start: %q", line)
 	}
 	if uid := procUID(t, cmd.Process.Pid); uid != nobody {
 		t.Fatalf("the attacker runs as uid %d, want %d", uid, nobody)
+	}
+	progress := make(chan struct{}, 1)
+	go func() {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line != "swapping\n" {
+				continue
+			}
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		// Drop a progress mark from before this call, then wait for a new one.
+		select {
+		case <-progress:
+		default:
+		}
+		select {
+		case <-progress:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("the attacker made no progress in 2 minutes")
+		}
 	}
 }
 
@@ -233,7 +269,7 @@ func TestTreeWalkRace(t *testing.T) {
 	mustRun(t, 0, "keygen", "--type", "ec-p256", "--key", key, "--cert", cert)
 	evmKey := makeEVMKey(t, keyDir, "race")
 	policy := filepath.Join(keyDir, "policy.json")
-	r.attack(t)
+	swapping := r.attack(t)
 
 	runs := 60
 	if testing.Short() {
@@ -256,6 +292,7 @@ func TestTreeWalkRace(t *testing.T) {
 		// walk has met the attacker's swaps a few times.
 		for i := 0; i < runs || (changed < 3 && i < 10*runs); i++ {
 			os.Remove(policy)
+			swapping()
 			type res struct {
 				out, errs string
 				code      int
