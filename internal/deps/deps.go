@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package deps checks what each binary of the module links: a Rule names
+// the packages a main package must not link (a path forbids the package
+// and every package under it) and whether it may link cgo code; Check
+// reports every forbidden package in the main's build graph with the
+// import chain that brings it in. The graph is the output of
+// `go list -json -deps` (Load runs it); Check itself is pure, so the
+// rules' self-tests can feed it made-up graphs.
+//
+// The rules for intact's binaries live in deps_test.go (TestBinaryDeps).
+package deps
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+)
+
+// Package is the part of one `go list -json` record the checks read.
+type Package struct {
+	ImportPath string
+	Name       string
+	Standard   bool
+	DepOnly    bool
+	CgoFiles   []string
+	Imports    []string
+	Error      *struct{ Err string }
+}
+
+// Forbid names a package (and the packages under it) a binary must not
+// link, and why.
+type Forbid struct {
+	Path string
+	Why  string
+}
+
+// Rule is what one main package may not link.
+type Rule struct {
+	Main   string   // import path of the main package
+	Forbid []Forbid // forbidden packages and subtrees
+	// NoCgo forbids non-standard packages with cgo files (the standard
+	// library's net and os/user fall back to pure Go without cgo).
+	NoCgo bool
+	// Known maps a package path (and the packages under it) to the reason
+	// it is tolerated for now although Forbid or NoCgo would reject it:
+	// today's state, pinned so that nothing new slips in. An entry that
+	// excuses nothing the main links is reported as stale.
+	Known map[string]string
+}
+
+// Violation is one forbidden package in a main's build graph.
+type Violation struct {
+	Main    string
+	Package string
+	Why     string
+	Chain   []string // main → … → Package
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s links %s (%s) via %s", v.Main, v.Package, v.Why, strings.Join(v.Chain, " → "))
+}
+
+// Under reports whether path is prefix or a package below it.
+func Under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// Graph indexes packages by import path.
+type Graph map[string]*Package
+
+// NewGraph indexes pkgs.
+func NewGraph(pkgs []Package) Graph {
+	g := make(Graph, len(pkgs))
+	for i := range pkgs {
+		g[pkgs[i].ImportPath] = &pkgs[i]
+	}
+	return g
+}
+
+// Mains returns the import paths of the main packages that were listed
+// (not only dependencies), sorted.
+func (g Graph) Mains() []string {
+	var m []string
+	for p, pkg := range g {
+		if pkg.Name == "main" && !pkg.DepOnly {
+			m = append(m, p)
+		}
+	}
+	sort.Strings(m)
+	return m
+}
+
+// chains returns, for every package reachable from root, the shortest
+// import chain from root to it (breadth first, imports in sorted order,
+// so the result is deterministic).
+func (g Graph) chains(root string) map[string][]string {
+	prev := map[string]string{root: ""}
+	queue := []string{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		pkg := g[p]
+		if pkg == nil {
+			continue
+		}
+		imps := append([]string(nil), pkg.Imports...)
+		sort.Strings(imps)
+		for _, imp := range imps {
+			if _, seen := prev[imp]; seen || g[imp] == nil {
+				continue // "C" and the like are not packages of the graph
+			}
+			prev[imp] = p
+			queue = append(queue, imp)
+		}
+	}
+	out := make(map[string][]string, len(prev))
+	for p := range prev {
+		var c []string
+		for q := p; q != ""; q = prev[q] {
+			c = append(c, q)
+		}
+		for i, j := 0, len(c)-1; i < j; i, j = i+1, j-1 {
+			c[i], c[j] = c[j], c[i]
+		}
+		out[p] = c
+	}
+	return out
+}
+
+// Check returns the violations of r in g (sorted by package) and the
+// Known entries that match no package the main links (stale: the
+// exception can go). It is an error if the main is not in g or a package
+// of its graph has an error.
+func Check(g Graph, r Rule) (violations []Violation, stale []string, err error) {
+	if g[r.Main] == nil {
+		return nil, nil, fmt.Errorf("deps: %s is not in the package graph", r.Main)
+	}
+	chains := g.chains(r.Main)
+	linked := make([]string, 0, len(chains))
+	for p := range chains {
+		linked = append(linked, p)
+	}
+	sort.Strings(linked)
+	used := map[string]bool{}
+	known := func(p string) bool {
+		for k := range r.Known {
+			if Under(p, k) {
+				used[k] = true
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range linked {
+		pkg := g[p]
+		if pkg.Error != nil {
+			return nil, nil, fmt.Errorf("deps: %s: %s", p, pkg.Error.Err)
+		}
+		var why []string
+		for _, f := range r.Forbid {
+			if Under(p, f.Path) {
+				why = append(why, f.Why)
+			}
+		}
+		if r.NoCgo && !pkg.Standard && len(pkg.CgoFiles) > 0 {
+			why = append(why, "cgo: "+strings.Join(pkg.CgoFiles, ", "))
+		}
+		if len(why) == 0 || known(p) {
+			continue
+		}
+		violations = append(violations, Violation{Main: r.Main, Package: p, Why: strings.Join(why, "; "), Chain: chains[p]})
+	}
+	for k := range r.Known {
+		if !used[k] {
+			stale = append(stale, k)
+		}
+	}
+	sort.Strings(stale)
+	return violations, stale, nil
+}
+
+// Decode reads the concatenated records of `go list -json`.
+func Decode(r io.Reader) ([]Package, error) {
+	var pkgs []Package
+	dec := json.NewDecoder(r)
+	for {
+		var p Package
+		err := dec.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			return pkgs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deps: decoding go list output: %w", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+}
+
+// Load runs `go list -e -json -deps` on patterns in the module at dir
+// (with cgo enabled, so that cgo files are reported, and for the build
+// the binaries ship with: no extra build tags) and decodes the result.
+// overlay, if not empty, is passed as -overlay.
+func Load(dir, overlay string, patterns ...string) (Graph, error) {
+	args := []string{"list", "-e", "-deps",
+		"-json=ImportPath,Name,Standard,DepOnly,CgoFiles,Imports,Error"}
+	if overlay != "" {
+		args = append(args, "-overlay", overlay)
+	}
+	args = append(args, patterns...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOFLAGS=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("deps: go %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	pkgs, err := Decode(bytes.NewReader(out))
+	if err != nil {
+		return nil, err
+	}
+	return NewGraph(pkgs), nil
+}
