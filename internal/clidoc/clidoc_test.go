@@ -191,3 +191,19 @@ func quoteWords(ws []string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// The checked-in man pages (docs/man) are accepted by groff without a
+// warning.
+func TestCheckedInManPages(t *testing.T) {
+	testenv.RequireTool(t, "groff")
+	pages, err := filepath.Glob("../../docs/man/*.[18]")
+	if err != nil || len(pages) < 3 {
+		t.Fatalf("docs/man: %v, %v", pages, err)
+	}
+	for _, p := range pages {
+		out, err := exec.Command("groff", "-man", "-ww", "-z", p).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("groff %s: %v\n%s", p, err, out)
+		}
+	}
+}
