@@ -100,10 +100,7 @@ func (s *scanner) objectStart() bool { return s.lit('{') }
 // first reports whether the object just opened has a member; next,
 // after a member, whether another follows. Anything else sets s.err.
 func (s *scanner) first() bool {
-	if s.lit('}') {
-		return false
-	}
-	return true
+	return !s.lit('}')
 }
 
 func (s *scanner) next() bool {

@@ -20,8 +20,9 @@ const (
 	// FS_IOC_GETVERSION is _IOR('v', 1, long): its size is the size of
 	// long, although file systems store a 32-bit int.
 	fsIocGetVersion uint = 2<<30 | (bits.UintSize/8)<<16 | 'v'<<8 | 1
-	// FS_IOC_GETFSUUID is _IOR(0x15, 0, struct fsuuid2{u8 len; u8 uuid[16]}).
-	fsIocGetFSUUID uint = 2<<30 | 17<<16 | 0x15<<8 | 0
+	// FS_IOC_GETFSUUID is _IOR(0x15, 0, struct fsuuid2{u8 len; u8 uuid[16]})
+	// (number 0).
+	fsIocGetFSUUID uint = 2<<30 | 17<<16 | 0x15<<8
 )
 
 // ErrNoGeneration is returned when the file system does not report inode

@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 	}
 	for _, n := range c.Extra {
 		if !strings.HasPrefix(n, "security.") || len(n) == len("security.") {
-			return fmt.Errorf("evm: extra protected xattr %q does not start with security.", n)
+			return fmt.Errorf("evm: extra protected xattr %q does not start with %q", n, "security.")
 		}
 		if slices.Contains(kernelOrder, n) {
 			return fmt.Errorf("evm: extra protected xattr %q is already in the kernel's list", n)

@@ -61,15 +61,6 @@ func algOf(h crypto.Hash) (tpm2.TPMAlgID, bool) {
 	return 0, false
 }
 
-func hashOf(alg tpm2.TPMAlgID) (crypto.Hash, bool) {
-	for _, b := range banks {
-		if b.alg == alg {
-			return b.hash, true
-		}
-	}
-	return 0, false
-}
-
 // ParsePCRList parses a comma-separated list of PCR indexes ("0,2,4,7").
 // The list must be non-empty, each index in 0-23 and none repeated. The
 // result is sorted.

@@ -41,7 +41,6 @@ type server struct {
 	st    *sqlite.DB
 	v     *verifier.Verifier
 	dash  *ui.UI
-	fleet *sim.Fleet
 	allow *ekcert.Allowlist // the sim agents' EKs (EKTrust)
 }
 

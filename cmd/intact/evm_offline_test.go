@@ -116,12 +116,12 @@ func offlineAttack(t *testing.T) {
 	umount()
 
 	// --- the machine is off: the attacker mounts the disk ---
-	mnt, umount = mount()
+	_, umount = mount()
 	attack(t, p)
 	umount()
 
 	// --- back on: the administrator verifies ---
-	mnt, umount = mount()
+	_, umount = mount()
 	defer umount()
 	want := map[string]string{
 		"untouched-1": "ok", "untouched-2": "ok", "untouched-3": "ok",

@@ -224,7 +224,7 @@ func TestEVMUsageErrors(t *testing.T) {
 		{[]string{"sign", "--key", sk, "--evm", "portable", "-n", f}, "cannot be combined with -n"},
 		{[]string{"sign", "--key", sk, "--evm", "full", "--uuid", "not-a-uuid", f}, "--uuid: \"not-a-uuid\" is not a uuid"},
 		{[]string{"hmac", f}, "--evmkey is required"},
-		{[]string{"hmac", "--evmkey", key, "--passphrase-env", testPassEnv, "--evm-xattr", "user.foo", f}, "does not start with security."},
+		{[]string{"hmac", "--evmkey", key, "--passphrase-env", testPassEnv, "--evm-xattr", "user.foo", f}, `does not start with "security."`},
 		{[]string{"hmac", "--evmkey", key, "--passphrase-env", testPassEnv, "--passphrase-stdin", f}, "exclude each other"},
 		{[]string{"hmac", "--evmkey", filepath.Join(dir, "missing"), "--passphrase-env", testPassEnv, f}, "no such file"},
 		{[]string{"verify", "--evmkey", key, f}, "no passphrase"},
