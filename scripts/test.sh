@@ -46,6 +46,7 @@ packages=(
 	swtpm swtpm-tools tpm2-tools
 	groff-base               # groff: man page lint (internal/clidoc)
 	systemd                  # systemd-analyze verify of the units (scripts TestInstall)
+	zsh                      # the zsh completion (internal/clidoc TestZshCompletion)
 	gcc libc6-dev libssl-dev # cgo: the embedded TPM simulator (go-tpm-tools) is C
 	ca-certificates          # Go's module downloads
 	git                      # the fresh clone below

@@ -207,3 +207,34 @@ func TestCheckedInManPages(t *testing.T) {
 		}
 	}
 }
+
+// The zsh completion offers a command's next words, its flags, and files
+// after a flag that takes a value (compadd and _files stubbed: outside a
+// completion widget they do not exist).
+func TestZshCompletion(t *testing.T) {
+	testenv.RequireTool(t, "zsh")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "_prog")
+	if err := os.WriteFile(path, []byte(Zsh(testProgram())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		words  []string
+		prefix string
+		want   string
+	}{
+		{[]string{"prog", ""}, "", "sign log"},
+		{[]string{"prog", "log", ""}, "", "show list"},
+		{[]string{"prog", "sign", "--k"}, "--k", "--interval --key -j -r"},
+		{[]string{"prog", "sign", "--key", ""}, "", "FILES"},
+		{[]string{"prog", "log", "show", "-"}, "-", "--json"},
+	} {
+		script := `compadd() { [[ $1 == -- ]] && shift; print -r -- "$*" }; _files() { print FILES }; ` +
+			"source " + path + " >/dev/null 2>&1; words=(" + quoteWords(c.words) + "); CURRENT=" +
+			strconv.Itoa(len(c.words)) + "; PREFIX='" + c.prefix + "'; _prog"
+		out, err := exec.Command("zsh", "-f", "-c", script).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != c.want {
+			t.Errorf("%q: got %q (%v), want %q", c.words, out, err, c.want)
+		}
+	}
+}
