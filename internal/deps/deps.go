@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -228,4 +229,47 @@ func Load(dir, overlay string, patterns ...string) (Graph, error) {
 		return nil, err
 	}
 	return NewGraph(pkgs), nil
+}
+
+// Symbols returns the names of the symbols defined in the Go binary at
+// path (`go tool nm`): what the linker kept, which is less than the
+// packages linked when only part of a package is reachable.
+func Symbols(path string) ([]string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("go", "tool", "nm", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("deps: go tool nm %s: %v: %s", path, err, stderr.String())
+	}
+	return ParseNM(string(out)), nil
+}
+
+// ParseNM returns the defined symbols of `go tool nm` output ("ADDR KIND
+// NAME", or "KIND NAME" for undefined ones, which it leaves out).
+func ParseNM(out string) []string {
+	var syms []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || len(f[1]) != 1 || f[1] == "U" {
+			continue
+		}
+		syms = append(syms, strings.Join(f[2:], " "))
+	}
+	return syms
+}
+
+// MatchSymbols returns the symbols that match any of patterns, sorted.
+func MatchSymbols(syms []string, patterns []*regexp.Regexp) []string {
+	var hit []string
+	for _, s := range syms {
+		for _, p := range patterns {
+			if p.MatchString(s) {
+				hit = append(hit, s)
+				break
+			}
+		}
+	}
+	sort.Strings(hit)
+	return hit
 }
