@@ -211,21 +211,28 @@ func (h *harness) file(t *testing.T, name, content string) string {
 	return p
 }
 
-// records returns the JSON log records with msg.
+// records returns the JSON log records with msg. Records are written
+// after the answer, so it waits (up to 10 s, for a loaded machine) until
+// there is at least one; every caller expects one or more.
 func (h *harness) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	time.Sleep(20 * time.Millisecond) // records are written after the answer
 	var out []map[string]any
-	h.mu.Lock()
-	text := h.logs.String()
-	h.mu.Unlock()
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		time.Sleep(20 * time.Millisecond)
+		out = nil
+		h.mu.Lock()
+		text := h.logs.String()
+		h.mu.Unlock()
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				out = append(out, m)
+			}
+		}
+		if len(out) > 0 || time.Now().After(deadline) {
+			return out
 		}
 	}
-	return out
 }
 
 const execPolicy = "appraise func=BPRM_CHECK appraise_type=imasig\n"
@@ -471,7 +478,9 @@ func TestStopAnswersPending(t *testing.T) {
 		os.WriteFile(f, []byte("slow"), 0o755)
 		chans = append(chans, src.submit(t, f, true, 7))
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Stop answers what Run has read: wait until it has read all six
+	// (was a 50 ms sleep, which a loaded machine can outlast).
+	eventually(t, func() bool { return eng.Stats().Events == 6 }, "six events read")
 	eng.Stop()
 	select {
 	case <-done:
@@ -626,6 +635,9 @@ func TestLargeFileDoesNotDelaySmallOnes(t *testing.T) {
 		}
 	}
 	self, _ := os.Executable()
+	// Each deadline record is logged just after its answer: wait for all
+	// four before checking that there are no more.
+	eventually(t, func() bool { return len(h.records(t, "decision deadline passed")) >= 4 }, "four deadline records")
 	recs := h.records(t, "decision deadline passed")
 	if len(recs) != 4 {
 		t.Fatalf("%d deadline records, want 4", len(recs))
