@@ -34,6 +34,7 @@ func (r *runner) run(ctx context.Context, delay time.Duration) {
 	defer r.client.close()
 	t := time.NewTimer(delay)
 	defer t.Stop()
+	due := time.Now().Add(delay) // when the next attestation should start
 	for {
 		select {
 		case <-ctx.Done():
@@ -41,10 +42,12 @@ func (r *runner) run(ctx context.Context, delay time.Duration) {
 		case <-t.C:
 		}
 		start := time.Now()
+		r.v.m.late.observe(max(0, start.Sub(due)))
 		if stop := r.attestOnce(ctx); stop {
 			return
 		}
-		t.Reset(max(0, r.v.o.Interval-time.Since(start)))
+		due = start.Add(r.v.o.Interval)
+		t.Reset(max(0, time.Until(due)))
 	}
 }
 
@@ -97,6 +100,7 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 		evs = r.event(evs, typ, st, now)
 	}
 	r.status = st
+	r.v.m.attested(&st)
 	select {
 	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs, Heartbeat: r.v.o.HistoryHeartbeat}:
 	case <-ctx.Done():

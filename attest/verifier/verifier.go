@@ -122,6 +122,7 @@ type Verifier struct {
 	wg           sync.WaitGroup
 
 	hooks *webhook.Deliverer // nil without webhooks
+	m     *metrics           // metrics.go
 }
 
 // New returns a verifier. With webhooks it registers their receivers in
@@ -180,7 +181,7 @@ func New(o Options) (*Verifier, error) {
 	}
 	v := &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
 		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{},
-		bootPolicies: map[string]*bootpolicy.Compiled{}}
+		bootPolicies: map[string]*bootpolicy.Compiled{}, m: newMetrics()}
 	if len(o.Webhooks) > 0 {
 		// Registers the receivers: each gets the events from now on.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -264,7 +265,11 @@ func (v *Verifier) writer() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := v.save(ctx, batch); err != nil {
+		t0 := time.Now()
+		err := v.save(ctx, batch)
+		v.m.write.observe(time.Since(t0))
+		if err != nil {
+			v.m.writeErrs.Add(1)
 			wait := webhook.Backoff(failures, v.o.FlushEvery, maxWriteBackoff)
 			failures++
 			retryAt = time.Now().Add(wait)
@@ -279,10 +284,12 @@ func (v *Verifier) writer() {
 		}
 		clear(batch) // let the events' bodies go
 		batch, events, failures = batch[:0], false, 0
+		v.m.pending.Store(0)
 		return true
 	}
 	add := func(u store.Update) {
 		batch = append(batch, u)
+		v.m.pending.Store(int64(len(batch)))
 		events = events || len(u.Events) > 0
 	}
 	for {

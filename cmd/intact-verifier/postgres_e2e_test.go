@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +64,8 @@ func TestServePostgres(t *testing.T) {
 		agentAddr = strings.TrimSpace(string(b))
 		return err == nil && agentAddr != ""
 	})
-	startVerifier := func() (*daemon, []string) {
-		v := start(t, vbin, "serve", "--state", vstate, "--ek-ca", sw.EKCA, "--db-file", dsnFile, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String())
+	startVerifier := func(extra ...string) (*daemon, []string) {
+		v := start(t, vbin, append([]string{"serve", "--state", vstate, "--ek-ca", sw.EKCA, "--db-file", dsnFile, "--listen", "127.0.0.1:0", "--interval", e2eInterval.String()}, extra...)...)
 		var m []string
 		waitFor(t, 20*time.Second, "the verifier's address", func() bool {
 			m = addrRE.FindStringSubmatch(v.out.String())
@@ -84,9 +87,47 @@ func TestServePostgres(t *testing.T) {
 	waitFor(t, 2*e2eInterval+10*time.Second, "trusted on postgres", func() bool { return show(client, "pghost").State == "trusted" })
 
 	vd.stop(t)
-	_, client = startVerifier()
+	vd, client = startVerifier("--replica", "r1", "--metrics-listen", "127.0.0.1:0")
 	waitFor(t, 10*time.Second, "the agent again after a restart", func() bool {
 		v := show(client, "pghost")
 		return v.State == "trusted" && v.Attestations > 1
 	})
+
+	// Metrics (issue 17 item 4): attestations counted, the agent by
+	// state and the lease replica r1 holds, from the shared store.
+	var maddr []string
+	waitFor(t, 10*time.Second, "the metrics address", func() bool {
+		maddr = metricsRE.FindStringSubmatch(vd.out.String())
+		return maddr != nil
+	})
+	var body string
+	waitFor(t, 20*time.Second, "metrics with the lease and attestations", func() bool {
+		resp, err := http.Get(maddr[1])
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		n := 0
+		fmt.Sscanf(metricLine(body, `intact_verifier_attestations_total{outcome="trusted"}`), "%d", &n)
+		return resp.StatusCode == 200 && n >= 1 &&
+			metricLine(body, `intact_verifier_leases{replica="r1"}`) == "1" &&
+			metricLine(body, `intact_verifier_agents{state="trusted"}`) == "1" &&
+			metricLine(body, `intact_verifier_attesting`) == "1"
+	})
+	t.Logf("metrics:\n%s", body)
+}
+
+var metricsRE = regexp.MustCompile(`"serving metrics" addr=(http://\S+)`)
+
+// metricLine returns the value of the sample named key in a Prometheus
+// text body ("" if absent).
+func metricLine(body, key string) string {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, key+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -83,6 +83,7 @@ func cmdServe(e *env, args []string) error {
 	withUI := fs.Bool("ui", true, "serve the web dashboard with the API (--ui=false: the API only)")
 	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "most measurement-list records one attestation may carry; more is a security failure")
 	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "most measurement-list bytes one attestation may carry; more is a security failure")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics over plain HTTP on `ADDR` (e.g. 127.0.0.1:9465; default off)")
 	replica := fs.String("replica", "", "this replica's `NAME` on a store replicas share (PostgreSQL; default HOSTNAME-PID)")
 	if e.describe != nil {
 		e.describe(fs, serveUsage) // the reference (docs_test.go)
@@ -229,6 +230,15 @@ func cmdServe(e *env, args []string) error {
 	done := make(chan error, 1)
 	go func() { done <- v.Run(ctx) }()
 	go pruneHistory(ctx, st, *retention, log)
+	if *metricsAddr != "" {
+		addr, err := serveMetrics(ctx, *metricsAddr, v, log)
+		if err != nil {
+			stop()
+			<-done
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		log.Info("serving metrics", "addr", "http://"+addr+"/metrics")
+	}
 	if dash != nil {
 		go dash.Run(ctx)
 	}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package verifier_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/store"
+	"github.com/intactsec/intact/store/storetest"
+)
+
+// scrape returns the verifier's metrics as name{labels} → value.
+func scrape(t *testing.T, v *verifier.Verifier) map[string]float64 {
+	t.Helper()
+	var b bytes.Buffer
+	if err := v.WriteMetrics(context.Background(), &b); err != nil {
+		t.Fatalf("WriteMetrics: %v", err)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(&b)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("metrics line %q: no value", line)
+		}
+		f, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		if _, dup := out[line[:i]]; dup {
+			t.Fatalf("metrics line %q twice", line[:i])
+		}
+		out[line[:i]] = f
+	}
+	return out
+}
+
+// TestMetrics (issue 17 item 4): the counters move with real
+// attestations of a swtpm agent: trusted attestations, then a policy
+// failure counted under its reason; agents by state from the store; the
+// lateness and store-write histograms fill; a failing store counts its
+// write errors and the results it holds back in the queue.
+func TestMetrics(t *testing.T) {
+	a := newTestAgent(t, nil)
+	dir := t.TempDir()
+	ok1, evil := filepath.Join(dir, "ok1"), filepath.Join(dir, "evil")
+	a.measure(ok1)
+	var flaky *storetest.Flaky
+	tv := startVerifierWith(t, "", func(o *verifier.Options) {
+		flaky = storetest.NewFlaky(o.Store)
+		o.Store = flaky
+	})
+	m := scrape(t, tv.v)
+	if m[`intact_verifier_attestations_total{outcome="trusted"}`] != 0 || m[`intact_verifier_agents{state="trusted"}`] != 0 {
+		t.Fatalf("metrics before any agent: %v", m)
+	}
+	tv.enroll(a, "a1", policyFor(ok1))
+	tv.wait("a1", 20*time.Second, "trusted", state(store.StateTrusted))
+	// at least three trusted attestations
+	deadline := time.Now().Add(30 * time.Second)
+	for scrape(t, tv.v)[`intact_verifier_attestations_total{outcome="trusted"}`] < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("trusted attestations not counted: %v", scrape(t, tv.v))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * interval) // the cached store counts expire (an interval)
+	m = scrape(t, tv.v)
+	for k, want := range map[string]float64{
+		`intact_verifier_agents{state="trusted"}`:              1,
+		`intact_verifier_agents{state="failed"}`:               0,
+		`intact_verifier_attesting`:                            1,
+		`intact_verifier_failures_total{reason="policy"}`:      0,
+		`intact_verifier_attestations_total{outcome="failed"}`: 0,
+	} {
+		if got, ok := m[k]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
+		}
+	}
+	n := m[`intact_verifier_attestations_total{outcome="trusted"}`]
+	if late := m[`intact_verifier_attestation_late_seconds_count`]; late < n {
+		t.Errorf("lateness observed %v times, for %v attestations", late, n)
+	}
+	if inf := m[`intact_verifier_attestation_late_seconds_bucket{le="+Inf"}`]; inf != m[`intact_verifier_attestation_late_seconds_count`] {
+		t.Errorf("+Inf bucket %v != count %v", inf, m[`intact_verifier_attestation_late_seconds_count`])
+	}
+	if m[`intact_verifier_store_write_seconds_count`] < 1 || m[`intact_verifier_store_write_seconds_sum`] <= 0 {
+		t.Errorf("store writes not observed: %v", m)
+	}
+
+	// A failing store: write errors counted, results held in the queue.
+	flaky.FailNext(1 << 30)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		m = scrape(t, tv.v)
+		if m[`intact_verifier_store_write_errors_total`] >= 2 && m[`intact_verifier_write_queue`] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failing store not seen in the metrics: errors %v, queue %v", m[`intact_verifier_store_write_errors_total`], m[`intact_verifier_write_queue`])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	flaky.FailNext(0)
+	deadline = time.Now().Add(30 * time.Second)
+	for scrape(t, tv.v)[`intact_verifier_write_queue`] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("write queue not drained after the store recovered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A policy failure: counted by outcome and reason, and in the store.
+	a.measure(evil)
+	tv.wait("a1", 20*time.Second, "failed", state(store.StateFailed))
+	time.Sleep(2 * interval)
+	m = scrape(t, tv.v)
+	if m[`intact_verifier_failures_total{reason="policy"}`] != 1 || m[`intact_verifier_attestations_total{outcome="failed"}`] != 1 {
+		t.Errorf("policy failure not counted once: %v", m)
+	}
+	if m[`intact_verifier_agents{state="failed"}`] != 1 || m[`intact_verifier_agents{state="trusted"}`] != 0 {
+		t.Errorf("agents by state after the failure: %v", m)
+	}
+	if _, ok := m[`intact_verifier_leases{replica="x"}`]; ok {
+		t.Errorf("leases on a store of one verifier")
+	}
+}
