@@ -261,7 +261,7 @@ func TestBrowserFleetStory(t *testing.T) {
 	login(t, b, s.url)
 	run(t, b, 60*time.Second, "all six trusted",
 		chromedp.WaitVisible(`#count-trusted .n`, chromedp.ByQuery),
-		chromedp.Poll(`document.querySelector("#count-trusted .n").textContent === "6" && document.querySelector("#count-all .n").textContent === "6"`, nil, chromedp.WithPollingTimeout(50*time.Second)),
+		chromedp.Poll(`document.querySelector("#count-trusted .n")?.textContent === "6" && document.querySelector("#count-all .n")?.textContent === "6"`, nil, chromedp.WithPollingTimeout(50*time.Second)),
 	)
 	shot(t, b, "ui-fleet-trusted")
 
@@ -285,14 +285,14 @@ func TestBrowserFleetStory(t *testing.T) {
 	if took > 2*interval+time.Second { // two intervals, plus the page's half-interval refresh and the snapshot's age
 		t.Errorf("the row turned failed after %v, want within two intervals (%v)", took, 2*interval)
 	}
-	run(t, b, 30*time.Second, "counts", chromedp.Poll(`document.querySelector("#count-failed .n").textContent === "2"`, nil, chromedp.WithPollingTimeout(20*time.Second)))
+	run(t, b, 30*time.Second, "counts", chromedp.Poll(`document.querySelector("#count-failed .n")?.textContent === "2"`, nil, chromedp.WithPollingTimeout(20*time.Second)))
 	shot(t, b, "ui-fleet")
 
 	var reasons string
 	run(t, b, 30*time.Second, "agent page names the file",
 		chromedp.Click(fmt.Sprintf(`tr[data-id=%q] a`, agents[2].ID), chromedp.ByQuery),
 		chromedp.WaitVisible(`body[data-ready="agent"]`, chromedp.ByQuery),
-		chromedp.Poll(`document.querySelector("#agent-state").textContent.startsWith("failed")`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll(`(document.querySelector("#agent-state")?.textContent ?? "").startsWith("failed")`, nil, chromedp.WithPollingTimeout(20*time.Second)),
 		chromedp.Text("#agent-reasons", &reasons, chromedp.ByID),
 	)
 	if !strings.Contains(reasons, evil) {
@@ -307,10 +307,13 @@ func TestBrowserFleetStory(t *testing.T) {
 
 	var xssText string
 	var scripts, imgs int
+	// A hash change does not reload the page: wait for this agent's own
+	// data (the page of the previous agent is also "ready" and "failed").
 	run(t, b, 30*time.Second, "script path is text",
 		chromedp.Navigate(s.url+ui.Prefix+"#/agent/"+agents[4].ID),
-		chromedp.WaitVisible(`body[data-ready="agent"]`, chromedp.ByQuery),
-		chromedp.Poll(`document.querySelector("#agent-state").textContent.startsWith("failed")`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll(fmt.Sprintf(`document.body.dataset.ready === "agent" && document.querySelector("#agent-id")?.textContent === %q &&
+			(document.querySelector("#agent-state")?.textContent ?? "").startsWith("failed") &&
+			(document.querySelector("#agent-reasons")?.textContent ?? "").includes("/tmp/<script>")`, agents[4].ID), nil, chromedp.WithPollingTimeout(20*time.Second)),
 		chromedp.Text("#agent-reasons", &xssText, chromedp.ByID),
 		chromedp.Evaluate(`document.querySelectorAll("main script").length`, &scripts),
 		chromedp.Evaluate(`document.querySelectorAll("main img").length`, &imgs),
@@ -390,7 +393,7 @@ func TestBrowserFleet5000(t *testing.T) {
 	var failed string
 	run(t, b, 30*time.Second, "filter failed",
 		chromedp.Click("#count-failed", chromedp.ByID),
-		chromedp.Poll(`document.querySelector("#page-info").textContent === "1–50 of 50"`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Poll(`document.querySelector("#page-info")?.textContent === "1–50 of 50"`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Text("#count-failed .n", &failed, chromedp.ByQuery))
 	if failed != "50" {
 		t.Errorf("failed count %q, want 50", failed)
