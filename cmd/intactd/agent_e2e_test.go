@@ -34,6 +34,8 @@ func verifierBinary(t *testing.T) string {
 		t.Fatalf("go build intact-verifier: %v\n%s", err, out)
 	}
 	os.Setenv(envVerifierBin, p)
+	// dir goes with this test: a later run (go test -count=2) builds anew.
+	t.Cleanup(func() { os.Unsetenv(envVerifierBin) })
 	return p
 }
 

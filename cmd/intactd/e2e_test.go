@@ -237,15 +237,23 @@ func (w *world) records(msg string) []map[string]any {
 	return out
 }
 
-// wantRecord checks that one record with msg names path with verdict.
+// wantRecord checks that one record with msg names path with verdict. It
+// waits up to 10 s for it: the daemon writes its records after it has
+// answered, which on a loaded machine can be well after the access
+// returned.
 func (w *world) wantRecord(msg, path, verdict string) {
 	w.t.Helper()
-	for _, r := range w.records(msg) {
-		if r["path"] == path && r["verdict"] == verdict {
-			if r["pid"] == nil || r["exe"] == nil || r["exe"] == "" || r["rule"] == nil || r["reason"] == nil {
-				w.t.Errorf("record lacks pid, exe, rule or reason: %v", r)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for _, r := range w.records(msg) {
+			if r["path"] == path && r["verdict"] == verdict {
+				if r["pid"] == nil || r["exe"] == nil || r["exe"] == "" || r["rule"] == nil || r["reason"] == nil {
+					w.t.Errorf("record lacks pid, exe, rule or reason: %v", r)
+				}
+				return
 			}
-			return
+		}
+		if time.Now().After(deadline) {
+			break
 		}
 	}
 	w.t.Errorf("no %q record for %s with verdict %s", msg, path, verdict)
