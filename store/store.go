@@ -28,6 +28,10 @@ const (
 	StateEnrolled = "enrolled" // enrolled, not yet attested
 	StateTrusted  = "trusted"  // the last attestation passed
 	StateFailed   = "failed"   // an attestation failed; Reasons say why
+	// StateGap: the attestations verify, but the machine rebooted after a
+	// gap in attestation (Status.Gap): what ran in the gap is unknown.
+	// The agent stays in it until an operator acknowledges the gap.
+	StateGap = "gap-after-reboot"
 )
 
 // Failure kinds.
@@ -74,6 +78,20 @@ type Status struct {
 	Attestations int64     `json:"attestations"`
 	LastAttested time.Time `json:"last_attested"`
 	LastTrusted  time.Time `json:"last_trusted"`
+	// LastVerified is the time of the last attestation whose evidence
+	// verified (trusted, gap-after-reboot, or a policy failure).
+	LastVerified time.Time `json:"last_verified,omitzero"`
+	// Gap is a reboot that followed a gap in attestation, until an
+	// operator acknowledges it (nil: none).
+	Gap *Gap `json:"gap,omitempty"`
+}
+
+// Gap is a reboot found after attestation had stopped verifying: the
+// previous boot's records after LastVerified were never seen, and a
+// reboot (TPM reset) erased their trace from the PCRs.
+type Gap struct {
+	LastVerified time.Time `json:"last_verified"` // the previous boot's last verified attestation
+	Rebooted     time.Time `json:"rebooted"`      // the attestation that found the new boot
 }
 
 // Progress is where incremental attestation resumes: the TPM clock of the

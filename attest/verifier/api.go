@@ -31,6 +31,7 @@ import (
 //	GET    /v1/agents/{id}/ear     -> the agent's signed EAR (JWT); ?nonce= sets eat_nonce
 //	GET    /v1/ear-key             -> the EAR signing key (JWK)
 //	DELETE /v1/agents/{id}
+//	POST   /v1/agents/{id}/ack     acknowledges a reboot after a gap (202; 409 if none)
 //	GET    /v1/policies            -> [name]
 //	PUT    /v1/policies/{name}     runtime (or measured-boot) policy JSON -> PolicyView
 //	GET    /v1/policies/{name}     -> the runtime policy JSON
@@ -112,6 +113,7 @@ type AgentView struct {
 	AKPublic   []byte         `json:"ak_public"` // TPMT_PUBLIC
 	EKPublic   []byte         `json:"ek_public"` // TPMT_PUBLIC
 	EKCert     []byte         `json:"ek_cert,omitempty"`
+	Gap        *store.Gap     `json:"gap,omitempty"` // a reboot after a gap, until acknowledged
 	History    []store.Result `json:"history,omitempty"`
 	Timeline   []Notification `json:"timeline,omitempty"`
 }
@@ -120,7 +122,7 @@ func viewOf(a *store.Agent) *AgentView {
 	sum := sha256.Sum256(a.CertDER)
 	v := &AgentView{ID: a.ID, Addr: a.Addr, Policy: a.Policy, State: a.State, Kind: a.Kind, Reasons: a.Reasons,
 		Attestations: a.Attestations, LogSource: a.LogSource, LogPCR: a.LogPCR, LogOffset: a.Progress.LogOffset,
-		CertSHA256: hex.EncodeToString(sum[:]), AKPublic: a.AKPublic, EKPublic: a.EKPublic, EKCert: a.EKCert}
+		CertSHA256: hex.EncodeToString(sum[:]), AKPublic: a.AKPublic, EKPublic: a.EKPublic, EKCert: a.EKCert, Gap: a.Gap}
 	if !a.LastAttested.IsZero() {
 		t := a.LastAttested
 		v.LastAttested = &t
@@ -154,6 +156,7 @@ func NewAPI(v *Verifier, token string) (http.Handler, error) {
 	mux.HandleFunc("POST /v1/agents", a.addAgent)
 	mux.HandleFunc("GET /v1/agents/{id}", a.showAgent)
 	mux.HandleFunc("DELETE /v1/agents/{id}", a.removeAgent)
+	mux.HandleFunc("POST /v1/agents/{id}/ack", a.ackAgent)
 	mux.HandleFunc("GET /v1/agents/{id}/ear", a.agentEAR)
 	mux.HandleFunc("POST /v1/agents/{id}/reactivate", a.reactivateAgent)
 	mux.HandleFunc("GET /v1/ear-key", a.earKey)
@@ -327,6 +330,18 @@ func (a *api) removeAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) ackAgent(w http.ResponseWriter, r *http.Request) {
+	err := a.v.Acknowledge(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNoGap), errors.Is(err, ErrNotAttested):
+		apiError(w, http.StatusConflict, err)
+	case err != nil:
+		storeError(w, err)
+	default:
+		w.WriteHeader(http.StatusAccepted)
+	}
 }
 
 func (a *api) listPolicies(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,7 @@ const (
 	ReasonPolicy          = "policy"            // a verified record breaks the runtime policy
 	ReasonEnrollment      = "enrollment"        // the AK is not in the EK's TPM, or the proof is not bound to the pinned certificate
 	ReasonDuplicateTPM    = "duplicate-tpm"     // the TPM (EK or AK) is already enrolled under another id (relay, cuckoo)
+	ReasonGap             = "gap-after-reboot"  // not a failure: the reason of the gap-after-reboot state (store.StateGap)
 	ReasonLogPCR          = "log-pcr"           // the list extends a PCR the policy does not accept (resettable, firmware, or not the policy's)
 )
 

@@ -28,6 +28,10 @@ const (
 	// EventReactivated: an operator cleared the agent's security failure
 	// (Verifier.Reactivate); attestation starts again.
 	EventReactivated = "reactivated"
+	// EventGap: the agent rebooted after a gap in attestation and is in
+	// the gap-after-reboot state until acknowledged.
+	EventGap          = "gap-after-reboot"
+	EventAcknowledged = "acknowledged" // an operator acknowledged the gap
 )
 
 // Notification is an event's body: what a webhook receiver is sent, as
@@ -102,6 +106,12 @@ func EARAppraisal(policy string, st store.Status) ear.Appraisal {
 			ap.Vector.Configuration = ear.ConfigApproved
 		}
 		ap.Status = ap.Vector.Worst()
+	case st.State == store.StateGap:
+		// The evidence verifies, but what ran before the reboot, after the
+		// last verified quote, is unknown.
+		ap.Vector = &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy, Executables: ear.ExecUnrecognized}
+		ap.Reason = ReasonGap
+		ap.Status = ear.StatusWarning
 	case st.State == store.StateFailed && st.Kind == store.KindSecurity:
 		tv := &ear.TrustVector{InstanceIdentity: ear.IdentityTrustworthy, Hardware: ear.HardwareGenuine}
 		if len(st.Reasons) > 0 {

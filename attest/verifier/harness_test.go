@@ -52,7 +52,8 @@ type testAgent struct {
 	tamper func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
 
 	mu      sync.Mutex
-	offsets []int64 // offsets of the quote requests served
+	offsets []int64      // offsets of the quote requests served
+	gate    sync.RWMutex // held by reboot: requests wait
 }
 
 func newTestAgent(t *testing.T, sw *tpmtest.Swtpm) *testAgent {
@@ -93,6 +94,10 @@ func newTestAgentWithBootLog(t *testing.T, sw *tpmtest.Swtpm, bootLog string) *t
 }
 
 func (a *testAgent) serve(w http.ResponseWriter, r *http.Request) {
+	// A request waits for a reboot in progress: the machine answers
+	// before it or after it, never halfway (see reboot).
+	a.gate.RLock()
+	defer a.gate.RUnlock()
 	if r.URL.Path == attest.PathQuote {
 		off, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
 		a.mu.Lock()
@@ -152,6 +157,11 @@ func (a *testAgent) measure(paths ...string) {
 // reset count up) and starts a new list, as a reboot does.
 func (a *testAgent) reboot() {
 	a.t.Helper()
+	// The reboot is instant for the verifier: requests wait until the
+	// new boot's list exists (an attestation in between would fail, and
+	// a failure before a reboot is a gap, see TestGapAfterReboot).
+	a.gate.Lock()
+	defer a.gate.Unlock()
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(a.sw.CtrlPort))
 	if err != nil {
 		a.t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/intactsec/intact/attest"
@@ -28,6 +29,10 @@ type runner struct {
 	client *agentClient
 	cancel context.CancelFunc
 	sel    string // the selection as a query value (it is the same at every attestation)
+
+	mu  sync.Mutex
+	gap bool // the status has a gap (for Acknowledge)
+	ack bool // an operator acknowledged it: cleared at the next attestation
 }
 
 func (r *runner) run(ctx context.Context, delay time.Duration) {
@@ -62,6 +67,13 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	if ctx.Err() != nil {
 		return true // shutting down: no result
 	}
+	// Events (with a signed result) only on changes: not on the path of
+	// every attestation.
+	var evs []store.Event
+	acked := r.takeAck() && st.Gap != nil
+	if acked {
+		st.Gap = nil
+	}
 	st.Attestations++
 	st.LastAttested = now
 	var se *SecurityError
@@ -70,42 +82,106 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, []string{se.Error()}
 	case err != nil:
 		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindOperational, []string{err.Error()}
-	case len(app.Findings) > 0:
-		st.Progress = app.Progress
-		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, findingReasons(app.Findings, app.MoreFindings)
 	default:
 		st.Progress = app.Progress
-		st.State, st.Kind, st.Reasons = store.StateTrusted, "", nil
-		st.LastTrusted = now
+		if app.Reset && r.gapBefore(now) {
+			st.Gap = &store.Gap{LastVerified: r.lastVerified(), Rebooted: now}
+		}
+		st.LastVerified = now
+		switch {
+		case len(app.Findings) > 0:
+			st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, findingReasons(app.Findings, app.MoreFindings)
+		case st.Gap != nil:
+			st.State, st.Kind, st.Reasons = store.StateGap, "", []string{gapReason(st.Gap)}
+		default:
+			st.State, st.Kind, st.Reasons = store.StateTrusted, "", nil
+			st.LastTrusted = now
+		}
 	}
 	res.State, res.Kind, res.Reasons, res.LogOffset, res.Attestations = st.State, st.Kind, st.Reasons, st.Progress.LogOffset, st.Attestations
 	rebooted := app != nil && app.Reset || se != nil && se.Reboot
 	if rebooted {
-		r.v.log.Info("agent rebooted: attesting its new boot from the start", "agent", a.ID)
+		r.v.log.Info("agent rebooted: attesting its new boot from the start", "agent", a.ID, "gap", st.Gap != nil)
 	}
 	if st.State != r.status.State || !reflect.DeepEqual(st.Reasons, r.status.Reasons) {
 		r.v.log.Info("agent state", "agent", a.ID, "state", st.State, "reasons", st.Reasons)
 	}
-	// Events (with a signed result) only on changes: not on the path of
-	// every attestation.
-	var evs []store.Event
+	if acked {
+		evs = r.event(evs, EventAcknowledged, st, now)
+	}
 	if rebooted {
 		evs = r.event(evs, EventReboot, st, now)
 	}
 	if st.State != r.status.State || st.Kind != r.status.Kind {
 		typ := EventFailed
-		if st.State == store.StateTrusted {
+		switch st.State {
+		case store.StateTrusted:
 			typ = EventTrusted
+		case store.StateGap:
+			typ = EventGap
 		}
 		evs = r.event(evs, typ, st, now)
 	}
 	r.status = st
 	r.v.m.attested(&st)
+	r.mu.Lock()
+	r.gap = st.Gap != nil
+	r.mu.Unlock()
 	select {
 	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs, Heartbeat: r.v.o.HistoryHeartbeat}:
 	case <-ctx.Done():
 	}
 	return st.Kind == store.KindSecurity
+}
+
+// lastVerified is when the agent's evidence last verified before this
+// attestation (LastTrusted for statuses stored before LastVerified).
+func (r *runner) lastVerified() time.Time {
+	if !r.status.LastVerified.IsZero() {
+		return r.status.LastVerified
+	}
+	return r.status.LastTrusted
+}
+
+// gapBefore reports whether the attestation at now, which found a
+// reboot, follows a gap: the attestation before it did not verify (the
+// agent was unreachable or answered an error), or none verified for
+// longer than two intervals and a request timeout (the verifier itself
+// was down). Records the previous boot measured after its last verified
+// quote were never seen, and the reboot erased their trace from the
+// PCRs.
+func (r *runner) gapBefore(now time.Time) bool {
+	if r.status.State == store.StateFailed {
+		return true
+	}
+	last := r.lastVerified()
+	return last.IsZero() || now.Sub(last) > 2*r.v.o.Interval+r.v.o.Timeout
+}
+
+// gapReason is the failure reason of the gap-after-reboot state.
+func gapReason(g *store.Gap) string {
+	return fmt.Sprintf("%s: the machine rebooted after attestation stopped (last verified %s, new boot found %s): what ran in between is unknown; acknowledge with agents ack",
+		ReasonGap, g.LastVerified.Format(time.RFC3339), g.Rebooted.Format(time.RFC3339))
+}
+
+// requestAck asks the runner to clear the agent's gap at its next
+// attestation; false if the agent has none.
+func (r *runner) requestAck() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.gap {
+		return false
+	}
+	r.ack = true
+	return true
+}
+
+func (r *runner) takeAck() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ack := r.ack
+	r.ack = false
+	return ack
 }
 
 func (r *runner) event(evs []store.Event, typ string, st store.Status, now time.Time) []store.Event {

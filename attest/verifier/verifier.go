@@ -347,7 +347,7 @@ func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 	}
 	ctx, cancel := context.WithCancel(v.ctx)
 	r := &runner{v: v, agent: a, status: a.Status, ak: ak, cancel: cancel,
-		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.ClientCert, v.o.Timeout)}
+		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.ClientCert, v.o.Timeout), gap: a.Status.Gap != nil}
 	v.runners[a.ID] = r
 	v.wg.Add(1)
 	go func() {
@@ -436,6 +436,34 @@ func (v *Verifier) Reactivate(ctx context.Context, id, note string) (*store.Agen
 	a.Status = st
 	v.start(a, 0)
 	return a, nil
+}
+
+// ErrNoGap: Acknowledge of an agent without an unacknowledged gap.
+var ErrNoGap = errors.New("no reboot after a gap to acknowledge")
+
+// ErrNotAttested: Acknowledge of an agent whose attestation has stopped
+// (a security failure).
+var ErrNotAttested = errors.New("the agent is not being attested (a security failure: remove and enroll it again)")
+
+// Acknowledge records that an operator accepts an agent's reboot after a
+// gap in attestation (store.StateGap): from its next attestation the
+// agent is judged by its evidence alone again, with an acknowledged
+// event on its timeline. ErrNoGap if it has none, ErrNotAttested if its
+// attestation stopped, store.ErrNotFound for an unknown agent.
+func (v *Verifier) Acknowledge(ctx context.Context, id string) error {
+	v.mu.Lock()
+	r := v.runners[id]
+	v.mu.Unlock()
+	if r == nil {
+		if _, err := v.o.Store.GetAgent(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("agent %q: %w", id, ErrNotAttested)
+	}
+	if !r.requestAck() {
+		return fmt.Errorf("agent %q: %w", id, ErrNoGap)
+	}
+	return nil
 }
 
 // PutPolicy validates and stores a runtime policy; agents use the new

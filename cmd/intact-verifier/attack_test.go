@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,9 @@ type e2eRig struct {
 	client     []string
 	ekAllow    string // the verifier's --ek-allow file
 	verifier   *daemon
+
+	agent *daemon
+	gate  sync.RWMutex // held while the machine reboots: the proxy's requests wait
 
 	mu      sync.Mutex
 	rewrite func(path string, body []byte) []byte // nil: pass through
@@ -110,7 +114,12 @@ func newRig(t *testing.T, serveArgs ...string) *e2eRig {
 }
 
 func (r *e2eRig) startAgent() {
-	start(r.t, r.abin, "serve", "--tpm", r.sw.Spec(), "--state", r.agentState, "--list", r.list, "--listen", "127.0.0.1:0")
+	listen := "127.0.0.1:0"
+	if r.agentAddr != "" { // restarted: where the proxy expects it
+		listen = r.agentAddr
+		os.Remove(filepath.Join(r.agentState, "addr"))
+	}
+	r.agent = start(r.t, r.abin, "serve", "--tpm", r.sw.Spec(), "--state", r.agentState, "--list", r.list, "--listen", listen)
 	waitFor(r.t, 20*time.Second, "the agent's address", func() bool {
 		b, err := os.ReadFile(filepath.Join(r.agentState, "addr"))
 		r.agentAddr = strings.TrimSpace(string(b))
@@ -149,7 +158,13 @@ func (r *e2eRig) startProxy() {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
-	r.proxy = httptest.NewUnstartedServer(rp)
+	// A request waits while the test reboots the machine (gate): the
+	// verifier sees it before or after, never halfway.
+	r.proxy = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.gate.RLock()
+		defer r.gate.RUnlock()
+		rp.ServeHTTP(w, req)
+	}))
 	r.proxy.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	r.proxy.StartTLS()
 	r.t.Cleanup(r.proxy.Close)
@@ -445,18 +460,12 @@ func TestEndToEndForgedEnrollmentAndReboot(t *testing.T) {
 	r.run(0, "agents", "add", "m", strings.TrimPrefix(r.proxy.URL, "https://"), "--policy", "p", "--cert", filepath.Join(r.agentState, "tls.crt"))
 	v := r.waitState("trusted")
 	waitFor(t, 10*time.Second, "2 records verified", func() bool { return r.show()["log_offset"] == float64(2) })
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.sw.CtrlPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req [8]byte
-	binary.BigEndian.PutUint32(req[:4], 2) // CMD_INIT: TPM reset
-	c.Write(req[:])
-	var rsp [4]byte
-	io.ReadFull(c, rsp[:])
-	c.Close()
+	// A reboot the verifier does not miss (requests wait for it): no gap.
+	r.gate.Lock()
+	r.resetTPM()
 	os.Remove(r.list)
 	r.measure(f1, f1)
+	r.gate.Unlock()
 	waitFor(t, 10*time.Second, "the new boot attested (3 records)", func() bool {
 		v = r.show()
 		return v["state"] == "trusted" && v["log_offset"] == float64(3)
@@ -645,5 +654,107 @@ func TestEndToEndEndlessList(t *testing.T) {
 	time.Sleep(3 * e2eInterval)
 	if served.Load() != n {
 		t.Fatalf("the verifier went on asking after the security failure (%d -> %d chunks)", n, served.Load())
+	}
+}
+
+// resetTPM resets the swtpm (CMD_INIT on its control channel: PCRs
+// reset, reset count up), as a reboot does.
+func (r *e2eRig) resetTPM() {
+	r.t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.sw.CtrlPort))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.Close()
+	var req [8]byte
+	binary.BigEndian.PutUint32(req[:4], 2) // CMD_INIT: TPM reset
+	c.Write(req[:])
+	var rsp [4]byte
+	if _, err := io.ReadFull(c, rsp[:]); err != nil || binary.BigEndian.Uint32(rsp[:]) != 0 {
+		r.t.Fatalf("CMD_INIT: %x %v", rsp, err)
+	}
+}
+
+// earStatus is the status of agent id in a signed EAR (not verified:
+// TestEndToEnd verifies EARs with the verifier's key).
+func earStatus(t *testing.T, tok, id string) (status, reason string) {
+	t.Helper()
+	parts := strings.Split(strings.TrimSpace(tok), ".")
+	if len(parts) != 3 {
+		t.Fatalf("EAR %q: not a JWT", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Submods map[string]struct {
+			Status string `json:"ear.status"`
+			Reason string `json:"ear.intact.reason"`
+		} `json:"submods"`
+	}
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims.Submods[id].Status, claims.Submods[id].Reason
+}
+
+// Offline, then reboot, with the real binaries: the agent is killed, a
+// file outside the policy runs, the TPM is reset and a fresh list
+// started, the agent comes back. The new boot verifies, but the agent
+// is gap-after-reboot (agents show exits 1, the reboot and the gap on
+// its timeline, EAR warning) until agents ack; then trusted. On the old
+// code it was trusted again at once, its EAR affirming.
+func TestEndToEndOfflineReboot(t *testing.T) {
+	r := newRig(t)
+	f1, evil := filepath.Join(r.dir, "f1"), filepath.Join(r.dir, "evil")
+	r.measure(f1)
+	r.enroll(f1)
+	r.waitState("trusted")
+	r.run(2, "agents", "ack", "m") // nothing to acknowledge
+
+	r.agent.stop(t)
+	v := r.waitState("failed")
+	if v["kind"] != "operational" {
+		t.Fatalf("agent down: %v", v)
+	}
+	r.measure(evil)
+	r.resetTPM()
+	os.Remove(r.list)
+	r.measure() // the new boot's list: its boot_aggregate
+	r.startAgent()
+
+	v = r.waitState("gap-after-reboot")
+	if got := reasonsOf(v); !strings.HasPrefix(got, "gap-after-reboot:") || v["log_offset"] != float64(1) || v["gap"] == nil {
+		t.Fatalf("after the reboot: %v", v)
+	}
+	out := r.run(1, "agents", "show", "m")
+	if !strings.Contains(out, "gap-after-reboot") {
+		t.Fatalf("agents show: %s", out)
+	}
+	t.Logf("agents show:\n%s", out)
+	var types []string
+	for _, n := range v["timeline"].([]any) {
+		types = append(types, n.(map[string]any)["type"].(string))
+	}
+	if !slices.Contains(types, "reboot") || types[len(types)-1] != "gap-after-reboot" {
+		t.Fatalf("timeline %v: want reboot then gap-after-reboot", types)
+	}
+	if st, reason := earStatus(t, r.run(0, "agents", "ear", "m"), "m"); st != "warning" || reason != "gap-after-reboot" {
+		t.Fatalf("EAR status %q, reason %q: want warning, gap-after-reboot", st, reason)
+	}
+
+	out = r.run(0, "agents", "ack", "m")
+	t.Logf("%s", strings.TrimSpace(out))
+	v = r.waitState("trusted")
+	if st, _ := earStatus(t, r.run(0, "agents", "ear", "m"), "m"); st != "affirming" {
+		t.Fatalf("EAR status after agents ack: %q", st)
+	}
+	types = nil
+	for _, n := range v["timeline"].([]any) {
+		types = append(types, n.(map[string]any)["type"].(string))
+	}
+	if n := len(types); n < 2 || types[n-2] != "acknowledged" || types[n-1] != "trusted" {
+		t.Fatalf("timeline %v: want acknowledged, trusted last", types)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/internal/readfile"
+	"github.com/intactsec/intact/store"
 )
 
 type clientFlags struct {
@@ -270,7 +271,7 @@ func (c *client) listAgents(e *env) error {
 		return err
 	}
 	for _, v := range vs {
-		if v.State == "failed" {
+		if v.State == store.StateFailed || v.State == store.StateGap {
 			return errFailed // exit 1, as for agents show
 		}
 	}
@@ -358,7 +359,7 @@ func (c *client) showAgent(e *env, id string, jsonOut bool) error {
 	} else {
 		printAgent(e.stdout, &v)
 	}
-	if v.State == "failed" {
+	if v.State == store.StateFailed || v.State == store.StateGap {
 		return errFailed
 	}
 	return nil
@@ -433,6 +434,14 @@ func (c *client) removeAgent(e *env, id string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "removed %s\n", esc(id))
+	return nil
+}
+
+func (c *client) ackAgent(e *env, id string) error {
+	if err := c.do(http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/ack", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "acknowledged the reboot after a gap of %s: trusted again from its next good attestation\n", esc(id))
 	return nil
 }
 

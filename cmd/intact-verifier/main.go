@@ -153,10 +153,10 @@ var clientCommands = []clientCommand{
 			}
 			return c.addAgent(e, a[0], a[1], o.policy, o.cert)
 		}},
-	{name: "agents list", summary: "list the agents and their states (exit 1 if one is failed)",
+	{name: "agents list", summary: "list the agents and their states (exit 1 if one is failed or gap-after-reboot)",
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.listAgents(e) }},
 	{name: "agents show", args: "[--json] ID", nargs: 1,
-		summary: "an agent's state, history and timeline (exit 1 if failed)",
+		summary: "an agent's state, history and timeline (exit 1 if failed or gap-after-reboot)",
 		flags: func(fs *flag.FlagSet, o *clientOpts) {
 			fs.BoolVar(&o.json, "json", false, "print the API's JSON reply")
 		},
@@ -188,6 +188,18 @@ not failed for a security reason is refused.
 			fs.StringVar(&o.note, "note", "", "the operator's reason, recorded in the timeline")
 		},
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.reactivateAgent(e, a[0], o.note) }},
+	{name: "agents ack", args: "ID", nargs: 1,
+		summary: "accept an agent's reboot after a gap in attestation",
+		help: `
+An agent whose machine rebooted after a gap in attestation (the agent
+unreachable, or the verifier down) is "gap-after-reboot": what ran
+before the reboot, after the last verified quote, is unknown. Its new
+boot is attested as usual, but it is not trusted until an operator
+acknowledges the gap: an "acknowledged" event goes to its timeline, and
+its next good attestation makes it "trusted". Exit 2 (409) if it has no
+such gap.
+`,
+		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.ackAgent(e, a[0]) }},
 	{name: "agents remove", args: "ID", nargs: 1, summary: "stop attesting an agent and forget it",
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.removeAgent(e, a[0]) }},
 	{name: "policy add", args: "NAME FILE", nargs: 2, summary: "store (or replace) a runtime policy",
