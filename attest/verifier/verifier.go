@@ -441,9 +441,10 @@ func (v *Verifier) Reactivate(ctx context.Context, id, note string) (*store.Agen
 // ErrNoGap: Acknowledge of an agent without an unacknowledged gap.
 var ErrNoGap = errors.New("no reboot after a gap to acknowledge")
 
-// ErrNotAttested: Acknowledge of an agent whose attestation has stopped
-// (a security failure).
-var ErrNotAttested = errors.New("the agent is not being attested (a security failure: remove and enroll it again)")
+// ErrNotAttested: Acknowledge of an agent this verifier does not attest:
+// its attestation stopped (a security failure), or another replica
+// holds its lease (acknowledge it there).
+var ErrNotAttested = errors.New("the agent is not attested by this verifier (a security failure stopped it: remove and enroll it again; or another replica holds its lease: acknowledge it there)")
 
 // Acknowledge records that an operator accepts an agent's reboot after a
 // gap in attestation (store.StateGap): from its next attestation the
