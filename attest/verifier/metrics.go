@@ -22,7 +22,7 @@ import (
 // anything else), so no agent can grow the scrape.
 
 // outcomes are the states an attestation ends in.
-var outcomes = [...]string{store.StateTrusted, store.StateFailed, "unreachable", "other"}
+var outcomes = [...]string{store.StateTrusted, store.StateFailed, store.StateGap, "unreachable", "other"}
 
 // failureReasons are the reasons failures are counted by: the security
 // reasons (the first word of the failure's reason), then "operational"
@@ -31,7 +31,7 @@ var failureReasons = [...]string{
 	ReasonAK, ReasonQuoteSignature, ReasonQuoteNonce, ReasonQuoteMalformed, ReasonQuoteSelection,
 	ReasonPCRDigest, ReasonClock, ReasonLogOffset, ReasonLogMalformed, ReasonLogTemplateHash,
 	ReasonLogReplay, ReasonBootAggregate, ReasonBootLog, ReasonPolicy, ReasonEnrollment,
-	ReasonDuplicateTPM, ReasonLogPCR, ReasonBootPolicy, ReasonEKUntrusted,
+	ReasonDuplicateTPM, ReasonLogPCR, ReasonBootPolicy, ReasonEKUntrusted, ReasonGap,
 	store.KindOperational, "other",
 }
 
