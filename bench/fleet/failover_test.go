@@ -93,6 +93,23 @@ func TestFailover(t *testing.T) {
 		t.Helper()
 		state := filepath.Join(dir, name)
 		os.MkdirAll(state, 0o700)
+		// The replicas share r1's verifier.crt/verifier.key: the agents
+		// pin the certificate of the verifier that enrolled them and
+		// refuse any other at the handshake (docs/attestation.md).
+		if name != "r1" {
+			for _, f := range []string{"verifier.crt", "verifier.key"} {
+				if _, err := os.Stat(filepath.Join(state, f)); err == nil {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dir, "r1", f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(state, f), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		if _, err := os.Stat(ekAllowPath(state)); err != nil {
 			os.WriteFile(ekAllowPath(state), nil, 0o644)
 			if err := allowEKs(state, agents); err != nil {
