@@ -351,6 +351,9 @@ mkdir -p "$dir/verifier"
 # simulator's EK is added to below (the verifier reads both at each enrollment).
 ek_allow=$dir/verifier/ek-allow
 [ -e "$ek_allow" ] || echo "# EKs trusted by name (intact-verifier serve --ek-allow)" >"$ek_allow"
+# The log exists before the loop below reads it (the background job opens
+# it only once it runs; sed on a missing file would end the script).
+: >"$dir/verifier.log"
 setsid "$bin/intact-verifier" serve --state "$dir/verifier" --listen "$vlisten" --interval "$interval" \
 	--ek-ca "$repo/dist/ek-ca" --ek-allow "$ek_allow" \
 	</dev/null >"$dir/verifier.log" 2>&1 &
