@@ -366,10 +366,16 @@ func TestE2EEnforce(t *testing.T) {
 	// mask; the notification group removes it.
 	w.wantRuns(good2)
 	w.wantRuns(good2)
+	inv := w.status()["invalidations"].(float64)
 	if err := os.Chmod(good2, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// The group's invalidation is asynchronous: wait for it (was a
+	// 100 ms sleep, which a loaded machine can outlast).
+	deadline := time.Now().Add(10 * time.Second)
+	for w.status()["invalidations"].(float64) <= inv && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	w.wantDenied(good2)
 	w.wantRecord("denied", good2, "metadata-changed")
 
