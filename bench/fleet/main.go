@@ -9,6 +9,16 @@
 // each step for a bounded time.
 //
 //	go run ./bench/fleet [-steps 500,1000,2000,3000,5000,7000] [-measure 30s] [-limit 30m]
+//	go run ./bench/fleet -store both -replicas 2 [-pg-dsn-file FILE] ...
+//
+// -store picks the verifier's database: sqlite (the default), postgres,
+// or both, one after the other in the same run with the same steps, each
+// with a fresh fleet. On PostgreSQL, -replicas verifiers share the
+// database (leases); the database is a fresh one on a server this run
+// starts (as root: run as the postgres user, fsync on) unless
+// -pg-dsn-file names one. The verifier CPU is then all replicas'
+// together, and the server's CPU (postmaster and backends) is reported
+// separately per attestation.
 //
 // By default the verifier is the real `intact-verifier serve` binary
 // (built into a temporary directory unless -verifier names one), a child
@@ -69,6 +79,9 @@ type config struct {
 	profile   string
 	keep      bool
 	limit     time.Duration // the whole run
+	store     string        // sqlite, postgres or both
+	replicas  int           // verifiers sharing the PostgreSQL database
+	dsnFile   string        // an existing PostgreSQL database (else one is started)
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -87,6 +100,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the last step to FILE (with -inprocess: verifier and generator)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the verifier's state directory")
 	fs.DurationVar(&c.limit, "limit", 30*time.Minute, "stop the whole run after this long")
+	fs.StringVar(&c.store, "store", "sqlite", "the verifier's store: sqlite, postgres, or both (one after the other, in this run)")
+	fs.IntVar(&c.replicas, "replicas", 1, "verifier replicas sharing the PostgreSQL database")
+	fs.StringVar(&c.dsnFile, "pg-dsn-file", "", "`FILE` holding the connection string of an empty PostgreSQL database (default: start a server, needs root and the postgresql package)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +119,54 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.interval < 100*time.Millisecond || c.measure < c.interval {
 		return errors.New("-interval at least 100ms and -measure at least one interval")
 	}
+	if c.store == "sqlite" && c.replicas != 1 {
+		return errors.New("-replicas needs -store postgres or both (replicas share a PostgreSQL database)")
+	}
+	if c.replicas < 1 || c.replicas > 8 {
+		return errors.New("-replicas: 1 to 8")
+	}
+	var stores []string
+	switch c.store {
+	case "sqlite", "postgres":
+		stores = []string{c.store}
+	case "both":
+		stores = []string{"sqlite", "postgres"}
+	default:
+		return fmt.Errorf("-store %q: sqlite, postgres or both", c.store)
+	}
+	if c.inprocess && c.store != "sqlite" {
+		return errors.New("-inprocess runs SQLite only")
+	}
+	if !c.inprocess && c.bin == "" {
+		dir, err := os.MkdirTemp("", "fleet-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c.bin = filepath.Join(dir, "intact-verifier")
+		if out, err := exec.Command("go", "build", "-o", c.bin, "./cmd/intact-verifier").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/intact-verifier: %v\n%s", err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
+	defer cancel()
+	host, _ := os.Hostname()
+	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
+		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
+	for _, st := range stores {
+		if err := runStore(ctx, c, st, stdout, stderr); err != nil {
+			return fmt.Errorf("%s: %w", st, err)
+		}
+	}
+	if n := retries.Load(); n > 0 {
+		fmt.Fprintf(stdout, "enrollments tried again after a 502: %d\n", n)
+	}
+	return nil
+}
+
+// runStore ramps the fleet on one store: SQLite (one verifier), or
+// PostgreSQL (c.replicas verifiers sharing a database).
+func runStore(ctx context.Context, c config, storeName string, stdout, stderr io.Writer) error {
 	state, err := os.MkdirTemp("", "fleet-verifier-")
 	if err != nil {
 		return err
@@ -111,20 +175,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(state)
 	}
 	var t *target
-	if c.inprocess {
+	switch {
+	case c.inprocess:
 		t, err = startInProcess(state, c.interval, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	} else {
-		if c.bin == "" {
-			dir, err := os.MkdirTemp("", "fleet-bin-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			c.bin = filepath.Join(dir, "intact-verifier")
-			if out, err := exec.Command("go", "build", "-o", c.bin, "./cmd/intact-verifier").CombinedOutput(); err != nil {
-				return fmt.Errorf("go build ./cmd/intact-verifier: %v\n%s", err, out)
-			}
-		}
+	case storeName == "postgres":
+		t, err = startPostgres(ctx, c, state, newWarnFilter(stderr))
+	default:
 		t, err = startBinary(c.bin, state, c.interval, newWarnFilter(stderr))
 	}
 	if err != nil {
@@ -134,16 +190,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	f := sim.New(sim.Options{InitialRecords: c.initial, GrowEvery: c.grow})
 	defer f.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
-	defer cancel()
 	if err := t.call(ctx, "PUT", "/v1/policies/fleet", sim.Policy("fleet"), 200, nil); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
-		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
-	fmt.Fprintln(stdout, "| agents | attest/s (expected) | stored/s | lateness p50 / p99 | verifier CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	what := "SQLite, one verifier"
+	if storeName == "postgres" {
+		what = fmt.Sprintf("PostgreSQL, %d replica(s) (verifier CPU: all replicas; db CPU: the server's processes, when this run started it)", c.replicas)
+	}
+	fmt.Fprintf(stdout, "\nstore: %s\n", what)
+	fmt.Fprintln(stdout, "| agents | attest/s (expected) | stored/s | lateness p50 / p99 | verifier CPU/attest | db CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	best := 0
 	for i, n := range c.steps {
 		last := i == len(c.steps)-1
@@ -157,10 +213,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		best = n
 	}
-	if n := retries.Load(); n > 0 {
-		fmt.Fprintf(stdout, "enrollments tried again after a 502: %d\n", n)
-	}
-	fmt.Fprintf(stdout, "largest N that held a %v interval: %d\n", c.interval, best)
+	fmt.Fprintf(stdout, "largest N that held a %v interval (%s): %d\n", c.interval, storeName, best)
 	return nil
 }
 
@@ -169,6 +222,8 @@ type result struct {
 	rate, expected     float64
 	p50, p99           time.Duration
 	verCPU, genCPU     time.Duration // per attestation
+	dbCPU              time.Duration // per attestation (PostgreSQL started by this run)
+	haveDB             bool
 	verCores, genCores float64
 	haveVer            bool
 	dbMB, dbMBps       float64
@@ -185,12 +240,16 @@ func (r *result) row() string {
 	if r.haveVer {
 		ver, vc = fmt.Sprintf("%.0f µs", float64(r.verCPU.Microseconds())), fmt.Sprintf("%.2f", r.verCores)
 	}
+	dbc := "n/a"
+	if r.haveDB {
+		dbc = fmt.Sprintf("%.0f µs", float64(r.dbCPU.Microseconds()))
+	}
 	held := "yes"
 	if !r.held {
 		held = "**no**: " + r.why
 	}
-	return fmt.Sprintf("| %d | %.0f (%.0f) | %.0f | %v / %v | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
-		r.n, r.rate, r.expected, r.stored, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver,
+	return fmt.Sprintf("| %d | %.0f (%.0f) | %.0f | %v / %v | %s | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
+		r.n, r.rate, r.expected, r.stored, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver, dbc,
 		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.handshakes, r.enrollRate, held)
 }
 
@@ -237,12 +296,14 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 	}
 	q0, _, c0 := f.Counts()
 	v0, okv := t.cpu()
+	d0, okd := t.dbCPUNow()
 	g0 := selfCPU()
 	db0 := t.dbBytes()
 	t0 := time.Now()
 	time.Sleep(c.measure)
 	q1, _, c1 := f.Counts()
 	v1, okv1 := t.cpu()
+	d1, okd1 := t.dbCPUNow()
 	g1 := selfCPU()
 	el := time.Since(t0)
 	db1 := t.dbBytes()
@@ -261,6 +322,8 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 	r.handshakes = c1 - c0
 	r.haveVer = okv && okv1
 	r.verCPU = (v1 - v0) / time.Duration(att)
+	r.haveDB = okd && okd1
+	r.dbCPU = (d1 - d0) / time.Duration(att)
 	r.verCores = (v1 - v0).Seconds() / el.Seconds()
 	r.genCPU = (g1 - g0) / time.Duration(att)
 	r.genCores = (g1 - g0).Seconds() / el.Seconds()

@@ -40,6 +40,20 @@ type target struct {
 	cpu  func() (time.Duration, bool)
 	stop func() error
 	kill func() // SIGKILL (a child process only)
+	// dbSize and dbCPU, when set, measure a database server (PostgreSQL)
+	// instead of the SQLite file in state.
+	dbSize func() int64
+	dbCPU  func() (time.Duration, bool)
+}
+
+// dbCPUNow is the database server's CPU time so far (ok false: not known,
+// such as SQLite in the verifier's process or a server this run did not
+// start).
+func (t *target) dbCPUNow() (time.Duration, bool) {
+	if t.dbCPU == nil {
+		return 0, false
+	}
+	return t.dbCPU()
 }
 
 // apiClient is an operator API client pinned to the verifier's
@@ -258,6 +272,9 @@ func (t *target) call(ctx context.Context, method, path string, body []byte, wan
 
 // dbBytes is the size of the verifier's database with its WAL.
 func (t *target) dbBytes() int64 {
+	if t.dbSize != nil {
+		return t.dbSize()
+	}
 	var n int64
 	for _, f := range []string{"verifier.db", "verifier.db-wal"} {
 		if fi, err := os.Stat(filepath.Join(t.state, f)); err == nil {

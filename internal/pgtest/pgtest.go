@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -76,7 +77,56 @@ func binDir() (string, error) {
 	return "", errors.New("no PostgreSQL server binaries (apt-get install postgresql)")
 }
 
-func start() (*server, error) {
+func start() (*server, error) { return startWith(false) }
+
+// Server is a PostgreSQL server started outside a test (bench/fleet).
+type Server struct{ s *server }
+
+// Start starts a server like the tests' (unix socket only, run as the
+// postgres user, needs root); durable keeps fsync and synchronous
+// commit on (the tests turn them off). Stop it with Stop.
+func Start(durable bool) (*Server, error) {
+	s, err := startWith(durable)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{s}, nil
+}
+
+// NewDatabase creates a fresh database and returns its connection string.
+func (s *Server) NewDatabase(ctx context.Context, name string) (string, error) {
+	admin := fmt.Sprintf("host=%s user=intact dbname=postgres sslmode=disable", s.s.socket)
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("host=%s user=intact dbname=%s sslmode=disable", s.s.socket, name), nil
+}
+
+// PID is the server's postmaster process (its backends are its children).
+func (s *Server) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(s.s.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
+// BinDir is the directory of the server's programs (pgbench).
+func (s *Server) BinDir() string { return s.s.bin }
+
+// Socket is the server's unix socket directory.
+func (s *Server) Socket() string { return s.s.socket }
+
+// Stop stops the server and removes its files.
+func (s *Server) Stop() { s.s.stop() }
+
+func startWith(durable bool) (*server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -102,6 +152,9 @@ func start() (*server, error) {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir)
+	if durable {
+		opts = fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c max_connections=200", dir)
+	}
 	if out, err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		os.RemoveAll(dir)
