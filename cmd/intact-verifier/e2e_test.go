@@ -123,9 +123,17 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 20ms for at most d.
+// waitFor polls cond every 20ms for at most d, and at least a minute:
+// what every caller awaits is that the condition comes true (an agent
+// trusted, failed, an address logged), never how fast, and on a loaded
+// 2-core machine attestation rounds with swtpm can take many seconds
+// (TestEndToEndEndlessList's 15 s wait ran out once). A condition that
+// never comes true still fails the test, a minute later.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if d < time.Minute {
+		d = time.Minute
+	}
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
