@@ -92,12 +92,6 @@ func TestFailover(t *testing.T) {
 	start := func(name string) *target {
 		t.Helper()
 		state := filepath.Join(dir, name)
-		if name != "r1" {
-			// the agents pin r1's certificate (mutual TLS)
-			if err := shareIdentity(filepath.Join(dir, "r1"), state); err != nil {
-				t.Fatal(err)
-			}
-		}
 		os.MkdirAll(state, 0o700)
 		// The replicas share r1's verifier.crt/verifier.key: the agents
 		// pin the certificate of the verifier that enrolled them and
