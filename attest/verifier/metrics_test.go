@@ -79,11 +79,10 @@ func TestMetrics(t *testing.T) {
 	time.Sleep(2 * interval) // the cached store counts expire (an interval)
 	m = scrape(t, tv.v)
 	for k, want := range map[string]float64{
-		`intact_verifier_agents{state="trusted"}`:              1,
-		`intact_verifier_agents{state="failed"}`:               0,
-		`intact_verifier_attesting`:                            1,
-		`intact_verifier_failures_total{reason="policy"}`:      0,
-		`intact_verifier_attestations_total{outcome="failed"}`: 0,
+		`intact_verifier_agents{state="trusted"}`:         1,
+		`intact_verifier_agents{state="failed"}`:          0,
+		`intact_verifier_attesting`:                       1,
+		`intact_verifier_failures_total{reason="policy"}`: 0,
 	} {
 		if got, ok := m[k]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
@@ -127,8 +126,13 @@ func TestMetrics(t *testing.T) {
 	tv.wait("a1", 20*time.Second, "failed", state(store.StateFailed))
 	time.Sleep(2 * interval)
 	m = scrape(t, tv.v)
-	if m[`intact_verifier_failures_total{reason="policy"}`] != 1 || m[`intact_verifier_attestations_total{outcome="failed"}`] != 1 {
+	// (an operational failure, a quote timing out on a loaded machine,
+	// would count too: failed attestations are the sum of the reasons)
+	if m[`intact_verifier_failures_total{reason="policy"}`] != 1 {
 		t.Errorf("policy failure not counted once: %v", m)
+	}
+	if f, sum := m[`intact_verifier_attestations_total{outcome="failed"}`], m[`intact_verifier_failures_total{reason="policy"}`]+m[`intact_verifier_failures_total{reason="operational"}`]; f != sum || f < 1 {
+		t.Errorf("failed attestations %v, failures by reason %v", f, sum)
 	}
 	if m[`intact_verifier_agents{state="failed"}`] != 1 || m[`intact_verifier_agents{state="trusted"}`] != 0 {
 		t.Errorf("agents by state after the failure: %v", m)
