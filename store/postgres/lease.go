@@ -38,7 +38,11 @@ func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]st
 		if live > 1 {
 			share = (total + live - 1) / live
 		}
-		tag, err := tx.Exec(ctx, `UPDATE agents SET lease_until = $2 WHERE lease_owner = $1`, replica, until)
+		// Rows are locked in id order, as SaveAttestationsAs locks them:
+		// in any other order this round and the replica's own writer can
+		// deadlock (TestLeaseRoundsAndWriterDoNotDeadlock).
+		tag, err := tx.Exec(ctx, `UPDATE agents SET lease_until = $2 WHERE id IN
+			(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id FOR UPDATE)`, replica, until)
 		if err != nil {
 			return err
 		}
@@ -77,7 +81,8 @@ func (d *DB) ClaimAgent(ctx context.Context, replica, id string, ttl time.Durati
 
 func (d *DB) ReleaseLeases(ctx context.Context, replica string) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE agents SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1`, replica); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE agents SET lease_owner = '', lease_until = 0 WHERE id IN
+			(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id FOR UPDATE)`, replica); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM replicas WHERE name = $1`, replica)
