@@ -112,9 +112,12 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 	cli(0, "agents", "add", "host", agentAddr, "--policy", "fleet", "--cert", filepath.Join(agentState, "tls.crt"))
 	waitFor(t, 10*time.Second, "trusted", func() bool { return show().State == "trusted" })
 
-	// The window: v1 plus v2's digests for 8 seconds, into the running
-	// verifier.
-	const window = 8 * time.Second
+	// The window: v1 plus v2's digests for 20 seconds, into the running
+	// verifier. (Its length is not what is tested: 20 s leaves a loaded
+	// machine time to attest inside it; 8 s could run out before the
+	// first attestation, which the check below reports as proving
+	// nothing.)
+	const window = 20 * time.Second
 	windowed := filepath.Join(dir, "rollout.json")
 	opened := time.Now()
 	run(0, ibin, "policy", "window", v1, v2, "--for", window.String(), "--note", "tool 2.0", "--out", windowed)
