@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -621,4 +622,31 @@ func TestSwapRace(t *testing.T) {
 func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// With an RSA key (PKCS#1 v1.5 signatures are deterministic) the same
+// tree gives the same manifest, byte for byte, signature included; with
+// ECDSA only the signature line differs (TestUnchangedAndCanonical).
+func TestSameTreeSameBytesRSA(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := sig.KeyID(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := tree(t)
+	mk := func() []byte {
+		var buf bytes.Buffer
+		if _, err := Create(&buf, []string{d}, CreateOptions{ScanOptions: ScanOptions{Algo: label.SHA256, Xattrs: DefaultXattrs},
+			Signer: k, KeyID: id}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	a, b := mk(), mk()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("the same tree gave two manifests:\n%s\n%s", a, b)
+	}
 }
