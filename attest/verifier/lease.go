@@ -94,7 +94,9 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 		known[id] = true
 		a, err := v.o.Store.GetAgent(rctx, id)
 		if err != nil {
-			v.log.Warn("leased agent unreadable", "agent", id, "err", err)
+			// read again next round: a known agent is never started
+			delete(known, id)
+			v.log.Warn("leased agent unreadable; tried again next round", "agent", id, "err", err)
 			continue
 		}
 		// spread over a third of an interval: taken-over agents are
