@@ -28,7 +28,7 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 	ttl := v.leaseTTL()
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
-	known := map[string]bool{} // leased agents this loop has started (or found not to attest)
+	known := map[string]time.Time{} // leased agents this loop has read, and when
 	for {
 		v.leaseRound(ctx, ttl, known)
 		select {
@@ -47,7 +47,12 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 
 // leaseRound renews, claims and gives up leases, and starts and stops
 // runners to match.
-func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]bool) {
+// A leased agent found not to attest (a security failure) is read again
+// every recheckRounds rounds: an operator may have reactivated it, on
+// any replica.
+const recheckRounds = 9
+
+func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]time.Time) {
 	rctx, cancel := context.WithTimeout(ctx, ttl)
 	defer cancel()
 	owned, err := v.o.Leases.Lease(rctx, v.o.Replica, ttl)
@@ -71,8 +76,11 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 		}
 	}
 	var fresh []string
+	now := v.o.Now()
 	for _, id := range owned {
-		if !known[id] {
+		at, seen := known[id]
+		r := v.runners[id]
+		if !seen || (r == nil || r.ended.Load()) && now.Sub(at) >= recheckRounds*ttl/3 {
 			fresh = append(fresh, id)
 		}
 	}
@@ -90,8 +98,9 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 	}
 	started := 0
 	for i, id := range fresh {
-		first := !known[id]
-		known[id] = true
+		_, seen := known[id]
+		first := !seen
+		known[id] = now
 		a, err := v.o.Store.GetAgent(rctx, id)
 		if err != nil {
 			// read again next round: a known agent is never started
@@ -102,7 +111,13 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 		// spread over a third of an interval: taken-over agents are
 		// attested again within two intervals of their last attestation
 		if a.State == store.StateFailed && a.Kind == store.KindSecurity {
-			continue // not attested until enrolled again
+			continue // not attested until reactivated or enrolled again
+		}
+		v.mu.Lock()
+		r := v.runners[id]
+		v.mu.Unlock()
+		if r != nil && r.ended.Load() {
+			v.stop(id) // the runner a security failure stopped: reactivated since
 		}
 		v.start(a, ttl/3*time.Duration(i)/time.Duration(len(fresh)))
 		if first {

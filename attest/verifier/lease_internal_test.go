@@ -43,7 +43,7 @@ func TestLeaseRoundRetriesUnreadableAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := map[string]bool{}
+	known := map[string]time.Time{}
 	v.leaseRound(context.Background(), time.Second, known)
 	v.leaseRound(context.Background(), time.Second, known)
 	if st.calls != 2 {
@@ -52,5 +52,28 @@ func TestLeaseRoundRetriesUnreadableAgent(t *testing.T) {
 	v.leaseRound(context.Background(), time.Second, known)
 	if st.calls != 2 {
 		t.Fatalf("GetAgent called %d times: a read agent is read again every round", st.calls)
+	}
+}
+
+// An agent a security failure stopped is read again every few rounds: an
+// operator may reactivate it on any replica, and the one that holds its
+// lease must start attesting it.
+func TestLeaseRoundRechecksStoppedAgents(t *testing.T) {
+	st := &leaseStore{}
+	now := time.Unix(1000, 0)
+	v, err := New(Options{Store: st, Leases: oneLease{}, Replica: "r", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]time.Time{}
+	v.leaseRound(context.Background(), time.Second, known)
+	v.leaseRound(context.Background(), time.Second, known)
+	if st.calls != 1 {
+		t.Fatalf("GetAgent called %d times in two quick rounds, want 1", st.calls)
+	}
+	now = now.Add(recheckRounds * time.Second / 3)
+	v.leaseRound(context.Background(), time.Second, known)
+	if st.calls != 2 {
+		t.Fatalf("GetAgent called %d times after %d rounds, want 2 (a stopped agent is read again)", st.calls, recheckRounds)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/intactsec/intact/attest"
@@ -33,9 +34,12 @@ type runner struct {
 	mu  sync.Mutex
 	gap bool // the status has a gap (for Acknowledge)
 	ack bool // an operator acknowledged it: cleared at the next attestation
+
+	ended atomic.Bool // run returned (a security failure stops it)
 }
 
 func (r *runner) run(ctx context.Context, delay time.Duration) {
+	defer r.ended.Store(true)
 	defer r.client.close()
 	t := time.NewTimer(delay)
 	defer t.Stop()

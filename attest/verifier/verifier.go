@@ -434,7 +434,9 @@ func (v *Verifier) Reactivate(ctx context.Context, id, note string) (*store.Agen
 	v.wake()
 	v.log.Info("agent reactivated by the operator", "agent", a.ID, "note", note, "previous_reasons", prev.Reasons)
 	a.Status = st
-	v.start(a, 0)
+	if v.claim(ctx, a.ID) { // with replicas: the holder of its lease starts it (leaseRound)
+		v.start(a, 0)
+	}
 	return a, nil
 }
 
