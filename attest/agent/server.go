@@ -20,6 +20,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/internal/atomicfile"
+	"github.com/intactsec/intact/internal/netlimit"
 )
 
 // VerifierFile is the file, in the agent's state directory, of the
@@ -223,46 +224,5 @@ func Listen(addr string, max int) (net.Listener, error) {
 }
 
 // LimitListener accepts at most n connections at once from ln: Accept
-// waits while n are open.
-func LimitListener(ln net.Listener, n int) net.Listener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	closeOnce sync.Once
-	done      chan struct{}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *limitListener) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
+// waits while n are open (internal/netlimit).
+func LimitListener(ln net.Listener, n int) net.Listener { return netlimit.Listen(ln, n) }

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/netlimit"
 )
 
 // The metrics listener (serve --metrics-listen) is plain HTTP, meant for
@@ -62,45 +62,6 @@ func serveMetrics(ctx context.Context, addr string, v *verifier.Verifier, log *s
 	return l.Addr().String(), nil
 }
 
-// limitListener accepts at most cap(sem) connections at a time.
-type limitListener struct {
-	net.Listener
-	sem  chan struct{}
-	done chan struct{}
-	once sync.Once
-}
-
-func limitListen(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
-}
+// limitListen accepts at most n connections of l at once
+// (internal/netlimit).
+func limitListen(l net.Listener, n int) net.Listener { return netlimit.Listen(l, n) }

@@ -515,38 +515,8 @@ func confirm(e *env, q string) (bool, error) {
 
 // progressBytes shows entries and MB hashed on a terminal's stderr.
 func (e *env) progressBytes(entries, bytes *atomic.Int64) (stop func()) {
-	if !e.stderrIsTerminal {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		start := time.Now()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		shown := false
-		for {
-			select {
-			case <-done:
-				if shown {
-					fmt.Fprint(e.stderr, "\r\033[K")
-				}
-				return
-			case <-t.C:
-				if el := time.Since(start); el > time.Second {
-					fmt.Fprintf(e.stderr, "\rintact: %d entries, %.0f MB hashed, %.0f MB/s", entries.Load(),
-						float64(bytes.Load())/1e6, float64(bytes.Load())/1e6/el.Seconds())
-					shown = true
-				}
-			}
-		}
-	}()
-	var stopped atomic.Bool
-	return func() {
-		if stopped.CompareAndSwap(false, true) {
-			close(done)
-			<-finished
-		}
-	}
+	return e.progressLine(func(el time.Duration) string {
+		mb := float64(bytes.Load()) / 1e6
+		return fmt.Sprintf("%d entries, %.0f MB hashed, %.0f MB/s", entries.Load(), mb, mb/el.Seconds())
+	})
 }

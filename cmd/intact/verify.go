@@ -187,7 +187,20 @@ func (s *verifySummary) String() string {
 // progress shows a file count on a terminal's stderr while a long walk
 // runs; it returns a function that clears it (safe to call repeatedly).
 func (e *env) progress(enabled bool, files *atomic.Int64) (stop func()) {
-	if !enabled || !e.stderrIsTerminal {
+	if !enabled {
+		return func() {}
+	}
+	return e.progressLine(func(el time.Duration) string {
+		n := files.Load()
+		return fmt.Sprintf("%d files, %.0f files/s", n, float64(n)/el.Seconds())
+	})
+}
+
+// progressLine shows line(elapsed) on a terminal's stderr every 200 ms
+// once a second has passed, and clears it when stopped (stop is safe to
+// call repeatedly).
+func (e *env) progressLine(line func(elapsed time.Duration) string) (stop func()) {
+	if !e.stderrIsTerminal {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -207,8 +220,7 @@ func (e *env) progress(enabled bool, files *atomic.Int64) (stop func()) {
 				return
 			case <-t.C:
 				if el := time.Since(start); el > time.Second {
-					n := files.Load()
-					fmt.Fprintf(e.stderr, "\rintact: %d files, %.0f files/s", n, float64(n)/el.Seconds())
+					fmt.Fprint(e.stderr, "\rintact: "+line(el))
 					shown = true
 				}
 			}
