@@ -12,7 +12,7 @@ import (
 )
 
 type metrics struct {
-	events, self, queued, decisions, denials, wouldDeny atomic.Int64
+	events, self, decisions, denials, wouldDeny atomic.Int64
 	timeouts, errors, respondErrors, cacheHits          atomic.Int64
 	ignoreMarks, ignoreErrors, invalidations            atomic.Int64
 	measurements, large                                 atomic.Int64

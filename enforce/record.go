@@ -3,6 +3,7 @@
 package enforce
 
 import (
+	"context"
 	"encoding/hex"
 	"log/slog"
 	"os"
@@ -49,14 +50,14 @@ func (e *Engine) record(p *pending, path string, o outcome, allow bool) {
 			msg = "would deny"
 			e.m.wouldDeny.Add(1)
 		}
-		e.log.LogAttrs(nil, slog.LevelWarn, msg, append(attrs, slog.Bool("audit", true))...)
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, msg, append(attrs, slog.Bool("audit", true))...)
 	case o.errored:
 		e.m.errors.Add(1)
 		attrs = append(attrs, slog.String("reason", o.reason), slog.String("decision", verdictName(allow)))
-		e.log.LogAttrs(nil, slog.LevelError, "decision failed, fail verdict given", attrs...)
+		e.log.LogAttrs(context.Background(), slog.LevelError, "decision failed, fail verdict given", attrs...)
 	}
 	if o.audited {
-		e.log.LogAttrs(nil, slog.LevelInfo, "audit", append(attrs, slog.String("sha256", hex.EncodeToString(o.digest)), slog.Bool("audit", true))...)
+		e.log.LogAttrs(context.Background(), slog.LevelInfo, "audit", append(attrs, slog.String("sha256", hex.EncodeToString(o.digest)), slog.Bool("audit", true))...)
 	}
 }
 

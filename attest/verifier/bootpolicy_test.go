@@ -58,7 +58,7 @@ func TestBootPolicyAcrossReboot(t *testing.T) {
 	changed := bytes.Clone(raw)
 	for _, d := range [][]byte{e256[kernel].Digest, e1[kernel].Digest} {
 		i := bytes.Index(changed, d)
-		if i < 0 || bytes.Index(changed[i+1:], d) >= 0 {
+		if i < 0 || bytes.Contains(changed[i+1:], d) {
 			t.Fatalf("digest %x not found once in the log", d)
 		}
 		changed[i] ^= 0xa5
