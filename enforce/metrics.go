@@ -12,12 +12,12 @@ import (
 )
 
 type metrics struct {
-	events, self, decisions, denials, wouldDeny atomic.Int64
-	timeouts, errors, respondErrors, cacheHits          atomic.Int64
-	ignoreMarks, ignoreErrors, invalidations            atomic.Int64
-	measurements, large                                 atomic.Int64
-	writers, violations, leaseRefused, leaseBreaks      atomic.Int64
-	latency, measureLatency                             histogram
+	events, self, decisions, denials, wouldDeny    atomic.Int64
+	timeouts, errors, respondErrors, cacheHits     atomic.Int64
+	ignoreMarks, ignoreErrors, invalidations       atomic.Int64
+	measurements, large                            atomic.Int64
+	writers, violations, leaseRefused, leaseBreaks atomic.Int64
+	latency, measureLatency                        histogram
 }
 
 // latency buckets, seconds.
