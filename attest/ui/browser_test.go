@@ -80,6 +80,26 @@ func newServer(t *testing.T, ctx context.Context, interval time.Duration) *serve
 func browser(t *testing.T) (context.Context, *atomic.Int32) {
 	t.Helper()
 	exe := testenv.RequireTool(t, "chromium")
+	// Chromium's profile: removed after the browser has exited (cleanups
+	// run last-registered first: this one runs after the two below). A
+	// t.TempDir raced the exiting browser's last writes ("directory not
+	// empty").
+	profile, err := os.MkdirTemp("", "intact-ui-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil || i == 50 {
+				if err != nil {
+					t.Logf("leaving %s: %v", profile, err)
+				}
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the browser's last writes
+		}
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.NoSandbox, // root in CI
@@ -90,13 +110,29 @@ func browser(t *testing.T) (context.Context, *atomic.Int32) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	bctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
+	t.Cleanup(func() {
+		// close the browser and wait for it, then drop the contexts
+		cctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		if b := chromedp.FromContext(bctx).Browser; b != nil {
+			chromedp.Cancel(bctx)
+			if p := b.Process(); p != nil {
+				done := make(chan struct{})
+				go func() { p.Wait(); close(done) }()
+				select {
+				case <-done:
+				case <-cctx.Done():
+				}
+			}
+		}
+		cancel2()
+	})
 	var dialogs atomic.Int32
 	chromedp.ListenTarget(bctx, func(ev any) {
 		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
