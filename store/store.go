@@ -324,3 +324,22 @@ func pruneBatches(ctx context.Context, what string, prune func(limit int) (int, 
 		}
 	}
 }
+
+// KeepResult decides whether a result enters an agent's history, for the
+// store backends (see Update): keep it when its outcome (u.Result's
+// Outcome, computed once by the caller) differs from the
+// previous kept outcome prev, or, as a heartbeat, when the last kept
+// result (at histAt, Unix nanoseconds) is at least hb plus the agent's
+// HeartbeatJitter older than this one (at), or newer (the clock went
+// back).
+func KeepResult(u *Update, outcome, prev string, histAt, at int64) (keep, heartbeat bool) {
+	if outcome != prev {
+		return true, false
+	}
+	if u.Heartbeat <= 0 {
+		return false, false
+	}
+	since := at - histAt
+	keep = since >= (u.Heartbeat+HeartbeatJitter(u.AgentID, u.Heartbeat)).Nanoseconds() || since < 0
+	return keep, keep
+}

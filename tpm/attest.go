@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/intactsec/intact/internal/der"
 )
 
 // Remote attestation, agent side: the endorsement key (EK), attestation
@@ -112,7 +114,7 @@ func (t *TPM) ekChain() ([][]byte, error) {
 			return nil, err
 		}
 		for len(b) > 0 && len(out) < maxEKChain {
-			n, ok := derSeqLen(b)
+			n, ok := der.SeqLen(b)
 			if !ok || n > len(b) {
 				break // padding or junk after the certificates
 			}
@@ -121,26 +123,6 @@ func (t *TPM) ekChain() ([][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// derSeqLen returns the length of a DER SEQUENCE at the start of b.
-func derSeqLen(b []byte) (int, bool) {
-	if len(b) < 2 || b[0] != 0x30 {
-		return 0, false
-	}
-	l := int(b[1])
-	if l < 0x80 {
-		return 2 + l, true
-	}
-	n := l & 0x7f
-	if n == 0 || n > 3 || len(b) < 2+n {
-		return 0, false
-	}
-	l = 0
-	for _, x := range b[2 : 2+n] {
-		l = l<<8 | int(x)
-	}
-	return 2 + n + l, true
 }
 
 // withEK creates the EK primary (see ekTemplate), calls fn with it and

@@ -39,6 +39,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	derframe "github.com/intactsec/intact/internal/der"
 )
 
 // Errors, matched with errors.Is.
@@ -94,7 +96,7 @@ func Parse(der []byte) (*Cert, error) {
 	c := &Cert{}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		n, ok := derLength(der)
+		n, ok := derframe.SeqLen(der)
 		if !ok || n >= len(der) || !padding(der[n:]) {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
@@ -119,27 +121,6 @@ func Parse(der []byte) (*Cert, error) {
 		}
 	}
 	return c, nil
-}
-
-// derLength returns the length of the DER element at the start of b
-// (definite lengths only).
-func derLength(b []byte) (int, bool) {
-	if len(b) < 2 || b[0] != 0x30 {
-		return 0, false
-	}
-	l := int(b[1])
-	if l < 0x80 {
-		return 2 + l, true
-	}
-	n := l & 0x7f
-	if n == 0 || n > 3 || len(b) < 2+n {
-		return 0, false
-	}
-	l = 0
-	for _, x := range b[2 : 2+n] {
-		l = l<<8 | int(x)
-	}
-	return 2 + n + l, true
 }
 
 func padding(b []byte) bool {

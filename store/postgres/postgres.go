@@ -365,12 +365,7 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 			}
 			outcome := u.Result.Outcome()
 			at := ts(u.Result.Time)
-			keep, heartbeat := outcome != c.outcome, false
-			if !keep && u.Heartbeat > 0 {
-				since := at - c.histAt
-				keep = since >= (u.Heartbeat+store.HeartbeatJitter(u.AgentID, u.Heartbeat)).Nanoseconds() || since < 0
-				heartbeat = keep
-			}
+			keep, heartbeat := store.KeepResult(&u, outcome, c.outcome, c.histAt, at)
 			if keep {
 				c.histAt = at
 			}

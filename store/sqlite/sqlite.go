@@ -370,12 +370,7 @@ func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
 		}
 		outcome := u.Result.Outcome()
 		at := ts(u.Result.Time)
-		keep, heartbeat := outcome != prev, false
-		if !keep && u.Heartbeat > 0 {
-			since := at - histAt
-			keep = since >= (u.Heartbeat+store.HeartbeatJitter(u.AgentID, u.Heartbeat)).Nanoseconds() || since < 0
-			heartbeat = keep
-		}
+		keep, heartbeat := store.KeepResult(&u, outcome, prev, histAt, at)
 		if keep {
 			histAt = at
 		}
