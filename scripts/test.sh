@@ -12,6 +12,9 @@
 #     Running the suite only there, not here as well, keeps CI's time what it
 #     was: the clone costs a second and one compile of the tree, the tests
 #     run once.
+#     staticcheck, at the version pinned below (installed from the module
+#     proxy into a temporary directory), runs there too, with and without
+#     `-tags shareddata`: any finding fails the run.
 #  2. the extra run: tests over data that may not be copied into the
 #     repository (the GPL-2.0 Raspberry Pi lists), built with
 #     `-tags shareddata` and named TestShared…, here, over ../shared/testdata
@@ -74,7 +77,12 @@ if [ -n "$(g -C "$repo" status --porcelain)" ]; then
 fi
 [ ! -e "$tmp/shared" ] # nothing beside the clone
 echo "== the suite, in a fresh clone: $clone"
-(cd "$clone" && go vet ./... && go test -count=1 -timeout 18m "$@" ./...)
+staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.8.2 # pinned: a new release brings new checks
+GOBIN=$tmp/bin go install "$staticcheck"
+(cd "$clone" && go vet ./... &&
+	echo "== staticcheck ($staticcheck)" &&
+	"$tmp/bin/staticcheck" ./... && "$tmp/bin/staticcheck" -tags shareddata ./... &&
+	go test -count=1 -timeout 18m "$@" ./...)
 
 # 2. The extra run over ../shared/testdata.
 # The packages with files built only with the shareddata tag.

@@ -179,7 +179,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	// The receiver comes back.
 	rc.setDown(false)
 	serveOn(t, addr, rc)
-	got := rc.waitFor(t, 3, 10*time.Second)
+	rc.waitFor(t, 3, 10*time.Second)
 	time.Sleep(500 * time.Millisecond) // nothing more comes
 	_, got, ids, bad := rc.snapshot()
 	if len(bad) > 0 {

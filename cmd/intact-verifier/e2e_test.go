@@ -263,7 +263,7 @@ func TestEndToEnd(t *testing.T) {
 	vd.stop(t)
 	measure(ok2)
 	before := len(quoteOffsets(ag.out.String()))
-	vd, client = startVerifier()
+	_, client = startVerifier() // stopped by the test's cleanup
 	waitFor(t, 10*time.Second, "trusted at 3 records after the restart", func() bool {
 		v := show("host1")
 		return v.State == "trusted" && v.LogOffset == 3

@@ -44,6 +44,12 @@ const (
 	usageShort = "usage: intact-agent serve --tpm SPEC --state DIR (--list PATH | --ima) | measure --tpm SPEC --list PATH FILE..."
 )
 
+// errUsage is a command-line mistake; its text is the synopsis (a type, so
+// the synopsis may end as synopses do, in "...").
+type errUsage struct{}
+
+func (errUsage) Error() string { return usageShort }
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "intact-agent: error: %v\n", err)
@@ -53,7 +59,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New(usageShort)
+		return errUsage{}
 	}
 	switch args[0] {
 	case "serve":
@@ -64,7 +70,7 @@ func run(args []string) error {
 		fmt.Println(version.Line("intact-agent"))
 		return nil
 	}
-	return errors.New(usageShort)
+	return errUsage{}
 }
 
 // openTPM returns the TPM as the agent uses it: a swtpm is opened per
@@ -95,7 +101,7 @@ func serve(args []string) error {
 		return err
 	}
 	if *state == "" || (*list == "") == !*ima || fs.NArg() != 0 {
-		return errors.New(usageShort)
+		return errUsage{}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	t, creator, closeTPM, err := openTPM(*spec)
@@ -163,7 +169,7 @@ func measure(args []string) error {
 		return err
 	}
 	if *list == "" {
-		return errors.New(usageShort)
+		return errUsage{}
 	}
 	t, err := tpm.Open(*spec)
 	if err != nil {
