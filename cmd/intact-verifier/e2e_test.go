@@ -45,7 +45,7 @@ func buildBinaries(t *testing.T, dir string) (verifierBin, agentBin string) {
 	t.Helper()
 	testenv.RequireTool(t, "go")
 	verifierBin, agentBin = filepath.Join(dir, "intact-verifier"), filepath.Join(dir, "intact-agent")
-	for bin, pkg := range map[string]string{verifierBin: ".", agentBin: "../../attest/agent/intact-agent"} {
+	for bin, pkg := range map[string]string{verifierBin: ".", agentBin: "../intact-agent"} {
 		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, out)

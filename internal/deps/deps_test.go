@@ -116,7 +116,7 @@ var rules = []Rule{
 		Known: simulatorKnown,
 	},
 	{
-		Main: mod + "/attest/agent/intact-agent",
+		Main: mod + "/cmd/intact-agent",
 		// The agent alone: a TPM and a list, no enforcement.
 		Forbid: join(production, storage, verifierRoles, []Forbid{
 			{mod + "/internal/fanotify", "enforcement is intactd's"},
