@@ -17,6 +17,18 @@ var _ store.Leaser = (*DB)(nil)
 // replica's clock.
 const dbNow = `((extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000)`
 
+// Leases are held per replica, not per agent: an agent names its owner
+// (agents.lease_owner, written only when the agent changes hands), and
+// every lease of a replica lives until its row in replicas says
+// (replicas.until), which the replica's lease round renews. So a round
+// of a replica that keeps its agents writes one row, whatever their
+// number (it renewed every agent's row before: three whole-row copies per
+// agent per interval, most of the server's CPU). An agent's lease has
+// lapsed when its owner is '' or the owner's row is stale or gone.
+
+// liveOwner is true of an agents row whose owner holds a live lease.
+const liveOwner = `EXISTS (SELECT 1 FROM replicas r WHERE r.name = agents.lease_owner AND r.until > ` + dbNow + `)`
+
 func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]string, error) {
 	var owned []string
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
@@ -25,13 +37,15 @@ func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]st
 			return err
 		}
 		until := now + ttl.Nanoseconds()
-		if _, err := tx.Exec(ctx, `INSERT INTO replicas (name, seen) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET seen = excluded.seen`, replica, now); err != nil {
+		// The renewal of every lease this replica holds.
+		if _, err := tx.Exec(ctx, `INSERT INTO replicas (name, seen, until) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET seen = excluded.seen, until = excluded.until`, replica, now, until); err != nil {
 			return err
 		}
-		var live, total int64
-		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM replicas WHERE seen > $1), (SELECT count(*) FROM agents)`,
-			now-ttl.Nanoseconds()).Scan(&live, &total); err != nil {
+		var live, total, held int64
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM replicas WHERE seen > $1),
+			(SELECT count(*) FROM agents), (SELECT count(*) FROM agents WHERE lease_owner = $2)`,
+			now-ttl.Nanoseconds(), replica).Scan(&live, &total, &held); err != nil {
 			return err
 		}
 		share := total
@@ -41,21 +55,16 @@ func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]st
 		// Rows are locked in id order, as SaveAttestationsAs locks them:
 		// in any other order this round and the replica's own writer can
 		// deadlock (TestLeaseRoundsAndWriterDoNotDeadlock).
-		tag, err := tx.Exec(ctx, `UPDATE agents SET lease_until = $2 WHERE id IN
-			(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id FOR UPDATE)`, replica, until)
-		if err != nil {
-			return err
-		}
-		held := tag.RowsAffected()
+		var err error
 		switch {
 		case held > share:
 			// a replica joined: give the excess back, it lapses now
-			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = '', lease_until = 0 WHERE id IN
+			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = '' WHERE id IN
 				(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id DESC LIMIT $2 FOR UPDATE)`, replica, held-share)
 		case held < share:
-			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = $1, lease_until = $2 WHERE id IN
-				(SELECT id FROM agents WHERE lease_until < $3 ORDER BY lease_until, id LIMIT $4 FOR UPDATE SKIP LOCKED)`,
-				replica, until, now, share-held)
+			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = $1 WHERE id IN
+				(SELECT id FROM agents WHERE lease_owner = '' OR NOT `+liveOwner+`
+					ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`, replica, share-held)
 		}
 		if err != nil {
 			return err
@@ -70,9 +79,13 @@ func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]st
 	return owned, err
 }
 
+// ClaimAgent takes a free or lapsed lease for replica, only while the
+// replica's own lease is live (before its first lease round, the round
+// claims the agent instead).
 func (d *DB) ClaimAgent(ctx context.Context, replica, id string, ttl time.Duration) (bool, error) {
-	tag, err := d.pool.Exec(ctx, `UPDATE agents SET lease_owner = $1, lease_until = `+dbNow+` + $3
-		WHERE id = $2 AND (lease_owner = $1 OR lease_until < `+dbNow+`)`, replica, id, ttl.Nanoseconds())
+	tag, err := d.pool.Exec(ctx, `UPDATE agents SET lease_owner = $1
+		WHERE id = $2 AND (lease_owner = $1 OR lease_owner = '' OR NOT `+liveOwner+`)
+		AND EXISTS (SELECT 1 FROM replicas WHERE name = $1 AND until > `+dbNow+`)`, replica, id)
 	if err != nil {
 		return false, err
 	}
@@ -81,7 +94,7 @@ func (d *DB) ClaimAgent(ctx context.Context, replica, id string, ttl time.Durati
 
 func (d *DB) ReleaseLeases(ctx context.Context, replica string) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE agents SET lease_owner = '', lease_until = 0 WHERE id IN
+		if _, err := tx.Exec(ctx, `UPDATE agents SET lease_owner = '' WHERE id IN
 			(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id FOR UPDATE)`, replica); err != nil {
 			return err
 		}
@@ -98,7 +111,8 @@ func (d *DB) SaveAttestationsAs(ctx context.Context, replica string, batch []sto
 }
 
 func (d *DB) Replicas(ctx context.Context, since time.Duration) (map[string]int, error) {
-	rows, err := d.pool.Query(ctx, `SELECT r.name, (SELECT count(*) FROM agents a WHERE a.lease_owner = r.name AND a.lease_until > `+dbNow+`)
+	rows, err := d.pool.Query(ctx, `SELECT r.name, CASE WHEN r.until > `+dbNow+`
+			THEN (SELECT count(*) FROM agents a WHERE a.lease_owner = r.name) ELSE 0 END
 		FROM replicas r WHERE r.seen > `+dbNow+` - $1`, since.Nanoseconds())
 	if err != nil {
 		return nil, err

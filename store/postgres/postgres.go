@@ -98,6 +98,14 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		seen BIGINT NOT NULL
 	);`,
+	// 2 -> 3: leases held per replica (lease.go): an agent names its
+	// owner, the owner's row in replicas says until when its leases
+	// live. Leases held at the upgrade lapse (until 0); the replicas'
+	// next rounds claim them again.
+	`ALTER TABLE replicas ADD COLUMN until BIGINT NOT NULL DEFAULT 0;
+	DROP INDEX agents_lease_until;
+	ALTER TABLE agents DROP COLUMN lease_until;
+	ALTER TABLE agents SET (fillfactor = 50);`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed.
@@ -240,7 +248,11 @@ func (d *DB) CreateAgent(ctx context.Context, a *store.Agent, evs ...store.Event
 	})
 }
 
-const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key, lease_owner, lease_until`
+// agentCols are read FROM agentsLeased: an agent with its lease (the
+// owner's row in replicas says until when it lives).
+const agentCols = `id, addr, cert, ek_public, ek_cert, ak_public, policy, log_source, log_pcr, created, status, ek_key, lease_owner, COALESCE(r.until, 0)`
+
+const agentsLeased = `agents LEFT JOIN replicas r ON r.name = agents.lease_owner AND agents.lease_owner <> ''`
 
 func scanAgent(row pgx.Row) (*store.Agent, error) {
 	var a store.Agent
@@ -260,7 +272,7 @@ func scanAgent(row pgx.Row) (*store.Agent, error) {
 }
 
 func (d *DB) GetAgent(ctx context.Context, id string) (*store.Agent, error) {
-	a, err := scanAgent(d.pool.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	a, err := scanAgent(d.pool.QueryRow(ctx, `SELECT `+agentCols+` FROM `+agentsLeased+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("agent %q: %w", id, store.ErrNotFound)
 	}
@@ -268,7 +280,7 @@ func (d *DB) GetAgent(ctx context.Context, id string) (*store.Agent, error) {
 }
 
 func (d *DB) ListAgents(ctx context.Context) ([]*store.Agent, error) {
-	rows, err := d.pool.Query(ctx, `SELECT `+agentCols+` FROM agents ORDER BY id COLLATE "C"`)
+	rows, err := d.pool.Query(ctx, `SELECT `+agentCols+` FROM `+agentsLeased+` ORDER BY id COLLATE "C"`)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +343,8 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 		args := []any{ids}
 		if replica != "" {
 			q = `SELECT id, created, outcome, history_at FROM agents WHERE id = ANY($1)
-				AND lease_owner = $2 AND lease_until > ` + dbNow + ` ORDER BY id FOR UPDATE`
+				AND lease_owner = $2 AND EXISTS (SELECT 1 FROM replicas WHERE name = $2 AND until > ` + dbNow + `)
+				ORDER BY id FOR UPDATE`
 			args = append(args, replica)
 		}
 		rows, err := tx.Query(ctx, q, args...)
@@ -356,8 +369,14 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// The agents' new statuses in one statement (the last of each
+		// agent's updates), the kept results queued behind it: one round
+		// trip, one executor run for the batch.
 		var b pgx.Batch
 		var evs []store.Event
+		slot := make(map[string]int, len(batch))
+		var uIDs, uStatus, uOutcome []string
+		var uHist []int64
 		for _, u := range batch {
 			c := have[u.AgentID]
 			if c == nil || c.created != ts(u.Created) {
@@ -374,8 +393,12 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 			if err != nil {
 				return err
 			}
-			b.Queue(`UPDATE agents SET status = $1, outcome = $2, history_at = $3 WHERE id = $4 AND created = $5`,
-				st, outcome, c.histAt, u.AgentID, c.created)
+			if i, ok := slot[u.AgentID]; ok {
+				uStatus[i], uOutcome[i], uHist[i] = string(st), outcome, c.histAt
+			} else {
+				slot[u.AgentID] = len(uIDs)
+				uIDs, uStatus, uOutcome, uHist = append(uIDs, u.AgentID), append(uStatus, string(st)), append(uOutcome, outcome), append(uHist, c.histAt)
+			}
 			if keep {
 				res := u.Result
 				res.Heartbeat = heartbeat
@@ -386,6 +409,13 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 				b.Queue(`INSERT INTO results (agent, time, result) VALUES ($1,$2,$3)`, u.AgentID, at, r)
 			}
 			evs = append(evs, u.Events...)
+		}
+		if len(uIDs) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE agents SET status = u.status::jsonb, outcome = u.outcome, history_at = u.hist
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(id, status, outcome, hist)
+				WHERE agents.id = u.id`, uIDs, uStatus, uOutcome, uHist); err != nil {
+				return err
+			}
 		}
 		if b.Len() > 0 {
 			if err := tx.SendBatch(ctx, &b).Close(); err != nil {
