@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
@@ -65,9 +65,9 @@ type Result struct {
 	// Digest is the content digest computed with the label's algorithm
 	// DigestAlgo, when the content was read; callers that also measure
 	// the file reuse it instead of reading the file twice.
-	Digest     []byte         `json:"-"`
-	DigestAlgo label.HashAlgo `json:"-"`
-	EVM        string         `json:"evm,omitempty"` // security.evm type checked: hmac, signature, portable-signature
+	Digest     []byte      `json:"-"`
+	DigestAlgo digest.Algo `json:"-"`
+	EVM        string      `json:"evm,omitempty"` // security.evm type checked: hmac, signature, portable-signature
 }
 
 // OK reports whether the file passed.
@@ -146,11 +146,11 @@ func (a *Appraiser) file(f *os.File, path string, readSig func() ([]byte, error)
 	if err != nil {
 		return Result{Path: path, Verdict: Unreadable, Reason: "reading label: " + errReason(err)}
 	}
-	r := Check(raw, func(algo label.HashAlgo) ([]byte, error) {
+	r := Check(raw, func(algo digest.Algo) ([]byte, error) {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return filehash.Digest(f, algo)
+		return digest.File(f, algo)
 	}, a.opts.Keys)
 	r.Path = path
 	if r.Verdict == OK && a.opts.EVM != nil {
@@ -187,10 +187,10 @@ func (a *Appraiser) readLabel(f *os.File, readSig func() ([]byte, error)) ([]byt
 }
 
 // Check decides the verdict for a file whose security.ima value is raw
-// (nil: no label). digest is called at most once, with the label's
+// (nil: no label). content is called at most once, with the label's
 // algorithm, to digest the file content; its error makes the file
 // Unreadable.
-func Check(raw []byte, digest func(label.HashAlgo) ([]byte, error), keys *sig.Keyring) Result {
+func Check(raw []byte, content func(digest.Algo) ([]byte, error), keys *sig.Keyring) Result {
 	if raw == nil {
 		return Result{Verdict: NoLabel, Reason: "no security.ima label"}
 	}
@@ -222,7 +222,7 @@ func Check(raw []byte, digest func(label.HashAlgo) ([]byte, error), keys *sig.Ke
 		r.Verdict, r.Reason = UnknownKey, "no trusted certificate with keyid "+r.KeyID
 		return r
 	}
-	sum, err := digest(l.Algo)
+	sum, err := content(l.Algo)
 	if err != nil {
 		r.Verdict, r.Reason = Unreadable, "reading content: "+errReason(err)
 		return r

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
@@ -40,8 +41,8 @@ func signEVM(t *testing.T, keyType string, typ label.Type, in evm.Input) (*evm.V
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, _ := evm.Digest(label.SHA256, msg)
-	s, err := sig.SignDigest(k, id, label.SHA256, sum)
+	sum, _ := evm.Digest(digest.SHA256, msg)
+	s, err := sig.SignDigest(k, id, digest.SHA256, sum)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,6 @@ package attest
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -36,6 +35,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/intactsec/intact/digest"
 )
 
 // API paths of the agent.
@@ -268,11 +269,11 @@ func (c *LogChunk) check() error {
 	return nil
 }
 
-// Banks names the PCR banks of the protocol.
-var Banks = map[string]crypto.Hash{"sha1": crypto.SHA1, "sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
+// Banks names the PCR banks of the protocol (by the kernel's names).
+var Banks = map[string]digest.Algo{"sha1": digest.SHA1, "sha256": digest.SHA256, "sha384": digest.SHA384, "sha512": digest.SHA512}
 
-// BankName returns the protocol name of a bank hash ("" if none).
-func BankName(h crypto.Hash) string {
+// BankName returns the protocol name of a bank ("" if it is not one).
+func BankName(h digest.Algo) string {
 	for n, b := range Banks {
 		if b == h {
 			return n
@@ -283,11 +284,11 @@ func BankName(h crypto.Hash) string {
 
 // ParsePCRValues checks the PCR values of a response (known banks,
 // indexes 0-23, values of the bank's size) and converts them.
-func ParsePCRValues(in map[string]map[int][]byte) (map[crypto.Hash]map[int][]byte, error) {
+func ParsePCRValues(in map[string]map[int][]byte) (digest.PCRs, error) {
 	if err := checkPCRValues(in); err != nil {
 		return nil, err
 	}
-	out := make(map[crypto.Hash]map[int][]byte, len(in))
+	out := make(digest.PCRs, len(in))
 	for name, vals := range in {
 		out[Banks[name]] = vals
 	}
@@ -314,12 +315,12 @@ func checkPCRValues(in map[string]map[int][]byte) error {
 }
 
 // Selection is a PCR selection per bank.
-type Selection map[crypto.Hash][]int
+type Selection map[digest.Algo][]int
 
 // String formats s for the pcrs query parameter: "sha256:0,1+sha1:10".
 func (s Selection) String() string {
 	var parts []string
-	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+	for _, h := range []digest.Algo{digest.SHA1, digest.SHA256, digest.SHA384, digest.SHA512} {
 		pcrs, ok := s[h]
 		if !ok {
 			continue

@@ -4,7 +4,6 @@ package attest_test
 
 import (
 	"bytes"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -12,10 +11,11 @@ import (
 	"testing"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/digest"
 )
 
 func TestSelectionRoundTrip(t *testing.T) {
-	s := attest.Selection{crypto.SHA256: {0, 1, 9, 13}, crypto.SHA1: {10}}
+	s := attest.Selection{digest.SHA256: {0, 1, 9, 13}, digest.SHA1: {10}}
 	got, err := attest.ParseSelection(s.String())
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Fatalf("ParseSelection(%q) = %v, %v", s.String(), got, err)

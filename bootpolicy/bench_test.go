@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 )
 
 // BenchmarkParseVerifyJudge is the verifier's work on a boot log per
@@ -32,14 +32,14 @@ func BenchmarkParseVerifyJudge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	trusted := eventlog.Values{label.SHA256: map[int][]byte{}}
+	trusted := digest.PCRs{digest.SHA256: map[int][]byte{}}
 	for i := 0; i <= 9; i++ {
-		if v, ok := vals[label.SHA256][i]; ok {
-			trusted[label.SHA256][i] = v
+		if v, ok := vals[digest.SHA256][i]; ok {
+			trusted[digest.SHA256][i] = v
 		}
 	}
-	evs, _ := l.UnverifiedEvents(label.SHA256)
-	p, err := bootpolicy.Generate("bench", label.SHA256, evs)
+	evs, _ := l.UnverifiedEvents(digest.SHA256)
+	p, err := bootpolicy.Generate("bench", digest.SHA256, evs)
 	if err != nil {
 		b.Fatal(err)
 	}

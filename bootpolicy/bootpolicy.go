@@ -39,8 +39,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
-	"github.com/intactsec/intact/label"
 )
 
 // Version is the policy format version ("intact_boot_policy").
@@ -99,7 +99,7 @@ type Window struct {
 // Compiled is a validated policy, ready to judge logs.
 type Compiled struct {
 	doc     Policy
-	bank    label.HashAlgo
+	bank    digest.Algo
 	size    int
 	pcrs    map[int]*compiledPCR
 	windows []compiledWindow
@@ -127,7 +127,7 @@ type compiledWindow struct {
 func (c *Compiled) Policy() Policy { return c.doc }
 
 // Bank is the digest bank the policy judges.
-func (c *Compiled) Bank() label.HashAlgo { return c.bank }
+func (c *Compiled) Bank() digest.Algo { return c.bank }
 
 // Parse parses and validates a policy document: strict JSON (unknown
 // members are errors), a known version and bank, digests of that bank,
@@ -150,7 +150,7 @@ func Compile(p Policy) (*Compiled, error) {
 	if p.Version != Version {
 		return nil, ferr("intact_boot_policy %d (want %d)", p.Version, Version)
 	}
-	bank, err := label.ParseHashAlgo(p.Bank)
+	bank, err := digest.ParseAlgo(p.Bank)
 	if err != nil {
 		return nil, ferr("bank %q: %v", p.Bank, err)
 	}
@@ -263,7 +263,7 @@ func (c *Compiled) digestSet(what string, ds []string) (map[string]struct{}, err
 }
 
 // Digest renders a digest as the policy writes it.
-func Digest(bank label.HashAlgo, d []byte) string { return bank.String() + ":" + hex.EncodeToString(d) }
+func Digest(bank digest.Algo, d []byte) string { return bank.String() + ":" + hex.EncodeToString(d) }
 
 // Canonical returns the policy as indented JSON with sorted digest lists.
 func Canonical(p Policy) ([]byte, error) {

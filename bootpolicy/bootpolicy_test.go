@@ -16,9 +16,9 @@ import (
 	"unicode/utf16"
 
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 )
 
 // realLogs are every TCG event log in the repository's test data
@@ -34,15 +34,15 @@ func realLogs(t testing.TB) []string {
 }
 
 // events parses a log and returns its events in its best bank.
-func events(t testing.TB, path string) ([]eventlog.Event, label.HashAlgo) {
+func events(t testing.TB, path string) ([]eventlog.Event, digest.Algo) {
 	t.Helper()
 	l, err := eventlog.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bank := label.SHA1
-	if slices.Contains(l.Banks(), label.SHA256) {
-		bank = label.SHA256
+	bank := digest.SHA1
+	if slices.Contains(l.Banks(), digest.SHA256) {
+		bank = digest.SHA256
 	}
 	evs, err := l.UnverifiedEvents(bank)
 	if err != nil {
@@ -51,7 +51,7 @@ func events(t testing.TB, path string) ([]eventlog.Event, label.HashAlgo) {
 	return evs, bank
 }
 
-func learn(t testing.TB, bank label.HashAlgo, logs ...[]eventlog.Event) *bootpolicy.Compiled {
+func learn(t testing.TB, bank digest.Algo, logs ...[]eventlog.Event) *bootpolicy.Compiled {
 	t.Helper()
 	p, err := bootpolicy.Generate("test", bank, logs...)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestEveryLogHasAJudgedComponent(t *testing.T) {
 // setSecureBoot rewrites the SecureBoot variable's value in a log's
 // events and its digest (the hash of the data, as firmware measures it):
 // the log of the same machine booted with Secure Boot toggled.
-func setSecureBoot(t *testing.T, evs []eventlog.Event, bank label.HashAlgo, on bool) (int, bool) {
+func setSecureBoot(t *testing.T, evs []eventlog.Event, bank digest.Algo, on bool) (int, bool) {
 	h, _ := bank.CryptoHash()
 	for i := range evs {
 		e := &evs[i]
@@ -356,7 +356,7 @@ func TestSecureBootNeedsMeasuredData(t *testing.T) {
 	data := variable("SecureBoot", []byte{1})
 	sum := sha256.Sum256(data)
 	p := bootpolicy.Policy{Version: 1, Bank: "sha256", SecureBoot: bootpolicy.SecureBootEnabled, PCRs: map[string]bootpolicy.PCR{
-		"7": {Events: []bootpolicy.Slot{{Type: "EV_EFI_VARIABLE_DRIVER_CONFIG", Digests: []string{bootpolicy.Digest(label.SHA256, sum[:])}}}}}}
+		"7": {Events: []bootpolicy.Slot{{Type: "EV_EFI_VARIABLE_DRIVER_CONFIG", Digests: []string{bootpolicy.Digest(digest.SHA256, sum[:])}}}}}}
 	c, err := bootpolicy.Compile(p)
 	if err != nil {
 		t.Fatal(err)

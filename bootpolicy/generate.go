@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
-	"github.com/intactsec/intact/label"
 )
 
 // EventPCRs are the PCRs Generate judges event by event: the boot chain
@@ -25,7 +25,7 @@ var EventPCRs = []int{4, 7, 8, 9}
 // With several logs, each slot accepts every log's digest (the
 // variants) and each PCR every log's value; the logs must have the same
 // events (count and types) in the PCRs judged by event.
-func Generate(name string, bank label.HashAlgo, logs ...[]eventlog.Event) (Policy, error) {
+func Generate(name string, bank digest.Algo, logs ...[]eventlog.Event) (Policy, error) {
 	if len(logs) == 0 {
 		return Policy{}, fmt.Errorf("no event log")
 	}
@@ -98,7 +98,7 @@ func Generate(name string, bank label.HashAlgo, logs ...[]eventlog.Event) (Polic
 }
 
 // roleOf names what an event measures, when its type and data tell.
-func roleOf(e eventlog.Event, bank label.HashAlgo) string {
+func roleOf(e eventlog.Event, bank digest.Algo) string {
 	switch {
 	case e.PCR == 7 && e.Type == evEFIVariableDriver:
 		if name, _, ok := eventlog.Variable(e.Data); ok {

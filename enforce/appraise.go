@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/intactsec/intact/appraise"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // FileAppraiser adapts an [appraise.Appraiser] (labels, signatures and,
@@ -18,7 +18,7 @@ type appraiseAdapter struct{ a *appraise.Appraiser }
 func (x appraiseAdapter) Appraise(f *os.File, path string) Appraisal {
 	r := x.a.File(f, path)
 	a := Appraisal{OK: r.OK(), Signed: r.Signed(), Verdict: string(r.Verdict), Reason: r.Reason}
-	if r.DigestAlgo == label.SHA256 {
+	if r.DigestAlgo == digest.SHA256 {
 		a.SHA256 = r.Digest
 	}
 	return a

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/policy"
@@ -230,7 +230,7 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	if d.Audit && !ent.audited && !o.errored {
 		ent.audited, o.audited = true, true
 		if o.digest == nil {
-			o.digest, _ = filehash.Digest(io.NewSectionReader(f, 0, fp.Size), label.SHA256)
+			o.digest, _ = digest.File(io.NewSectionReader(f, 0, fp.Size), digest.SHA256)
 		}
 	}
 	if w.any {
@@ -317,8 +317,8 @@ func (e *Engine) violation(path string, pcr int, template, cause string) error {
 	if template == "" {
 		template = e.cfg.Template
 	}
-	err := e.cfg.Measurer.Measure(Measurement{PCR: pcr, Template: template, Path: path, Algo: label.SHA256,
-		Digest: make([]byte, label.SHA256.Size()), Violation: cause})
+	err := e.cfg.Measurer.Measure(Measurement{PCR: pcr, Template: template, Path: path, Algo: digest.SHA256,
+		Digest: make([]byte, digest.SHA256.Size()), Violation: cause})
 	if err == nil {
 		e.m.violations.Add(1)
 	}
@@ -334,12 +334,12 @@ func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template 
 	dig := known
 	if dig == nil {
 		var err error
-		if dig, err = filehash.Digest(io.NewSectionReader(f, 0, size), label.SHA256); err != nil {
+		if dig, err = digest.File(io.NewSectionReader(f, 0, size), digest.SHA256); err != nil {
 			return err
 		}
 	}
 	o.digest = dig
-	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: label.SHA256, Digest: dig}
+	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: digest.SHA256, Digest: dig}
 	if template == "ima-sig" {
 		if raw, err := xattr.FGet(f, xattr.IMA(false)); err == nil && len(raw) > 0 &&
 			(label.Type(raw[0]) == label.TypeDigsig || label.Type(raw[0]) == label.TypeVerityDigsig) {

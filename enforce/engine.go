@@ -47,7 +47,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/policy"
 )
 
@@ -110,7 +110,7 @@ type Measurement struct {
 	PCR      int
 	Template string // "ima-ng" or "ima-sig"
 	Path     string
-	Algo     label.HashAlgo
+	Algo     digest.Algo
 	Digest   []byte
 	Sig      []byte // security.ima when it is a signature
 	// Violation, if set, is a violation record's cause (open_writers):

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // eventTypeNames are the TCG PC Client event types (PFP spec, 10.4.1).
@@ -56,7 +56,7 @@ type Component struct {
 // other than separators and EV_NO_ACTION, with what their data says.
 // events come from Verify (vouched for) or UnverifiedEvents; bank is the
 // bank their digests are in.
-func Components(events []Event, bank label.HashAlgo) []Component {
+func Components(events []Event, bank digest.Algo) []Component {
 	_, h, ok := attestHashOf(bank)
 	var out []Component
 	for _, e := range events {
@@ -220,7 +220,7 @@ func Describe(e Event) string { return describe(e) }
 
 // DataMeasured reports whether an event's digest (of bank) is the hash
 // of its data, so that the data is vouched for as much as the digest.
-func DataMeasured(e Event, bank label.HashAlgo) bool {
+func DataMeasured(e Event, bank digest.Algo) bool {
 	_, h, ok := attestHashOf(bank)
 	return ok && digestOf(h, e.Data) == string(e.Digest)
 }

@@ -23,20 +23,17 @@ import (
 
 	"github.com/google/go-attestation/attest"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/readfile"
-	"github.com/intactsec/intact/label"
 )
 
 // ErrFormat is wrapped by errors about malformed logs.
 var ErrFormat = errors.New("malformed tcg event log")
 
-// Values holds PCR values by bank and PCR index.
-type Values map[label.HashAlgo]map[int][]byte
-
 // Log is a parsed, unverified TCG event log.
 type Log struct {
 	el    *attest.EventLog
-	banks []label.HashAlgo
+	banks []digest.Algo
 }
 
 // The TCG event types this package interprets.
@@ -66,7 +63,7 @@ func Parse(b []byte) (l *Log, err error) {
 		if !ok {
 			continue // a bank Go cannot compute (SM3): not replayed
 		}
-		algo, ok := label.HashAlgoFor(h)
+		algo, ok := digest.AlgoFor(h)
 		if ok {
 			l.banks = append(l.banks, algo)
 		}
@@ -105,22 +102,22 @@ func cryptoHashOf(a attest.HashAlg) (crypto.Hash, bool) {
 	return 0, false
 }
 
-func attestHashOf(a label.HashAlgo) (attest.HashAlg, crypto.Hash, bool) {
+func attestHashOf(a digest.Algo) (attest.HashAlg, crypto.Hash, bool) {
 	switch a {
-	case label.SHA1:
+	case digest.SHA1:
 		return attest.HashSHA1, crypto.SHA1, true
-	case label.SHA256:
+	case digest.SHA256:
 		return attest.HashSHA256, crypto.SHA256, true
-	case label.SHA384:
+	case digest.SHA384:
 		return attest.HashSHA384, crypto.SHA384, true
-	case label.SHA512:
+	case digest.SHA512:
 		return attest.HashSHA512, crypto.SHA512, true
 	}
 	return 0, 0, false
 }
 
 // Banks returns the banks the log has digests for (and Go can compute).
-func (l *Log) Banks() []label.HashAlgo { return slices.Clone(l.banks) }
+func (l *Log) Banks() []digest.Algo { return slices.Clone(l.banks) }
 
 // Event is one event of a log.
 type Event struct {
@@ -136,7 +133,7 @@ type Event struct {
 
 // UnverifiedEvents returns the events with their digests of bank, as the
 // log claims them: for display and debugging only.
-func (l *Log) UnverifiedEvents(bank label.HashAlgo) ([]Event, error) {
+func (l *Log) UnverifiedEvents(bank digest.Algo) ([]Event, error) {
 	a, _, ok := attestHashOf(bank)
 	if !ok {
 		return nil, fmt.Errorf("unsupported bank %s", bank)
@@ -152,8 +149,8 @@ func (l *Log) UnverifiedEvents(bank label.HashAlgo) ([]Event, error) {
 // (PCRs 0–23, those with events). Nothing is verified: these are the
 // values the log claims. An EV_NO_ACTION "StartupLocality" event in PCR 0
 // sets PCR 0's initial value to the locality, as the TPM does.
-func (l *Log) Replay() (Values, error) {
-	out := Values{}
+func (l *Log) Replay() (digest.PCRs, error) {
+	out := digest.PCRs{}
 	for _, bank := range l.banks {
 		v, err := l.replayBank(bank)
 		if err != nil {
@@ -164,7 +161,7 @@ func (l *Log) Replay() (Values, error) {
 	return out, nil
 }
 
-func (l *Log) replayBank(bank label.HashAlgo) (map[int][]byte, error) {
+func (l *Log) replayBank(bank digest.Algo) (map[int][]byte, error) {
 	_, h, _ := attestHashOf(bank)
 	events, err := l.UnverifiedEvents(bank)
 	if err != nil {
@@ -204,7 +201,7 @@ func (l *Log) replayBank(bank label.HashAlgo) (map[int][]byte, error) {
 
 // ReplayError reports the PCRs of a bank the log does not replay to.
 type ReplayError struct {
-	Bank label.HashAlgo
+	Bank digest.Algo
 	PCRs []int
 	Err  error // the library's error
 }
@@ -218,11 +215,11 @@ func (e *ReplayError) Error() string {
 // does), and returns the events the values vouch for, with their digests
 // in the first bank given. PCRs with events but no trusted value are not
 // vouched for and their events are left out.
-func (l *Log) Verify(trusted Values) ([]Event, error) {
+func (l *Log) Verify(trusted digest.PCRs) ([]Event, error) {
 	if len(trusted) == 0 {
 		return nil, errors.New("no trusted pcr values to verify against")
 	}
-	banks := make([]label.HashAlgo, 0, len(trusted))
+	banks := make([]digest.Algo, 0, len(trusted))
 	for b := range trusted {
 		banks = append(banks, b)
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // expected reads tcg-eventlogs/expected-pcrs.json: file -> bank -> pcr -> hex.
@@ -28,10 +28,10 @@ func expected(t *testing.T) map[string]map[string]map[string]string {
 }
 
 // trustedValues converts one log's expected values.
-func trustedValues(t *testing.T, banks map[string]map[string]string) Values {
-	out := Values{}
+func trustedValues(t *testing.T, banks map[string]map[string]string) digest.PCRs {
+	out := digest.PCRs{}
 	for bankName, pcrs := range banks {
-		bank, err := label.ParseHashAlgo(bankName)
+		bank, err := digest.ParseAlgo(bankName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestReplayExpectedPCRs(t *testing.T) {
 					}
 				}
 				// Verify bank by bank.
-				events, err := l.Verify(Values{bank: pcrs})
+				events, err := l.Verify(digest.PCRs{bank: pcrs})
 				if err != nil {
 					t.Errorf("Verify(%s): %v", bank, err)
 				} else if len(events) == 0 {
@@ -107,7 +107,7 @@ func TestVerifyRefusesWrongPCR(t *testing.T) {
 			bad[i] = v
 		}
 		bad[4] = bytes.Repeat([]byte{0xaa}, len(bad[4]))
-		_, err := l.Verify(Values{bank: bad})
+		_, err := l.Verify(digest.PCRs{bank: bad})
 		var re *ReplayError
 		if !errors.As(err, &re) || !slices.Contains(re.PCRs, 4) {
 			t.Errorf("Verify with a wrong %s pcr 4: %v, want a ReplayError naming pcr 4", bank, err)
@@ -134,11 +134,11 @@ func TestComponents(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := trustedValues(t, exp["ubuntu-2104-no-secure-boot.bin"])
-	events, err := l.Verify(Values{label.SHA256: want[label.SHA256]})
+	events, err := l.Verify(digest.PCRs{digest.SHA256: want[digest.SHA256]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	comps := Components(events, label.SHA256)
+	comps := Components(events, digest.SHA256)
 	var apps, cmdline, vars int
 	for _, c := range comps {
 		if c.PCR > 9 {
@@ -237,7 +237,7 @@ func TestNoActionOnPCRFFFFFFFF(t *testing.T) {
 				t.Errorf("%s pcr %d: replay %x, want %x", bank, i, got[bank][i], v)
 			}
 		}
-		if _, err := l.Verify(Values{bank: pcrs}); err != nil {
+		if _, err := l.Verify(digest.PCRs{bank: pcrs}); err != nil {
 			t.Errorf("Verify(%s): %v", bank, err)
 		}
 	}

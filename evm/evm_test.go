@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 )
 
@@ -123,11 +124,11 @@ func TestHMACKeyPadding(t *testing.T) {
 }
 
 func TestDigest(t *testing.T) {
-	d, err := Digest(label.SHA256, []byte("abc"))
+	d, err := Digest(digest.SHA256, []byte("abc"))
 	if err != nil || hex.EncodeToString(d) != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("Digest(sha256, abc) = %x, %v", d, err)
 	}
-	if _, err := Digest(label.SM3, nil); !errors.Is(err, label.ErrUnsupported) {
+	if _, err := Digest(digest.SM3, nil); !errors.Is(err, label.ErrUnsupported) {
 		t.Errorf("sm3: %v", err)
 	}
 }
@@ -199,7 +200,7 @@ func TestParseRoundTrip(t *testing.T) {
 		}
 	}
 	v, _ := Parse(unhex(t, evmValues["portable"]))
-	if !v.Portable() || v.Sig.KeyID != 0x37a91c5b || v.Sig.Algo != label.SHA256 {
+	if !v.Portable() || v.Sig.KeyID != 0x37a91c5b || v.Sig.Algo != digest.SHA256 {
 		t.Errorf("portable parsed as %+v", v)
 	}
 }

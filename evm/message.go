@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 )
 
@@ -98,7 +99,7 @@ func HMAC(key, msg []byte) ([]byte, error) {
 
 // Digest returns the digest that an EVM signature with hash algorithm algo
 // signs: the algorithm applied to msg.
-func Digest(algo label.HashAlgo, msg []byte) ([]byte, error) {
+func Digest(algo digest.Algo, msg []byte) ([]byte, error) {
 	h, ok := algo.CryptoHash()
 	if !ok {
 		return nil, fmt.Errorf("evm: %w: hash algorithm %s", label.ErrUnsupported, algo)

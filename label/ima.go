@@ -1,5 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
 
+// Package label encodes and parses the integrity labels that Linux IMA and
+// EVM keep in extended attributes: security.ima (file content digests and
+// signatures) and the signature header that security.evm shares with it.
+// The hash algorithm ids in them are package digest's ([digest.Algo]).
+//
+// The package is pure: it turns bytes into structs and back, and never
+// touches files, keys or the system. Everything it parses may come from an
+// attacker (a label on a disk that was modified off-line), so parsers check
+// every length and never panic; the fuzz targets in this package hold them to
+// that.
+//
+// # Formats
+//
+// The byte formats are the kernel's (security/integrity/integrity.h):
+//
+//	0x01 IMA_XATTR_DIGEST     [0x01][digest]                 (md5/sha1 only)
+//	0x04 IMA_XATTR_DIGEST_NG  [0x04][hash_algo][digest]
+//	0x03 EVM_IMA_XATTR_DIGSIG [0x03][2][hash_algo][keyid BE32][size BE16][sig]
+//	0x06 IMA_VERITY_DIGSIG    [0x06][3][hash_algo][keyid BE32][size BE16][sig]
+//
+// and, in security.evm, 0x02 (HMAC), 0x03 and 0x05 (portable signature).
+// See docs/formats.md for the full reference.
 package label
 
 import (
@@ -7,6 +29,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/intactsec/intact/digest"
 )
 
 // Type is the first byte of a security.ima or security.evm value (the
@@ -64,7 +88,7 @@ type IMA struct {
 	// Algo is the digest algorithm of the file: the label's algorithm byte
 	// for 0x04, md5 or sha1 for 0x01, the signature's hash_algo for 0x03
 	// and 0x06.
-	Algo   HashAlgo
+	Algo   digest.Algo
 	Digest []byte       // types 0x01 and 0x04
 	Sig    *Signature   // types 0x03 (version 2) and 0x06
 	SigV1  *SignatureV1 // type 0x03 version 1 (parsed only)
@@ -82,7 +106,7 @@ func ParseIMA(b []byte) (*IMA, error) {
 		if len(b) < 2 {
 			return nil, malformed("digest-ng label of %d bytes has no algorithm byte", len(b))
 		}
-		algo := HashAlgo(b[1])
+		algo := digest.Algo(b[1])
 		if !algo.Known() {
 			return nil, unsupported("hash algorithm id %d", b[1])
 		}
@@ -117,11 +141,11 @@ func ParseIMA(b []byte) (*IMA, error) {
 func parseLegacyDigest(b []byte) (*IMA, error) {
 	switch {
 	case len(b) == 17:
-		return &IMA{Type: TypeDigest, Algo: MD5, Digest: bytes.Clone(b[1:])}, nil
+		return &IMA{Type: TypeDigest, Algo: digest.MD5, Digest: bytes.Clone(b[1:])}, nil
 	case len(b) == 21 && bytes.Equal(b[17:], []byte{0, 0, 0, 0}):
-		return &IMA{Type: TypeDigest, Algo: MD5, Digest: bytes.Clone(b[1:17])}, nil
+		return &IMA{Type: TypeDigest, Algo: digest.MD5, Digest: bytes.Clone(b[1:17])}, nil
 	case len(b) == 21:
-		return &IMA{Type: TypeDigest, Algo: SHA1, Digest: bytes.Clone(b[1:])}, nil
+		return &IMA{Type: TypeDigest, Algo: digest.SHA1, Digest: bytes.Clone(b[1:])}, nil
 	}
 	return nil, malformed("legacy digest label of %d bytes, want 17 or 21", len(b))
 }
@@ -140,11 +164,11 @@ func (l *IMA) Marshal() []byte {
 // DigestLabel returns the digest label that evmctl ima_hash and the kernel's
 // fix mode write: type 0x01 for md5 and sha1 (algorithm ids up to sha1),
 // type 0x04 with the algorithm byte otherwise.
-func DigestLabel(algo HashAlgo, digest []byte) []byte {
-	if algo <= SHA1 {
-		return append([]byte{byte(TypeDigest)}, digest...)
+func DigestLabel(algo digest.Algo, sum []byte) []byte {
+	if algo <= digest.SHA1 {
+		return append([]byte{byte(TypeDigest)}, sum...)
 	}
-	return append([]byte{byte(TypeDigestNG), byte(algo)}, digest...)
+	return append([]byte{byte(TypeDigestNG), byte(algo)}, sum...)
 }
 
 // sigHeaderLen is the packed size of the v2/v3 signature header including
@@ -157,7 +181,7 @@ const sigHeaderLen = 9
 type Signature struct {
 	Type    Type
 	Version uint8
-	Algo    HashAlgo
+	Algo    digest.Algo
 	KeyID   uint32
 	Sig     []byte
 }
@@ -172,7 +196,7 @@ func ParseSignature(b []byte) (*Signature, error) {
 	s := &Signature{
 		Type:    Type(b[0]),
 		Version: b[1],
-		Algo:    HashAlgo(b[2]),
+		Algo:    digest.Algo(b[2]),
 		KeyID:   binary.BigEndian.Uint32(b[3:7]),
 	}
 	switch s.Type {
@@ -221,7 +245,7 @@ func (s *Signature) Marshal() []byte {
 type SignatureV1 struct {
 	Timestamp  uint32 // native byte order of the signer; kept as read (little-endian)
 	PubKeyAlgo uint8  // 0 = RSA
-	Algo       HashAlgo
+	Algo       digest.Algo
 	KeyID      [8]byte
 	MPI        []byte // the RSA signature bytes
 	raw        []byte
@@ -245,9 +269,9 @@ func ParseSignatureV1(b []byte) (*SignatureV1, error) {
 	}
 	switch b[7] { // the v1 hash enum: 0 sha1, 1 sha256
 	case 0:
-		s.Algo = SHA1
+		s.Algo = digest.SHA1
 	case 1:
-		s.Algo = SHA256
+		s.Algo = digest.SHA256
 	default:
 		return nil, unsupported("v1 signature hash id %d", b[7])
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/intactsec/intact/digest"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -47,13 +49,13 @@ func TestParseEvmctlLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Algo != MD5 || len(l.Digest) != 16 {
+	if l.Algo != digest.MD5 || len(l.Digest) != 16 {
 		t.Errorf("md5 label parsed as %v/%d bytes", l.Algo, len(l.Digest))
 	}
 	if l, err = ParseIMA(mustHex(t, evmctlLabels["ec p256 signature shape"])); err != nil {
 		t.Fatal(err)
 	}
-	if l.Sig.KeyID != 0x37a91c5b || l.Algo != SHA256 || len(l.Sig.Sig) != 0x48 {
+	if l.Sig.KeyID != 0x37a91c5b || l.Algo != digest.SHA256 || len(l.Sig.Sig) != 0x48 {
 		t.Errorf("signature header parsed as %+v", l.Sig)
 	}
 }
@@ -92,26 +94,11 @@ func TestSignatureV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.SigV1 == nil || l.Algo != SHA256 || !bytes.Equal(l.SigV1.MPI, []byte{0xab, 0xcd}) {
+	if l.SigV1 == nil || l.Algo != digest.SHA256 || !bytes.Equal(l.SigV1.MPI, []byte{0xab, 0xcd}) {
 		t.Fatalf("v1 parsed as %+v", l.SigV1)
 	}
 	if !bytes.Equal(l.Marshal(), b) {
 		t.Errorf("v1 Marshal changed the bytes")
-	}
-}
-
-func TestHashAlgoNames(t *testing.T) {
-	for a := HashAlgo(0); a < hashAlgoLast; a++ {
-		got, err := ParseHashAlgo(a.String())
-		if err != nil || got != a {
-			t.Errorf("ParseHashAlgo(%q) = %v, %v", a, got, err)
-		}
-	}
-	if _, err := ParseHashAlgo("sha257"); err == nil {
-		t.Error("ParseHashAlgo(sha257) succeeded")
-	}
-	if HashAlgo(23).Known() || HashAlgo(23).Size() != 0 {
-		t.Error("id 23 reported known")
 	}
 }
 

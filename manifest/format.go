@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
 )
@@ -37,7 +38,7 @@ var DefaultXattrs = []string{"security.capability", "security.evm", "security.im
 
 // Header is what a manifest says before its entries.
 type Header struct {
-	Algo   label.HashAlgo
+	Algo   digest.Algo
 	Xattrs []string // sorted, no duplicates
 	Rules  []string // the rule lines the manifest was made with (rules.go)
 	// CrossFS records that the walk descended into other file systems
@@ -70,7 +71,7 @@ type Writer struct {
 // NewWriter writes hdr to w and returns a Writer for the rest.
 func NewWriter(w io.Writer, hdr Header) (*Writer, error) {
 	ch, ok := hdr.Algo.CryptoHash()
-	if !ok || hdr.Algo == label.MD5 || hdr.Algo == label.SHA1 {
+	if !ok || hdr.Algo == digest.MD5 || hdr.Algo == digest.SHA1 {
 		return nil, fmt.Errorf("manifest: hash algorithm %s not allowed (sha256 or stronger)", hdr.Algo)
 	}
 	if !slices.IsSorted(hdr.Xattrs) || len(slices.Compact(slices.Clone(hdr.Xattrs))) != len(hdr.Xattrs) {
@@ -228,7 +229,7 @@ func Parse(r io.Reader, fn func(root string, e *Entry) error) (*Manifest, error)
 	if !ok {
 		return nil, malformed(lineNo, "want \"hash ALGO\"")
 	}
-	if m.Algo, err = label.ParseHashAlgo(name); err != nil || m.Algo == label.MD5 || m.Algo == label.SHA1 || m.Algo.String() != name {
+	if m.Algo, err = digest.ParseAlgo(name); err != nil || m.Algo == digest.MD5 || m.Algo == digest.SHA1 || m.Algo.String() != name {
 		return nil, malformed(lineNo, "hash algorithm %q not allowed", name)
 	}
 	ch, _ := m.Algo.CryptoHash()

@@ -24,8 +24,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
 )
 
@@ -60,7 +60,7 @@ func (k *testKey) create(t testing.TB, roots []string, rules *Rules) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	_, err := Create(&buf, roots, CreateOptions{
-		ScanOptions: ScanOptions{Algo: label.SHA256, Xattrs: []string{"user.test", "user.zz"}, Rules: rules},
+		ScanOptions: ScanOptions{Algo: digest.SHA256, Xattrs: []string{"user.test", "user.zz"}, Rules: rules},
 		Signer:      k.signer, KeyID: k.keyID,
 	})
 	if err != nil {
@@ -221,7 +221,7 @@ func TestSecurityXattrs(t *testing.T) {
 	d := tree(t)
 	var buf bytes.Buffer
 	_, err := Create(&buf, []string{d}, CreateOptions{
-		ScanOptions: ScanOptions{Algo: label.SHA256, Xattrs: DefaultXattrs},
+		ScanOptions: ScanOptions{Algo: digest.SHA256, Xattrs: DefaultXattrs},
 		Signer:      k.signer, KeyID: k.keyID,
 	})
 	must(t, err)
@@ -383,7 +383,7 @@ func TestMultipleRoots(t *testing.T) {
 	}
 	// nested roots are refused
 	var buf bytes.Buffer
-	if _, err := Create(&buf, []string{d1, d1 + "/bin"}, CreateOptions{ScanOptions: ScanOptions{Algo: label.SHA256}, Signer: k.signer, KeyID: k.keyID}); err == nil {
+	if _, err := Create(&buf, []string{d1, d1 + "/bin"}, CreateOptions{ScanOptions: ScanOptions{Algo: digest.SHA256}, Signer: k.signer, KeyID: k.keyID}); err == nil {
 		t.Fatal("nested roots accepted")
 	}
 }
@@ -428,7 +428,7 @@ func TestComparePaths(t *testing.T) {
 func sample(t testing.TB) ([]byte, *testKey) {
 	k := newTestKey(t)
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Header{Algo: label.SHA256, Xattrs: []string{"security.ima"}, Rules: []string{"!/r/x"}})
+	w, err := NewWriter(&buf, Header{Algo: digest.SHA256, Xattrs: []string{"security.ima"}, Rules: []string{"!/r/x"}})
 	must(t, err)
 	must(t, w.Root("/r"))
 	dig := bytes.Repeat([]byte{0xab}, 32)
@@ -598,7 +598,7 @@ func TestSwapRace(t *testing.T) {
 		finished := make(chan error, 1)
 		go func() {
 			_, err := Create(&buf, []string{d}, CreateOptions{
-				ScanOptions: ScanOptions{Algo: label.SHA256}, Signer: k.signer, KeyID: k.keyID,
+				ScanOptions: ScanOptions{Algo: digest.SHA256}, Signer: k.signer, KeyID: k.keyID,
 			})
 			finished <- err
 		}()
@@ -639,7 +639,7 @@ func TestSameTreeSameBytesRSA(t *testing.T) {
 	d := tree(t)
 	mk := func() []byte {
 		var buf bytes.Buffer
-		if _, err := Create(&buf, []string{d}, CreateOptions{ScanOptions: ScanOptions{Algo: label.SHA256, Xattrs: DefaultXattrs},
+		if _, err := Create(&buf, []string{d}, CreateOptions{ScanOptions: ScanOptions{Algo: digest.SHA256, Xattrs: DefaultXattrs},
 			Signer: k, KeyID: id}); err != nil {
 			t.Fatal(err)
 		}

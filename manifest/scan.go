@@ -17,13 +17,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // ScanOptions configure Scan.
 type ScanOptions struct {
-	Algo   label.HashAlgo // content digests
-	Xattrs []string       // names recorded, sorted
+	Algo   digest.Algo // content digests
+	Xattrs []string    // names recorded, sorted
 	Rules  *Rules
 	// Jobs is the number of files hashed at once; 0 means one per CPU.
 	Jobs int

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // TPM is what an Appender needs of a TPM: extending a PCR in every
@@ -79,7 +79,7 @@ type Appender struct {
 	path   string
 	tpm    TPM
 	pcr    int
-	banks  []label.HashAlgo
+	banks  []digest.Algo
 	hashes []crypto.Hash
 	end    int64 // end of the last whole record
 	broken error
@@ -103,7 +103,7 @@ func OpenAppender(path string, tpm TPM, opts AppendOptions) (*Appender, error) {
 	}
 	a := &Appender{path: path, tpm: tpm, pcr: opts.PCR, hashes: opts.Banks, boot: opts.Boot}
 	for _, h := range opts.Banks {
-		algo, ok := label.HashAlgoFor(h)
+		algo, ok := digest.AlgoFor(h)
 		if !ok || !h.Available() {
 			return nil, fmt.Errorf("%w: %v", ErrUnsupportedBank, h)
 		}
@@ -215,7 +215,7 @@ func (a *Appender) recover() error {
 		return err
 	}
 	if l.Len() == 0 && len(a.boot) > 0 {
-		r, err := NewBufferRecord(a.pcr, BootRecordName, a.boot, label.SHA1)
+		r, err := NewBufferRecord(a.pcr, BootRecordName, a.boot, digest.SHA1)
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (a *Appender) checkBoot(l *List) error {
 // reconcile checks the list against the PCR and finishes an extend that a
 // crash interrupted.
 func (a *Appender) reconcile(l *List) error {
-	want := PCRValues{}
+	want := digest.PCRs{}
 	for i, h := range a.hashes {
 		v, err := a.tpm.ReadPCRs(h, []int{a.pcr})
 		if err != nil {
@@ -280,7 +280,7 @@ func (a *Appender) reconcile(l *List) error {
 		ErrDiverged, a.path, l.Len(), a.banks[0], a.pcr)
 }
 
-func pcrsEqual(got, want PCRValues, pcr int, banks []label.HashAlgo) bool {
+func pcrsEqual(got, want digest.PCRs, pcr int, banks []digest.Algo) bool {
 	for _, b := range banks {
 		g := got[b][pcr]
 		if g == nil {
@@ -312,7 +312,7 @@ func (a *Appender) extend(r *Record) error {
 // ima-sig) for m, writes it to the list and extends it into the PCR, and
 // returns the record. The list is synced before the extend.
 func (a *Appender) Append(template string, m FileMeasurement) (Record, error) {
-	r, err := NewRecord(a.pcr, template, m, label.SHA1)
+	r, err := NewRecord(a.pcr, template, m, digest.SHA1)
 	if err != nil {
 		return Record{}, err
 	}

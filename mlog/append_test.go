@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // fakeTPM simulates PCRs in the SHA-1 and SHA-256 banks.
@@ -63,10 +63,10 @@ func (t *fakeTPM) ReadPCRs(bank crypto.Hash, pcrs []int) (map[int][]byte, error)
 	return out, nil
 }
 
-func (t *fakeTPM) values(pcr int) PCRValues {
+func (t *fakeTPM) values(pcr int) digest.PCRs {
 	v1, _ := t.ReadPCRs(crypto.SHA1, []int{pcr})
 	v256, _ := t.ReadPCRs(crypto.SHA256, []int{pcr})
-	return PCRValues{label.SHA1: v1, label.SHA256: v256}
+	return digest.PCRs{digest.SHA1: v1, digest.SHA256: v256}
 }
 
 var testBanks = AppendOptions{Banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
@@ -75,7 +75,7 @@ func measurement(i int) FileMeasurement {
 	d := make([]byte, 32)
 	d[0] = byte(i)
 	d[1] = byte(i >> 8)
-	return FileMeasurement{Algo: label.SHA256, Digest: d, Path: fmt.Sprintf("/bin/file %d", i)}
+	return FileMeasurement{Algo: digest.SHA256, Digest: d, Path: fmt.Sprintf("/bin/file %d", i)}
 }
 
 // replayFile parses the list file and replays it against the TPM.

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // AppendASCII appends the record as the kernel prints it in
@@ -89,16 +89,16 @@ func (l *List) MarshalASCII() ([]byte, error) {
 
 // BankForSize guesses the PCR bank of a template digest or PCR value
 // from its size: sha1, sha256, sha384 or sha512.
-func BankForSize(n int) (label.HashAlgo, bool) {
+func BankForSize(n int) (digest.Algo, bool) {
 	switch n {
 	case 20:
-		return label.SHA1, true
+		return digest.SHA1, true
 	case 32:
-		return label.SHA256, true
+		return digest.SHA256, true
 	case 48:
-		return label.SHA384, true
+		return digest.SHA384, true
 	case 64:
-		return label.SHA512, true
+		return digest.SHA512, true
 	}
 	return 0, false
 }
@@ -111,7 +111,7 @@ func BankForSize(n int) (label.HashAlgo, bool) {
 // SHA-1, 32 SHA-256, 48 SHA-384, 64 SHA-512).
 func ParseASCII(b []byte, opts Options) (*List, error) {
 	l := NewList(opts)
-	bankSet := opts.Bank != label.MD4
+	bankSet := opts.Bank != digest.MD4
 	var order byteOrder = binary.LittleEndian
 	if opts.BigEndian {
 		order = binary.BigEndian

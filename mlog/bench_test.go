@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // syntheticList returns n ima-ng records (SHA-1 template digests,
@@ -19,7 +19,7 @@ func syntheticList(tb testing.TB, n int) []byte {
 	var out []byte
 	for i := range n {
 		d := sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
-		r, err := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: fmt.Sprintf("/usr/lib/x86_64-linux-gnu/lib%07d.so.1", i)}, label.SHA1)
+		r, err := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: fmt.Sprintf("/usr/lib/x86_64-linux-gnu/lib%07d.so.1", i)}, digest.SHA1)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func BenchmarkParseReplay1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	want, err := l.Compute(label.SHA1)
+	want, err := l.Compute(digest.SHA1)
 	if err != nil {
 		b.Fatal(err)
 	}

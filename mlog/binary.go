@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/readfile"
-	"github.com/intactsec/intact/label"
 )
 
 // Options describe how a binary list is encoded.
@@ -16,16 +16,16 @@ type Options struct {
 	// kernel's binary_runtime_measurements (and _sha1), SHA-256 for
 	// binary_runtime_measurements_sha256, and so on. The zero value (MD4,
 	// never a PCR bank) means SHA-1.
-	Bank label.HashAlgo
+	Bank digest.Algo
 	// BigEndian reads and writes the integers big-endian, as a big-endian
 	// kernel without ima_canonical_fmt writes them. The default is
 	// little-endian.
 	BigEndian bool
 }
 
-func (o Options) bank() label.HashAlgo {
-	if o.Bank == label.MD4 {
-		return label.SHA1
+func (o Options) bank() digest.Algo {
+	if o.Bank == digest.MD4 {
+		return digest.SHA1
 	}
 	return o.Bank
 }
@@ -40,7 +40,7 @@ const (
 // List is a parsed measurement list. Its records are unverified until
 // replayed against trusted PCR values with Replay.
 type List struct {
-	bank      label.HashAlgo
+	bank      digest.Algo
 	bigEndian bool
 	records   []Record
 }
@@ -51,7 +51,7 @@ func NewList(opts Options) *List {
 }
 
 // Bank returns the algorithm of the list's stored template digests.
-func (l *List) Bank() label.HashAlgo { return l.bank }
+func (l *List) Bank() digest.Algo { return l.bank }
 
 // Len returns the number of records.
 func (l *List) Len() int { return len(l.records) }
@@ -255,7 +255,7 @@ func ReadFile(path string, opts Options) (*List, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Bank == label.MD4 {
+	if opts.Bank == digest.MD4 {
 		opts.Bank = bankFromName(path)
 	}
 	var l *List
@@ -276,16 +276,16 @@ func ReadFile(path string, opts Options) (*List, error) {
 
 // bankFromName returns the bank named by a _<algo> suffix (the kernel's
 // per-bank files), or MD4 (unset) when there is none.
-func bankFromName(path string) label.HashAlgo {
+func bankFromName(path string) digest.Algo {
 	for i := len(path) - 1; i >= 0 && path[i] != '/'; i-- {
 		if path[i] == '_' {
-			if a, err := label.ParseHashAlgo(path[i+1:]); err == nil && a.Size() > 0 {
+			if a, err := digest.ParseAlgo(path[i+1:]); err == nil && a.Size() > 0 {
 				return a
 			}
 			break
 		}
 	}
-	return label.MD4
+	return digest.MD4
 }
 
 // looksASCII reports whether b starts like an ASCII list ("10 " or " 9 "):

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // BootAggregateName is the name of the first record of a kernel list.
@@ -16,13 +16,13 @@ const BootAggregateName = "boot_aggregate"
 // (ima_calc_boot_aggregate): the hash, in the bank's algorithm, of PCRs
 // 0–7 for SHA-1 and of PCRs 0–9 for every other bank, each PCR at its
 // full size. pcrs holds the bank's PCR values by index.
-func BootAggregate(bank label.HashAlgo, pcrs map[int][]byte) ([]byte, error) {
+func BootAggregate(bank digest.Algo, pcrs map[int][]byte) ([]byte, error) {
 	h, err := bankHash(bank)
 	if err != nil {
 		return nil, err
 	}
 	last := 9
-	if bank == label.SHA1 {
+	if bank == digest.SHA1 {
 		last = 7
 	}
 	for i := 0; i <= last; i++ {
@@ -48,7 +48,7 @@ var ErrBootAggregate = errors.New("boot_aggregate does not match the boot pcrs")
 // missing PCRs or an unknown algorithm are other errors. The kernel's choice of bank is its ima_hash
 // algorithm if a TPM bank has it, else SHA-256, else SHA-1: the record
 // names the algorithm, so the matching values must be in pcrs.
-func (l *List) CheckBootAggregate(pcrs PCRValues) error {
+func (l *List) CheckBootAggregate(pcrs digest.PCRs) error {
 	idx := -1
 	for i := range l.records {
 		if name, ok := l.records[i].Name(); ok && name == BootAggregateName {
@@ -58,11 +58,11 @@ func (l *List) CheckBootAggregate(pcrs PCRValues) error {
 	if idx < 0 {
 		return fmt.Errorf("%w: the list has no boot_aggregate record", ErrBootAggregate)
 	}
-	algoName, digest, ok := l.records[idx].FileDigest()
+	algoName, sum, ok := l.records[idx].FileDigest()
 	if !ok {
 		return fmt.Errorf("boot_aggregate record %d has no digest field", idx)
 	}
-	bank, err := label.ParseHashAlgo(algoName)
+	bank, err := digest.ParseAlgo(algoName)
 	if err != nil {
 		return fmt.Errorf("boot_aggregate record %d: %v", idx, err)
 	}
@@ -70,8 +70,8 @@ func (l *List) CheckBootAggregate(pcrs PCRValues) error {
 	if err != nil {
 		return err
 	}
-	if string(want) != string(digest) {
-		return fmt.Errorf("%w: record %d holds %s:%x, the pcrs give %x", ErrBootAggregate, idx, bank, digest, want)
+	if string(want) != string(sum) {
+		return fmt.Errorf("%w: record %d holds %s:%x, the pcrs give %x", ErrBootAggregate, idx, bank, sum, want)
 	}
 	return nil
 }

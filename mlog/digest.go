@@ -10,14 +10,14 @@ import (
 	"fmt"
 	"hash"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // NumPCRs is the number of PCRs a TPM has (and the bound on a record's PCR).
 const NumPCRs = 24
 
 // bankHash returns a new hash for a PCR bank.
-func bankHash(bank label.HashAlgo) (hash.Hash, error) {
+func bankHash(bank digest.Algo) (hash.Hash, error) {
 	h, ok := bank.CryptoHash()
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupportedBank, bank)
@@ -29,7 +29,7 @@ func bankHash(bank label.HashAlgo) (hash.Hash, error) {
 // of the template data, or for template "ima" the hash of the file digest
 // and the name zero-padded to 256 bytes. A violation's digest is not
 // computed by the kernel; use ExtendDigest for what the PCR is extended by.
-func (r *Record) TemplateDigest(bank label.HashAlgo) ([]byte, error) {
+func (r *Record) TemplateDigest(bank digest.Algo) ([]byte, error) {
 	h, err := bankHash(bank)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (r *Record) writeTemplate(h hash.Hash) error {
 
 // CheckTemplateDigest checks that the stored digest, of bank, is the
 // digest of the template data. Violations (zero digests) pass.
-func (r *Record) CheckTemplateDigest(bank label.HashAlgo) error {
+func (r *Record) CheckTemplateDigest(bank digest.Algo) error {
 	if r.Violation() {
 		return nil
 	}
@@ -86,7 +86,7 @@ func ff(size int) []byte {
 
 // ExtendDigest returns what the record extends into the PCR of bank: its
 // template digest in that bank, or all 0xff for a violation.
-func (r *Record) ExtendDigest(bank label.HashAlgo) ([]byte, error) {
+func (r *Record) ExtendDigest(bank digest.Algo) ([]byte, error) {
 	if r.Violation() {
 		if bank.Size() == 0 {
 			return nil, fmt.Errorf("%w: %s", ErrUnsupportedBank, bank)

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // ErrFormat is wrapped by every error about a malformed list or record.
@@ -50,7 +50,7 @@ func (e *ParseError) Unwrap() error { return ErrFormat }
 // the digest of its template data.
 type TemplateHashError struct {
 	Record int
-	Bank   label.HashAlgo
+	Bank   digest.Algo
 	Stored []byte
 	Want   []byte // the digest of the template data
 }
@@ -62,7 +62,7 @@ func (e *TemplateHashError) Error() string {
 
 // MismatchError reports a PCR that no prefix of the list replays to.
 type MismatchError struct {
-	Bank label.HashAlgo
+	Bank digest.Algo
 	PCR  int
 	Want []byte // the trusted PCR value
 	Got  []byte // the value the whole list replays to

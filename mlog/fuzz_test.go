@@ -8,7 +8,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 func seedRecords(t testing.TB) [][]byte {
@@ -21,7 +21,7 @@ func seedRecords(t testing.TB) [][]byte {
 	for _, r := range l.UnverifiedRecords()[:4] {
 		seeds = append(seeds, r.AppendBinary(nil))
 	}
-	r, _ := NewRecord(13, TemplateIMASig, FileMeasurement{Algo: label.SHA256, Digest: make([]byte, 32), Path: "/x", Sig: []byte{3, 2}}, label.SHA1)
+	r, _ := NewRecord(13, TemplateIMASig, FileMeasurement{Algo: digest.SHA256, Digest: make([]byte, 32), Path: "/x", Sig: []byte{3, 2}}, digest.SHA1)
 	seeds = append(seeds, r.AppendBinary(nil))
 	ima := Record{PCR: 10, Digest: make([]byte, 20), Template: TemplateIMA, Data: append(make([]byte, 20), 2, 0, 0, 0, '/', 'a')}
 	seeds = append(seeds, ima.AppendBinary(nil))
@@ -64,7 +64,7 @@ func FuzzParseBinary(f *testing.F) {
 				return
 			}
 		}
-		l.Compute(label.SHA1, label.SHA256)
+		l.Compute(digest.SHA1, digest.SHA256)
 		l.CheckTemplateDigests()
 		for _, r := range l.UnverifiedRecords() {
 			r.Fields()
@@ -145,39 +145,39 @@ func TestMangledBinary(t *testing.T) {
 
 func TestReplayErrors(t *testing.T) {
 	l, _ := ParseBinary(keylimeBinary(t), Options{})
-	for name, pcrs := range map[string]PCRValues{
+	for name, pcrs := range map[string]digest.PCRs{
 		"empty":       {},
-		"bad size":    {label.SHA1: {10: make([]byte, 19)}},
-		"bad index":   {label.SHA1: {24: make([]byte, 20)}},
-		"unsupported": {label.SM3: {10: make([]byte, 32)}},
+		"bad size":    {digest.SHA1: {10: make([]byte, 19)}},
+		"bad index":   {digest.SHA1: {24: make([]byte, 20)}},
+		"unsupported": {digest.SM3: {10: make([]byte, 32)}},
 	} {
 		if _, err := l.Replay(pcrs); err == nil {
 			t.Errorf("%s: Replay succeeded", name)
 		}
 	}
 	// A PCR with no records and a non-zero value: From is -1.
-	_, err := l.Replay(PCRValues{label.SHA1: {11: bytes.Repeat([]byte{1}, 20)}})
+	_, err := l.Replay(digest.PCRs{digest.SHA1: {11: bytes.Repeat([]byte{1}, 20)}})
 	var me *MismatchError
 	if !errors.As(err, &me) || me.From != -1 {
 		t.Errorf("Replay of pcr 11: %v, want a MismatchError with From -1", err)
 	}
 	// A zero PCR with no records matches the empty prefix: nothing verified.
-	v, err := l.Replay(PCRValues{label.SHA1: {11: make([]byte, 20)}})
+	v, err := l.Replay(digest.PCRs{digest.SHA1: {11: make([]byte, 20)}})
 	if err != nil || v.Prefix != 0 || len(v.Records) != 0 {
 		t.Errorf("Replay of zero pcr 11: %v, %+v", err, v)
 	}
 }
 
 func TestViolationExtendsFF(t *testing.T) {
-	r, _ := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: label.SHA256, Digest: make([]byte, 32), Path: "/violated"}, label.SHA1)
+	r, _ := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: digest.SHA256, Digest: make([]byte, 32), Path: "/violated"}, digest.SHA1)
 	r.Digest = make([]byte, 20)
 	l := NewList(Options{})
 	l.Add(r)
-	vals, err := l.Compute(label.SHA1, label.SHA256)
+	vals, err := l.Compute(digest.SHA1, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bank := range []label.HashAlgo{label.SHA1, label.SHA256} {
+	for _, bank := range []digest.Algo{digest.SHA1, digest.SHA256} {
 		h, _ := bankHash(bank)
 		h.Write(make([]byte, bank.Size()))
 		h.Write(ff(bank.Size()))
@@ -193,12 +193,12 @@ func TestBootAggregate(t *testing.T) {
 		pcrs[i] = bytes.Repeat([]byte{byte(i)}, 32)
 	}
 	// sha256 covers PCRs 0-9: changing PCR 9 changes it.
-	a, err := BootAggregate(label.SHA256, pcrs)
+	a, err := BootAggregate(digest.SHA256, pcrs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcrs[9] = make([]byte, 32)
-	b, _ := BootAggregate(label.SHA256, pcrs)
+	b, _ := BootAggregate(digest.SHA256, pcrs)
 	if bytes.Equal(a, b) {
 		t.Error("sha256 boot_aggregate does not cover pcr 9")
 	}
@@ -207,14 +207,14 @@ func TestBootAggregate(t *testing.T) {
 	for i := range 10 {
 		p1[i] = bytes.Repeat([]byte{byte(i)}, 20)
 	}
-	c, _ := BootAggregate(label.SHA1, p1)
+	c, _ := BootAggregate(digest.SHA1, p1)
 	p1[8] = make([]byte, 20)
-	d, _ := BootAggregate(label.SHA1, p1)
+	d, _ := BootAggregate(digest.SHA1, p1)
 	if !bytes.Equal(c, d) {
 		t.Error("sha1 boot_aggregate covers pcr 8")
 	}
 	delete(p1, 7)
-	if _, err := BootAggregate(label.SHA1, p1); err == nil {
+	if _, err := BootAggregate(digest.SHA1, p1); err == nil {
 		t.Error("boot_aggregate without pcr 7 succeeded")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/tpm"
@@ -40,7 +40,7 @@ func TestReplayAgainstQuote(t *testing.T) {
 		for i := range n {
 			d := make([]byte, 32)
 			d[0] = byte(i)
-			if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d, Path: "/f"}); err != nil {
+			if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d, Path: "/f"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -52,7 +52,7 @@ func TestReplayAgainstQuote(t *testing.T) {
 		t.Fatal(err)
 	}
 	nonce := []byte("a fresh nonce of the verifier")
-	q, pcrs, err := tp.ReadQuotedPCRs(ak, nonce, tpm.QuoteSelection{crypto.SHA256: {mlog.DefaultPCR}})
+	q, pcrs, err := tp.ReadQuotedPCRs(ak, nonce, tpm.QuoteSelection{digest.SHA256: {mlog.DefaultPCR}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,20 +62,15 @@ func TestReplayAgainstQuote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := quote.Verify(akPub, q.Attest, q.Signature, nonce, quote.PCRValues(pcrs))
+	v, err := quote.Verify(akPub, q.Attest, q.Signature, nonce, pcrs)
 	if err != nil {
 		t.Fatal(err)
-	}
-	trusted := mlog.PCRValues{}
-	for h, m := range v.PCRs {
-		algo, _ := label.HashAlgoFor(h)
-		trusted[algo] = m
 	}
 	l, err := mlog.ReadFile(path, mlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := l.Replay(trusted)
+	got, err := l.Replay(v.PCRs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 )
 
 func sharedTestdata(t testing.TB, rel string) string { return testenv.Shared(t, rel) }
@@ -58,7 +58,7 @@ func TestSharedRPIASCIIToBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Bank() != label.SHA1 {
+	if l.Bank() != digest.SHA1 {
 		t.Errorf("Bank() = %v, want sha1", l.Bank())
 	}
 	back, err := l.MarshalBinary()
@@ -93,7 +93,7 @@ func TestSharedRPITemplateHashes(t *testing.T) {
 			t.Errorf("record %d is a violation; the README says all 922 hashes check", i)
 			continue
 		}
-		if err := r.CheckTemplateDigest(label.SHA1); err != nil {
+		if err := r.CheckTemplateDigest(digest.SHA1); err != nil {
 			t.Errorf("record %d: %v", i, err)
 		}
 		checked++
@@ -115,11 +115,11 @@ func TestSharedRPIReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := hex.EncodeToString(vals[label.SHA1][10]); got != rpiPCR10 {
+	if got := hex.EncodeToString(vals[digest.SHA1][10]); got != rpiPCR10 {
 		t.Errorf("replayed sha1 pcr 10 = %s, want %s", got, rpiPCR10)
 	}
 	want, _ := hex.DecodeString(rpiPCR10)
-	v, err := l.Replay(PCRValues{label.SHA1: {10: want}})
+	v, err := l.Replay(digest.PCRs{digest.SHA1: {10: want}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestSharedRPIReplayLaggingPCR(t *testing.T) {
 	}
 	// The PCR as it was after 500 records: the list has grown since.
 	head := &List{bank: l.bank, records: l.records[:500]}
-	vals, err := head.Compute(label.SHA1, label.SHA256)
+	vals, err := head.Compute(digest.SHA1, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func TestSharedRPIReplayLaggingPCR(t *testing.T) {
 	if v.Prefix != 500 || len(v.Records) != 500 {
 		t.Errorf("Replay prefix %d, %d records; want 500, 500", v.Prefix, len(v.Records))
 	}
-	if v.PrefixByBank[label.SHA256] != 500 {
-		t.Errorf("sha256 prefix %d, want 500", v.PrefixByBank[label.SHA256])
+	if v.PrefixByBank[digest.SHA256] != 500 {
+		t.Errorf("sha256 prefix %d, want 500", v.PrefixByBank[digest.SHA256])
 	}
 }
 
@@ -164,7 +164,7 @@ func TestSharedRPIReplayTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := hex.DecodeString(rpiPCR10)
-	_, err = l.Replay(PCRValues{label.SHA1: {10: want}})
+	_, err = l.Replay(digest.PCRs{digest.SHA1: {10: want}})
 	var th *TemplateHashError
 	if !errors.As(err, &th) {
 		t.Fatalf("Replay of a tampered list: %v, want a TemplateHashError", err)
@@ -175,7 +175,7 @@ func TestSharedRPIReplayTampered(t *testing.T) {
 	}
 	// A PCR from another boot matches no prefix.
 	other := bytes.Repeat([]byte{1}, 20)
-	_, err = l.Replay(PCRValues{label.SHA1: {10: other}})
+	_, err = l.Replay(digest.PCRs{digest.SHA1: {10: other}})
 	var me *MismatchError
 	if !errors.As(err, &me) || me.PCR != 10 || me.From != 0 {
 		t.Errorf("Replay against a foreign pcr: %v, want a MismatchError for pcr 10 from record 0", err)
@@ -183,7 +183,7 @@ func TestSharedRPIReplayTampered(t *testing.T) {
 }
 
 func TestSharedDepCgnRefused(t *testing.T) {
-	for _, opts := range []Options{{}, {Bank: label.SHA256}, {BigEndian: true}} {
+	for _, opts := range []Options{{}, {Bank: digest.SHA256}, {BigEndian: true}} {
 		_, err := ReadFile(sharedTestdata(t, "ima-logs/rpi-ima-dep-cgn.bin"), opts)
 		var pe *ParseError
 		if !errors.As(err, &pe) || !errors.Is(err, ErrFormat) {
@@ -213,14 +213,14 @@ func TestSharedRPIBootAggregate(t *testing.T) {
 	for i := range 10 {
 		zero[i] = make([]byte, 32)
 	}
-	if err := l.CheckBootAggregate(PCRValues{label.SHA256: zero}); err != nil {
+	if err := l.CheckBootAggregate(digest.PCRs{digest.SHA256: zero}); err != nil {
 		t.Error(err)
 	}
 	zero[3] = bytes.Repeat([]byte{1}, 32)
-	if err := l.CheckBootAggregate(PCRValues{label.SHA256: zero}); !errors.Is(err, ErrBootAggregate) {
+	if err := l.CheckBootAggregate(digest.PCRs{digest.SHA256: zero}); !errors.Is(err, ErrBootAggregate) {
 		t.Errorf("other boot pcrs: %v, want ErrBootAggregate", err)
 	}
-	if err := l.CheckBootAggregate(PCRValues{}); err == nil || errors.Is(err, ErrBootAggregate) {
+	if err := l.CheckBootAggregate(digest.PCRs{}); err == nil || errors.Is(err, ErrBootAggregate) {
 		t.Errorf("no boot pcrs: %v, want an error other than ErrBootAggregate", err)
 	}
 }

@@ -8,21 +8,21 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 func TestKeylimeLogs(t *testing.T) {
 	for _, tc := range []struct {
 		file string
-		bank label.HashAlgo
+		bank digest.Algo
 		algo string
 	}{
-		{"ima-log-sha1", label.SHA1, "sha1"},
-		{"ima-log-sha256", label.SHA1, "sha256"},
-		{"ima-log-sha384", label.SHA1, "sha384"},
-		{"ima-log-sha512", label.SHA1, "sha512"},
-		{"ima-log-sm3_256", label.SHA256, "sm3_256"},
-		{"ima-log-unknown", label.SHA256, "unknown"},
+		{"ima-log-sha1", digest.SHA1, "sha1"},
+		{"ima-log-sha256", digest.SHA1, "sha256"},
+		{"ima-log-sha384", digest.SHA1, "sha384"},
+		{"ima-log-sha512", digest.SHA1, "sha512"},
+		{"ima-log-sm3_256", digest.SHA256, "sm3_256"},
+		{"ima-log-unknown", digest.SHA256, "unknown"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := testdataPath(t, "keylime/"+tc.file)
@@ -71,14 +71,14 @@ func TestSHA1PaddedReplay(t *testing.T) {
 		sum := sha256.Sum256(append(pcr, ext...))
 		pcr = sum[:]
 	}
-	vals, err := l.ComputeWith(ReplayOptions{SHA1Padded: true}, label.SHA256)
+	vals, err := l.ComputeWith(ReplayOptions{SHA1Padded: true}, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(vals[label.SHA256][10], pcr) {
-		t.Fatalf("padded sha256 pcr 10 = %x, want %x", vals[label.SHA256][10], pcr)
+	if !bytes.Equal(vals[digest.SHA256][10], pcr) {
+		t.Fatalf("padded sha256 pcr 10 = %x, want %x", vals[digest.SHA256][10], pcr)
 	}
-	trusted := PCRValues{label.SHA256: {10: pcr}}
+	trusted := digest.PCRs{digest.SHA256: {10: pcr}}
 	v, err := l.ReplayWith(trusted, ReplayOptions{SHA1Padded: true})
 	if err != nil || len(v.Records) != l.Len() {
 		t.Fatalf("ReplayWith(SHA1Padded): %v", err)
@@ -92,10 +92,10 @@ func TestSHA1PaddedReplay(t *testing.T) {
 	r.Digest = make([]byte, 20)
 	vl := NewList(Options{})
 	vl.Add(r)
-	got, _ := vl.ComputeWith(ReplayOptions{SHA1Padded: true}, label.SHA256)
+	got, _ := vl.ComputeWith(ReplayOptions{SHA1Padded: true}, digest.SHA256)
 	ext := append(bytes.Repeat([]byte{0xff}, 20), make([]byte, 12)...)
 	want := sha256.Sum256(append(make([]byte, 32), ext...))
-	if !bytes.Equal(got[label.SHA256][10], want[:]) {
-		t.Errorf("padded violation: %x, want %x", got[label.SHA256][10], want)
+	if !bytes.Equal(got[digest.SHA256][10], want[:]) {
+		t.Errorf("padded violation: %x, want %x", got[digest.SHA256][10], want)
 	}
 }

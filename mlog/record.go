@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // Record is one measurement: the PCR it extends, its template digest in
@@ -124,7 +124,7 @@ func (r *Record) field(ids ...string) (Field, bool) {
 // d-ngv2; "sha1" for template ima) and the digest of the record's d-ng,
 // d-ngv2 or d field. ok is false when the record has no such field.
 // The algorithm is the list's text, which may name an algorithm that
-// label.ParseHashAlgo does not know.
+// digest.ParseAlgo does not know.
 func (r *Record) FileDigest() (algo string, digest []byte, ok bool) {
 	f, ok := r.field("d-ng", "d-ngv2", "d")
 	if !ok {
@@ -180,18 +180,18 @@ func appendField(dst []byte, order byteOrder, data []byte) []byte {
 }
 
 // digestNG returns the d-ng field data "<algo>:" NUL digest.
-func digestNG(algo label.HashAlgo, digest []byte) []byte {
-	b := make([]byte, 0, len(algo.String())+2+len(digest))
+func digestNG(algo digest.Algo, sum []byte) []byte {
+	b := make([]byte, 0, len(algo.String())+2+len(sum))
 	b = append(b, algo.String()...)
 	b = append(b, ':', 0)
-	return append(b, digest...)
+	return append(b, sum...)
 }
 
 // FileMeasurement describes one measured file for NewRecord.
 type FileMeasurement struct {
-	Algo   label.HashAlgo // algorithm of Digest
-	Digest []byte         // the file content digest
-	Path   string         // the file's full path
+	Algo   digest.Algo // algorithm of Digest
+	Digest []byte      // the file content digest
+	Path   string      // the file's full path
 	// Sig is the file's security.ima when it holds a signature (type 0x03
 	// or 0x06); template ima-sig records it, empty otherwise.
 	Sig []byte
@@ -204,7 +204,7 @@ type FileMeasurement struct {
 // NewRecord builds an ima-ng or ima-sig record for a file measurement and
 // computes its template digest in bank. The record is little-endian, as
 // the kernel writes on every little-endian machine.
-func NewRecord(pcr int, template string, m FileMeasurement, bank label.HashAlgo) (Record, error) {
+func NewRecord(pcr int, template string, m FileMeasurement, bank digest.Algo) (Record, error) {
 	if pcr < 0 || pcr >= NumPCRs {
 		return Record{}, fmt.Errorf("pcr %d out of range 0..%d", pcr, NumPCRs-1)
 	}
@@ -250,7 +250,7 @@ func NewRecord(pcr int, template string, m FileMeasurement, bank label.HashAlgo)
 // NewBufferRecord builds an ima-buf record, as the kernel records a
 // buffer measurement (a key, the kexec command line): the d-ng digest is
 // the SHA-256 of buf, the name names the event and buf is kept whole.
-func NewBufferRecord(pcr int, name string, buf []byte, bank label.HashAlgo) (Record, error) {
+func NewBufferRecord(pcr int, name string, buf []byte, bank digest.Algo) (Record, error) {
 	if pcr < 0 || pcr >= NumPCRs {
 		return Record{}, fmt.Errorf("pcr %d out of range 0..%d", pcr, NumPCRs-1)
 	}
@@ -260,7 +260,7 @@ func NewBufferRecord(pcr int, name string, buf []byte, bank label.HashAlgo) (Rec
 	sum := sha256.Sum256(buf)
 	order := binary.LittleEndian
 	var data []byte
-	data = appendField(data, order, digestNG(label.SHA256, sum[:]))
+	data = appendField(data, order, digestNG(digest.SHA256, sum[:]))
 	data = appendField(data, order, append([]byte(name), 0))
 	data = appendField(data, order, buf)
 	r := Record{PCR: pcr, Template: TemplateIMABuf, Data: data}

@@ -9,11 +9,8 @@ import (
 	"hash"
 	"slices"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
-
-// PCRValues holds PCR values by bank and PCR index.
-type PCRValues map[label.HashAlgo]map[int][]byte
 
 // ReplayOptions change how the banks other than the list's own are
 // replayed.
@@ -27,7 +24,7 @@ type ReplayOptions struct {
 
 // bankState is a simulated PCR bank.
 type bankState struct {
-	bank   label.HashAlgo
+	bank   digest.Algo
 	own    bool // the list's own bank: stored digests are checked and extended
 	padded bool // extend the SHA-1 stored digest, padded (ReplayOptions.SHA1Padded)
 	h      hash.Hash
@@ -36,14 +33,14 @@ type bankState struct {
 	ffs    []byte
 }
 
-func newBankState(bank, listBank label.HashAlgo, opts ReplayOptions) (*bankState, error) {
+func newBankState(bank, listBank digest.Algo, opts ReplayOptions) (*bankState, error) {
 	h, err := bankHash(bank)
 	if err != nil {
 		return nil, err
 	}
 	s := &bankState{bank: bank, own: bank == listBank, h: h, ffs: ff(h.Size())}
 	if opts.SHA1Padded && !s.own {
-		if listBank != label.SHA1 {
+		if listBank != digest.SHA1 {
 			return nil, fmt.Errorf("sha1-padded replay needs a sha1 list, not %s", listBank)
 		}
 		s.padded = true
@@ -92,16 +89,16 @@ func (s *bankState) step(r *Record) (badHash bool, err error) {
 // Compute replays every record and returns, for each bank, the value of
 // each PCR the list extends. Nothing is verified: these are the values the
 // list claims. With no banks given, the list's own bank is used.
-func (l *List) Compute(banks ...label.HashAlgo) (PCRValues, error) {
+func (l *List) Compute(banks ...digest.Algo) (digest.PCRs, error) {
 	return l.ComputeWith(ReplayOptions{}, banks...)
 }
 
 // ComputeWith is Compute with options.
-func (l *List) ComputeWith(opts ReplayOptions, banks ...label.HashAlgo) (PCRValues, error) {
+func (l *List) ComputeWith(opts ReplayOptions, banks ...digest.Algo) (digest.PCRs, error) {
 	if len(banks) == 0 {
-		banks = []label.HashAlgo{l.bank}
+		banks = []digest.Algo{l.bank}
 	}
-	out := PCRValues{}
+	out := digest.PCRs{}
 	for _, bank := range banks {
 		s, err := newBankState(bank, l.bank, opts)
 		if err != nil {
@@ -160,7 +157,7 @@ type Verified struct {
 	// not verified.
 	Prefix int
 	// PrefixByBank is the matched prefix of each bank.
-	PrefixByBank map[label.HashAlgo]int
+	PrefixByBank map[digest.Algo]int
 }
 
 // Replay replays the list against trusted PCR values, bank by bank. In
@@ -170,21 +167,21 @@ type Verified struct {
 // matched prefix must match its data. On success it returns the records
 // the PCRs vouch for; otherwise a *ReplayError (or an error about the
 // input). Violations are replayed as the kernel extends them (all 0xff).
-func (l *List) Replay(trusted PCRValues) (*Verified, error) {
+func (l *List) Replay(trusted digest.PCRs) (*Verified, error) {
 	return l.ReplayWith(trusted, ReplayOptions{})
 }
 
 // ReplayWith is Replay with options.
-func (l *List) ReplayWith(trusted PCRValues, opts ReplayOptions) (*Verified, error) {
+func (l *List) ReplayWith(trusted digest.PCRs, opts ReplayOptions) (*Verified, error) {
 	if len(trusted) == 0 {
 		return nil, fmt.Errorf("no trusted pcr values to replay against")
 	}
-	banks := make([]label.HashAlgo, 0, len(trusted))
+	banks := make([]digest.Algo, 0, len(trusted))
 	for b := range trusted {
 		banks = append(banks, b)
 	}
 	slices.Sort(banks)
-	v := &Verified{Prefix: len(l.records), PrefixByBank: map[label.HashAlgo]int{}}
+	v := &Verified{Prefix: len(l.records), PrefixByBank: map[digest.Algo]int{}}
 	rerr := &ReplayError{}
 	ownChecked := false // the own bank's replay checked the digests of its prefix
 	for _, bank := range banks {
@@ -245,8 +242,8 @@ func (l *List) ReplayWith(trusted PCRValues, opts ReplayOptions) (*Verified, err
 // its value, or returns the mismatches. In the list's own bank it also
 // returns the first record of the matched prefix whose stored digest does
 // not match its data. It replays with a Replayer, as the verifier does.
-func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte, opts ReplayOptions) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
-	rp, err := NewReplayer(l.bank, PCRValues{bank: want}, ReplayState{}, opts)
+func (l *List) replayBank(bank digest.Algo, want map[int][]byte, opts ReplayOptions) (n int, mism []*MismatchError, bad *TemplateHashError, err error) {
+	rp, err := NewReplayer(l.bank, digest.PCRs{bank: want}, ReplayState{}, opts)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -290,7 +287,7 @@ func (l *List) replayBank(bank label.HashAlgo, want map[int][]byte, opts ReplayO
 // starts at zero).
 type ReplayState struct {
 	Offset int64
-	PCRs   PCRValues
+	PCRs   digest.PCRs
 }
 
 // Replayer replays a measurement list incrementally, one record at a
@@ -305,7 +302,7 @@ type ReplayState struct {
 // running values kept) but the trusted values say nothing of them:
 // callers must not evaluate them.
 type Replayer struct {
-	listBank label.HashAlgo
+	listBank digest.Algo
 	banks    []*bankState
 	wanted   [][NumPCRs][]byte // by bank, as banks
 	nwant    int
@@ -318,14 +315,14 @@ type Replayer struct {
 
 // NewReplayer returns a replayer of a list in listBank (the bank of its
 // stored template digests) against trusted, starting from from.
-func NewReplayer(listBank label.HashAlgo, trusted PCRValues, from ReplayState, opts ReplayOptions) (*Replayer, error) {
+func NewReplayer(listBank digest.Algo, trusted digest.PCRs, from ReplayState, opts ReplayOptions) (*Replayer, error) {
 	if len(trusted) == 0 {
 		return nil, fmt.Errorf("no trusted pcr values to replay against")
 	}
 	if from.Offset < 0 {
 		return nil, fmt.Errorf("replay from record %d", from.Offset)
 	}
-	banks := make([]label.HashAlgo, 0, len(trusted))
+	banks := make([]digest.Algo, 0, len(trusted))
 	for b := range trusted {
 		banks = append(banks, b)
 	}
@@ -428,7 +425,7 @@ func (p *Replayer) Offset() int64 { return p.offset }
 
 // Value is the running value of a PCR in a replayed bank (nil if the
 // bank is not replayed). It is the replayer's: clone it to keep it.
-func (p *Replayer) Value(bank label.HashAlgo, pcr int) []byte {
+func (p *Replayer) Value(bank digest.Algo, pcr int) []byte {
 	for _, s := range p.banks {
 		if s.bank == bank && pcr >= 0 && pcr < NumPCRs {
 			return s.pcr[pcr]

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 func replayerList(t *testing.T, n int) []Record {
@@ -15,7 +15,7 @@ func replayerList(t *testing.T, n int) []Record {
 	var recs []Record
 	for i := range n {
 		d := sha256.Sum256([]byte{byte(i)})
-		r, err := NewRecord(10+i%2, TemplateIMANG, FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: fmt.Sprint("/f", i)}, label.SHA1)
+		r, err := NewRecord(10+i%2, TemplateIMANG, FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: fmt.Sprint("/f", i)}, digest.SHA1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +43,11 @@ func listOf(t *testing.T, recs []Record) *List {
 // TemplateHashError naming its index, and the replay goes on.
 func TestReplayerIncremental(t *testing.T) {
 	recs := replayerList(t, 10)
-	vals, err := listOf(t, recs[:7]).Compute(label.SHA1, label.SHA256)
+	vals, err := listOf(t, recs[:7]).Compute(digest.SHA1, digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trusted := PCRValues{label.SHA256: {10: vals[label.SHA256][10]}}
+	trusted := digest.PCRs{digest.SHA256: {10: vals[digest.SHA256][10]}}
 	v, err := listOf(t, recs).Replay(trusted)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestReplayerIncremental(t *testing.T) {
 	if v.Prefix != 7 || len(v.Records) != 4 {
 		t.Fatalf("Replay: prefix %d, %d records; want 7, 4 (PCR 10 only)", v.Prefix, len(v.Records))
 	}
-	rp, err := NewReplayer(label.SHA1, trusted, ReplayState{}, ReplayOptions{})
+	rp, err := NewReplayer(digest.SHA1, trusted, ReplayState{}, ReplayOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestReplayerIncremental(t *testing.T) {
 	matched := -1
 	for i := range recs {
 		if i == 3 {
-			saved = ReplayState{Offset: rp.Offset(), PCRs: PCRValues{label.SHA256: {10: bytes.Clone(rp.Value(label.SHA256, 10))}}}
+			saved = ReplayState{Offset: rp.Offset(), PCRs: digest.PCRs{digest.SHA256: {10: bytes.Clone(rp.Value(digest.SHA256, 10))}}}
 		}
 		vouched, err := rp.Step(&recs[i])
 		if err != nil {
@@ -80,7 +80,7 @@ func TestReplayerIncremental(t *testing.T) {
 	if matched != v.Prefix {
 		t.Fatalf("replayer matched after %d records, Replay's prefix %d", matched, v.Prefix)
 	}
-	resumed, err := NewReplayer(label.SHA1, trusted, saved, ReplayOptions{})
+	resumed, err := NewReplayer(digest.SHA1, trusted, saved, ReplayOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestReplayerIncremental(t *testing.T) {
 	bad := recs[4]
 	bad.Data = bytes.Clone(bad.Data)
 	bad.Data[len(bad.Data)-1] ^= 1
-	rp, _ = NewReplayer(label.SHA1, trusted, ReplayState{}, ReplayOptions{})
+	rp, _ = NewReplayer(digest.SHA1, trusted, ReplayState{}, ReplayOptions{})
 	for i := range 4 {
 		rp.Step(&recs[i])
 	}
@@ -109,13 +109,13 @@ func TestReplayerIncremental(t *testing.T) {
 		t.Fatalf("after the altered record: %v at %d", err, rp.Offset())
 	}
 	// Bad inputs.
-	if _, err := NewReplayer(label.SHA1, nil, ReplayState{}, ReplayOptions{}); err == nil {
+	if _, err := NewReplayer(digest.SHA1, nil, ReplayState{}, ReplayOptions{}); err == nil {
 		t.Error("no trusted values accepted")
 	}
-	if _, err := NewReplayer(label.SHA1, trusted, ReplayState{PCRs: PCRValues{label.SHA256: {10: []byte{1}}}}, ReplayOptions{}); err == nil {
+	if _, err := NewReplayer(digest.SHA1, trusted, ReplayState{PCRs: digest.PCRs{digest.SHA256: {10: []byte{1}}}}, ReplayOptions{}); err == nil {
 		t.Error("a running value of the wrong size accepted")
 	}
-	if _, err := NewReplayer(label.SHA1, PCRValues{label.SHA256: {24: make([]byte, 32)}}, ReplayState{}, ReplayOptions{}); err == nil {
+	if _, err := NewReplayer(digest.SHA1, digest.PCRs{digest.SHA256: {24: make([]byte, 32)}}, ReplayState{}, ReplayOptions{}); err == nil {
 		t.Error("pcr 24 accepted")
 	}
 }

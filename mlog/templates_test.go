@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 )
 
 // fields builds template data from field values (little-endian).
@@ -63,7 +63,7 @@ func TestTemplates(t *testing.T) {
 		t.Run(tc.template, func(t *testing.T) {
 			r := Record{PCR: 10, Template: tc.template, Data: tc.data}
 			var err error
-			if r.Digest, err = r.TemplateDigest(label.SHA1); err != nil {
+			if r.Digest, err = r.TemplateDigest(digest.SHA1); err != nil {
 				t.Fatal(err)
 			}
 			line, err := r.AppendASCII(nil)
@@ -100,7 +100,7 @@ func TestTemplateIMADigest(t *testing.T) {
 	data := append(bytes.Clone(d), u32(5)...)
 	data = append(data, "/init"...)
 	r := Record{PCR: 10, Template: TemplateIMA, Data: data}
-	got, err := r.TemplateDigest(label.SHA1)
+	got, err := r.TemplateDigest(digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestTemplateIMADigest(t *testing.T) {
 		t.Errorf("ima template digest %x, want %x", got, want)
 	}
 	long := Record{PCR: 10, Template: TemplateIMA, Data: append(append(bytes.Clone(d), u32(256)...), bytes.Repeat([]byte{'a'}, 256)...)}
-	if _, err := long.TemplateDigest(label.SHA1); err == nil {
+	if _, err := long.TemplateDigest(digest.SHA1); err == nil {
 		t.Error("template ima with a 256-byte name: no error")
 	}
 }
@@ -121,7 +121,7 @@ func TestTemplateIMADigest(t *testing.T) {
 func TestUnknownTemplate(t *testing.T) {
 	data := fields([]byte("abc"), []byte{0, 1})
 	r := Record{PCR: 11, Template: "my-template", Data: data}
-	r.Digest, _ = r.TemplateDigest(label.SHA1)
+	r.Digest, _ = r.TemplateDigest(digest.SHA1)
 	l, err := ParseBinary(r.AppendBinary(nil), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestBankFromFileName(t *testing.T) {
 	bin := keylimeBinary(t)
 	p := filepath.Join(dir, "binary_runtime_measurements_sha1")
 	os.WriteFile(p, bin, 0o644)
-	if l, err := ReadFile(p, Options{}); err != nil || l.Bank() != label.SHA1 {
+	if l, err := ReadFile(p, Options{}); err != nil || l.Bank() != digest.SHA1 {
 		t.Errorf("_sha1: %v", err)
 	}
 	p = filepath.Join(dir, "binary_runtime_measurements_sha256")
@@ -207,9 +207,9 @@ func TestBankFromFileName(t *testing.T) {
 func TestBootAggregateEvmctl(t *testing.T) {
 	evmctl := testenv.RequireTool(t, "evmctl")
 	dir := t.TempDir()
-	pcrs := map[label.HashAlgo]map[int][]byte{label.SHA1: {}, label.SHA256: {}}
+	pcrs := map[digest.Algo]map[int][]byte{digest.SHA1: {}, digest.SHA256: {}}
 	args := []string{"ima_boot_aggregate"}
-	for _, bank := range []label.HashAlgo{label.SHA1, label.SHA256} {
+	for _, bank := range []digest.Algo{digest.SHA1, digest.SHA256} {
 		var b strings.Builder
 		for i := range 24 {
 			v := bytes.Repeat([]byte{byte(i*7 + int(bank))}, bank.Size())
@@ -224,7 +224,7 @@ func TestBootAggregateEvmctl(t *testing.T) {
 	if err != nil {
 		t.Fatalf("evmctl %v: %v\n%s", args, err, out)
 	}
-	for _, bank := range []label.HashAlgo{label.SHA1, label.SHA256} {
+	for _, bank := range []digest.Algo{digest.SHA1, digest.SHA256} {
 		agg, err := BootAggregate(bank, pcrs[bank])
 		if err != nil {
 			t.Fatal(err)
@@ -233,15 +233,15 @@ func TestBootAggregateEvmctl(t *testing.T) {
 			t.Errorf("evmctl printed %q, want a line %q", out, want)
 		}
 	}
-	agg, _ := BootAggregate(label.SHA256, pcrs[label.SHA256])
-	r, _ := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: label.SHA256, Digest: agg, Path: BootAggregateName}, label.SHA1)
+	agg, _ := BootAggregate(digest.SHA256, pcrs[digest.SHA256])
+	r, _ := NewRecord(10, TemplateIMANG, FileMeasurement{Algo: digest.SHA256, Digest: agg, Path: BootAggregateName}, digest.SHA1)
 	l := NewList(Options{})
 	l.Add(r)
-	if err := l.CheckBootAggregate(PCRValues(pcrs)); err != nil {
+	if err := l.CheckBootAggregate(digest.PCRs(pcrs)); err != nil {
 		t.Error(err)
 	}
-	pcrs[label.SHA256][9] = make([]byte, 32) // PCR 9 is in the sha256 aggregate
-	if err := l.CheckBootAggregate(PCRValues(pcrs)); !errors.Is(err, ErrBootAggregate) {
+	pcrs[digest.SHA256][9] = make([]byte, 32) // PCR 9 is in the sha256 aggregate
+	if err := l.CheckBootAggregate(digest.PCRs(pcrs)); !errors.Is(err, ErrBootAggregate) {
 		t.Errorf("changed pcr 9: %v, want ErrBootAggregate", err)
 	}
 }
@@ -250,15 +250,15 @@ func TestBootAggregateEvmctl(t *testing.T) {
 // open_writers: the file data digest is zeros, the template digest is
 // zeros, the PCR is extended with ff, and it survives the binary list.
 func TestViolationRecord(t *testing.T) {
-	m := FileMeasurement{Algo: label.SHA256, Digest: make([]byte, 32), Path: "/bin/sh", Violation: true}
-	r, err := NewRecord(10, TemplateIMANG, m, label.SHA1)
+	m := FileMeasurement{Algo: digest.SHA256, Digest: make([]byte, 32), Path: "/bin/sh", Violation: true}
+	r, err := NewRecord(10, TemplateIMANG, m, digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !r.Violation() || len(r.Digest) != 20 {
 		t.Fatalf("digest %x: not a violation", r.Digest)
 	}
-	ext, err := r.ExtendDigest(label.SHA256)
+	ext, err := r.ExtendDigest(digest.SHA256)
 	if err != nil || !bytes.Equal(ext, bytes.Repeat([]byte{0xff}, 32)) {
 		t.Errorf("extend digest %x %v, want ff", ext, err)
 	}
@@ -270,7 +270,7 @@ func TestViolationRecord(t *testing.T) {
 		t.Errorf("parsed back: %+v", got)
 	}
 	m.Digest[0] = 1
-	if _, err := NewRecord(10, TemplateIMANG, m, label.SHA1); err == nil {
+	if _, err := NewRecord(10, TemplateIMANG, m, digest.SHA1); err == nil {
 		t.Error("a violation with a non-zero digest was built")
 	}
 }

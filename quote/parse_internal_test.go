@@ -4,7 +4,6 @@ package quote
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	crand "crypto/rand"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/intactsec/intact/digest"
 )
 
 // goTPMAttest decodes b with go-tpm, as Verify did before parse.go.
@@ -196,12 +197,12 @@ func TestVerifyRequiresTPMGenerated(t *testing.T) {
 	}
 	nonce := bytes.Repeat([]byte{5}, 32)
 	pcr := bytes.Repeat([]byte{6}, 32)
-	digest := sha256.Sum256(pcr)
+	pcrSum := sha256.Sum256(pcr)
 	sign := func(magic tpm2.TPMGenerated) ([]byte, []byte) {
 		att := tpm2.Marshal(tpm2.TPMSAttest{Magic: magic, Type: tpm2.TPMSTAttestQuote, ExtraData: tpm2.TPM2BData{Buffer: nonce},
 			Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
 				PCRSelect: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: []byte{1, 0, 0}}}},
-				PCRDigest: tpm2.TPM2BDigest{Buffer: digest[:]},
+				PCRDigest: tpm2.TPM2BDigest{Buffer: pcrSum[:]},
 			})})
 		sum := sha256.Sum256(att)
 		r, s, err := ecdsa.Sign(crand.Reader, key, sum[:])
@@ -212,7 +213,7 @@ func TestVerifyRequiresTPMGenerated(t *testing.T) {
 			&tpm2.TPMSSignatureECC{Hash: tpm2.TPMAlgSHA256, SignatureR: tpm2.TPM2BECCParameter{Buffer: r.Bytes()}, SignatureS: tpm2.TPM2BECCParameter{Buffer: s.Bytes()}})})
 		return att, sig
 	}
-	vals := PCRValues{crypto.SHA256: {0: pcr}}
+	vals := digest.PCRs{digest.SHA256: {0: pcr}}
 	att, sig := sign(tpm2.TPMGeneratedValue)
 	if _, err := Verify(ak, att, sig, nonce, vals); err != nil {
 		t.Fatalf("TPM-generated quote: %v", err)

@@ -45,9 +45,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"slices"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/intactsec/intact/digest"
 )
 
 // Conditions callers branch on. A verification failure is an *Error
@@ -82,9 +83,6 @@ func fail(kind error, format string, args ...any) *Error {
 	return &Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
 }
 
-// PCRValues holds PCR values by bank hash and PCR index.
-type PCRValues map[crypto.Hash]map[int][]byte
-
 // Clock is the TPM's TPMS_CLOCK_INFO from a quote.
 type Clock struct {
 	Clock        uint64 `json:"clock"` // milliseconds the TPM has been powered
@@ -95,7 +93,7 @@ type Clock struct {
 
 // Verified is a verified quote: what the TPM signed.
 type Verified struct {
-	PCRs            PCRValues
+	PCRs            digest.PCRs
 	Clock           Clock
 	FirmwareVersion uint64
 }
@@ -250,7 +248,7 @@ func hashOf(alg tpm2.TPMAlgID) (crypto.Hash, bool) {
 // made by ak over nonce, against the PCR values the attester reported.
 // It returns the verified PCR values and clock only if every check in the
 // package documentation passes; otherwise an *Error.
-func Verify(ak *AK, attest, signature, nonce []byte, pcrs PCRValues) (*Verified, error) {
+func Verify(ak *AK, attest, signature, nonce []byte, pcrs digest.PCRs) (*Verified, error) {
 	if ak == nil {
 		return nil, fail(ErrAK, "no attestation key")
 	}
@@ -273,7 +271,7 @@ func Verify(ak *AK, attest, signature, nonce []byte, pcrs PCRValues) (*Verified,
 	}
 	c := att.clock
 	return &Verified{
-		PCRs:            clonePCRs(pcrs),
+		PCRs:            pcrs.Clone(),
 		Clock:           Clock{Clock: c.Clock, ResetCount: c.ResetCount, RestartCount: c.RestartCount, Safe: bool(c.Safe)},
 		FirmwareVersion: att.firmware,
 	}, nil
@@ -321,12 +319,13 @@ func (ak *AK) verifySignature(attest, signature []byte) error {
 
 // pcrDigest checks that pcrs holds exactly the selected PCRs and returns
 // the hash of their values in selection order.
-func pcrDigest(h crypto.Hash, sel tpm2.TPMLPCRSelection, pcrs PCRValues) ([]byte, error) {
+func pcrDigest(h crypto.Hash, sel tpm2.TPMLPCRSelection, pcrs digest.PCRs) ([]byte, error) {
 	d := h.New()
 	n := 0
-	seen := map[crypto.Hash]bool{}
+	seen := map[digest.Algo]bool{}
 	for _, s := range sel.PCRSelections {
-		bank, ok := hashOf(s.Hash)
+		bh, ok := hashOf(s.Hash)
+		bank, _ := digest.AlgoFor(bh)
 		if !ok {
 			return nil, fail(ErrSelection, "unknown bank 0x%x", s.Hash)
 		}
@@ -364,18 +363,6 @@ func pcrDigest(h crypto.Hash, sel tpm2.TPMLPCRSelection, pcrs PCRValues) ([]byte
 		return nil, fail(ErrSelection, "%d pcr values given, %d quoted", given, n)
 	}
 	return d.Sum(nil), nil
-}
-
-func clonePCRs(p PCRValues) PCRValues {
-	out := PCRValues{}
-	for b, vals := range p {
-		m := make(map[int][]byte, len(vals))
-		for i, v := range vals {
-			m[i] = bytes.Clone(v)
-		}
-		out[b] = m
-	}
-	return out
 }
 
 // ClockChange is what CheckClock concludes from two quotes' clocks.
@@ -426,14 +413,4 @@ func cmp32(a, b uint32) int {
 		return 1
 	}
 	return -1
-}
-
-// Banks returns the banks of p, sorted.
-func (p PCRValues) Banks() []crypto.Hash {
-	out := make([]crypto.Hash, 0, len(p))
-	for b := range p {
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -4,10 +4,10 @@ package quote_test
 
 import (
 	"bytes"
-	"crypto"
 	"errors"
 	"testing"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/tpm"
 )
@@ -16,7 +16,7 @@ type fixture struct {
 	ak, other   *tpm.AK
 	nonce       []byte
 	q           *tpm.Quote
-	pcrs        quote.PCRValues
+	pcrs        digest.PCRs
 	attestOther *tpm.Quote
 }
 
@@ -44,7 +44,7 @@ func setup(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	nonce := []byte("0123456789abcdef0123456789abcdef")
-	sel := tpm.QuoteSelection{crypto.SHA256: {0, 1, 13}, crypto.SHA1: {13}}
+	sel := tpm.QuoteSelection{digest.SHA256: {0, 1, 13}, digest.SHA1: {13}}
 	q, vals, err := tp.ReadQuotedPCRs(ak, nonce, sel)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func setup(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx = &fixture{ak: ak, other: other, nonce: nonce, q: q, pcrs: quote.PCRValues(vals), attestOther: qo}
+	fx = &fixture{ak: ak, other: other, nonce: nonce, q: q, pcrs: vals, attestOther: qo}
 	return fx
 }
 
@@ -76,7 +76,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if len(v.PCRs[crypto.SHA256]) != 3 {
+	if len(v.PCRs[digest.SHA256]) != 3 {
 		t.Errorf("verified = %+v", v)
 	}
 }
@@ -85,8 +85,8 @@ func TestVerifyRejects(t *testing.T) {
 	f := setup(t)
 	ak := parseAK(t, f.ak)
 	otherAK := parseAK(t, f.other)
-	changed := func(bank crypto.Hash, pcr int) quote.PCRValues {
-		p := quote.PCRValues{}
+	changed := func(bank digest.Algo, pcr int) digest.PCRs {
+		p := digest.PCRs{}
 		for b, vals := range f.pcrs {
 			p[b] = map[int][]byte{}
 			for i, v := range vals {
@@ -96,25 +96,25 @@ func TestVerifyRejects(t *testing.T) {
 		p[bank][pcr][0] ^= 1
 		return p
 	}
-	dropped := changed(crypto.SHA256, 0)
-	delete(dropped[crypto.SHA256], 0)
-	extra := changed(crypto.SHA256, 0)
-	extra[crypto.SHA256][0][0] ^= 1
-	extra[crypto.SHA256][5] = make([]byte, 32)
+	dropped := changed(digest.SHA256, 0)
+	delete(dropped[digest.SHA256], 0)
+	extra := changed(digest.SHA256, 0)
+	extra[digest.SHA256][0][0] ^= 1
+	extra[digest.SHA256][5] = make([]byte, 32)
 	for _, tc := range []struct {
 		name   string
 		ak     *quote.AK
 		attest []byte
 		sig    []byte
 		nonce  []byte
-		pcrs   quote.PCRValues
+		pcrs   digest.PCRs
 		want   error
 	}{
 		{"stale nonce", ak, f.q.Attest, f.q.Signature, []byte("another nonce"), f.pcrs, quote.ErrNonce},
 		{"other ak signed", ak, f.attestOther.Attest, f.attestOther.Signature, f.nonce, f.pcrs, quote.ErrSignature},
 		{"checked with other ak", otherAK, f.q.Attest, f.q.Signature, f.nonce, f.pcrs, quote.ErrSignature},
-		{"pcr value changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(crypto.SHA256, 13), quote.ErrPCRDigest},
-		{"sha1 pcr changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(crypto.SHA1, 13), quote.ErrPCRDigest},
+		{"pcr value changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(digest.SHA256, 13), quote.ErrPCRDigest},
+		{"sha1 pcr changed", ak, f.q.Attest, f.q.Signature, f.nonce, changed(digest.SHA1, 13), quote.ErrPCRDigest},
 		{"pcr missing", ak, f.q.Attest, f.q.Signature, f.nonce, dropped, quote.ErrSelection},
 		{"pcr extra", ak, f.q.Attest, f.q.Signature, f.nonce, extra, quote.ErrSelection},
 		{"signature truncated", ak, f.q.Attest, f.q.Signature[:len(f.q.Signature)-1], f.nonce, f.pcrs, quote.ErrMalformed},

@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/sig"
 )
 
@@ -50,13 +50,13 @@ import (
 //     records are judged against buffers.
 
 // keylimeAlgos are the algorithms a bare hex digest of each length may be.
-var keylimeAlgos = map[int][]label.HashAlgo{
-	16: {label.MD5},
-	20: {label.SHA1},
-	28: {label.SHA224},
-	32: {label.SHA256, label.SM3},
-	48: {label.SHA384},
-	64: {label.SHA512},
+var keylimeAlgos = map[int][]digest.Algo{
+	16: {digest.MD5},
+	20: {digest.SHA1},
+	28: {digest.SHA224},
+	32: {digest.SHA256, digest.SM3},
+	48: {digest.SHA384},
+	64: {digest.SHA512},
 }
 
 // wellKnownKeyrings are excluded for an ignored_keyrings of "*".

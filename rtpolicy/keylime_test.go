@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
@@ -432,9 +433,9 @@ func TestKeylimeRules(t *testing.T) {
 	}
 	id, _ := sig.KeyID(signer.Public())
 	d := sha256.Sum256([]byte("signed"))
-	good, _ := sig.SignDigest(signer, id, label.SHA256, d[:])
+	good, _ := sig.SignDigest(signer, id, digest.SHA256, d[:])
 	sampleID, _ := sig.KeyID(samplePub)
-	forged := (&label.Signature{Type: label.TypeDigsig, Version: 2, Algo: label.SHA256, KeyID: sampleID, Sig: make([]byte, 256)}).Marshal()
+	forged := (&label.Signature{Type: label.TypeDigsig, Version: 2, Algo: digest.SHA256, KeyID: sampleID, Sig: make([]byte, 256)}).Marshal()
 	keyBuf := hex.EncodeToString(block.Bytes)
 	ng := func(path, content string) string {
 		return fmt.Sprintf("10 %s ima-ng sha256:%s %s", keylimeTH, sum(content), path)

@@ -47,6 +47,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/sig"
@@ -214,7 +215,7 @@ func NormalizeDigest(d string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("digest %q: want algo:hex", d)
 	}
-	algo, err := label.ParseHashAlgo(algoName)
+	algo, err := digest.ParseAlgo(algoName)
 	if err != nil {
 		return "", fmt.Errorf("digest %q: %v", d, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/sig"
@@ -25,7 +25,7 @@ func rec(t *testing.T, path string, content string, sigBytes []byte) *mlog.Recor
 	if sigBytes != nil {
 		tmpl = mlog.TemplateIMASig
 	}
-	r, err := mlog.NewRecord(10, tmpl, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: path, Sig: sigBytes}, label.SHA1)
+	r, err := mlog.NewRecord(10, tmpl, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: path, Sig: sigBytes}, digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestEvaluate(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := sha256.Sum256([]byte(content))
-		s, err := sig.SignDigest(signer, id, label.SHA256, d[:])
+		s, err := sig.SignDigest(signer, id, digest.SHA256, d[:])
 		if err != nil {
 			t.Fatal(err)
 		}

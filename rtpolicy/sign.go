@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
 )
@@ -57,7 +58,7 @@ func SignDetached(p Policy, signer crypto.Signer) (canonical, signature []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := sig.SignDigest(signer, id, label.SHA256, d)
+	s, err := sig.SignDigest(signer, id, digest.SHA256, d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,7 +90,7 @@ func verify(p Policy, sigText []byte, keys *sig.Keyring) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBadPolicySig, err)
 	}
-	if s.Algo != label.SHA256 || s.Version != 2 || s.Type != label.TypeDigsig {
+	if s.Algo != digest.SHA256 || s.Version != 2 || s.Type != label.TypeDigsig {
 		return 0, fmt.Errorf("%w: a %s version %d signature with %s (want a version 2 signature with sha256)", ErrBadPolicySig, s.Type, s.Version, s.Algo)
 	}
 	_, d, err := policyDigest(p)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 )
 
 // Window is an update window: until Until, the verifier also accepts
@@ -143,9 +143,9 @@ func missing(base, other map[string][]string) map[string][]string {
 func recordAlgo(name string) string {
 	switch strings.ToLower(name) {
 	case "sm3_256", "sm3-256":
-		return label.SM3.String()
+		return digest.SM3.String()
 	}
-	if a, err := label.ParseHashAlgo(name); err == nil {
+	if a, err := digest.ParseAlgo(name); err == nil {
 		return a.String()
 	}
 	return name

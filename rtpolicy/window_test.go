@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/sig"
@@ -83,7 +83,7 @@ func TestSignatureFallbackAndSM3(t *testing.T) {
 	key, _ := sig.GenerateKey("ec-p256")
 	id, _ := sig.KeyID(key.Public())
 	d := sha256.Sum256([]byte("signed"))
-	s, err := sig.SignDigest(key, id, label.SHA256, d[:])
+	s, err := sig.SignDigest(key, id, digest.SHA256, d[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestSignatureFallbackAndSM3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := mlog.ParseASCII([]byte("10 "+hexOf(make([]byte, 20))[:39]+"1 ima-ng sm3_256:"+hexOf(raw[:])+" /s\n"), mlog.Options{Bank: label.SHA1})
+	l, err := mlog.ParseASCII([]byte("10 "+hexOf(make([]byte, 20))[:39]+"1 ima-ng sm3_256:"+hexOf(raw[:])+" /s\n"), mlog.Options{Bank: digest.SHA1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 )
 
@@ -26,9 +27,9 @@ func TestSignVerifyClassification(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, algo := range []label.HashAlgo{label.SHA256, label.SHA384} {
+		for _, algo := range []digest.Algo{digest.SHA256, digest.SHA384} {
 			var d []byte
-			if algo == label.SHA256 {
+			if algo == digest.SHA256 {
 				s := sha256.Sum256([]byte("file"))
 				d = s[:]
 			} else {

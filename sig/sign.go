@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/label"
 )
 
@@ -21,15 +22,15 @@ import (
 // signature (type 0x03, version 2) with keyid. The signer must sign the
 // digest as given: RSA keys give PKCS#1 v1.5 with the DigestInfo of algo,
 // ECDSA keys give an ASN.1 DER signature.
-func SignDigest(signer crypto.Signer, keyID uint32, algo label.HashAlgo, digest []byte) (*label.Signature, error) {
+func SignDigest(signer crypto.Signer, keyID uint32, algo digest.Algo, sum []byte) (*label.Signature, error) {
 	h, ok := algo.CryptoHash()
 	if !ok {
 		return nil, fmt.Errorf("cannot sign with hash algorithm %s", algo)
 	}
-	if len(digest) != h.Size() {
-		return nil, fmt.Errorf("%s digest of %d bytes", algo, len(digest))
+	if len(sum) != h.Size() {
+		return nil, fmt.Errorf("%s digest of %d bytes", algo, len(sum))
 	}
-	s, err := signer.Sign(rand.Reader, digest, h)
+	s, err := signer.Sign(rand.Reader, sum, h)
 	if err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
 	}
@@ -60,26 +61,26 @@ var (
 // carries. ECDSA cannot say over what a signature was made: a well-formed
 // ECDSA signature that does not verify is reported as ErrDigestMismatch,
 // a malformed one as ErrBadSignature.
-func VerifyDigest(pub crypto.PublicKey, algo label.HashAlgo, digest, sig []byte) error {
+func VerifyDigest(pub crypto.PublicKey, algo digest.Algo, sum, sig []byte) error {
 	h, ok := algo.CryptoHash()
 	if !ok {
-		return fmt.Errorf("%w: hash algorithm %s", label.ErrUnsupported, algo)
+		return fmt.Errorf("%w: %s", digest.ErrUnsupported, algo)
 	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if rsa.VerifyPKCS1v15(k, h, digest, sig) == nil {
+		if rsa.VerifyPKCS1v15(k, h, sum, sig) == nil {
 			return nil
 		}
 		signed, err := rsaSignedDigest(k, h, sig)
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(signed, digest) {
+		if !bytes.Equal(signed, sum) {
 			return ErrDigestMismatch
 		}
 		return ErrBadSignature // unreachable for a correct RSA implementation
 	case *ecdsa.PublicKey:
-		if ecdsa.VerifyASN1(k, digest, sig) {
+		if ecdsa.VerifyASN1(k, sum, sig) {
 			return nil
 		}
 		if !wellFormedECDSA(k, sig) {

@@ -3,7 +3,6 @@
 package tpm
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/der"
 )
 
@@ -267,12 +267,13 @@ type Quote struct {
 }
 
 // QuoteSelection names the PCRs to quote, per bank.
-type QuoteSelection map[crypto.Hash][]int
+type QuoteSelection map[digest.Algo][]int
 
 func (sel QuoteSelection) tpm() (tpm2.TPMLPCRSelection, error) {
 	var out tpm2.TPMLPCRSelection
 	for _, b := range banks {
-		pcrs, ok := sel[b.hash]
+		a, _ := digest.AlgoFor(b.hash)
+		pcrs, ok := sel[a]
 		if !ok {
 			continue
 		}
@@ -324,7 +325,7 @@ func (t *TPM) Quote(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, error) {
 // until both reads agree (a PCR may be extended between the read and the
 // quote), so that the values returned are the ones quoted. It gives up
 // after a few tries.
-func (t *TPM) ReadQuotedPCRs(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, map[crypto.Hash]map[int][]byte, error) {
+func (t *TPM) ReadQuotedPCRs(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, digest.PCRs, error) {
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		before, err := t.readSel(sel)
@@ -347,19 +348,23 @@ func (t *TPM) ReadQuotedPCRs(ak *AK, nonce []byte, sel QuoteSelection) (*Quote, 
 	return nil, nil, &Error{Op: "quote", Kind: ErrBusy, Err: lastErr}
 }
 
-func (t *TPM) readSel(sel QuoteSelection) (map[crypto.Hash]map[int][]byte, error) {
-	out := map[crypto.Hash]map[int][]byte{}
-	for h, pcrs := range sel {
+func (t *TPM) readSel(sel QuoteSelection) (digest.PCRs, error) {
+	out := digest.PCRs{}
+	for a, pcrs := range sel {
+		h, ok := a.CryptoHash()
+		if !ok {
+			return nil, &Error{Op: "read pcrs", Kind: ErrBadPCRs, Err: fmt.Errorf("unsupported bank %s", a)}
+		}
 		v, err := t.ReadPCRs(h, pcrs)
 		if err != nil {
 			return nil, err
 		}
-		out[h] = v
+		out[a] = v
 	}
 	return out, nil
 }
 
-func sameValues(a, b map[crypto.Hash]map[int][]byte) bool {
+func sameValues(a, b digest.PCRs) bool {
 	if len(a) != len(b) {
 		return false
 	}

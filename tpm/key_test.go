@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
 	"github.com/intactsec/intact/tpm"
 )
@@ -90,8 +90,8 @@ func TestKeySignsDigests(t *testing.T) {
 	})
 }
 
-func mustAlgo(t *testing.T, h crypto.Hash) label.HashAlgo {
-	a, ok := label.HashAlgoFor(h)
+func mustAlgo(t *testing.T, h crypto.Hash) digest.Algo {
+	a, ok := digest.AlgoFor(h)
 	if !ok {
 		t.Fatalf("no label algo for %v", h)
 	}
@@ -140,7 +140,7 @@ func TestEvmctlVerifiesTPMSignedLabel(t *testing.T) {
 		certPath := filepath.Join(dir, string(kt)+".der")
 		os.WriteFile(certPath, der, 0o644)
 		keyID, _ := sig.KeyID(k.Public())
-		for _, algo := range []label.HashAlgo{label.SHA256, label.SHA384} {
+		for _, algo := range []digest.Algo{digest.SHA256, digest.SHA384} {
 			f := filepath.Join(dir, string(kt)+"-"+algo.String())
 			content := []byte("signed in the tpm: " + f)
 			os.WriteFile(f, content, 0o644)

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/intactsec/intact/digest"
 )
 
 // NumPCRs is the number of PCRs of a PC Client TPM (0-23).
@@ -204,18 +206,19 @@ func (t *TPM) ReadPCRs(bank crypto.Hash, pcrs []int) (map[int][]byte, error) {
 }
 
 // ReadAllPCRs reads every allocated PCR of every allocated bank.
-func (t *TPM) ReadAllPCRs() (map[crypto.Hash]map[int][]byte, error) {
+func (t *TPM) ReadAllPCRs() (digest.PCRs, error) {
 	bs, err := t.Banks()
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[crypto.Hash]map[int][]byte, len(bs))
+	out := make(digest.PCRs, len(bs))
 	for _, b := range bs {
 		v, err := t.ReadPCRs(b.Hash, b.PCRs)
 		if err != nil {
 			return nil, err
 		}
-		out[b.Hash] = v
+		a, _ := digest.AlgoFor(b.Hash)
+		out[a] = v
 	}
 	return out, nil
 }

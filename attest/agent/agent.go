@@ -8,7 +8,6 @@
 package agent
 
 import (
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/tpm"
 )
 
@@ -27,7 +27,7 @@ import (
 // does Reopening.
 type TPM interface {
 	EndorsementKey() (*tpm.EK, error)
-	ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (*tpm.Quote, map[crypto.Hash]map[int][]byte, error)
+	ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (*tpm.Quote, digest.PCRs, error)
 	ActivateCredential(ak *tpm.AK, credentialBlob, encSecret []byte) ([]byte, error)
 }
 
@@ -176,11 +176,7 @@ func (a *Agent) Quote(nonce []byte, sel attest.Selection, offset string) (*attes
 			return nil, err
 		}
 	}
-	qs := tpm.QuoteSelection{}
-	for h, pcrs := range sel {
-		qs[h] = pcrs
-	}
-	quote, vals, err := a.cfg.TPM.ReadQuotedPCRs(a.cfg.AK, nonce, qs)
+	quote, vals, err := a.cfg.TPM.ReadQuotedPCRs(a.cfg.AK, nonce, tpm.QuoteSelection(sel))
 	if err != nil {
 		return nil, err
 	}

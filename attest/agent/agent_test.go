@@ -17,14 +17,14 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
 
 func record(t *testing.T, path string) []byte {
 	t.Helper()
-	r, err := mlog.NewRecord(13, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: make([]byte, 32), Path: path}, label.SHA1)
+	r, err := mlog.NewRecord(13, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: make([]byte, 32), Path: path}, digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}

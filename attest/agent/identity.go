@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/tpm"
 )
@@ -109,7 +109,7 @@ func (r Reopening) CreateAK() (ak *tpm.AK, err error) {
 	return
 }
 
-func (r Reopening) ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (q *tpm.Quote, v map[crypto.Hash]map[int][]byte, err error) {
+func (r Reopening) ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (q *tpm.Quote, v digest.PCRs, err error) {
 	err = r.with(func(t *tpm.TPM) error { q, v, err = t.ReadQuotedPCRs(ak, nonce, sel); return err })
 	return
 }

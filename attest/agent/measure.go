@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
@@ -54,12 +54,12 @@ func OpenMeasurer(t MeasureTPM, path string, pcr int) (*Measurer, error) {
 			a.Close()
 			return nil, err
 		}
-		ba, err := mlog.BootAggregate(label.SHA256, vals)
+		ba, err := mlog.BootAggregate(digest.SHA256, vals)
 		if err != nil {
 			a.Close()
 			return nil, err
 		}
-		if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: ba, Path: mlog.BootAggregateName}); err != nil {
+		if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: ba, Path: mlog.BootAggregateName}); err != nil {
 			a.Close()
 			return nil, err
 		}
@@ -79,7 +79,7 @@ func (m *Measurer) MeasureFile(path string) error {
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	_, err = m.a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: h.Sum(nil), Path: path})
+	_, err = m.a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: h.Sum(nil), Path: path})
 	return err
 }
 

@@ -4,15 +4,14 @@ package verifier
 
 import (
 	"bytes"
-	"crypto"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
@@ -45,7 +44,7 @@ type Appraisal struct {
 // further list chunks is a function in the evidence.
 type Appraiser struct {
 	AK       *quote.AK
-	Bank     crypto.Hash // the bank quoted and replayed (sha256)
+	Bank     digest.Algo // the bank quoted and replayed (sha256)
 	LogPCR   int
 	BootPCRs []int
 	Policy   *rtpolicy.Compiled
@@ -105,7 +104,7 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 	if err != nil {
 		return nil, secErr(ReasonQuoteSelection, "%v", err)
 	}
-	ver, err := quote.Verify(p.AK, q.Attest, q.Signature, nonce, quote.PCRValues(pcrs))
+	ver, err := quote.Verify(p.AK, q.Attest, q.Signature, nonce, pcrs)
 	if err != nil {
 		return nil, secErr(quoteReason(err), "%v", err)
 	}
@@ -203,16 +202,12 @@ type walked struct {
 // log-replay failure: an agent's cost per attestation never grows with
 // what it sends.
 func (p *Appraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChunk, target []byte) (*walked, error) {
-	bank, ok := label.HashAlgoFor(p.Bank)
-	if !ok {
-		return nil, fmt.Errorf("bank %v: not a measurement list bank", p.Bank)
-	}
 	running := prog.LogPCR[attest.BankName(p.Bank)]
 	if running == nil {
 		running = make([]byte, p.Bank.Size())
 	}
-	rp, err := mlog.NewReplayer(label.SHA1, mlog.PCRValues{bank: {p.LogPCR: target}},
-		mlog.ReplayState{Offset: prog.LogOffset, PCRs: mlog.PCRValues{bank: {p.LogPCR: running}}}, mlog.ReplayOptions{})
+	rp, err := mlog.NewReplayer(digest.SHA1, digest.PCRs{p.Bank: {p.LogPCR: target}},
+		mlog.ReplayState{Offset: prog.LogOffset, PCRs: digest.PCRs{p.Bank: {p.LogPCR: running}}}, mlog.ReplayOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("stored progress: %w", err)
 	}
@@ -264,7 +259,7 @@ func (p *Appraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChu
 // feed replays a chunk's records until the quoted value is reached
 // (done), judging the records the quoted PCR vouches for.
 func (p *Appraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (done bool, err error) {
-	list, err := mlog.ParseBinary(chunk.Data, mlog.Options{Bank: label.SHA1})
+	list, err := mlog.ParseBinary(chunk.Data, mlog.Options{Bank: digest.SHA1})
 	if err != nil {
 		return false, secErr(ReasonLogMalformed, "%v", err)
 	}
@@ -308,7 +303,7 @@ func (p *Appraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (
 // checkBoot checks the boot_aggregate when the verified records include
 // the list's first record (first, else nil): it must be a boot_aggregate
 // on the list's PCR matching the quoted boot PCRs.
-func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs quote.PCRValues) error {
+func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs digest.PCRs) error {
 	if first == nil || len(p.BootPCRs) == 0 {
 		return nil
 	}
@@ -318,28 +313,27 @@ func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs quo
 	if name, _ := first.Name(); name != mlog.BootAggregateName {
 		return secErr(ReasonBootAggregate, "the list's first record is %q, not boot_aggregate", name)
 	}
-	algo, digest, ok := first.FileDigest()
+	algo, sum, ok := first.FileDigest()
 	if !ok {
 		return secErr(ReasonBootAggregate, "boot_aggregate has no digest")
 	}
-	bank, err := label.ParseHashAlgo(algo)
-	h, _ := bank.CryptoHash()
-	if err != nil || h != p.Bank {
+	bank, err := digest.ParseAlgo(algo)
+	if err != nil || bank != p.Bank {
 		return secErr(ReasonBootAggregate, "boot_aggregate of %s; the %s bank is quoted", algo, attest.BankName(p.Bank))
 	}
 	want, err := mlog.BootAggregate(bank, pcrs[p.Bank])
 	if err != nil {
 		return secErr(ReasonBootAggregate, "%v", err)
 	}
-	if !bytes.Equal(want, digest) {
-		return secErr(ReasonBootAggregate, "list has %x, quoted pcrs 0-9 give %x", digest, want)
+	if !bytes.Equal(want, sum) {
+		return secErr(ReasonBootAggregate, "list has %x, quoted pcrs 0-9 give %x", sum, want)
 	}
 	prog.BootChecked = true
 	return nil
 }
 
 // checkBootLog replays the boot event log against the quoted boot PCRs.
-func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, error), pcrs quote.PCRValues) error {
+func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, error), pcrs digest.PCRs) error {
 	raw, err := fetch()
 	if err != nil {
 		return err
@@ -355,14 +349,13 @@ func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, err
 	if err != nil {
 		return secErr(ReasonBootLog, "%v", err)
 	}
-	bank, _ := label.HashAlgoFor(p.Bank)
 	trusted := map[int][]byte{}
 	for _, i := range p.BootPCRs {
 		if v, ok := pcrs[p.Bank][i]; ok {
 			trusted[i] = v
 		}
 	}
-	events, err := l.Verify(eventlog.Values{bank: trusted})
+	events, err := l.Verify(digest.PCRs{p.Bank: trusted})
 	if err != nil {
 		return secErr(ReasonBootLog, "%v", err)
 	}

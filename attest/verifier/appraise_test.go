@@ -4,7 +4,6 @@ package verifier_test
 
 import (
 	"bytes"
-	"crypto"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/store"
@@ -71,18 +71,14 @@ func (f *simFixture) appraiser(t testing.TB, allowed ...string) *verifier.Apprai
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &verifier.Appraiser{AK: ak, Bank: crypto.SHA256, LogPCR: logPCR, BootPCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, Policy: pol}
+	return &verifier.Appraiser{AK: ak, Bank: digest.SHA256, LogPCR: logPCR, BootPCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, Policy: pol}
 }
 
 // quoteNow quotes, then lets more run (between quote and list read), then
 // reads the list with chunks of at most max bytes.
 func (f *simFixture) evidence(t testing.TB, p *verifier.Appraiser, nonce []byte, offset int64, between func(), max int) *verifier.Evidence {
 	t.Helper()
-	sel := tpm.QuoteSelection{}
-	for h, pcrs := range p.Selection() {
-		sel[h] = pcrs
-	}
-	q, vals, err := f.tp.ReadQuotedPCRs(f.ak, nonce, sel)
+	q, vals, err := f.tp.ReadQuotedPCRs(f.ak, nonce, tpm.QuoteSelection(p.Selection()))
 	if err != nil {
 		t.Fatal(err)
 	}

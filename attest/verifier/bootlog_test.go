@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/tpm"
 )
@@ -30,11 +30,11 @@ func boot(t *testing.T, sw *tpmtest.Swtpm, logPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e1, err := l.UnverifiedEvents(label.SHA1)
+	e1, err := l.UnverifiedEvents(digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e256, err := l.UnverifiedEvents(label.SHA256)
+	e256, err := l.UnverifiedEvents(digest.SHA256)
 	if err != nil || len(e1) != len(e256) {
 		t.Fatalf("log banks differ: %d sha1, %d sha256 events (%v)", len(e1), len(e256), err)
 	}

@@ -20,10 +20,10 @@ import (
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/store"
 )
 
@@ -42,8 +42,8 @@ func TestBootPolicyAcrossReboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e256, _ := l.UnverifiedEvents(label.SHA256)
-	e1, _ := l.UnverifiedEvents(label.SHA1)
+	e256, _ := l.UnverifiedEvents(digest.SHA256)
+	e1, _ := l.UnverifiedEvents(digest.SHA1)
 	kernel := -1
 	for i, e := range e256 {
 		if e.PCR == 9 && strings.Contains(eventlog.Describe(e), "vmlinuz") {
@@ -71,7 +71,7 @@ func TestBootPolicyAcrossReboot(t *testing.T) {
 	boot(t, sw, logPath)
 	a := newTestAgentWithBootLog(t, sw, logPath) // its list starts with a boot_aggregate of the booted PCRs
 
-	pol, err := bootpolicy.Generate("machine", label.SHA256, e256)
+	pol, err := bootpolicy.Generate("machine", digest.SHA256, e256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package verifier
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/digest"
 )
 
 // BenchmarkClientQuote is the verifier's client side of one attestation
@@ -44,7 +44,7 @@ func BenchmarkClientQuote(b *testing.B) {
 	defer srv.Close()
 	c := newAgentClient(strings.TrimPrefix(srv.URL, "https://"), srv.Certificate().Raw, nil, nil, 10*time.Second)
 	defer c.close()
-	sel := quoteSelQuery(attest.Selection{crypto.SHA256: append(append([]int(nil), bootPCRs...), 13)})
+	sel := quoteSelQuery(attest.Selection{digest.SHA256: append(append([]int(nil), bootPCRs...), 13)})
 	nonce := bytes.Repeat([]byte{1}, attest.NonceSize)
 	ctx := context.Background()
 	b.ReportAllocs()

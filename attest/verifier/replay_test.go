@@ -11,7 +11,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/verifier"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/store"
 )
@@ -20,7 +20,7 @@ import (
 func fileRecord(t testing.TB, pcr int, path string) mlog.Record {
 	t.Helper()
 	d := sha256.Sum256([]byte(path))
-	r, err := mlog.NewRecord(pcr, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: path}, label.SHA1)
+	r, err := mlog.NewRecord(pcr, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: path}, digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/tpm"
@@ -141,7 +141,7 @@ func TestAttacks(t *testing.T) {
 				return rewriteRecords(t, func(r []mlog.Record) []mlog.Record {
 					r[2].Data = append([]byte(nil), r[2].Data...)
 					r[2].Data[len(r[2].Data)-2] ^= 1
-					d, err := r[2].TemplateDigest(label.SHA1)
+					d, err := r[2].TemplateDigest(digest.SHA1)
 					if err != nil {
 						t.Fatal(err)
 					}

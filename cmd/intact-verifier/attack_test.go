@@ -28,8 +28,8 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
@@ -353,7 +353,7 @@ func TestEndToEndAttacks(t *testing.T) {
 			r.setRewrite(recordsRewrite(t, func(x []mlog.Record) []mlog.Record {
 				x[2].Data = append([]byte(nil), x[2].Data...)
 				x[2].Data[len(x[2].Data)-2] ^= 1
-				x[2].Digest, _ = x[2].TemplateDigest(label.SHA1)
+				x[2].Digest, _ = x[2].TemplateDigest(digest.SHA1)
 				return x
 			}))
 		}},
@@ -547,7 +547,7 @@ func endlessChunk(t *testing.T, n int) (head, tail string) {
 	var data []byte
 	for i := range n {
 		d := sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
-		rec, err := mlog.NewRecord(13, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: fmt.Sprintf("/endless/%08d", i)}, label.SHA1)
+		rec, err := mlog.NewRecord(13, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: fmt.Sprintf("/endless/%08d", i)}, digest.SHA1)
 		if err != nil {
 			t.Fatal(err)
 		}

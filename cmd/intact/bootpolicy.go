@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
-	"github.com/intactsec/intact/label"
 )
 
 // generateBootPolicy is "intact policy generate --eventlog LOG...": a
 // measured-boot policy learned from known-good boot event logs.
 func generateBootPolicy(e *env, logs []string, algo, name, out string) error {
-	bank, err := label.ParseHashAlgo(algo)
+	bank, err := digest.ParseAlgo(algo)
 	if err != nil {
 		return usageErrorf("policy generate", "--algo %q: %v", algo, err)
 	}

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
-	"github.com/intactsec/intact/label"
 )
 
 const eventlogUsage = `
@@ -103,7 +103,7 @@ func cmdEventlogReplay(e *env, args []string) error {
 	var events []eventlog.Event
 	var verr error
 	if *spec != "" || len(pcrFiles) > 0 {
-		trusted := pcrValues{}
+		trusted := digest.PCRs{}
 		for _, p := range pcrFiles {
 			if err := readPCRFile(p, trusted); err != nil {
 				return err
@@ -120,10 +120,10 @@ func cmdEventlogReplay(e *env, args []string) error {
 		}
 		bank = sortedBanks(trusted)[len(trusted)-1]
 		// Verify the strongest bank first: its events are listed.
-		ordered := eventlog.Values{bank: trusted[bank]}
+		ordered := digest.PCRs{bank: trusted[bank]}
 		events, verr = l.Verify(ordered)
 		if verr == nil {
-			_, verr = l.Verify(eventlog.Values(trusted))
+			_, verr = l.Verify(trusted)
 		}
 		out.Verified = verr == nil
 	} else {
@@ -163,8 +163,8 @@ func cmdEventlogReplay(e *env, args []string) error {
 // Later PCRs are left out: programs extend some of them after boot (11,
 // 12, 13, 15 by systemd, 10 by IMA), so the TPM's values no longer match
 // the firmware's log.
-func onlyLogged(trusted, logged pcrValues) pcrValues {
-	out := pcrValues{}
+func onlyLogged(trusted, logged digest.PCRs) digest.PCRs {
+	out := digest.PCRs{}
 	for b, m := range trusted {
 		for i, v := range m {
 			if _, ok := logged[b][i]; ok && i <= 9 {
@@ -178,7 +178,7 @@ func onlyLogged(trusted, logged pcrValues) pcrValues {
 	return out
 }
 
-func printEventlog(e *env, vals pcrValues, out eventlogJSON, bank label.HashAlgo) {
+func printEventlog(e *env, vals digest.PCRs, out eventlogJSON, bank digest.Algo) {
 	for _, b := range sortedBanks(vals) {
 		for _, i := range sortedPCRs(vals[b]) {
 			fmt.Fprintf(e.stdout, "%s pcr %d: %x\n", b, i, vals[b][i])

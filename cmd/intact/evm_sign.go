@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"os"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
@@ -30,7 +31,7 @@ type evmSigner struct {
 	layout    evm.Layout
 	signer    crypto.Signer
 	keyID     uint32
-	algo      label.HashAlgo
+	algo      digest.Algo
 	xattrUser bool
 }
 

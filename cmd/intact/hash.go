@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/quote"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
@@ -43,7 +43,7 @@ func cmdHash(e *env, args []string) error {
 		return err
 	}
 	return labelFiles(e, paths, &tf, *printOnly, xattr.IMA(tf.xattrUser), func(en walk.Entry) ([]byte, error) {
-		sum, err := filehash.Digest(en.File, algo)
+		sum, err := digest.File(en.File, algo)
 		if err != nil {
 			return nil, err
 		}
@@ -52,13 +52,13 @@ func cmdHash(e *env, args []string) error {
 }
 
 // fileHashAlgo parses -a for commands that write labels.
-func fileHashAlgo(cmd, name string) (label.HashAlgo, error) {
-	algo, err := label.ParseHashAlgo(name)
+func fileHashAlgo(cmd, name string) (digest.Algo, error) {
+	algo, err := digest.ParseAlgo(name)
 	if err != nil {
 		return 0, usageErrorf(cmd, "%v", err)
 	}
 	switch algo {
-	case label.SHA1, label.SHA224, label.SHA256, label.SHA384, label.SHA512:
+	case digest.SHA1, digest.SHA224, digest.SHA256, digest.SHA384, digest.SHA512:
 		return algo, nil
 	}
 	return 0, usageErrorf(cmd, "hash algorithm %s is not supported for labels (want sha256, sha384, sha512, sha224 or sha1)", algo)

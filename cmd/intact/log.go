@@ -10,8 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/atomicfile"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -81,7 +81,7 @@ func (l *logFlags) read(cmd string, files []string) (*mlog.List, error) {
 	}
 	opts := mlog.Options{BigEndian: l.bigEndian}
 	if l.bank != "" {
-		a, err := label.ParseHashAlgo(l.bank)
+		a, err := digest.ParseAlgo(l.bank)
 		if err != nil || a.Size() == 0 {
 			return nil, usageErrorf(cmd, "bad --bank %q", l.bank)
 		}
@@ -113,7 +113,7 @@ type recordFieldJSON struct {
 	Data string `json:"data"` // hex
 }
 
-func toRecordJSON(i int, r *mlog.Record, bank label.HashAlgo) recordJSON {
+func toRecordJSON(i int, r *mlog.Record, bank digest.Algo) recordJSON {
 	j := recordJSON{Index: i, PCR: r.PCR, TemplateDigest: hex.EncodeToString(r.Digest), Template: r.Template, Violation: r.Violation()}
 	if algo, d, ok := r.FileDigest(); ok {
 		j.FileDigest = algo + ":" + hex.EncodeToString(d)
@@ -260,7 +260,7 @@ func cmdLogReplay(e *env, args []string) error {
 	if *spec == "" && len(pcrFiles) == 0 {
 		return printComputed(e, list, banks, ropts, *asJSON)
 	}
-	trusted := pcrValues{}
+	trusted := digest.PCRs{}
 	for _, p := range pcrFiles {
 		if err := readPCRFile(p, trusted); err != nil {
 			return err
@@ -289,7 +289,7 @@ func cmdLogReplay(e *env, args []string) error {
 	if len(trusted) == 0 {
 		return fmt.Errorf("no trusted value for the pcrs the list extends (%v)", used)
 	}
-	v, rerr := list.ReplayWith(mlog.PCRValues(trusted), ropts)
+	v, rerr := list.ReplayWith(trusted, ropts)
 	if rerr == nil && bootErr != nil {
 		rerr = bootErr
 	}
@@ -335,7 +335,7 @@ func cmdLogReplay(e *env, args []string) error {
 // checkBootAggregate checks the list's boot_aggregate record if the list
 // has one and the trusted values hold the boot PCRs of its bank. It
 // returns what it found ("" if it could not check).
-func checkBootAggregate(list *mlog.List, trusted pcrValues) (string, error) {
+func checkBootAggregate(list *mlog.List, trusted digest.PCRs) (string, error) {
 	has := false
 	for _, r := range list.UnverifiedRecords() {
 		if n, ok := r.Name(); ok && n == mlog.BootAggregateName {
@@ -345,7 +345,7 @@ func checkBootAggregate(list *mlog.List, trusted pcrValues) (string, error) {
 	if !has {
 		return "", nil
 	}
-	err := list.CheckBootAggregate(mlog.PCRValues(trusted))
+	err := list.CheckBootAggregate(trusted)
 	switch {
 	case err == nil:
 		return "matches the boot pcrs", nil
@@ -379,7 +379,7 @@ func listPCRs(l *mlog.List) []int {
 	return out
 }
 
-func printComputed(e *env, list *mlog.List, banks []label.HashAlgo, opts mlog.ReplayOptions, asJSON bool) error {
+func printComputed(e *env, list *mlog.List, banks []digest.Algo, opts mlog.ReplayOptions, asJSON bool) error {
 	vals, err := list.ComputeWith(opts, banks...)
 	if err != nil {
 		return err
@@ -394,7 +394,7 @@ func printComputed(e *env, list *mlog.List, banks []label.HashAlgo, opts mlog.Re
 		}
 		return json.NewEncoder(e.stdout).Encode(j)
 	}
-	for _, b := range sortedBanks(pcrValues(vals)) {
+	for _, b := range sortedBanks(vals) {
 		for _, i := range sortedPCRs(vals[b]) {
 			fmt.Fprintf(e.stdout, "%s pcr %d: %x\n", b, i, vals[b][i])
 		}

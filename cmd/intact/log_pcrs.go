@@ -11,14 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/readfile"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 )
-
-// pcrValues holds PCR values by bank and index (mlog.PCRValues and
-// eventlog.Values have this shape).
-type pcrValues = map[label.HashAlgo]map[int][]byte
 
 // readPCRFile reads trusted PCR values from a file, in one of two forms:
 //
@@ -27,10 +23,10 @@ type pcrValues = map[label.HashAlgo]map[int][]byte
 //     taken from the digest size (20 sha1, 32 sha256, 48 sha384, 64 sha512)
 //   - the output of tpm2_pcrread: "sha256:" lines followed by
 //     "  N : 0xHEX" lines.
-func readPCRFile(arg string, into pcrValues) error {
+func readPCRFile(arg string, into digest.PCRs) error {
 	path, bankName, named := arg, "", false
 	if i := strings.IndexByte(arg, ','); i > 0 {
-		if _, err := label.ParseHashAlgo(arg[:i]); err == nil {
+		if _, err := digest.ParseAlgo(arg[:i]); err == nil {
 			bankName, path, named = arg[:i], arg[i+1:], true
 		}
 	}
@@ -40,10 +36,10 @@ func readPCRFile(arg string, into pcrValues) error {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	line := 0
-	var cur label.HashAlgo
+	var cur digest.Algo
 	haveBank := false
 	if named {
-		cur, _ = label.ParseHashAlgo(bankName)
+		cur, _ = digest.ParseAlgo(bankName)
 		haveBank = true
 	}
 	for sc.Scan() {
@@ -75,7 +71,7 @@ func readPCRFile(arg string, into pcrValues) error {
 				cur, haveBank = a, true
 			}
 		case strings.HasSuffix(text, ":") && !strings.Contains(text, " "):
-			a, err := label.ParseHashAlgo(strings.TrimSuffix(text, ":"))
+			a, err := digest.ParseAlgo(strings.TrimSuffix(text, ":"))
 			if err != nil {
 				return bad(err.Error())
 			}
@@ -108,7 +104,7 @@ func readPCRFile(arg string, into pcrValues) error {
 }
 
 // readTPMPCRs reads pcrs in every allocated bank intact supports.
-func readTPMPCRs(e *env, spec string, pcrs []int) (pcrValues, error) {
+func readTPMPCRs(e *env, spec string, pcrs []int) (digest.PCRs, error) {
 	t, err := openTPM(e, spec)
 	if err != nil {
 		return nil, err
@@ -118,9 +114,9 @@ func readTPMPCRs(e *env, spec string, pcrs []int) (pcrValues, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := pcrValues{}
+	out := digest.PCRs{}
 	for _, b := range banks {
-		algo, ok := label.HashAlgoFor(b.Hash)
+		algo, ok := digest.AlgoFor(b.Hash)
 		if !ok {
 			continue
 		}
@@ -134,8 +130,8 @@ func readTPMPCRs(e *env, spec string, pcrs []int) (pcrValues, error) {
 }
 
 // sortedBanks returns the banks of v in id order.
-func sortedBanks(v pcrValues) []label.HashAlgo {
-	var out []label.HashAlgo
+func sortedBanks(v digest.PCRs) []digest.Algo {
+	var out []digest.Algo
 	for b := range v {
 		out = append(out, b)
 	}
@@ -153,10 +149,10 @@ func sortedPCRs(m map[int][]byte) []int {
 }
 
 // parseBanks parses a comma-separated list of PCR banks.
-func parseBanks(cmd, s string) ([]label.HashAlgo, error) {
-	var out []label.HashAlgo
+func parseBanks(cmd, s string) ([]digest.Algo, error) {
+	var out []digest.Algo
 	for _, n := range strings.Split(s, ",") {
-		a, err := label.ParseHashAlgo(strings.TrimSpace(n))
+		a, err := digest.ParseAlgo(strings.TrimSpace(n))
 		if err != nil {
 			return nil, usageErrorf(cmd, "%v", err)
 		}

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/atomicfile"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/manifest"
 	"github.com/intactsec/intact/sig"
 )
@@ -101,8 +101,8 @@ func cmdManifestCreate(e *env, args []string) error {
 	case len(dirs) == 0:
 		return usageErrorf("manifest", "no DIR to record")
 	}
-	algo, err := label.ParseHashAlgo(*algoName)
-	if err != nil || algo == label.MD5 || algo == label.SHA1 {
+	algo, err := digest.ParseAlgo(*algoName)
+	if err != nil || algo == digest.MD5 || algo == digest.SHA1 {
 		return usageErrorf("manifest", "-a %q: want sha256, sha384 or sha512", *algoName)
 	}
 	roots, err := manifestRoots(dirs)

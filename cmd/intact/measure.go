@@ -12,9 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/xattr"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -123,7 +122,7 @@ func cmdMeasure(e *env, args []string) error {
 }
 
 // measureFile hashes a file and, for ima-sig, reads its signature.
-func measureFile(path string, algo label.HashAlgo, withSig bool) (mlog.FileMeasurement, error) {
+func measureFile(path string, algo digest.Algo, withSig bool) (mlog.FileMeasurement, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return mlog.FileMeasurement{}, err
@@ -143,7 +142,7 @@ func measureFile(path string, algo label.HashAlgo, withSig bool) (mlog.FileMeasu
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return mlog.FileMeasurement{}, fmt.Errorf("%s: not a regular file", path)
 	}
-	d, err := filehash.Digest(f, algo)
+	d, err := digest.File(f, algo)
 	if err != nil {
 		return mlog.FileMeasurement{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/atomicfile"
 	"github.com/intactsec/intact/internal/readfile"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/rtpolicy/gen"
@@ -241,7 +241,7 @@ func cmdPolicyGenerate(e *env, args []string) error {
 	if *jobs < 0 {
 		return usageErrorf("policy generate", "-j must not be negative")
 	}
-	a, err := label.ParseHashAlgo(*algo)
+	a, err := digest.ParseAlgo(*algo)
 	if _, ok := a.CryptoHash(); err != nil || !ok {
 		return usageErrorf("policy generate", "--algo %q: not a hash algorithm intact can compute", *algo)
 	}

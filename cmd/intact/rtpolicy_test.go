@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/testenv"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
 )
@@ -34,10 +34,10 @@ func readRT(t *testing.T, path string) rtpolicy.Policy {
 // writeList writes an ASCII measurement list of files (path -> content).
 func writeList(t *testing.T, path string, files [][2]string) {
 	t.Helper()
-	l := mlog.NewList(mlog.Options{Bank: label.SHA1})
+	l := mlog.NewList(mlog.Options{Bank: digest.SHA1})
 	for _, f := range files {
 		d := sha256.Sum256([]byte(f[1]))
-		r, err := mlog.NewRecord(10, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: f[0]}, label.SHA1)
+		r, err := mlog.NewRecord(10, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: f[0]}, digest.SHA1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,7 +248,7 @@ func TestPolicyEvalTamperedRecords(t *testing.T) {
 	d, _ := hex.DecodeString(data)
 	malformed := []byte{3, 2, 4, 0x12, 0x34, 0x56, 0x78, 0x01, 0x00, 1, 2, 3, 4}
 	for name, s := range map[string][]byte{"size past the data": malformed, "short header": malformed[:6]} {
-		r, err := mlog.NewRecord(10, mlog.TemplateIMASig, mlog.FileMeasurement{Algo: label.SHA256, Digest: d, Path: "/data", Sig: s}, label.SHA1)
+		r, err := mlog.NewRecord(10, mlog.TemplateIMASig, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d, Path: "/data", Sig: s}, digest.SHA1)
 		if err != nil {
 			t.Fatal(err)
 		}

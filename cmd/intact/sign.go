@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/readfile"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/sig"
@@ -82,7 +82,7 @@ func cmdSign(e *env, args []string) error {
 		if *sigfile && isSigFile(en.Name) {
 			return nil, nil // a detached signature from an earlier run
 		}
-		sum, err := filehash.Digest(en.File, algo)
+		sum, err := digest.File(en.File, algo)
 		if err != nil {
 			return nil, err
 		}

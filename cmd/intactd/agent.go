@@ -15,7 +15,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -39,11 +39,11 @@ func (m *listMeasurer) startList(stateDir string) error {
 	if err != nil {
 		return err
 	}
-	ba, err := mlog.BootAggregate(label.SHA256, vals)
+	ba, err := mlog.BootAggregate(digest.SHA256, vals)
 	if err != nil {
 		return err
 	}
-	_, err = m.app.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: ba, Path: mlog.BootAggregateName})
+	_, err = m.app.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: ba, Path: mlog.BootAggregateName})
 	return err
 }
 

@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/fanotify/fantest"
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/tpm"
 )
@@ -462,14 +462,14 @@ func TestE2EMeasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := list.Compute(label.SHA256)
+	want, err := list.Compute(digest.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(pcrs[mlog.DefaultPCR], want[label.SHA256][mlog.DefaultPCR]) {
-		t.Fatalf("PCR %d = %x, the list replays to %x", mlog.DefaultPCR, pcrs[mlog.DefaultPCR], want[label.SHA256][mlog.DefaultPCR])
+	if !bytes.Equal(pcrs[mlog.DefaultPCR], want[digest.SHA256][mlog.DefaultPCR]) {
+		t.Fatalf("PCR %d = %x, the list replays to %x", mlog.DefaultPCR, pcrs[mlog.DefaultPCR], want[digest.SHA256][mlog.DefaultPCR])
 	}
-	if _, err := list.Replay(mlog.PCRValues{label.SHA256: {mlog.DefaultPCR: pcrs[mlog.DefaultPCR]}}); err != nil {
+	if _, err := list.Replay(digest.PCRs{digest.SHA256: {mlog.DefaultPCR: pcrs[mlog.DefaultPCR]}}); err != nil {
 		t.Fatalf("replay against the TPM: %v", err)
 	}
 }

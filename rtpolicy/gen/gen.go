@@ -23,7 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/intactsec/intact/appraise"
-	"github.com/intactsec/intact/filehash"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/rtpolicy"
@@ -34,8 +34,8 @@ import (
 // Options configure policy generation from files.
 type Options struct {
 	Name string
-	Algo label.HashAlgo // digest algorithm (default sha256)
-	Jobs int            // files digested at once (0: one per CPU)
+	Algo digest.Algo // digest algorithm (default sha256)
+	Jobs int         // files digested at once (0: one per CPU)
 	// CrossFS descends into other file systems below a tree root.
 	CrossFS bool
 	// Strip is removed from the front of every path, and the result made
@@ -55,9 +55,9 @@ type Options struct {
 	MaxSize int64
 }
 
-func (o *Options) algo() label.HashAlgo {
-	if o.Algo == 0 || o.Algo == label.MD4 {
-		return label.SHA256
+func (o *Options) algo() digest.Algo {
+	if o.Algo == 0 || o.Algo == digest.MD4 {
+		return digest.SHA256
 	}
 	return o.Algo
 }
@@ -89,7 +89,7 @@ func (d *digester) digest(f *os.File, path string, wantMD5 bool) (res fileResult
 		m = md5.New()
 		r = io.TeeReader(f, m)
 	}
-	sum, err := filehash.Digest(r, algo)
+	sum, err := digest.File(r, algo)
 	if err != nil {
 		res.err = unwrapPath(err)
 		return res, nil
@@ -101,14 +101,14 @@ func (d *digester) digest(f *os.File, path string, wantMD5 bool) (res fileResult
 	if d.keys != nil && d.o.TrustSigned {
 		raw, err := xattr.FGet(f, xattr.IMA(d.o.UserXattr))
 		if err == nil && raw != nil {
-			v := appraise.Check(raw, func(a label.HashAlgo) ([]byte, error) {
+			v := appraise.Check(raw, func(a digest.Algo) ([]byte, error) {
 				if a == algo {
 					return sum, nil
 				}
 				if _, err := f.Seek(0, io.SeekStart); err != nil {
 					return nil, err
 				}
-				return filehash.Digest(f, a)
+				return digest.File(f, a)
 			}, d.keys)
 			res.signed = v.OK() && v.Label == label.TypeDigsig.String()
 		}

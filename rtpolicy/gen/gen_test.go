@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/xattr"
-	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/rtpolicy/gen"
@@ -50,7 +50,7 @@ func TestFromTree(t *testing.T) {
 	cert, _ := x509.ParseCertificate(certDER)
 	id, _ := sig.KeyID(key.Public())
 	d := sha256.Sum256([]byte("signed"))
-	s, _ := sig.SignDigest(key, id, label.SHA256, d[:])
+	s, _ := sig.SignDigest(key, id, digest.SHA256, d[:])
 	haveXattr := xattr.Set(root+"/usr/bin/signed", xattr.IMA(true), s.Marshal()) == nil
 
 	p, rep, err := gen.FromTree([]string{root}, gen.Options{Name: "img", Strip: root, Jobs: 2})
@@ -84,7 +84,7 @@ func TestFromTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mlog.NewRecord(10, mlog.TemplateIMASig, mlog.FileMeasurement{Algo: label.SHA256, Digest: d[:], Path: "/usr/bin/signed", Sig: s.Marshal()}, label.SHA1)
+	r, err := mlog.NewRecord(10, mlog.TemplateIMASig, mlog.FileMeasurement{Algo: digest.SHA256, Digest: d[:], Path: "/usr/bin/signed", Sig: s.Marshal()}, digest.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}

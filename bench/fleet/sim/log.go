@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/intactsec/intact/attest"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 )
 
@@ -35,7 +35,7 @@ func NewMemLog(t *SoftTPM) (*MemLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	ba, err := mlog.BootAggregate(label.SHA256, vals)
+	ba, err := mlog.BootAggregate(digest.SHA256, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -59,12 +59,12 @@ func (l *MemLog) Len() int {
 // its SHA-256 template digest into the TPM's LogPCR. Record and extend
 // happen under the list's lock, so a list read after a quote always
 // reaches the quoted PCR.
-func (l *MemLog) Append(path string, digest []byte) error {
-	r, err := mlog.NewRecord(LogPCR, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: label.SHA256, Digest: digest, Path: path}, label.SHA1)
+func (l *MemLog) Append(path string, sum []byte) error {
+	r, err := mlog.NewRecord(LogPCR, mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: sum, Path: path}, digest.SHA1)
 	if err != nil {
 		return err
 	}
-	ext, err := r.ExtendDigest(label.SHA256)
+	ext, err := r.ExtendDigest(digest.SHA256)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/intactsec/intact/attest"
-	"github.com/intactsec/intact/label"
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/rtpolicy"
@@ -40,12 +40,12 @@ func TestQuoteVerifies(t *testing.T) {
 		t.Fatal("AK name differs from the verifier's")
 	}
 	nonce := bytes.Repeat([]byte{7}, attest.NonceSize)
-	sel := tpm.QuoteSelection{crypto.SHA256: {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13}}
+	sel := tpm.QuoteSelection{digest.SHA256: {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13}}
 	q, vals, err := st.ReadQuotedPCRs(st.AK(), nonce, sel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := quote.Verify(ak, q.Attest, q.Signature, nonce, quote.PCRValues(vals))
+	v, err := quote.Verify(ak, q.Attest, q.Signature, nonce, vals)
 	if err != nil {
 		t.Fatalf("quote does not verify: %v", err)
 	}
@@ -53,15 +53,15 @@ func TestQuoteVerifies(t *testing.T) {
 		t.Errorf("clock %+v", v.Clock)
 	}
 	// Another nonce, another AK, other values: refused.
-	if _, err := quote.Verify(ak, q.Attest, q.Signature, bytes.Repeat([]byte{8}, 32), quote.PCRValues(vals)); !errors.Is(err, quote.ErrNonce) {
+	if _, err := quote.Verify(ak, q.Attest, q.Signature, bytes.Repeat([]byte{8}, 32), vals); !errors.Is(err, quote.ErrNonce) {
 		t.Errorf("other nonce: %v", err)
 	}
 	other, _ := quote.ParseAK(newTPM(t).AK().Public)
-	if _, err := quote.Verify(other, q.Attest, q.Signature, nonce, quote.PCRValues(vals)); !errors.Is(err, quote.ErrSignature) {
+	if _, err := quote.Verify(other, q.Attest, q.Signature, nonce, vals); !errors.Is(err, quote.ErrSignature) {
 		t.Errorf("other AK: %v", err)
 	}
-	vals[crypto.SHA256][13] = bytes.Repeat([]byte{0xff}, 32)
-	if _, err := quote.Verify(ak, q.Attest, q.Signature, nonce, quote.PCRValues(vals)); !errors.Is(err, quote.ErrPCRDigest) {
+	vals[digest.SHA256][13] = bytes.Repeat([]byte{0xff}, 32)
+	if _, err := quote.Verify(ak, q.Attest, q.Signature, nonce, vals); !errors.Is(err, quote.ErrPCRDigest) {
 		t.Errorf("other values: %v", err)
 	}
 }
@@ -175,17 +175,17 @@ func TestMemLog(t *testing.T) {
 	if err != nil || c.Count != 6 || c.More {
 		t.Fatalf("read: %+v, %v", c, err)
 	}
-	list, err := mlog.ParseBinary(c.Data, mlog.Options{Bank: label.SHA1})
+	list, err := mlog.ParseBinary(c.Data, mlog.Options{Bank: digest.SHA1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcrs, _ := st.PCRs([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, LogPCR})
-	if err := list.CheckBootAggregate(mlog.PCRValues{label.SHA256: pcrs}); err != nil {
+	if err := list.CheckBootAggregate(digest.PCRs{digest.SHA256: pcrs}); err != nil {
 		t.Errorf("boot_aggregate: %v", err)
 	}
 	running := make([]byte, 32)
 	for _, r := range list.UnverifiedRecords() {
-		d, _ := r.ExtendDigest(label.SHA256)
+		d, _ := r.ExtendDigest(digest.SHA256)
 		h := crypto.SHA256.New()
 		h.Write(running)
 		h.Write(d)

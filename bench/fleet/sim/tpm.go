@@ -33,6 +33,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/tpm"
 )
 
@@ -206,14 +207,14 @@ func (t *SoftTPM) PCRs(idx []int) (map[int][]byte, error) {
 // quote over the selected SHA-256 PCRs and the nonce, signed by the AK
 // (TPMT_SIGNATURE, ECDSA-SHA256), and the values quoted. The PCRs are
 // read and quoted under one lock, so the values are the quoted ones.
-func (t *SoftTPM) ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (*tpm.Quote, map[crypto.Hash]map[int][]byte, error) {
+func (t *SoftTPM) ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelection) (*tpm.Quote, digest.PCRs, error) {
 	if err := t.checkAK(ak); err != nil {
 		return nil, nil, err
 	}
 	if len(nonce) > 64 {
 		return nil, nil, fmt.Errorf("%w: nonce of %d bytes", ErrSelection, len(nonce))
 	}
-	idx, ok := sel[crypto.SHA256]
+	idx, ok := sel[digest.SHA256]
 	if !ok || len(sel) != 1 || len(idx) == 0 {
 		return nil, nil, fmt.Errorf("%w: only the sha256 bank", ErrSelection)
 	}
@@ -247,7 +248,7 @@ func (t *SoftTPM) ReadQuotedPCRs(ak *tpm.AK, nonce []byte, sel tpm.QuoteSelectio
 		return nil, nil, err
 	}
 	sig := marshalECDSASignature(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32)))
-	return &tpm.Quote{Attest: raw, Signature: sig}, map[crypto.Hash]map[int][]byte{crypto.SHA256: vals}, nil
+	return &tpm.Quote{Attest: raw, Signature: sig}, digest.PCRs{digest.SHA256: vals}, nil
 }
 
 // firmware is the firmware version the software TPM reports.

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// Package filehash computes file content digests, the input of every label.
-package filehash
+package digest
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/intactsec/intact/label"
 )
+
+// ErrUnsupported is wrapped by errors about a hash algorithm this program
+// cannot compute (unknown to the kernel, or without a Go implementation).
+var ErrUnsupported = errors.New("unsupported hash algorithm")
 
 // bufSize is the read size: large enough that a read syscall costs little
 // next to hashing it, small enough to stay in L2 cache.
@@ -18,16 +20,18 @@ const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-// Digest returns the digest of everything r yields, with algo.
-func Digest(r io.Reader, algo label.HashAlgo) ([]byte, error) {
+// File returns the digest of everything r yields (a file's content), with
+// algo. An algorithm that cannot be computed is an error wrapping
+// ErrUnsupported.
+func File(r io.Reader, algo Algo) ([]byte, error) {
 	ch, ok := algo.CryptoHash()
 	if !ok {
-		return nil, fmt.Errorf("%w: hash algorithm %s", label.ErrUnsupported, algo)
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, algo)
 	}
-	return digest(r, ch)
+	return sum(r, ch)
 }
 
-func digest(r io.Reader, ch crypto.Hash) ([]byte, error) {
+func sum(r io.Reader, ch crypto.Hash) ([]byte, error) {
 	h := ch.New()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
