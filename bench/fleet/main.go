@@ -12,13 +12,18 @@
 //	go run ./bench/fleet -store both -replicas 2 [-pg-dsn-file FILE] ...
 //
 // -store picks the verifier's database: sqlite (the default), postgres,
-// or both, one after the other in the same run with the same steps, each
-// with a fresh fleet. On PostgreSQL, -replicas verifiers share the
-// database (leases); the database is a fresh one on a server this run
-// starts (as root: run as the postgres user, fsync on) unless
-// -pg-dsn-file names one. The verifier CPU is then all replicas'
-// together, and the server's CPU (postmaster and backends) is reported
-// separately per attestation.
+// or both: SQLite, then PostgreSQL with one replica, then (with -replicas
+// above 1) PostgreSQL with -replicas, one after the other in the same
+// run with the same steps, each with a fresh fleet. On PostgreSQL,
+// -replicas verifiers share the database (leases); the database is a
+// fresh one on a server this run starts (as root: run as the postgres
+// user, fsync on) unless -pg-dsn-file names one. The verifier CPU is
+// then all replicas' together, and the server's CPU (postmaster, its
+// live and exited children) is reported separately per attestation. The
+// run ends with a summary: per ramp, the largest fleet that held and
+// the CPU per attestation (verifiers plus server) at the largest N every
+// ramp measured, with its ratio to SQLite's. -out FILE writes all of it
+// (Markdown) to a file as well.
 //
 // By default the verifier is the real `intact-verifier serve` binary
 // (built into a temporary directory unless -verifier names one), a child
@@ -82,6 +87,7 @@ type config struct {
 	store     string        // sqlite, postgres or both
 	replicas  int           // verifiers sharing the PostgreSQL database
 	dsnFile   string        // an existing PostgreSQL database (else one is started)
+	out       string        // write the tables (Markdown) to this file too
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -102,6 +108,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.limit, "limit", 30*time.Minute, "stop the whole run after this long")
 	fs.StringVar(&c.store, "store", "sqlite", "the verifier's store: sqlite, postgres, or both (one after the other, in this run)")
 	fs.IntVar(&c.replicas, "replicas", 1, "verifier replicas sharing the PostgreSQL database")
+	fs.StringVar(&c.out, "out", "", "also write the tables and the summary (Markdown) to `FILE`")
 	fs.StringVar(&c.dsnFile, "pg-dsn-file", "", "`FILE` holding the connection string of an empty PostgreSQL database (default: start a server, needs root and the postgresql package)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -125,12 +132,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.replicas < 1 || c.replicas > 8 {
 		return errors.New("-replicas: 1 to 8")
 	}
-	var stores []string
+	var runs []storeRun
 	switch c.store {
-	case "sqlite", "postgres":
-		stores = []string{c.store}
+	case "sqlite":
+		runs = []storeRun{{"sqlite", 1}}
+	case "postgres":
+		runs = []storeRun{{"postgres", c.replicas}}
 	case "both":
-		stores = []string{"sqlite", "postgres"}
+		// SQLite, then PostgreSQL with one replica (the issue's
+		// comparison), then with -replicas if more than one.
+		runs = []storeRun{{"sqlite", 1}, {"postgres", 1}}
+		if c.replicas > 1 {
+			runs = append(runs, storeRun{"postgres", c.replicas})
+		}
 	default:
 		return fmt.Errorf("-store %q: sqlite, postgres or both", c.store)
 	}
@@ -150,26 +164,161 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
 	defer cancel()
+	// Everything printed goes to stdout and, with -out, to the file.
+	var md strings.Builder
+	out := io.MultiWriter(stdout, &md)
 	host, _ := os.Hostname()
-	fmt.Fprintf(stdout, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
+	fmt.Fprintf(out, "fleet: %s, %d cpus, interval %v, window %v, one record per agent every %v; verifier: %s\n",
 		host, numCPU(), c.interval, c.measure, c.grow, map[bool]string{true: "in-process", false: "intact-verifier serve (child)"}[c.inprocess])
-	for _, st := range stores {
-		if err := runStore(ctx, c, st, stdout, stderr); err != nil {
-			return fmt.Errorf("%s: %w", st, err)
+	fmt.Fprintf(out, "fleet: started %s, commit %s, load average %s\n", time.Now().UTC().Format(time.RFC3339), commit(), loadavg())
+	var done []*storeResult
+	var runErr error
+	for _, sr := range runs {
+		res, err := runStore(ctx, c, sr, out, stderr)
+		if res != nil {
+			done = append(done, res)
+		}
+		if err != nil {
+			runErr = fmt.Errorf("%s: %w", sr, err)
+			break
 		}
 	}
+	fmt.Fprintf(out, "\nfleet: ended %s, load average %s\n", time.Now().UTC().Format(time.RFC3339), loadavg())
 	if n := retries.Load(); n > 0 {
-		fmt.Fprintf(stdout, "enrollments tried again after a 502: %d\n", n)
+		fmt.Fprintf(out, "enrollments tried again after a 502: %d\n", n)
 	}
-	return nil
+	summary(out, done, c.interval)
+	if c.out != "" {
+		if err := os.WriteFile(c.out, []byte(md.String()), 0o644); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// storeRun is one ramp: a store and its number of verifier replicas.
+type storeRun struct {
+	store    string
+	replicas int
+}
+
+func (s storeRun) String() string {
+	if s.store == "sqlite" {
+		return "SQLite, 1 verifier"
+	}
+	return fmt.Sprintf("PostgreSQL, %d replica%s", s.replicas, map[bool]string{true: "s"}[s.replicas > 1])
+}
+
+// storeResult is one ramp's steps.
+type storeResult struct {
+	run   storeRun
+	steps []*result
+	best  int // the largest N that held
+}
+
+// commit is the source's git revision (or "unknown").
+func commit() string {
+	b, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	rev := strings.TrimSpace(string(b))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += " (modified)"
+	}
+	return rev
+}
+
+// loadavg is the machine's 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// summary prints, for each ramp, the largest fleet that held and the CPU
+// per attestation (verifier processes plus database server), compared at
+// the largest N every ramp measured, with each one's ratio to SQLite's.
+func summary(w io.Writer, done []*storeResult, interval time.Duration) {
+	if len(done) == 0 {
+		return
+	}
+	common := 0 // the largest N every ramp has a row for
+	for i, d := range done {
+		m := 0
+		for _, r := range d.steps {
+			m = max(m, r.n)
+		}
+		if i == 0 || m < common {
+			common = m
+		}
+	}
+	at := func(d *storeResult) *result {
+		for _, r := range d.steps {
+			if r.n == common {
+				return r
+			}
+		}
+		return nil
+	}
+	var base time.Duration
+	for _, d := range done {
+		if d.run.store == "sqlite" {
+			if r := at(d); r != nil && r.haveVer {
+				base = r.verCPU
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n## summary: largest fleet at a %v interval, CPU per attestation at %d agents\n\n", interval, common)
+	fmt.Fprintf(w, "CPU per attestation = the verifier process(es) + the database server's processes (SQLite's database is inside the verifier). Ratio: to SQLite's at the same N.\n\n")
+	fmt.Fprintln(w, "| store | largest N held | N compared | held there | verifier CPU/attest | db server CPU/attest | total CPU/attest | ratio to SQLite |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for _, d := range done {
+		r := at(d)
+		if r == nil {
+			fmt.Fprintf(w, "| %s | %d | %d | n/a | n/a | n/a | n/a | n/a |\n", d.run, d.best, common)
+			continue
+		}
+		ver, db, tot, ratio := "n/a", "n/a", "n/a", "n/a"
+		if r.haveVer {
+			ver = fmt.Sprintf("%d µs", r.verCPU.Microseconds())
+			total := r.verCPU
+			switch {
+			case d.run.store == "sqlite":
+				db = "(in the verifier)"
+			case r.haveDB:
+				db = fmt.Sprintf("%d µs", r.dbCPU.Microseconds())
+				total += r.dbCPU
+			default:
+				total = -1
+			}
+			if total >= 0 {
+				tot = fmt.Sprintf("**%d µs**", total.Microseconds())
+				if base > 0 {
+					ratio = fmt.Sprintf("**%.2f**", float64(total)/float64(base))
+				}
+			}
+		}
+		held := "yes"
+		if !r.held {
+			held = "no: " + r.why
+		}
+		fmt.Fprintf(w, "| %s | **%d** | %d | %s | %s | %s | %s | %s |\n", d.run, d.best, common, held, ver, db, tot, ratio)
+	}
 }
 
 // runStore ramps the fleet on one store: SQLite (one verifier), or
-// PostgreSQL (c.replicas verifiers sharing a database).
-func runStore(ctx context.Context, c config, storeName string, stdout, stderr io.Writer) error {
+// PostgreSQL (sr.replicas verifiers sharing a database).
+func runStore(ctx context.Context, c config, sr storeRun, stdout, stderr io.Writer) (*storeResult, error) {
 	state, err := os.MkdirTemp("", "fleet-verifier-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !c.keep {
 		defer os.RemoveAll(state)
@@ -178,43 +327,46 @@ func runStore(ctx context.Context, c config, storeName string, stdout, stderr io
 	switch {
 	case c.inprocess:
 		t, err = startInProcess(state, c.interval, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	case storeName == "postgres":
-		t, err = startPostgres(ctx, c, state, newWarnFilter(stderr))
+	case sr.store == "postgres":
+		t, err = startPostgres(ctx, c, sr.replicas, state, newWarnFilter(stderr))
 	default:
 		t, err = startBinary(c.bin, state, c.interval, newWarnFilter(stderr))
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer t.stop()
 	f := sim.New(sim.Options{InitialRecords: c.initial, GrowEvery: c.grow})
 	defer f.Close()
 
 	if err := t.call(ctx, "PUT", "/v1/policies/fleet", sim.Policy("fleet"), 200, nil); err != nil {
-		return err
+		return nil, err
 	}
-	what := "SQLite, one verifier"
-	if storeName == "postgres" {
-		what = fmt.Sprintf("PostgreSQL, %d replica(s) (verifier CPU: all replicas; db CPU: the server's processes, when this run started it)", c.replicas)
+	what := sr.String()
+	if sr.store == "postgres" {
+		what += " (verifier CPU: all replicas; db CPU: the server's processes, when this run started it)"
 	}
-	fmt.Fprintf(stdout, "\nstore: %s\n", what)
-	fmt.Fprintln(stdout, "| agents | attest/s (expected) | stored/s | lateness p50 / p99 | verifier CPU/attest | db CPU/attest | generator CPU/attest | verifier cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	best := 0
+	fmt.Fprintf(stdout, "\n### %s\n\n", what)
+	fmt.Fprintln(stdout, "| agents | attest/s (expected) | stored/s | lateness p50 / p99 | verifier CPU/attest | db CPU/attest | generator CPU/attest | verifier cores | db cores | generator cores | db MB (+MB/s) | TLS handshakes | enroll/s | held |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	res := &storeResult{run: sr}
 	for i, n := range c.steps {
 		last := i == len(c.steps)-1
 		r, err := step(ctx, c, t, f, n, last)
 		if err != nil {
-			return fmt.Errorf("%d agents: %w", n, err)
+			fmt.Fprintf(stdout, "| %d | step failed: %v |\n", n, err)
+			fmt.Fprintf(stdout, "\nlargest N that held a %v interval (%s): %d\n", c.interval, sr, res.best)
+			return res, nil
 		}
+		res.steps = append(res.steps, r)
 		fmt.Fprintln(stdout, r.row())
 		if !r.held {
 			break
 		}
-		best = n
+		res.best = n
 	}
-	fmt.Fprintf(stdout, "largest N that held a %v interval (%s): %d\n", c.interval, storeName, best)
-	return nil
+	fmt.Fprintf(stdout, "\nlargest N that held a %v interval (%s): %d\n", c.interval, sr, res.best)
+	return res, nil
 }
 
 type result struct {
@@ -225,6 +377,7 @@ type result struct {
 	dbCPU              time.Duration // per attestation (PostgreSQL started by this run)
 	haveDB             bool
 	verCores, genCores float64
+	dbCores            float64
 	haveVer            bool
 	dbMB, dbMBps       float64
 	enrollRate         float64
@@ -240,17 +393,17 @@ func (r *result) row() string {
 	if r.haveVer {
 		ver, vc = fmt.Sprintf("%.0f µs", float64(r.verCPU.Microseconds())), fmt.Sprintf("%.2f", r.verCores)
 	}
-	dbc := "n/a"
+	dbc, dbcores := "n/a", "n/a"
 	if r.haveDB {
-		dbc = fmt.Sprintf("%.0f µs", float64(r.dbCPU.Microseconds()))
+		dbc, dbcores = fmt.Sprintf("%.0f µs", float64(r.dbCPU.Microseconds())), fmt.Sprintf("%.2f", r.dbCores)
 	}
 	held := "yes"
 	if !r.held {
 		held = "**no**: " + r.why
 	}
-	return fmt.Sprintf("| %d | %.0f (%.0f) | %.0f | %v / %v | %s | %s | %.0f µs | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
+	return fmt.Sprintf("| %d | %.0f (%.0f) | %.0f | %v / %v | %s | %s | %.0f µs | %s | %s | %.2f | %.1f (+%.2f) | %d | %.0f | %s |",
 		r.n, r.rate, r.expected, r.stored, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), ver, dbc,
-		float64(r.genCPU.Microseconds()), vc, r.genCores, r.dbMB, r.dbMBps, r.handshakes, r.enrollRate, held)
+		float64(r.genCPU.Microseconds()), vc, dbcores, r.genCores, r.dbMB, r.dbMBps, r.handshakes, r.enrollRate, held)
 }
 
 // step grows the fleet to n agents, enrolls the new ones, waits until
@@ -324,6 +477,7 @@ func step(ctx context.Context, c config, t *target, f *sim.Fleet, n int, profile
 	r.verCPU = (v1 - v0) / time.Duration(att)
 	r.haveDB = okd && okd1
 	r.dbCPU = (d1 - d0) / time.Duration(att)
+	r.dbCores = (d1 - d0).Seconds() / el.Seconds()
 	r.verCores = (v1 - v0).Seconds() / el.Seconds()
 	r.genCPU = (g1 - g0) / time.Duration(att)
 	r.genCores = (g1 - g0).Seconds() / el.Seconds()

@@ -18,12 +18,12 @@ import (
 	"github.com/intactsec/intact/internal/pgtest"
 )
 
-// startPostgres runs c.replicas `intact-verifier serve` replicas on one
+// startPostgres runs replicas `intact-verifier serve` replicas on one
 // PostgreSQL database: the one in c.dsnFile, or a fresh one on a server
 // started here (durable: fsync and synchronous commit on, as SQLite's
 // verifier commits). The target is the first replica's API (enrollments
 // and reads; every replica answers the same); its CPU is all replicas'.
-func startPostgres(ctx context.Context, c config, state string, logw io.Writer) (*target, error) {
+func startPostgres(ctx context.Context, c config, replicas int, state string, logw io.Writer) (*target, error) {
 	dsnFile := c.dsnFile
 	var srv *pgtest.Server
 	if dsnFile == "" {
@@ -58,7 +58,7 @@ func startPostgres(ctx context.Context, c config, state string, logw io.Writer) 
 		}
 		return errors.Join(errs...)
 	}
-	for i := range c.replicas {
+	for i := range replicas {
 		// Every replica has its own state directory; enrollments go to the
 		// first, so its EK allowlist is the one that counts.
 		rs := state
@@ -114,12 +114,12 @@ func startPostgres(ctx context.Context, c config, state string, logw io.Writer) 
 	return &t, nil
 }
 
-// treeCPU is the CPU time of process pid and its children (PostgreSQL's
-// postmaster and its backends), read from /proc. A backend that exited
-// during a window takes its CPU with it: connections are pooled and
-// long-lived, so that is rare.
+// treeCPU is the CPU time of process pid (PostgreSQL's postmaster), of
+// the children it has reaped (a backend or autovacuum worker that exited:
+// /proc/PID/stat's cutime and cstime) and of its live children (backends,
+// walwriter, checkpointer), read from /proc.
 func treeCPU(pid int) (time.Duration, bool) {
-	total, err := procCPU(pid)
+	total, err := procCPUWithChildren(pid)
 	if err != nil {
 		return 0, false
 	}

@@ -153,7 +153,13 @@ func startBinary(bin, state string, interval time.Duration, stderr io.Writer, ex
 
 // procCPU is the user+system CPU time of a process, all its threads
 // (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms).
-func procCPU(pid int) (time.Duration, error) {
+func procCPU(pid int) (time.Duration, error) { return statCPU(pid, false) }
+
+// procCPUWithChildren adds the CPU time of the children the process has
+// waited for (fields 16 and 17).
+func procCPUWithChildren(pid int) (time.Duration, error) { return statCPU(pid, true) }
+
+func statCPU(pid int, children bool) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -163,15 +169,22 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, errors.New("stat: no command name")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 { // fields from 3 (state) on
+	if len(f) < 15 { // fields from 3 (state) on
 		return 0, errors.New("stat: too few fields")
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+	idx := []int{11, 12}
+	if children {
+		idx = append(idx, 13, 14)
 	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+	var ticks int64
+	for _, j := range idx {
+		n, err := strconv.ParseInt(f[j], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // selfCPU is this process's user+system CPU time.
