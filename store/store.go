@@ -28,6 +28,12 @@ const (
 	StateEnrolled = "enrolled" // enrolled, not yet attested
 	StateTrusted  = "trusted"  // the last attestation passed
 	StateFailed   = "failed"   // an attestation failed; Reasons say why
+	// StateUnreachable: the agent did not answer (connection refused or
+	// reset, a timeout, a handshake that broke off): no evidence, which
+	// is not a security failure. The next good attestation makes it
+	// trusted again; the replay from the stored offset covers what ran
+	// meanwhile.
+	StateUnreachable = "unreachable"
 	// StateGap: the attestations verify, but the machine rebooted after a
 	// gap in attestation (Status.Gap): what ran in the gap is unknown.
 	// The agent stays in it until an operator acknowledges the gap.
@@ -71,8 +77,10 @@ type Status struct {
 	Reasons []string `json:"reasons,omitempty"`
 	// Kind of the failure when State is StateFailed: KindSecurity
 	// (evidence did not verify or broke the policy; attestation stops
-	// until the agent is enrolled again) or KindOperational (the agent
-	// could not be reached or answered an error; attestation goes on).
+	// until an operator reactivates the agent) or KindOperational (the
+	// agent answered an error, or something that is not the protocol;
+	// attestation goes on). Empty in the other states (an unreachable
+	// agent is not a failure).
 	Kind         string    `json:"kind,omitempty"`
 	Progress     Progress  `json:"progress"`
 	Attestations int64     `json:"attestations"`
@@ -119,7 +127,7 @@ const (
 type Result struct {
 	AgentID   string    `json:"agent"`
 	Time      time.Time `json:"time"`
-	State     string    `json:"state"`          // trusted or failed
+	State     string    `json:"state"`          // trusted, failed, unreachable, gap-after-reboot, enrolled
 	Kind      string    `json:"kind,omitempty"` // for failures: security or operational
 	Reasons   []string  `json:"reasons,omitempty"`
 	LogOffset int64     `json:"log_offset"`
@@ -132,16 +140,17 @@ type Result struct {
 
 // Outcome is what makes a result a change in an agent's history: its
 // state, failure kind and reasons, except the reasons of an operational
-// failure (their messages carry details such as ephemeral ports that
-// differ from one attempt to the next; the latest is in the agent's
-// status). Two results with equal outcomes are the same outcome.
+// failure or of an unreachable agent (their messages carry details such
+// as ephemeral ports that differ from one attempt to the next; the latest
+// is in the agent's status). Two results with equal outcomes are the
+// same outcome.
 func (r *Result) Outcome() string {
 	o := struct {
 		State   string   `json:"s"`
 		Kind    string   `json:"k,omitempty"`
 		Reasons []string `json:"r,omitempty"`
 	}{State: r.State, Kind: r.Kind}
-	if r.Kind != KindOperational {
+	if r.Kind != KindOperational && r.State != StateUnreachable {
 		o.Reasons = r.Reasons
 	}
 	b, err := json.Marshal(&o)

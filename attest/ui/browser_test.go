@@ -392,6 +392,9 @@ func TestBrowserFleet5000(t *testing.T) {
 		if i%100 == 7 {
 			st = store.Status{State: store.StateFailed, Kind: store.KindSecurity, Reasons: []string{"/usr/bin/x not in policy"}, Attestations: 1, LastAttested: now}
 		}
+		if i%100 == 8 {
+			st = store.Status{State: store.StateUnreachable, Reasons: []string{"quote: connection refused"}, Attestations: 2, LastAttested: now, LastTrusted: now}
+		}
 		batch = append(batch, store.Update{AgentID: a.ID, Created: now, Status: st,
 			Result: store.Result{AgentID: a.ID, Time: now, State: st.State, Kind: st.Kind, Reasons: st.Reasons}})
 	}
@@ -433,6 +436,17 @@ func TestBrowserFleet5000(t *testing.T) {
 		chromedp.Text("#count-failed .n", &failed, chromedp.ByQuery))
 	if failed != "50" {
 		t.Errorf("failed count %q, want 50", failed)
+	}
+	// Unreachable agents have their own count, filter and state (issue
+	// 17: not failed).
+	var unreachable, cell string
+	run(t, b, 30*time.Second, "filter unreachable",
+		chromedp.Click("#count-unreachable", chromedp.ByID),
+		chromedp.Poll(`document.querySelector("#page-info")?.textContent === "1–50 of 50" && document.querySelector('#agents tr[data-id="host-00008"]') !== null`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Text("#count-unreachable .n", &unreachable, chromedp.ByQuery),
+		chromedp.Text(`#agents tr[data-id="host-00008"][data-state="unreachable"] .state.unreachable`, &cell, chromedp.ByQuery))
+	if unreachable != "50" || cell != "unreachable" {
+		t.Errorf("unreachable count %q, state cell %q: want 50, unreachable", unreachable, cell)
 	}
 	shot(t, b, "ui-fleet-5000")
 }

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/intactsec/intact/attest"
@@ -28,8 +30,75 @@ type agentClient struct {
 	http *http.Client
 }
 
-// errNoCert: the agent presented no certificate.
-var errNoCert = errors.New("agent presented no certificate")
+// errNoCert: the agent presented no certificate; errPinMismatch: another
+// certificate than the one pinned at enrollment. Either way something
+// answered at the agent's address, and it is not the enrolled agent:
+// never "unreachable".
+var (
+	errNoCert      = errors.New("agent presented no certificate")
+	errPinMismatch = errors.New("agent certificate differs from the one pinned at enrollment")
+)
+
+// ErrUnreachable is matched (errors.Is) by every *UnreachableError.
+var ErrUnreachable = errors.New("agent unreachable")
+
+// UnreachableError is an agent that did not answer: the connection could
+// not be made (refused, no route, a name that does not resolve), it
+// timed out (dial, TLS handshake, the answer within the request
+// timeout), or it broke off (closed or reset before the answer was
+// complete, the handshake included) — the network's and the host's
+// failures, which a network attacker can always cause too. It is not an
+// answer: an agent that answers with an HTTP error, something that is
+// not the protocol, another certificate than the pinned one, or a TLS
+// alert (it refuses the verifier's certificate) did answer, and that is
+// an operational failure (see docs/attestation.md, "States").
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string        { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error        { return e.Err }
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// noAnswer reports whether err, from the HTTP transport or from reading
+// an answer's body (never from decoding it), means the agent did not
+// answer (UnreachableError).
+func noAnswer(err error) bool {
+	if errors.Is(err, errNoCert) || errors.Is(err, errPinMismatch) {
+		return false // answered, as someone else
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		// "remote error": a TLS alert the agent sent (it refuses this
+		// verifier); "local error": one this side sent. Any other
+		// operation (dial, read, write) is the socket failing.
+		return oe.Op != "remote error" && oe.Op != "local error"
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// bodyReader remembers the error reading an answer's body returned (the
+// transport's), to tell a connection that broke off from a body that
+// does not decode.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
 
 // pinnedTLS accepts exactly the certificate pin (DER). With pin nil it
 // accepts any certificate and records it in *seen (trust on first use,
@@ -56,7 +125,7 @@ func pinnedTLS(pin []byte, seen *[]byte, client *tls.Certificate) *tls.Config {
 				return nil
 			}
 			if subtle.ConstantTimeCompare(der, pin) != 1 {
-				return errors.New("agent certificate differs from the one pinned at enrollment")
+				return errPinMismatch
 			}
 			return nil
 		},
@@ -102,6 +171,9 @@ func (c *agentClient) do(ctx context.Context, method, url string, body any, deco
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if noAnswer(err) {
+			return &UnreachableError{Err: err}
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -109,8 +181,13 @@ func (c *agentClient) do(ctx context.Context, method, url string, body any, deco
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return &AgentError{Status: resp.StatusCode, Msg: string(bytes.TrimSpace(msg))}
 	}
-	err = decode(io.LimitReader(resp.Body, attest.MaxResponse+1))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // let the connection be reused
+	br := &bodyReader{r: resp.Body}
+	err = decode(io.LimitReader(br, attest.MaxResponse+1))
+	io.Copy(io.Discard, io.LimitReader(br, 4096)) // let the connection be reused
+	if err != nil && br.err != nil && noAnswer(br.err) {
+		// the answer broke off: not garbage, no answer
+		return &UnreachableError{Err: fmt.Errorf("reading the answer: %w", br.err)}
+	}
 	return err
 }
 

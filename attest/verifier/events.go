@@ -23,8 +23,11 @@ const (
 	EventEnrolled = "enrolled" // enrolled, not yet attested
 	EventTrusted  = "trusted"  // became trusted
 	EventFailed   = "failed"   // became failed, or its failure kind changed
-	EventReboot   = "reboot"   // the TPM was reset: a new boot is attested from its first record
-	EventRemoved  = "removed"  // removed by the operator
+	// EventUnreachable: the agent stopped answering (not a failure); a
+	// trusted event follows when it answers again with good evidence.
+	EventUnreachable = "unreachable"
+	EventReboot      = "reboot"  // the TPM was reset: a new boot is attested from its first record
+	EventRemoved     = "removed" // removed by the operator
 	// EventReactivated: an operator cleared the agent's security failure
 	// (Verifier.Reactivate); attestation starts again.
 	EventReactivated = "reactivated"
@@ -160,8 +163,9 @@ func EARAppraisal(policy string, st store.Status) ear.Appraisal {
 		// A security failure stops attestation: the agent as a whole is
 		// contraindicated whatever the component's tier.
 		ap.Status = ear.StatusContraindicated
-	case st.State == store.StateFailed:
-		// Operational: no fresh evidence (unreachable, TPM busy).
+	case st.State == store.StateFailed, st.State == store.StateUnreachable:
+		// Operational (the agent answered an error: TPM busy, not the
+		// protocol) or unreachable (no answer): no fresh evidence.
 		ap.Status = ear.StatusWarning
 	}
 	return ap

@@ -45,8 +45,18 @@ func inOrder(got, want []string) bool {
 // gap-after-reboot state (EAR warning, the reboot and the gap on its
 // timeline) until an operator acknowledges the gap; then it is trusted.
 // On the old code it was trusted again at once, only "reboot" on its
-// timeline.
+// timeline. The same when, instead of not answering (unreachable), the
+// agent answers an error (failed, operational).
 func TestGapAfterReboot(t *testing.T) {
+	t.Run("unreachable", func(t *testing.T) {
+		testGapAfterReboot(t, store.StateUnreachable, verifier.EventUnreachable)
+	})
+	t.Run("answers 503", func(t *testing.T) {
+		testGapAfterReboot(t, store.StateFailed, verifier.EventFailed)
+	})
+}
+
+func testGapAfterReboot(t *testing.T, outage, outageEvent string) {
 	a := newTestAgent(t, nil)
 	dir := t.TempDir()
 	ok1, evil := filepath.Join(dir, "ok1"), filepath.Join(dir, "evil")
@@ -59,17 +69,26 @@ func TestGapAfterReboot(t *testing.T) {
 		t.Fatalf("Acknowledge without a gap: %v, want ErrNoGap", err)
 	}
 
-	// The agent is killed: the verifier cannot reach it.
-	a.setTamper(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return true
-	})
-	tv.wait("g", 10*time.Second, "unreachable", func(x *store.Agent) bool {
-		return x.State == store.StateFailed && x.Kind == store.KindOperational
-	})
+	if outage == store.StateUnreachable {
+		// The agent is killed: the verifier cannot reach it.
+		a.down()
+		tv.wait("g", 10*time.Second, "unreachable", func(x *store.Agent) bool {
+			return x.State == store.StateUnreachable && x.Kind == ""
+		})
+	} else {
+		// The agent answers an error.
+		a.setTamper(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		})
+		tv.wait("g", 10*time.Second, "failed (operational)", func(x *store.Agent) bool {
+			return x.State == store.StateFailed && x.Kind == store.KindOperational
+		})
+	}
 	a.measure(evil)
 	a.reboot()
 	a.setTamper(nil)
+	a.up()
 
 	got := tv.wait("g", 10*time.Second, store.StateGap, state(store.StateGap))
 	if got.Gap == nil || got.Kind != "" || len(got.Reasons) != 1 || !strings.HasPrefix(got.Reasons[0], verifier.ReasonGap+":") ||
@@ -77,8 +96,8 @@ func TestGapAfterReboot(t *testing.T) {
 		t.Fatalf("after the reboot: %+v", got)
 	}
 	t.Logf("state %s: %s", got.State, got.Reasons[0])
-	if types := timelineTypes(t, tv, got); !inOrder(types, []string{verifier.EventTrusted, verifier.EventFailed, verifier.EventReboot, verifier.EventGap}) {
-		t.Fatalf("timeline %v: want trusted, failed, reboot, gap-after-reboot", types)
+	if types := timelineTypes(t, tv, got); !inOrder(types, []string{verifier.EventTrusted, outageEvent, verifier.EventReboot, verifier.EventGap}) {
+		t.Fatalf("timeline %v: want trusted, %s, reboot, gap-after-reboot", types, outageEvent)
 	}
 	ap := tv.v.EAR(got, time.Now()).Submods["g"]
 	if ap.Status != ear.StatusWarning || ap.Reason != verifier.ReasonGap {

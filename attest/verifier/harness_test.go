@@ -49,6 +49,7 @@ type testAgent struct {
 	id     *agent.Identity
 	agent  *agent.Agent
 	srv    *httptest.Server
+	ln     *switchListener
 	tamper func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
 
 	mu      sync.Mutex
@@ -87,6 +88,10 @@ func newTestAgentWithBootLog(t *testing.T, sw *tpmtest.Swtpm, bootLog string) *t
 		t.Fatal(err)
 	}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
+	// The agent's port can go down (connections refused) and come back
+	// on the same address (down, up).
+	a.ln = &switchListener{cur: a.srv.Listener, addr: a.srv.Listener.Addr()}
+	a.srv.Listener = a.ln
 	a.srv.TLS = agent.ServerTLS(a.id.Cert, pin)
 	a.srv.StartTLS()
 	t.Cleanup(a.srv.Close)
@@ -120,6 +125,98 @@ func (a *testAgent) setTamper(f func(w http.ResponseWriter, r *http.Request, nex
 }
 
 func (a *testAgent) addr() string { return strings.TrimPrefix(a.srv.URL, "https://") }
+
+// down takes the agent off the network as a stopped agent is: its port
+// refuses connections, and the connections it had are closed.
+func (a *testAgent) down() {
+	a.t.Helper()
+	a.ln.down()
+	a.srv.CloseClientConnections()
+}
+
+// up listens on the agent's address again.
+func (a *testAgent) up() {
+	a.t.Helper()
+	if err := a.ln.up(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// switchListener is a listener whose port can be closed (connections
+// refused) and opened again on the same address, for a server that
+// keeps running.
+type switchListener struct {
+	addr   net.Addr
+	mu     sync.Mutex
+	cur    net.Listener  // nil while down
+	wake   chan struct{} // closed by up or Close
+	closed bool
+}
+
+func (l *switchListener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		cur, wake, closed := l.cur, l.wake, l.closed
+		l.mu.Unlock()
+		switch {
+		case closed:
+			return nil, net.ErrClosed
+		case cur == nil:
+			<-wake
+			continue
+		}
+		c, err := cur.Accept()
+		if err == nil {
+			return c, nil
+		}
+		l.mu.Lock()
+		same := l.cur == cur && !l.closed
+		l.mu.Unlock()
+		if same {
+			return nil, err
+		}
+	}
+}
+
+func (l *switchListener) down() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur != nil {
+		l.cur.Close()
+		l.cur, l.wake = nil, make(chan struct{})
+	}
+}
+
+func (l *switchListener) up() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur != nil {
+		return nil
+	}
+	n, err := net.Listen("tcp", l.addr.String())
+	if err != nil {
+		return err
+	}
+	l.cur = n
+	close(l.wake)
+	return nil
+}
+
+func (l *switchListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.cur != nil {
+		return l.cur.Close()
+	}
+	close(l.wake)
+	return nil
+}
+
+func (l *switchListener) Addr() net.Addr { return l.addr }
 
 // withTPM opens the swtpm (the agent opens it per request).
 func (a *testAgent) withTPM(fn func(*tpm.TPM)) {

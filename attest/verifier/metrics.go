@@ -22,17 +22,17 @@ import (
 // anything else), so no agent can grow the scrape.
 
 // outcomes are the states an attestation ends in.
-var outcomes = [...]string{store.StateTrusted, store.StateFailed, store.StateGap, "unreachable", "other"}
+var outcomes = [...]string{store.StateTrusted, store.StateFailed, store.StateGap, store.StateUnreachable, "other"}
 
 // failureReasons are the reasons failures are counted by: the security
-// reasons (the first word of the failure's reason), then "operational"
-// and "other".
+// reasons (the first word of the failure's reason), "unreachable" (no
+// answer), then "operational" and "other".
 var failureReasons = [...]string{
 	ReasonAK, ReasonQuoteSignature, ReasonQuoteNonce, ReasonQuoteMalformed, ReasonQuoteSelection,
 	ReasonPCRDigest, ReasonClock, ReasonLogOffset, ReasonLogMalformed, ReasonLogTemplateHash,
 	ReasonLogReplay, ReasonBootAggregate, ReasonBootLog, ReasonPolicy, ReasonEnrollment,
 	ReasonDuplicateTPM, ReasonLogPCR, ReasonBootPolicy, ReasonEKUntrusted, ReasonGap,
-	store.KindOperational, "other",
+	store.StateUnreachable, store.KindOperational, "other",
 }
 
 // Histogram bounds, in seconds.
@@ -108,9 +108,12 @@ func failureIndex(st *store.Status) int {
 	if st.Kind == store.KindOperational {
 		return len(failureReasons) - 2
 	}
+	if st.State == store.StateUnreachable {
+		return len(failureReasons) - 3
+	}
 	if len(st.Reasons) > 0 {
 		r, _, _ := strings.Cut(st.Reasons[0], ":")
-		for j, fr := range failureReasons[:len(failureReasons)-2] {
+		for j, fr := range failureReasons[:len(failureReasons)-3] {
 			if r == fr {
 				return j
 			}
@@ -177,7 +180,7 @@ func (v *Verifier) storeCounts(ctx context.Context) (map[string]int, map[string]
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics: listing agents: %w", err)
 	}
-	byState := map[string]int{store.StateEnrolled: 0, store.StateTrusted: 0, store.StateFailed: 0}
+	byState := map[string]int{store.StateEnrolled: 0, store.StateTrusted: 0, store.StateFailed: 0, store.StateUnreachable: 0}
 	for _, a := range agents {
 		byState[a.State]++
 	}

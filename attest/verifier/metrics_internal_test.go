@@ -29,7 +29,9 @@ func TestMetricsHooks(t *testing.T) {
 	}{
 		{st, ReasonPolicy},
 		{store.Status{State: store.StateFailed, Kind: store.KindSecurity, Reasons: []string{"quote-nonce: stale"}}, ReasonQuoteNonce},
-		{store.Status{State: store.StateFailed, Kind: store.KindOperational, Reasons: []string{"quote: connection refused"}}, store.KindOperational},
+		{store.Status{State: store.StateFailed, Kind: store.KindOperational, Reasons: []string{"quote: agent answered 503"}}, store.KindOperational},
+		{store.Status{State: store.StateUnreachable, Reasons: []string{"quote: connection refused"}}, store.StateUnreachable},
+		{store.Status{State: store.StateUnreachable, Reasons: []string{"policy: x"}}, store.StateUnreachable},
 		{store.Status{State: store.StateFailed, Kind: store.KindSecurity, Reasons: []string{"made-up\nreason"}}, "other"},
 		{store.Status{State: store.StateFailed, Kind: store.KindSecurity}, "other"},
 	} {

@@ -84,6 +84,10 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	switch {
 	case errors.As(err, &se):
 		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindSecurity, []string{se.Error()}
+	case errors.Is(err, ErrUnreachable):
+		// No answer, no evidence: not a failure. (This runner stopped at
+		// a security failure, so failed never becomes unreachable.)
+		st.State, st.Kind, st.Reasons = store.StateUnreachable, "", []string{err.Error()}
 	case err != nil:
 		st.State, st.Kind, st.Reasons = store.StateFailed, store.KindOperational, []string{err.Error()}
 	default:
@@ -123,6 +127,8 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 			typ = EventTrusted
 		case store.StateGap:
 			typ = EventGap
+		case store.StateUnreachable:
+			typ = EventUnreachable
 		}
 		evs = r.event(evs, typ, st, now)
 	}
@@ -155,7 +161,7 @@ func (r *runner) lastVerified() time.Time {
 // quote were never seen, and the reboot erased their trace from the
 // PCRs.
 func (r *runner) gapBefore(now time.Time) bool {
-	if r.status.State == store.StateFailed {
+	if r.status.State == store.StateFailed || r.status.State == store.StateUnreachable {
 		return true
 	}
 	last := r.lastVerified()

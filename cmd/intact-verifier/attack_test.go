@@ -137,6 +137,9 @@ func (r *e2eRig) startProxy() {
 	target, _ := url.Parse("https://" + r.agentAddr)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{r.vcert}}}
+	// The agent down: the proxy drops the verifier's connection, as a
+	// relay on the network does (no 502 of its own).
+	rp.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r.mu.Lock()
 		f := r.rewrite
@@ -714,8 +717,8 @@ func TestEndToEndOfflineReboot(t *testing.T) {
 	r.run(2, "agents", "ack", "m") // nothing to acknowledge
 
 	r.agent.stop(t)
-	v := r.waitState("failed")
-	if v["kind"] != "operational" {
+	v := r.waitState("unreachable")
+	if v["kind"] != nil {
 		t.Fatalf("agent down: %v", v)
 	}
 	r.measure(evil)
@@ -757,4 +760,75 @@ func TestEndToEndOfflineReboot(t *testing.T) {
 	if n := len(types); n < 2 || types[n-2] != "acknowledged" || types[n-1] != "trusted" {
 		t.Fatalf("timeline %v: want acknowledged, trusted last", types)
 	}
+}
+
+// Unreachable is not failed, with the real binaries (issue 17): the agent
+// process stopped, the agent is unreachable (agents show exits 1 and says
+// so, the EAR is warning, the timeline has unreachable, not failed);
+// started again, trusted without an operator. A tampered agent (a file
+// outside the policy) still fails (security), and stays failed while the
+// agent is stopped and after it is back, until agents reactivate. On the
+// old code the stopped agent was failed (operational).
+func TestEndToEndUnreachable(t *testing.T) {
+	r := newRig(t)
+	f1, f2, evil := filepath.Join(r.dir, "f1"), filepath.Join(r.dir, "f2"), filepath.Join(r.dir, "evil")
+	r.measure(f1)
+	os.WriteFile(f2, []byte("content of "+f2), 0o755) // as measure writes it
+	r.enroll(f1, f2)
+	r.waitState("trusted")
+
+	r.agent.stop(t)
+	v := r.waitState("unreachable")
+	if v["kind"] != nil {
+		t.Fatalf("agent stopped: %v", v)
+	}
+	out := r.run(1, "agents", "show", "m")
+	if !strings.Contains(out, "state:        unreachable") || strings.Contains(out, "failed") {
+		t.Fatalf("agents show of the stopped agent:\n%s", out)
+	}
+	t.Logf("agents show:\n%s", out)
+	if out := r.run(1, "agents", "list"); !strings.Contains(out, "unreachable") {
+		t.Fatalf("agents list: %s", out)
+	}
+	if st, _ := earStatus(t, r.run(0, "agents", "ear", "m"), "m"); st != "warning" {
+		t.Fatalf("EAR status of the stopped agent %q, want warning", st)
+	}
+
+	r.measure(f2) // runs while the agent is down: in the policy
+	r.startAgent()
+	v = r.waitState("trusted")
+	if v["log_offset"] != float64(3) {
+		t.Fatalf("back: %v", v)
+	}
+	var types []string
+	for _, n := range v["timeline"].([]any) {
+		types = append(types, n.(map[string]any)["type"].(string))
+	}
+	if want := []string{"enrolled", "trusted", "unreachable", "trusted"}; !slices.Equal(types, want) {
+		t.Fatalf("timeline %v, want %v", types, want)
+	}
+
+	r.measure(evil)
+	v = r.waitState("failed")
+	if v["kind"] != "security" || !strings.Contains(reasonsOf(v), evil) {
+		t.Fatalf("tampered: %v", v)
+	}
+	n := v["attestations"]
+	stays := func(what string) {
+		t.Helper()
+		time.Sleep(5 * e2eInterval) // nothing may happen: time is the thing under test
+		v := r.show()
+		if v["state"] != "failed" || v["kind"] != "security" || v["attestations"] != n {
+			t.Fatalf("%s: %v, want failed (security) after %v attestations", what, v, n)
+		}
+	}
+	r.agent.stop(t)
+	stays("agent stopped")
+	r.startAgent()
+	stays("agent back")
+	if st, _ := earStatus(t, r.run(0, "agents", "ear", "m"), "m"); st != "contraindicated" {
+		t.Fatalf("EAR status of the failed agent %q", st)
+	}
+	r.run(0, "agents", "reactivate", "m", "--note", "checked")
+	r.waitState("trusted")
 }

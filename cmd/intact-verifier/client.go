@@ -271,7 +271,7 @@ func (c *client) listAgents(e *env) error {
 		return err
 	}
 	for _, v := range vs {
-		if v.State == store.StateFailed || v.State == store.StateGap {
+		if notTrusted(v.State) {
 			return errFailed // exit 1, as for agents show
 		}
 	}
@@ -359,10 +359,18 @@ func (c *client) showAgent(e *env, id string, jsonOut bool) error {
 	} else {
 		printAgent(e.stdout, &v)
 	}
-	if v.State == store.StateFailed || v.State == store.StateGap {
+	if notTrusted(v.State) {
 		return errFailed
 	}
 	return nil
+}
+
+// notTrusted reports whether agents show and list exit 1 for an agent in
+// state: failed, unreachable (no fresh evidence: a monitor must not take
+// it for good news) or gap-after-reboot. An agent enrolled and not yet
+// attested exits 0.
+func notTrusted(state string) bool {
+	return state == store.StateFailed || state == store.StateUnreachable || state == store.StateGap
 }
 
 // printAgent prints an agent as agents show does. Every string an

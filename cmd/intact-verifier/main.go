@@ -55,7 +55,8 @@ Examples:
     intact-verifier agents show web1
 `
 
-// errFailed makes the exit status 1: an agent shown is failed.
+// errFailed makes the exit status 1: an agent shown is failed (or
+// unreachable, or gap-after-reboot: not trusted now).
 var errFailed = errors.New("agent failed attestation")
 
 // errDescribed ends a command whose flags went to env.describe.
@@ -153,10 +154,10 @@ var clientCommands = []clientCommand{
 			}
 			return c.addAgent(e, a[0], a[1], o.policy, o.cert)
 		}},
-	{name: "agents list", summary: "list the agents and their states (exit 1 if one is failed or gap-after-reboot)",
+	{name: "agents list", summary: "list the agents and their states (exit 1 if one is failed, unreachable or gap-after-reboot)",
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.listAgents(e) }},
 	{name: "agents show", args: "[--json] ID", nargs: 1,
-		summary: "an agent's state, history and timeline (exit 1 if failed or gap-after-reboot)",
+		summary: "an agent's state, history and timeline (exit 1 if failed, unreachable or gap-after-reboot)",
 		flags: func(fs *flag.FlagSet, o *clientOpts) {
 			fs.BoolVar(&o.json, "json", false, "print the API's JSON reply")
 		},

@@ -562,6 +562,13 @@ func failedAt(a *store.Agent, sec int64, hb time.Duration, kind, reason string) 
 	return u
 }
 
+// unreachableAt is the same, unreachable (no kind) with reason.
+func unreachableAt(a *store.Agent, sec int64, hb time.Duration, reason string) store.Update {
+	u := failedAt(a, sec, hb, "", reason)
+	u.Status.State, u.Result.State = store.StateUnreachable, store.StateUnreachable
+	return u
+}
+
 // history is an agent's whole kept history, oldest first, as
 // "second:state[:heartbeat]".
 func history(t *testing.T, s store.Store, id string) []string {
@@ -629,22 +636,25 @@ func testHistoryChanges(t *testing.T, s store.Store) {
 	}
 
 	// Changes: an operational failure keeps a row; the same failure with
-	// another message does not (only its kind counts); trusted again
-	// keeps a row; a security failure keeps a row, and another reason
-	// another row.
+	// another message does not (only its kind counts); unreachable keeps
+	// a row, and again with another message none; trusted again keeps a
+	// row; a security failure keeps a row, and another reason another
+	// row.
 	err = s.SaveAttestations(ctx, []store.Update{
-		failedAt(a, 100, hb, store.KindOperational, "quote: dial tcp 127.0.0.1:40001: connection refused"),
-		failedAt(a, 101, hb, store.KindOperational, "quote: dial tcp 127.0.0.1:40002: connection refused"),
-		trustedAt(a, 102, hb),
-		trustedAt(a, 103, hb),
-		failedAt(a, 104, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
-		failedAt(a, 105, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
-		failedAt(a, 106, hb, store.KindSecurity, "policy: /y: not-in-policy (record 4, sha256:00)"),
+		failedAt(a, 100, hb, store.KindOperational, "quote: agent answered 503: tpm busy"),
+		failedAt(a, 101, hb, store.KindOperational, "quote: agent answered 500: tpm error"),
+		unreachableAt(a, 102, hb, "quote: dial tcp 127.0.0.1:40001: connection refused"),
+		unreachableAt(a, 103, hb, "quote: dial tcp 127.0.0.1:40002: connection refused"),
+		trustedAt(a, 104, hb),
+		trustedAt(a, 105, hb),
+		failedAt(a, 106, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
+		failedAt(a, 107, hb, store.KindSecurity, "policy: /x: not-in-policy (record 3, sha256:00)"),
+		failedAt(a, 108, hb, store.KindSecurity, "policy: /y: not-in-policy (record 4, sha256:00)"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = append(want, "100:failed", "102:trusted", "104:failed", "106:failed")
+	want = append(want, "100:failed", "102:unreachable", "104:trusted", "106:failed", "108:failed")
 	checkHistory(t, "after changes", s, "h", want...)
 	if got, _ := s.GetAgent(ctx, "h"); got == nil || got.Reasons[0] != "policy: /y: not-in-policy (record 4, sha256:00)" {
 		t.Fatalf("status after changes = %+v", got)
