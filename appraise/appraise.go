@@ -7,6 +7,13 @@
 //
 // The decision itself (Check) is pure: it takes the label bytes and a way to
 // digest the content, so the CLI, the daemon and tests share it.
+//
+// [Appraiser] is the tree's one appraiser, of files. It hands back what it
+// found besides the verdict — the label it judged and the digests it
+// computed ([Appraiser.FileAlso] adds the algorithms a caller needs to the
+// same read) — so that intactd (whose engine asks an enforce.Inspector,
+// adapted from this package in cmd/intactd) measures and audits a file
+// without reading it again.
 package appraise
 
 import (
@@ -16,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -62,13 +70,19 @@ type Result struct {
 	Label   string  `json:"label,omitempty"` // label type: digest, digest-ng, signature, ...
 	Algo    string  `json:"algo,omitempty"`
 	KeyID   string  `json:"keyid,omitempty"` // 8 hex digits, for signatures
-	// Digest is the content digest computed with the label's algorithm
-	// DigestAlgo, when the content was read; callers that also measure
-	// the file reuse it instead of reading the file twice.
-	Digest     []byte      `json:"-"`
-	DigestAlgo digest.Algo `json:"-"`
-	EVM        string      `json:"evm,omitempty"` // security.evm type checked: hmac, signature, portable-signature
+	// Digests are the content digests computed in the appraisal's one
+	// read of the content: the label's algorithm first, then those
+	// FileAlso asked for. Empty when the content was not read (a
+	// verdict reached before it: no label, an unknown key). Callers that
+	// also measure or audit the file use them instead of reading it again.
+	Digests []digest.Sum `json:"-"`
+	// Value is the IMA label judged, as read (nil: none).
+	Value []byte `json:"-"`
+	EVM   string `json:"evm,omitempty"` // security.evm type checked: hmac, signature, portable-signature
 }
+
+// Digest returns the digest with algo, nil if the appraisal computed none.
+func (r *Result) Digest(algo digest.Algo) []byte { return digest.Find(r.Digests, algo) }
 
 // OK reports whether the file passed.
 func (r *Result) OK() bool { return r.Verdict == OK }
@@ -120,7 +134,17 @@ func (a *Appraiser) Path(path string) Result {
 // File appraises an open regular file, reading its label through the
 // descriptor (so that label and content come from the same inode).
 func (a *Appraiser) File(f *os.File, path string) Result {
-	return a.file(f, path, func() ([]byte, error) { return readSigFile(path + ".sig") })
+	return a.file(f, path, func() ([]byte, error) { return readSigFile(path + ".sig") }, nil)
+}
+
+// FileAlso appraises f as File does and, in the same read of the content,
+// also digests it with each algorithm of also (Result.Digests): a caller
+// that measures or audits the file with another algorithm than the
+// label's does not read it again. When the appraisal does not read the
+// content, nothing is digested. An algorithm of also that cannot be
+// computed makes the file Unreadable, as an unreadable content does.
+func (a *Appraiser) FileAlso(f *os.File, path string, also ...digest.Algo) Result {
+	return a.file(f, path, func() ([]byte, error) { return readSigFile(path + ".sig") }, also)
 }
 
 // SigDir is the directory a file was opened in, for reading its detached
@@ -138,21 +162,32 @@ const MaxSigFile = 64 << 10
 // with Options.SigFile its detached signature is name+".sig" read through
 // dir (not following a symlink, not blocking on a FIFO).
 func (a *Appraiser) FileIn(f *os.File, dir SigDir, name, path string) Result {
-	return a.file(f, path, func() ([]byte, error) { return dir.ReadFile(name+".sig", MaxSigFile) })
+	return a.file(f, path, func() ([]byte, error) { return dir.ReadFile(name+".sig", MaxSigFile) }, nil)
 }
 
-func (a *Appraiser) file(f *os.File, path string, readSig func() ([]byte, error)) Result {
+func (a *Appraiser) file(f *os.File, path string, readSig func() ([]byte, error), also []digest.Algo) Result {
 	raw, err := a.readLabel(f, readSig)
 	if err != nil {
 		return Result{Path: path, Verdict: Unreadable, Reason: "reading label: " + errReason(err)}
 	}
+	var sums []digest.Sum
 	r := Check(raw, func(algo digest.Algo) ([]byte, error) {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
-		return digest.File(f, algo)
+		algos := []digest.Algo{algo}
+		for _, x := range also {
+			if !slices.Contains(algos, x) {
+				algos = append(algos, x)
+			}
+		}
+		var err error
+		if sums, err = digest.FileSums(f, algos...); err != nil {
+			return nil, err
+		}
+		return sums[0].Bytes, nil
 	}, a.opts.Keys)
-	r.Path = path
+	r.Path, r.Value, r.Digests = path, raw, sums
 	if r.Verdict == OK && a.opts.EVM != nil {
 		r = a.checkEVM(f, r)
 	}
@@ -227,7 +262,6 @@ func Check(raw []byte, content func(digest.Algo) ([]byte, error), keys *sig.Keyr
 		r.Verdict, r.Reason = Unreadable, "reading content: "+errReason(err)
 		return r
 	}
-	r.Digest, r.DigestAlgo = sum, l.Algo
 	if l.Sig == nil {
 		if !bytes.Equal(sum, l.Digest) {
 			r.Verdict, r.Reason = ContentChanged, l.Algo.String()+" digest differs from the label"

@@ -38,6 +38,7 @@ func fingerprintOf(fd int) (fingerprint, *unix.Stat_t, error) {
 // entry is what is known about one file version.
 type entry struct {
 	appraisal *Appraisal
+	sum       []byte // the content's measureAlgo digest, once read
 	measured  uint32 // bit per PCR already extended with this version
 	audited   bool
 }

@@ -3,7 +3,7 @@
 package enforce
 
 import (
-	"io"
+	"errors"
 	"os"
 	"strconv"
 	"time"
@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/intactsec/intact/digest"
-	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/policy"
 )
@@ -181,13 +180,26 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	if w.any {
 		o.cacheable = false
 	}
+	pcr := e.cfg.DefaultPCR
+	if d.HasPCR {
+		pcr = d.PCR
+	}
+	template := d.Template
+	if template == "" {
+		template = e.cfg.Template
+	}
+	// What this decision reads of the file, read once (see reading).
+	r := &reading{ins: e.cfg.Inspector, f: f, path: path, sum: ent.sum}
+	measure := d.Measure && ent.measured&(1<<pcr) == 0
 	if d.Appraise {
 		o.rule = d.AppraiseRule
 		switch {
 		case w.reader() && e.cfg.Writers != WritersAppraise:
 			ent.appraisal = &Appraisal{Verdict: VerdictOpenWriters, Reason: w.reason()}
 		case ent.appraisal == nil:
-			a := e.cfg.Appraiser.Appraise(f, path)
+			// What measuring and auditing will need is read along: the
+			// sha256 digest in the appraisal's read of the content.
+			a := r.appraise(measure || d.Audit && !ent.audited, measure && template == "ima-sig")
 			ent.appraisal = &a
 		}
 		a := ent.appraisal
@@ -203,23 +215,15 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 		}
 	}
 	if o.allow && d.Measure {
-		pcr := e.cfg.DefaultPCR
-		if d.HasPCR {
-			pcr = d.PCR
-		}
 		if w.reader() {
 			// As the kernel's IMA: a violation record (zero digest, the
 			// PCR extended with ff...), then the measurement of what was read.
-			if err := e.violation(path, pcr, d.Template, "open_writers"); err != nil {
+			if err := e.violation(path, pcr, template, "open_writers"); err != nil {
 				o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
 			}
 		}
-		if !o.errored && ent.measured&(1<<pcr) == 0 {
-			var known []byte
-			if ent.appraisal != nil && ent.appraisal.OK {
-				known = ent.appraisal.SHA256
-			}
-			if err := e.measure(&o, f, path, pcr, d.Template, fp.Size, known); err != nil {
+		if !o.errored && measure {
+			if err := e.measure(&o, r, path, pcr, template); err != nil {
 				o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
 			} else {
 				ent.measured |= 1 << pcr
@@ -230,9 +234,10 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	if d.Audit && !ent.audited && !o.errored {
 		ent.audited, o.audited = true, true
 		if o.digest == nil {
-			o.digest, _ = digest.File(io.NewSectionReader(f, 0, fp.Size), digest.SHA256)
+			o.digest, _ = r.sha256(false)
 		}
 	}
+	ent.sum = r.sum
 	if w.any {
 		return o // never cached
 	}
@@ -244,11 +249,7 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 			if o.measured && now.err == nil {
 				// Opened for write after it was measured: the kernel's
 				// ToMToU (time of measure, time of use).
-				pcr := e.cfg.DefaultPCR
-				if d.HasPCR {
-					pcr = d.PCR
-				}
-				if err := e.violation(path, pcr, d.Template, "ToMToU"); err != nil {
+				if err := e.violation(path, pcr, template, "ToMToU"); err != nil {
 					o.errored, o.reason, o.rule = true, "measure: "+err.Error(), d.MeasureRule
 				}
 			}
@@ -262,6 +263,69 @@ func (e *Engine) decide(p *pending, f *os.File, path string, fp fingerprint, st 
 	// Failed appraisals are cached too: same fingerprint, same verdict.
 	e.cache.put(fp, ent)
 	return o
+}
+
+// measureAlgo is the digest of measurement and audit records.
+const measureAlgo = digest.SHA256
+
+// reading is what one decision has read of its file through the
+// Inspector, so that nothing is read twice: the appraisal asks for what
+// measuring and auditing will need, and a later step asks only for what
+// is still missing (the content of a file whose appraisal failed before
+// reading it, the label when no appraisal ran).
+type reading struct {
+	ins       Inspector
+	f         *os.File
+	path      string
+	sum       []byte // the content's measureAlgo digest
+	label     []byte // security.ima, once labelRead
+	labelRead bool
+	err       error // the content could not be read
+}
+
+// take keeps what an inspection found.
+func (r *reading) take(in *Inspection, withLabel bool) {
+	if s := in.Digest(measureAlgo); s != nil {
+		r.sum = s
+	}
+	if withLabel {
+		r.label, r.labelRead = in.Label, true
+	}
+	if in.Err != nil {
+		r.err = in.Err
+	}
+}
+
+// appraise appraises the file, digesting it for measureAlgo in the same
+// read when sum is set and reading its label when withLabel is.
+func (r *reading) appraise(sum, withLabel bool) Appraisal {
+	need := Need{Appraise: true, Label: withLabel}
+	if sum && r.sum == nil {
+		need.Digests = []digest.Algo{measureAlgo}
+	}
+	in := r.ins.Inspect(r.f, r.path, need)
+	// An appraisal reads the label anyway: it is the one judged.
+	r.take(&in, true)
+	return in.Appraisal
+}
+
+// sha256 returns the content's measureAlgo digest, reading the file
+// (and, withLabel, its label in the same call) only if no inspection of
+// this decision has digested it yet.
+func (r *reading) sha256(withLabel bool) ([]byte, error) {
+	withLabel = withLabel && !r.labelRead
+	if (r.sum == nil && r.err == nil) || withLabel {
+		need := Need{Label: withLabel}
+		if r.sum == nil && r.err == nil {
+			need.Digests = []digest.Algo{measureAlgo}
+		}
+		in := r.ins.Inspect(r.f, r.path, need)
+		r.take(&in, withLabel)
+	}
+	if r.sum == nil && r.err == nil {
+		r.err = errors.New("the inspector returned no " + measureAlgo.String() + " digest")
+	}
+	return r.sum, r.err
 }
 
 // writerState is what is known about a file's writers at a decision.
@@ -314,40 +378,29 @@ func (e *Engine) dropCached(fd int, fp fingerprint) {
 // violation records a measurement violation (cause as the kernel's:
 // open_writers, ToMToU) for path in the measurement list.
 func (e *Engine) violation(path string, pcr int, template, cause string) error {
-	if template == "" {
-		template = e.cfg.Template
-	}
-	err := e.cfg.Measurer.Measure(Measurement{PCR: pcr, Template: template, Path: path, Algo: digest.SHA256,
-		Digest: make([]byte, digest.SHA256.Size()), Violation: cause})
+	err := e.cfg.Measurer.Measure(Measurement{PCR: pcr, Template: template, Path: path, Algo: measureAlgo,
+		Digest: make([]byte, measureAlgo.Size()), Violation: cause})
 	if err == nil {
 		e.m.violations.Add(1)
 	}
 	return err
 }
 
-// measure records the file; known is its sha256 digest when the
-// appraisal already computed it (same fingerprint, so the same content).
-func (e *Engine) measure(o *outcome, f *os.File, path string, pcr int, template string, size int64, known []byte) error {
-	if template == "" {
-		template = e.cfg.Template
-	}
-	dig := known
-	if dig == nil {
-		var err error
-		if dig, err = digest.File(io.NewSectionReader(f, 0, size), digest.SHA256); err != nil {
-			return err
-		}
+// measure records the file, with the digest (and, for ima-sig, the
+// label) the decision has read or reads now.
+func (e *Engine) measure(o *outcome, r *reading, path string, pcr int, template string) error {
+	dig, err := r.sha256(template == "ima-sig")
+	if err != nil {
+		return err
 	}
 	o.digest = dig
-	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: digest.SHA256, Digest: dig}
-	if template == "ima-sig" {
-		if raw, err := xattr.FGet(f, xattr.IMA(false)); err == nil && len(raw) > 0 &&
-			(label.Type(raw[0]) == label.TypeDigsig || label.Type(raw[0]) == label.TypeVerityDigsig) {
-			m.Sig = raw
-		}
+	m := Measurement{PCR: pcr, Template: template, Path: path, Algo: measureAlgo, Digest: dig}
+	if raw := r.label; template == "ima-sig" && len(raw) > 0 &&
+		(label.Type(raw[0]) == label.TypeDigsig || label.Type(raw[0]) == label.TypeVerityDigsig) {
+		m.Sig = raw
 	}
 	start := time.Now()
-	err := e.cfg.Measurer.Measure(m)
+	err = e.cfg.Measurer.Measure(m)
 	e.m.measureLatency.observe(time.Since(start))
 	if err == nil {
 		e.m.measurements.Add(1)

@@ -3,8 +3,22 @@
 // Package enforce is intactd's decision engine. It reads permission events
 // from an [EventSource] (fanotify in the daemon, a fake in tests), decides
 // each from an IMA policy ([policy.Policy]): appraise the file through an
-// [Appraiser], measure it through a [Measurer] before allowing, audit it,
+// [Inspector], measure it through a [Measurer] before allowing, audit it,
 // or nothing; and answers the kernel.
+//
+// # Interfaces only
+//
+// The engine reads no label and hashes no file: one [Inspector] call per
+// decision reads what the decision needs (the appraisal, the security.ima
+// value for an ima-sig record, the sha256 digest for a measurement or an
+// audit record), and the measurement and the audit use what it handed
+// back, so no file is read twice for one decision. The result types
+// ([Need], [Inspection], [Appraisal]) are defined here, beside the
+// interfaces, and name algorithms and digests with package digest's
+// types; the daemon's adapter from package appraise lives in cmd/intactd.
+// internal/deps checks that this package links neither appraise, evm, sig
+// nor internal/xattr, and uses only the types and constants of label and
+// digest: no label parsing, no file hashing (TestLibraryDeps).
 //
 // # Never freeze the machine
 //
@@ -40,6 +54,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,20 +98,66 @@ type EventSource interface {
 // ErrInterrupted is returned by EventSource.Next after Interrupt.
 var ErrInterrupted = errors.New("event source interrupted")
 
-// Appraiser gives the integrity verdict for one open file.
-type Appraiser interface {
-	Appraise(f *os.File, path string) Appraisal
+// Inspector tells the engine what it needs to know about one open file:
+// its appraisal, its security.ima value and its content digests, from one
+// read of the content. The daemon's Inspector (cmd/intactd) appraises
+// through package appraise and hashes with package digest; the engine
+// itself never reads a label nor hashes a file.
+type Inspector interface {
+	// Inspect reads what need asks for through f (the event's fd, the
+	// file the kernel opened: no new open, no path race). It must read
+	// the content at most once per call: digests wanted besides the
+	// appraisal's are computed in the appraisal's read.
+	Inspect(f *os.File, path string, need Need) Inspection
 }
 
-// Appraisal is an Appraiser's verdict.
+// Need is what one decision asks an Inspector for.
+type Need struct {
+	// Appraise: the file's verdict (label, signature and, when
+	// configured, EVM).
+	Appraise bool
+	// Label: the file's security.ima value (for the ima-sig template).
+	Label bool
+	// Digests are the content digests wanted (measurement and audit:
+	// sha256).
+	Digests []digest.Algo
+}
+
+// Inspection is what an Inspector found.
+type Inspection struct {
+	// Appraisal is the verdict, when Need.Appraise.
+	Appraisal Appraisal
+	// Label is the security.ima value read (nil: none, or not asked
+	// for): the one the appraisal judged, under Need.Appraise.
+	Label []byte
+	// Digests are the content digests computed in the one read of the
+	// content: every algorithm of Need.Digests and, under Need.Appraise,
+	// the label's. Empty when the content was not read: an appraisal that
+	// failed before it (no label, an unknown key) does not read it, and
+	// then does not digest it either.
+	Digests []digest.Sum
+	// Err is an operational failure reading the content for
+	// Need.Digests outside an appraisal (an appraisal's failures are its
+	// verdict).
+	Err error
+}
+
+// Digest returns the inspection's digest with algo, nil if none.
+func (in *Inspection) Digest(algo digest.Algo) []byte {
+	for _, d := range in.Digests {
+		if d.Algo == algo {
+			return d.Bytes
+		}
+	}
+	return nil
+}
+
+// Appraisal is a file's verdict.
 type Appraisal struct {
 	OK      bool
-	Signed  bool   // the label is a signature (appraise_type=imasig)
+	Signed  bool   // a signature vouches for the content (appraise_type=imasig)
 	Verdict string // "ok", "content-changed", ...
 	Reason  string
-	// SHA256 is the content's sha256 digest when the appraisal computed
-	// it (a sha256 label), so that measuring does not read the file again.
-	SHA256 []byte
 }
 
 // Measurer records a measurement (appends it to the measurement list and
@@ -132,10 +193,12 @@ const (
 
 // Config configures an Engine.
 type Config struct {
-	Policy    *policy.Policy
-	Mode      Mode
-	Appraiser Appraiser // required when the policy has appraise rules
-	Measurer  Measurer  // required when the policy has measure rules
+	Policy *policy.Policy
+	Mode   Mode
+	// Inspector is required when the policy has appraise, measure or
+	// audit rules.
+	Inspector Inspector
+	Measurer  Measurer // required when the policy has measure rules
 	// DefaultPCR is the PCR of measure rules without pcr=.
 	DefaultPCR int
 	// Template is the template of measure rules without template=.
@@ -170,6 +233,10 @@ type Config struct {
 	Self int32
 	// Proc is the procfs root (default /proc).
 	Proc string
+	// FSUUID returns the UUID of the file system that holds f, as the
+	// kernel's s_uuid (the daemon's: evm.FSUUID), for fsuuid= rules;
+	// required when the policy has them.
+	FSUUID func(f *os.File) ([]byte, error)
 }
 
 // Validate checks the configuration.
@@ -180,15 +247,18 @@ func (c *Config) Validate() error {
 	if c.Mode != Enforce && c.Mode != Log {
 		return fmt.Errorf("mode %q: want enforce or log", c.Mode)
 	}
-	measure, appraise, _ := c.Policy.Needs()
-	if appraise && c.Appraiser == nil {
-		return errors.New("the policy has appraise rules but no appraiser is configured")
+	measure, appraise, audit := c.Policy.Needs()
+	if (appraise || measure || audit) && c.Inspector == nil {
+		return errors.New("the policy has appraise, measure or audit rules but no inspector is configured")
 	}
 	if measure && c.Measurer == nil {
 		return errors.New("the policy has measure rules but no measurement list is configured")
 	}
 	if c.Deadline <= 0 {
 		return errors.New("decision deadline must be positive")
+	}
+	if c.FSUUID == nil && slices.ContainsFunc(c.Policy.Rules, func(r policy.Rule) bool { return r.HasUUID }) {
+		return errors.New("the policy has fsuuid= rules but no file-system UUID source is configured")
 	}
 	if c.Writers != "" && c.Writers != WritersFail && c.Writers != WritersAppraise {
 		return fmt.Errorf("open writers %q: want fail or appraise", c.Writers)
@@ -262,7 +332,7 @@ func New(src EventSource, cfg Config) (*Engine, error) {
 		cfg: cfg, src: src, log: cfg.Logger,
 		cache:            newCache(cfg.CacheSize),
 		leases:           newLeases(cfg.MaxLeases),
-		fs:               newFSInfo(cfg.Proc),
+		fs:               newFSInfo(cfg.Proc, cfg.FSUUID),
 		subjectDependent: cfg.Policy.SubjectDependent(),
 		queue:            make(chan *pending, 4096),
 		largeSem:         make(chan struct{}, cfg.LargeWorkers),

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/policy"
 )
 
@@ -93,29 +95,101 @@ func (s *fakeSource) decide(t *testing.T, path string, exec bool) bool {
 	}
 }
 
-// fakeAppraiser judges by content: "good" signed ok, "digest" unsigned ok,
-// "slow" sleeps, anything else content-changed.
-type fakeAppraiser struct {
-	calls atomic.Int32
-	sleep time.Duration
+// fakeInspector judges by content: "good" signed ok, "digest" unsigned
+// ok, "reuse" signed ok with a made-up digest, "slow" sleeps, "nolabel"
+// fails without reading the content (as an appraisal of a file without a
+// label does), anything else content-changed. It plays a real
+// Inspector's reads: an appraisal that passes or finds the content
+// changed reads the content once, and computes the digests asked for in
+// that read; digests asked for outside an appraisal are one read. Every
+// content read is counted.
+type fakeInspector struct {
+	calls    atomic.Int32 // appraisals
+	inspects atomic.Int32 // Inspect calls
+	reads    atomic.Int32 // content reads
+	sleep    time.Duration
+	mu       sync.Mutex
+	needs    []Need
 }
 
-func (a *fakeAppraiser) Appraise(f *os.File, path string) Appraisal {
-	a.calls.Add(1)
+// Labels the fake hands back: a sha512 signature (type 0x03) and a
+// sha256 digest.
+var (
+	fakeSigLabel    = []byte{0x03, 2, 6, 0xde, 0xad, 0xbe, 0xef, 0, 2, 0x30, 0x00}
+	fakeDigestLabel = append([]byte{0x04, 4}, bytes.Repeat([]byte{0x11}, 32)...)
+)
+
+func (a *fakeInspector) Inspect(f *os.File, path string, need Need) Inspection {
+	a.inspects.Add(1)
+	a.mu.Lock()
+	a.needs = append(a.needs, need)
+	a.mu.Unlock()
+	var in Inspection
 	b := make([]byte, 16)
-	n, _ := f.ReadAt(b, 0)
-	switch c := string(b[:n]); {
-	case strings.HasPrefix(c, "good"):
-		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	n, _ := f.ReadAt(b, 0) // the fake's peek at what the file plays
+	c := string(b[:n])
+	// read reads the content once, digesting it with algos.
+	read := func(algos ...digest.Algo) {
+		a.reads.Add(1)
+		content, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+		if err != nil {
+			in.Err = err
+			return
+		}
+		for _, algo := range algos {
+			if in.Digest(algo) != nil {
+				continue
+			}
+			h, _ := algo.CryptoHash()
+			x := h.New()
+			x.Write(content)
+			in.Digests = append(in.Digests, digest.Sum{Algo: algo, Bytes: x.Sum(nil)})
+		}
+	}
+	lab := fakeSigLabel
+	switch {
 	case strings.HasPrefix(c, "digest"):
-		return Appraisal{OK: true, Verdict: "ok"}
+		lab = fakeDigestLabel
+	case strings.HasPrefix(c, "nolabel"):
+		lab = nil
+	}
+	if need.Label || need.Appraise {
+		in.Label = lab
+	}
+	if !need.Appraise {
+		if len(need.Digests) > 0 {
+			read(need.Digests...)
+		}
+		return in
+	}
+	a.calls.Add(1)
+	switch {
+	case strings.HasPrefix(c, "nolabel"):
+		in.Appraisal = Appraisal{Verdict: "no-label", Reason: "no security.ima label"}
+		return in // the content is not read
+	case strings.HasPrefix(c, "good"):
+		in.Appraisal = Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	case strings.HasPrefix(c, "digest"):
+		in.Appraisal = Appraisal{OK: true, Verdict: "ok"}
 	case strings.HasPrefix(c, "reuse"):
-		return Appraisal{OK: true, Signed: true, Verdict: "ok", SHA256: bytes.Repeat([]byte{0xaa}, 32)}
+		in.Appraisal = Appraisal{OK: true, Signed: true, Verdict: "ok"}
+		a.reads.Add(1)
+		in.Digests = []digest.Sum{{Algo: measureAlgo, Bytes: bytes.Repeat([]byte{0xaa}, 32)}}
+		return in
 	case strings.HasPrefix(c, "slow"):
 		time.Sleep(a.sleep)
-		return Appraisal{OK: true, Signed: true, Verdict: "ok"}
+		in.Appraisal = Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	default:
+		in.Appraisal = Appraisal{Verdict: "content-changed", Reason: "digest differs"}
 	}
-	return Appraisal{Verdict: "content-changed", Reason: "digest differs"}
+	// The label's algorithm (sha512 for the signature, sha256 for the
+	// digest label), and what was asked for, in one read.
+	labelAlgo := digest.SHA512
+	if lab[0] == 0x04 {
+		labelAlgo = digest.Algo(lab[1])
+	}
+	read(append([]digest.Algo{labelAlgo}, need.Digests...)...)
+	return in
 }
 
 type fakeMeasurer struct {
@@ -149,7 +223,7 @@ func (m *fakeMeasurer) Measure(x Measurement) error {
 type harness struct {
 	src  *fakeSource
 	eng  *Engine
-	app  *fakeAppraiser
+	app  *fakeInspector
 	meas *fakeMeasurer
 	logs *bytes.Buffer
 	mu   *sync.Mutex // guards logs
@@ -163,10 +237,10 @@ func start(t *testing.T, pol string, mut func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{src: newFakeSource(), app: &fakeAppraiser{}, meas: &fakeMeasurer{},
+	h := &harness{src: newFakeSource(), app: &fakeInspector{}, meas: &fakeMeasurer{},
 		logs: &bytes.Buffer{}, dir: t.TempDir(), done: make(chan error, 1)}
 	h.mu = &sync.Mutex{}
-	cfg := Config{Policy: p, Mode: Enforce, Appraiser: h.app, Measurer: h.meas, DefaultPCR: 11,
+	cfg := Config{Policy: p, Mode: Enforce, Inspector: h.app, Measurer: h.meas, DefaultPCR: 11,
 		Deadline: 2 * time.Second, KernelCache: true,
 		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h.mu, h.logs}, nil))}
 	if mut != nil {
@@ -464,8 +538,8 @@ func TestOpenAppliesMmapRules(t *testing.T) {
 func TestStopAnswersPending(t *testing.T) {
 	p, _ := policy.Parse("p", []byte(execPolicy))
 	src := newFakeSource()
-	app := &fakeAppraiser{sleep: 200 * time.Millisecond}
-	eng, err := New(src, Config{Policy: p, Mode: Enforce, Appraiser: app, Deadline: 5 * time.Second, Workers: 2})
+	app := &fakeInspector{sleep: 200 * time.Millisecond}
+	eng, err := New(src, Config{Policy: p, Mode: Enforce, Inspector: app, Deadline: 5 * time.Second, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,10 +587,10 @@ func TestConfigValidate(t *testing.T) {
 	p, _ := policy.Parse("p", []byte("measure\nappraise\n"))
 	for _, c := range []Config{
 		{Mode: Enforce, Deadline: time.Second},
-		{Policy: p, Mode: "strict", Deadline: time.Second, Appraiser: &fakeAppraiser{}, Measurer: &fakeMeasurer{}},
+		{Policy: p, Mode: "strict", Deadline: time.Second, Inspector: &fakeInspector{}, Measurer: &fakeMeasurer{}},
 		{Policy: p, Mode: Enforce, Deadline: time.Second, Measurer: &fakeMeasurer{}},
-		{Policy: p, Mode: Enforce, Deadline: time.Second, Appraiser: &fakeAppraiser{}},
-		{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Measurer: &fakeMeasurer{}},
+		{Policy: p, Mode: Enforce, Deadline: time.Second, Inspector: &fakeInspector{}},
+		{Policy: p, Mode: Enforce, Inspector: &fakeInspector{}, Measurer: &fakeMeasurer{}},
 	} {
 		if _, err := New(newFakeSource(), c); err == nil {
 			t.Errorf("New(%+v) accepted", c)
@@ -543,7 +617,7 @@ func eventually(t *testing.T, cond func() bool, what string) {
 
 func TestRunStopsOnContext(t *testing.T) {
 	p, _ := policy.Parse("p", []byte(execPolicy))
-	eng, err := New(newFakeSource(), Config{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Deadline: time.Second})
+	eng, err := New(newFakeSource(), Config{Policy: p, Mode: Enforce, Inspector: &fakeInspector{}, Deadline: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +650,7 @@ func (s *stallSource) ReadStall() time.Duration { return time.Duration(s.stall.L
 func TestHealthSeesStalledReader(t *testing.T) {
 	p, _ := policy.Parse("p", []byte(execPolicy))
 	src := &stallSource{fakeSource: newFakeSource()}
-	eng, err := New(src, Config{Policy: p, Mode: Enforce, Appraiser: &fakeAppraiser{}, Deadline: time.Second})
+	eng, err := New(src, Config{Policy: p, Mode: Enforce, Inspector: &fakeInspector{}, Deadline: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,16 +12,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/policy"
 )
 
 // fsInfo caches, per device, what policy conditions test about a file
 // system: magic, type name and UUID.
 type fsInfo struct {
-	proc string
-	mu   sync.Mutex
-	devs map[uint64]fsEntry
+	proc   string
+	fsUUID func(*os.File) ([]byte, error) // nil: no fsuuid= rules
+	mu     sync.Mutex
+	devs   map[uint64]fsEntry
 }
 
 type fsEntry struct {
@@ -30,7 +30,9 @@ type fsEntry struct {
 	uuid  [16]byte
 }
 
-func newFSInfo(proc string) *fsInfo { return &fsInfo{proc: proc, devs: map[uint64]fsEntry{}} }
+func newFSInfo(proc string, fsUUID func(*os.File) ([]byte, error)) *fsInfo {
+	return &fsInfo{proc: proc, fsUUID: fsUUID, devs: map[uint64]fsEntry{}}
+}
 
 func (fi *fsInfo) get(f *os.File, dev uint64) fsEntry {
 	fi.mu.Lock()
@@ -44,8 +46,10 @@ func (fi *fsInfo) get(f *os.File, dev uint64) fsEntry {
 		e.magic = uint64(uint32(sfs.Type))
 	}
 	e.name = fsTypeByDev(fi.proc, dev)
-	if u, err := evm.FSUUID(f); err == nil && len(u) == 16 {
-		copy(e.uuid[:], u)
+	if fi.fsUUID != nil {
+		if u, err := fi.fsUUID(f); err == nil && len(u) == 16 {
+			copy(e.uuid[:], u)
+		}
 	}
 	fi.mu.Lock()
 	fi.devs[dev] = e

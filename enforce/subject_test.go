@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/intactsec/intact/policy"
 )
@@ -89,4 +90,37 @@ func FuzzParseStatus(f *testing.F) {
 			t.Fatalf("ok with ids %d %d", st.tgid, st.pid)
 		}
 	})
+}
+
+// TestFSUUIDRules: fsuuid= conditions are tested against the file
+// system's UUID from Config.FSUUID (the daemon's reads it as EVM does);
+// a policy with such rules and no UUID source is refused, since its rules
+// would never match.
+func TestFSUUIDRules(t *testing.T) {
+	const pol = "appraise func=BPRM_CHECK fsuuid=0e6b2c9a-4f6f-4b1e-9d4e-1c2b3a4d5e6f\n"
+	uuid := []byte{0x0e, 0x6b, 0x2c, 0x9a, 0x4f, 0x6f, 0x4b, 0x1e, 0x9d, 0x4e, 0x1c, 0x2b, 0x3a, 0x4d, 0x5e, 0x6f}
+	for _, tc := range []struct {
+		name  string
+		uuid  []byte
+		allow bool
+	}{
+		{"same file system", uuid, false},
+		{"another file system", make([]byte, 16), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, pol, func(c *Config) {
+				c.FSUUID = func(*os.File) ([]byte, error) { return tc.uuid, nil }
+			})
+			if got := h.src.decide(t, h.file(t, "bad", "tampered"), true); got != tc.allow {
+				t.Errorf("allow = %v, want %v", got, tc.allow)
+			}
+		})
+	}
+	p, err := policy.Parse("p", []byte(pol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(newFakeSource(), Config{Policy: p, Mode: Enforce, Deadline: time.Second, Inspector: &fakeInspector{}}); err == nil {
+		t.Error("a policy with fsuuid= rules and no FSUUID source was accepted")
+	}
 }

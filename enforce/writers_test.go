@@ -236,9 +236,9 @@ func BenchmarkHasWriters(b *testing.B) {
 // is cached, and the measurement list gets the kernel's ToMToU violation
 // after the measurement.
 func TestWriterDuringDecision(t *testing.T) {
-	app := &gatedAppraiser{started: make(chan struct{}), release: make(chan struct{})}
+	app := &gatedInspector{started: make(chan struct{}), release: make(chan struct{})}
 	h := start(t, "appraise func=FILE_CHECK\nmeasure func=FILE_CHECK\n", func(c *Config) {
-		c.Appraiser, c.Deadline = app, 30*time.Second
+		c.Inspector, c.Deadline = app, 30*time.Second
 	})
 	slow := h.file(t, "slow", "good, read while a writer comes")
 	answer := h.src.submit(t, slow, false, 4242)
@@ -266,11 +266,15 @@ func TestWriterDuringDecision(t *testing.T) {
 	}
 }
 
-// gatedAppraiser passes every file, once released.
-type gatedAppraiser struct{ started, release chan struct{} }
+// gatedInspector inspects as fakeInspector ("good" files pass), once
+// released.
+type gatedInspector struct {
+	fakeInspector
+	started, release chan struct{}
+}
 
-func (a *gatedAppraiser) Appraise(f *os.File, path string) Appraisal {
+func (a *gatedInspector) Inspect(f *os.File, path string, need Need) Inspection {
 	close(a.started)
 	<-a.release
-	return Appraisal{OK: true, Signed: true, Verdict: "ok"}
+	return a.fakeInspector.Inspect(f, path, need)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/appraise"
 	"github.com/intactsec/intact/enforce"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/policy"
@@ -127,7 +128,8 @@ func (nopSource) UnignoreAll() error               { return nil }
 
 func TestControlAndMetrics(t *testing.T) {
 	p, _ := policy.Parse("p", []byte("audit func=BPRM_CHECK\n"))
-	eng, err := enforce.New(nopSource{make(chan struct{})}, enforce.Config{Policy: p, Mode: enforce.Log, Deadline: time.Second})
+	eng, err := enforce.New(nopSource{make(chan struct{})}, enforce.Config{Policy: p, Mode: enforce.Log, Deadline: time.Second,
+		Inspector: fileInspector{appraise.New(appraise.Options{})}})
 	if err != nil {
 		t.Fatal(err)
 	}

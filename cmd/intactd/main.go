@@ -261,7 +261,7 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	ecfg := enforce.Config{
-		Policy: d.pol, Mode: enforce.Mode(cfg.Mode), Appraiser: enforce.FileAppraiser(app),
+		Policy: d.pol, Mode: enforce.Mode(cfg.Mode), Inspector: fileInspector{app}, FSUUID: evm.FSUUID,
 		DefaultPCR: cfg.PCR, Deadline: cfg.Deadline.Duration, FailAllow: cfg.FailVerdict == "allow",
 		KernelCache: !cfg.NoKernelCache, Logger: log, Writers: enforce.WritersMode(cfg.OpenWriters),
 	}

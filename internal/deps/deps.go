@@ -16,6 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"os/exec"
@@ -28,6 +31,8 @@ import (
 type Package struct {
 	ImportPath string
 	Name       string
+	Dir        string
+	GoFiles    []string
 	Standard   bool
 	DepOnly    bool
 	CgoFiles   []string
@@ -210,7 +215,7 @@ func Decode(r io.Reader) ([]Package, error) {
 // overlay, if not empty, is passed as -overlay.
 func Load(dir, overlay string, patterns ...string) (Graph, error) {
 	args := []string{"list", "-e", "-deps",
-		"-json=ImportPath,Name,Standard,DepOnly,CgoFiles,Imports,Error"}
+		"-json=ImportPath,Name,Dir,GoFiles,Standard,DepOnly,CgoFiles,Imports,Error"}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
@@ -272,4 +277,93 @@ func MatchSymbols(syms []string, patterns []*regexp.Regexp) []string {
 	}
 	sort.Strings(hit)
 	return hit
+}
+
+// Files returns the paths of the package's Go files (no tests).
+func (p *Package) Files() []string {
+	out := make([]string, len(p.GoFiles))
+	for i, f := range p.GoFiles {
+		out[i] = p.Dir + "/" + f
+	}
+	return out
+}
+
+// Selected returns what the Go files at paths use of each package they
+// import: import path → the names selected from it (pkg.Name), sorted.
+// A package imported but never selected from (a blank or dot import)
+// maps to no names.
+func Selected(paths []string) (map[string][]string, error) {
+	fset := token.NewFileSet()
+	seen := map[string]map[string]bool{}
+	for _, path := range paths {
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, fmt.Errorf("deps: %w", err)
+		}
+		local := map[string]string{} // local name → import path
+		for _, imp := range f.Imports {
+			ip := strings.Trim(imp.Path.Value, `"`)
+			if seen[ip] == nil {
+				seen[ip] = map[string]bool{}
+			}
+			name := ip[strings.LastIndex(ip, "/")+1:]
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			local[name] = ip
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok {
+					if ip, ok := local[id.Name]; ok {
+						seen[ip][sel.Sel.Name] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	out := make(map[string][]string, len(seen))
+	for ip, names := range seen {
+		out[ip] = []string{}
+		for n := range names {
+			out[ip] = append(out[ip], n)
+		}
+		sort.Strings(out[ip])
+	}
+	return out, nil
+}
+
+// Declared returns the kind ("type", "const", "var" or "func") of each
+// top-level name the Go files at paths declare (methods are not
+// top-level names).
+func Declared(paths []string) (map[string]string, error) {
+	fset := token.NewFileSet()
+	out := map[string]string{}
+	for _, path := range paths {
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, fmt.Errorf("deps: %w", err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					out[d.Name.Name] = "func"
+				}
+			case *ast.GenDecl:
+				for _, sp := range d.Specs {
+					switch sp := sp.(type) {
+					case *ast.TypeSpec:
+						out[sp.Name.Name] = "type"
+					case *ast.ValueSpec:
+						for _, n := range sp.Names {
+							out[n.Name] = d.Tok.String()
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, nil
 }
