@@ -213,6 +213,15 @@ type Event struct {
 	Body    []byte    `json:"body"` // the notification, delivered as is
 }
 
+// StateCount is a number of agents in one state (Status.State), held by
+// one replica (Replica: "" when no replica holds a live lease of them, or
+// in a store of one verifier).
+type StateCount struct {
+	State   string
+	Replica string
+	Agents  int
+}
+
 // Policy is a named runtime policy document.
 type Policy struct {
 	Name    string    `json:"name"`
@@ -231,6 +240,11 @@ type Store interface {
 	GetAgent(ctx context.Context, id string) (*Agent, error)
 	// ListAgents returns every agent, by ID.
 	ListAgents(ctx context.Context) ([]*Agent, error)
+	// CountAgents returns how many agents are in each state and, in a
+	// store replicas share, held by each replica (StateCount.Replica:
+	// the holder of a live lease, "" for none), in one aggregate query:
+	// no agent is read out. Counts of zero are left out.
+	CountAgents(ctx context.Context) ([]StateCount, error)
 	// FindAgentsByKey returns the ids, sorted, of the agents with the
 	// EK key ekKey (Agent.EKKey; "" matches none), or the EK public area
 	// ekPublic, or the AK public area akPublic (nil matches none): the

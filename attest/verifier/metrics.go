@@ -80,8 +80,16 @@ type metrics struct {
 
 	mu        sync.Mutex // the cached store counts
 	countedAt time.Time
-	byState   map[string]int
-	leases    map[string]int
+	counts    *storeCounts
+}
+
+// storeCounts are the metrics read from the store (CountAgents, and
+// Replicas on a shared store).
+type storeCounts struct {
+	byState   map[string]int            // every agent, by state
+	byReplica map[string]map[string]int // on a shared store: the live lease holder -> state -> agents
+	unleased  int                       // on a shared store: agents no replica holds a live lease of
+	leases    map[string]int            // on a shared store: live replicas -> leases held
 }
 
 func newMetrics() *metrics {
@@ -130,11 +138,13 @@ const countsMaxAge = 5 * time.Second
 // WriteMetrics writes the verifier's metrics in Prometheus text format:
 // attestations by outcome, failures by reason, how late attestations
 // started (histogram), the store's write latency (histogram) and the
-// writer's queue, agents by state (from the store, at most once an
-// interval or 5s) and, on a store replicas share, the leases each replica holds.
+// writer's queue, agents by state (from the store, one aggregate query at
+// most once an interval or 5s) and, on a store replicas share, agents by
+// the replica holding their lease and state, those no replica holds, and
+// the leases each live replica holds.
 func (v *Verifier) WriteMetrics(ctx context.Context, w io.Writer) error {
 	m := v.m
-	byState, leases, err := v.storeCounts(ctx)
+	sc, err := v.storeCounts(ctx)
 	fmt.Fprintf(w, "# HELP intact_verifier_attestations_total Attestations this verifier made, by outcome.\n# TYPE intact_verifier_attestations_total counter\n")
 	for i, o := range outcomes {
 		fmt.Fprintf(w, "intact_verifier_attestations_total{outcome=%q} %d\n", o, m.outcomes[i].Load())
@@ -155,46 +165,73 @@ func (v *Verifier) WriteMetrics(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "# HELP intact_verifier_agents Agents in the store, by state.\n# TYPE intact_verifier_agents gauge\n")
-	for _, s := range sortedKeys(byState) {
-		fmt.Fprintf(w, "intact_verifier_agents{state=%q} %d\n", s, byState[s])
+	for _, s := range sortedKeys(sc.byState) {
+		fmt.Fprintf(w, "intact_verifier_agents{state=%q} %d\n", s, sc.byState[s])
 	}
-	if leases != nil {
+	if sc.leases != nil {
+		fmt.Fprintf(w, "# HELP intact_verifier_replica_agents Agents by the replica holding their lease, and state.\n# TYPE intact_verifier_replica_agents gauge\n")
+		for _, r := range sortedMapKeys(sc.byReplica) {
+			for _, s := range sortedKeys(sc.byReplica[r]) {
+				fmt.Fprintf(w, "intact_verifier_replica_agents{replica=\"%s\",state=%q} %d\n", labelEscaper.Replace(r), s, sc.byReplica[r][s])
+			}
+		}
+		fmt.Fprintf(w, "# HELP intact_verifier_unleased_agents Agents no live replica holds a lease of (attested by none until one takes them).\n# TYPE intact_verifier_unleased_agents gauge\nintact_verifier_unleased_agents %d\n", sc.unleased)
 		fmt.Fprintf(w, "# HELP intact_verifier_leases Agents' leases each live replica holds.\n# TYPE intact_verifier_leases gauge\n")
-		for _, r := range sortedKeys(leases) {
-			fmt.Fprintf(w, "intact_verifier_leases{replica=\"%s\"} %d\n", labelEscaper.Replace(r), leases[r])
+		for _, r := range sortedKeys(sc.leases) {
+			fmt.Fprintf(w, "intact_verifier_leases{replica=\"%s\"} %d\n", labelEscaper.Replace(r), sc.leases[r])
 		}
 	}
 	return nil
 }
 
-// storeCounts returns the agents by state and the leases by replica
-// (nil without leases), read from the store at most every countsMaxAge.
-func (v *Verifier) storeCounts(ctx context.Context) (map[string]int, map[string]int, error) {
+// storeCounts returns the counts read from the store, at most every
+// countsMaxAge: the agents by state (one aggregate query, CountAgents)
+// and, on a shared store, by lease holder, and the replicas' leases.
+func (v *Verifier) storeCounts(ctx context.Context) (*storeCounts, error) {
 	m := v.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.byState != nil && time.Since(m.countedAt) < min(countsMaxAge, v.o.Interval) {
-		return m.byState, m.leases, nil
+	if m.counts != nil && time.Since(m.countedAt) < min(countsMaxAge, v.o.Interval) {
+		return m.counts, nil
 	}
-	agents, err := v.o.Store.ListAgents(ctx)
+	cs, err := v.o.Store.CountAgents(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("metrics: listing agents: %w", err)
+		return nil, fmt.Errorf("metrics: counting agents: %w", err)
 	}
-	byState := map[string]int{store.StateEnrolled: 0, store.StateTrusted: 0, store.StateFailed: 0, store.StateUnreachable: 0}
-	for _, a := range agents {
-		byState[a.State]++
+	sc := &storeCounts{byState: map[string]int{store.StateEnrolled: 0, store.StateTrusted: 0, store.StateFailed: 0, store.StateUnreachable: 0}}
+	for _, c := range cs {
+		sc.byState[c.State] += c.Agents
 	}
-	var leases map[string]int
 	if v.o.Leases != nil {
-		if leases, err = v.o.Leases.Replicas(ctx, v.leaseTTL()); err != nil {
-			return nil, nil, fmt.Errorf("metrics: replicas: %w", err)
+		sc.byReplica = map[string]map[string]int{}
+		for _, c := range cs {
+			if c.Replica == "" {
+				sc.unleased += c.Agents
+				continue
+			}
+			if sc.byReplica[c.Replica] == nil {
+				sc.byReplica[c.Replica] = map[string]int{}
+			}
+			sc.byReplica[c.Replica][c.State] += c.Agents
 		}
-		if leases == nil {
-			leases = map[string]int{}
+		if sc.leases, err = v.o.Leases.Replicas(ctx, v.leaseTTL()); err != nil {
+			return nil, fmt.Errorf("metrics: replicas: %w", err)
+		}
+		if sc.leases == nil {
+			sc.leases = map[string]int{}
 		}
 	}
-	m.byState, m.leases, m.countedAt = byState, leases, time.Now()
-	return byState, leases, nil
+	m.counts, m.countedAt = sc, time.Now()
+	return sc, nil
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 func sortedKeys(m map[string]int) []string {

@@ -114,6 +114,8 @@ func TestServePostgres(t *testing.T) {
 		return resp.StatusCode == 200 && n >= 1 &&
 			metricLine(body, `intact_verifier_leases{replica="r1"}`) == "1" &&
 			metricLine(body, `intact_verifier_agents{state="trusted"}`) == "1" &&
+			metricLine(body, `intact_verifier_replica_agents{replica="r1",state="trusted"}`) == "1" &&
+			metricLine(body, `intact_verifier_unleased_agents`) == "0" &&
 			metricLine(body, `intact_verifier_attesting`) == "1"
 	})
 	t.Logf("metrics:\n%s", body)

@@ -5,6 +5,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -180,5 +181,40 @@ func TestLeaseRoundWritesNoAgentRow(t *testing.T) {
 	}
 	if a, err := db.GetAgent(ctx, "a00"); err != nil || a.Attestations != 1 || a.Lease.Replica != "A" || !a.Lease.Until.After(time.Now()) {
 		t.Fatalf("after a renewal A's write: %+v %v", a, err)
+	}
+}
+
+// CountAgents counts by state and by the replica holding a live lease;
+// agents whose owner's lease lapsed count under no replica.
+func TestCountAgentsByReplica(t *testing.T) {
+	ctx := context.Background()
+	db := openPG(t)
+	addAgents(t, db, 6)
+	const ttl = 800 * time.Millisecond
+	if _, err := db.Lease(ctx, "A", ttl); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveAttestationsAs(ctx, "A", []store.Update{{AgentID: "a00", Created: time.Unix(1000, 0),
+		Status: store.Status{State: store.StateTrusted}, Result: store.Result{AgentID: "a00", Time: time.Unix(2000, 0), State: store.StateTrusted}}}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() map[string]int {
+		t.Helper()
+		cs, err := db.CountAgents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, c := range cs {
+			m[c.Replica+"/"+c.State] += c.Agents
+		}
+		return m
+	}
+	if got, want := count(), map[string]int{"A/trusted": 1, "A/enrolled": 5}; !maps.Equal(got, want) {
+		t.Fatalf("CountAgents = %v, want %v", got, want)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // A's lease lapses: time is the thing under test
+	if got, want := count(), map[string]int{"/trusted": 1, "/enrolled": 5}; !maps.Equal(got, want) {
+		t.Fatalf("after A's lease lapsed: CountAgents = %v, want %v", got, want)
 	}
 }

@@ -296,6 +296,25 @@ func (d *DB) ListAgents(ctx context.Context) ([]*store.Agent, error) {
 	return out, rows.Err()
 }
 
+func (d *DB) CountAgents(ctx context.Context) ([]store.StateCount, error) {
+	rows, err := d.pool.Query(ctx, `SELECT COALESCE(status->>'state', ''),
+			CASE WHEN r.until > `+dbNow+` THEN agents.lease_owner ELSE '' END AS holder, count(*)
+		FROM `+agentsLeased+` GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.StateCount
+	for rows.Next() {
+		var c store.StateCount
+		if err := rows.Scan(&c.State, &c.Replica, &c.Agents); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 func (d *DB) FindAgentsByKey(ctx context.Context, ekKey string, ekPublic, akPublic []byte) ([]string, error) {
 	rows, err := d.pool.Query(ctx, `SELECT id FROM (SELECT id FROM agents WHERE ek_key = $1 AND $1 <> ''
 		UNION SELECT id FROM agents WHERE ek_public = $2

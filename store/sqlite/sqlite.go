@@ -278,6 +278,25 @@ func (d *DB) ListAgents(ctx context.Context) ([]*store.Agent, error) {
 	return out, rows.Err()
 }
 
+func (d *DB) CountAgents(ctx context.Context) ([]store.StateCount, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT json_extract(status, '$.state'), count(*) FROM agents GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.StateCount
+	for rows.Next() {
+		var c store.StateCount
+		var st sql.NullString
+		if err := rows.Scan(&st, &c.Agents); err != nil {
+			return nil, err
+		}
+		c.State = st.String
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 func (d *DB) FindAgentsByKey(ctx context.Context, ekKey string, ekPublic, akPublic []byte) ([]string, error) {
 	// Each condition on its own index; "" and nil match nothing.
 	rows, err := d.db.QueryContext(ctx, `SELECT id FROM agents WHERE ek_key = ? AND ? != ''

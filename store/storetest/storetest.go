@@ -22,6 +22,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T, s store.Store) store.Store) {
 	t.Run("Agents", func(t *testing.T) { testAgents(t, open(t)) })
 	t.Run("FindAgentsByKey", func(t *testing.T) { testFindAgentsByKey(t, open(t)) })
+	t.Run("CountAgents", func(t *testing.T) { testCountAgents(t, open(t)) })
 	t.Run("Attestations", func(t *testing.T) { testAttestations(t, open(t)) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
@@ -889,4 +890,62 @@ func testHistoryDurable(t *testing.T, s store.Store, reopen func(t *testing.T, s
 		t.Fatal(err)
 	}
 	checkHistory(t, "a change after a reopen", s, "hd", beat, fmt.Sprintf("%d:failed", due+2))
+}
+
+// CountAgents counts by state what ListAgents lists, after creations,
+// saved attestations and a removal.
+func testCountAgents(t *testing.T, s store.Store) {
+	defer s.Close()
+	count := func() map[string]int {
+		t.Helper()
+		cs, err := s.CountAgents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, c := range cs {
+			if c.Agents <= 0 || c.Replica != "" {
+				t.Fatalf("CountAgents: %+v (a zero count, or a replica without leases)", c)
+			}
+			m[c.State] += c.Agents
+		}
+		return m
+	}
+	if got := count(); len(got) != 0 {
+		t.Fatalf("empty store: %v", got)
+	}
+	for i := range 7 {
+		if err := s.CreateAgent(ctx, agent(fmt.Sprintf("c%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []store.Update
+	set := func(id, state, kind string) {
+		at := time.Unix(1700000100, 0).UTC()
+		batch = append(batch, store.Update{AgentID: id, Created: agent(id).Created,
+			Status: store.Status{State: state, Kind: kind, Attestations: 1, LastAttested: at},
+			Result: store.Result{AgentID: id, Time: at, State: state, Kind: kind}})
+	}
+	set("c0", store.StateTrusted, "")
+	set("c1", store.StateTrusted, "")
+	set("c2", store.StateTrusted, "")
+	set("c3", store.StateFailed, store.KindSecurity)
+	set("c4", store.StateGap, "")
+	if err := s.SaveAttestations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAgent(ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	all, err := s.ListAgents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range all {
+		want[a.State]++
+	}
+	if got := count(); !reflect.DeepEqual(got, want) || got[store.StateTrusted] != 2 || got[store.StateEnrolled] != 2 {
+		t.Fatalf("CountAgents = %v, want %v (2 trusted, 2 enrolled, 1 failed, 1 gap-after-reboot)", got, want)
+	}
 }
