@@ -11,13 +11,14 @@ import (
 	"github.com/intactsec/intact/mlog"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // TestReplayAgainstQuote: records appended and extended on a (simulated)
 // TPM are verified against the PCR values of a verified quote, and records
 // appended after the quote are left out (the quote lags the list).
 func TestReplayAgainstQuote(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/quote"
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 type fixture struct {
@@ -27,7 +28,7 @@ func setup(t testing.TB) *fixture {
 	if fx != nil {
 		return fx
 	}
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestVerifyMangled(t *testing.T) {
 }
 
 func TestParseAKRejectsUnrestricted(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

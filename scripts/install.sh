@@ -129,6 +129,9 @@ echo "${bold}== building intact, intactd, intact-verifier${plain}"
 	cd "$repo"
 	# -buildvcs=true: --version names the commit (some setups default it off).
 	# Go stamps a clone, not a "git worktree" checkout (.git a file there).
+	# No build tags: release binaries have no TPM simulator (-tags
+	# intact_sim is for tests and the quickstart; internal/deps checks).
+	# cmd/intact-agent is not shipped: intactd serves the agent.
 	for c in intact intactd intact-verifier; do
 		go build -trimpath -buildvcs=true -o "$build/$c" "./cmd/$c"
 	done

@@ -65,6 +65,19 @@ func checkVersion(t *testing.T, ctx context.Context, path, name, rev string) {
 	}
 }
 
+// checkNoSimulator runs bin with args (a --tpm sim) and wants exit 2 and
+// the error that names the build tag.
+func checkNoSimulator(t *testing.T, ctx context.Context, bin string, args ...string) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	name := filepath.Base(bin)
+	want := name + ": error: --tpm sim: this build has no TPM simulator (build with -tags intact_sim)"
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), want) || !strings.Contains(string(out), name+": hint: ") {
+		t.Errorf("installed %s %s: %v, want exit 2 and %q and a hint; output:\n%s", name, strings.Join(args, " "), err, want, out)
+	}
+}
+
 // scripts/install.sh --destdir installs every listed file with its mode,
 // the binaries run and name their revision, and --uninstall removes every
 // file it installed. As root (in CI) the same tree is then packed as a
@@ -119,6 +132,13 @@ func TestInstall(t *testing.T) {
 	path := filepath.Join(dest, "usr/bin") + ":" + filepath.Join(dest, "usr/sbin")
 	for _, name := range []string{"intact", "intactd", "intact-verifier"} {
 		checkVersion(t, ctx, path, name, rev)
+	}
+	// Release binaries have no TPM simulator (no -tags intact_sim).
+	for _, c := range [][]string{
+		{"usr/bin/intact", "tpm", "pcrs", "--tpm", "sim"},
+		{"usr/sbin/intactd", "--tpm", "sim", "--watch", t.TempDir(), "--policy", "tcb", "--mode", "log", "--state-dir", t.TempDir()},
+	} {
+		checkNoSimulator(t, ctx, filepath.Join(dest, c[0]), c[1:]...)
 	}
 
 	t.Run("deb", func(t *testing.T) { debPackage(t, ctx, dest, rev) })

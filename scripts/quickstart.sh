@@ -298,8 +298,9 @@ record() { echo "$1=$2" >>"$env_file"; }
 record dir "$dir"
 
 say "building intact, intactd and intact-verifier into $bin"
-# cgo: the embedded TPM simulator is C.
-(cd "$repo" && CGO_ENABLED=1 go build -o "$bin/" ./cmd/intact ./cmd/intactd ./cmd/intact-verifier)
+# -tags intact_sim: intactd measures into the embedded TPM simulator (--tpm
+# sim), which release builds leave out; cgo: the simulator is C.
+(cd "$repo" && CGO_ENABLED=1 go build -tags intact_sim -o "$bin/" ./cmd/intact ./cmd/intactd ./cmd/intact-verifier)
 intact=$bin/intact
 
 say "a file system for the demo: a 64 MiB ext4 image loop-mounted on $mnt"

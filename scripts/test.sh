@@ -15,6 +15,10 @@
 #     staticcheck, at the version pinned below (installed from the module
 #     proxy into a temporary directory), runs there too, with and without
 #     `-tags shareddata`: any finding fails the run.
+#     The tests need no build tag: they import the TPM simulator (tpm/sim)
+#     themselves. The binaries' files built only with `-tags intact_sim`
+#     (the simulator for --tpm sim, the quickstart's build) are vetted with
+#     that tag; release builds have no tag.
 #  2. the extra run: tests over data that may not be copied into the
 #     repository (the GPL-2.0 Raspberry Pi lists), built with
 #     `-tags shareddata` and named TestShared…, here, over ../shared/testdata
@@ -79,7 +83,7 @@ fi
 echo "== the suite, in a fresh clone: $clone"
 staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.8.2 # pinned: a new release brings new checks
 GOBIN=$tmp/bin go install "$staticcheck"
-(cd "$clone" && go vet ./... &&
+(cd "$clone" && go vet ./... && go vet -tags intact_sim ./cmd/... &&
 	echo "== staticcheck ($staticcheck)" &&
 	"$tmp/bin/staticcheck" ./... && "$tmp/bin/staticcheck" -tags shareddata ./... &&
 	go test -count=1 -timeout 18m "$@" ./...)

@@ -17,13 +17,13 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // The EK certificate is read from its NV index (0x01c0000a, ECC) when a
 // manufacturer provisioned one, and is absent otherwise.
 func TestEndorsementKeyCertificate(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestEndorsementKeyCertificate(t *testing.T) {
 // TPM's EK and the AK's name, and fails for a credential bound to another
 // name.
 func TestActivateCredential(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func writeNV(t *testing.T, tr transport.TPM, index uint32, data []byte) {
 // in index order, several certificates in one index split apart, the
 // index's padding left out.
 func TestEndorsementKeyChain(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,9 @@
 // [Open]: "" or "default" ([DeviceRM], then [DeviceRaw]), a device path,
 // "swtpm:HOST:PORT" (the TPM command protocol over TCP, framed by this
 // package: a response is read as its 10-byte header and then exactly the
-// size the header gives), or "sim", an embedded simulator ([OpenSimulator])
-// for tests and demonstrations. Missing, busy and locked-out TPMs give
+// size the header gives), or "sim", the embedded simulator of package
+// tpm/sim for tests and demonstrations (only through an [Opener] that has
+// one: release builds refuse it with [ErrNoSimulator]). Missing, busy and locked-out TPMs give
 // errors wrapping [ErrNotPresent], [ErrBusy] and [ErrLockout]; TPM_RC_RETRY,
 // TPM_RC_YIELDED and TPM_RC_TESTING are retried a few times first.
 //

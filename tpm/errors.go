@@ -26,6 +26,9 @@ var (
 	ErrLockout = errors.New("tpm in dictionary-attack lockout")
 	// ErrBadSpec: the TPM spec string is not one of the accepted forms.
 	ErrBadSpec = errors.New("bad tpm spec")
+	// ErrNoSimulator: the spec is "sim" and this build has no embedded
+	// simulator (see [Opener]).
+	ErrNoSimulator = errors.New("this build has no TPM simulator")
 	// ErrProtocol: the TPM's response is not a well-formed response.
 	ErrProtocol = errors.New("tpm protocol error")
 	// ErrWrongPassphrase: the passphrase of a sealed key is wrong. The

@@ -8,11 +8,12 @@ import (
 	"log"
 
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // Seal a key to PCRs 7 and 16, see unsealing fail once PCR 16 changes.
 func ExampleTPM_Seal() {
-	t, err := tpm.Open("sim") // or "", "/dev/tpmrm0", "swtpm:127.0.0.1:2321"
+	t, err := sim.Open() // or tpm.Open(""), tpm.Open("/dev/tpmrm0"), tpm.Open("swtpm:127.0.0.1:2321")
 	if err != nil {
 		log.Fatal(err)
 	}

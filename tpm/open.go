@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 )
@@ -29,14 +28,12 @@ const (
 // DefaultSpec names the default device explicitly (as the empty spec).
 const DefaultSpec = "default"
 
-// SimSpec is the spec of the embedded simulator.
+// SimSpec is the spec of the embedded simulator (package tpm/sim).
 const SimSpec = "sim"
 
-// simSeed seeds every embedded simulator. A fixed seed makes the
-// simulator's storage root key the same in every process, so blobs made
-// by one `intact` run load in the next. It also means nothing sealed to
-// the simulator is secret: it exists for tests and demonstrations.
-const simSeed = 0x696e74616374 // "intact"
+// SimBuildTag is the build tag that links the embedded simulator into
+// intact's binaries (their --tpm sim). Release builds leave it out.
+const SimBuildTag = "intact_sim"
 
 // dialTimeout bounds connecting to a swtpm.
 const dialTimeout = 5 * time.Second
@@ -62,18 +59,37 @@ type TPM struct {
 //   - "swtpm:HOST:PORT" — a swtpm (or any TPM) speaking the TPM command
 //     protocol over TCP ("swtpm socket --server type=tcp,port=PORT");
 //     its control channel, used only when the TPM needs initialising, is
-//     expected on PORT+1 as swtpm and tpm2-tools' swtpm TCTI assume;
-//   - "sim" — an embedded TPM simulator, for tests and demonstrations
-//     only (see [OpenSimulator]).
+//     expected on PORT+1 as swtpm and tpm2-tools' swtpm TCTI assume.
+//
+// "sim", the embedded simulator, is refused with [ErrNoSimulator]: this
+// package does not link it; an [Opener] with a Simulator opens it.
 //
 // A TPM that is missing gives an error wrapping [ErrNotPresent]; one
 // that is held by another process, [ErrBusy].
-func Open(spec string) (*TPM, error) {
+func Open(spec string) (*TPM, error) { return Opener{}.Open(spec) }
+
+// Opener opens TPMs by spec, as [Open] does, and "sim" with Simulator.
+//
+// Simulator is package tpm/sim's Open (go-tpm-tools' simulator: C code
+// built with cgo, seeded with a fixed, public seed, so nothing it holds is
+// secret). Tests link it, and binaries built with the [SimBuildTag] tag
+// set it for their --tpm sim (the quickstart, demonstrations); a release
+// build leaves it nil and refuses "sim" with [ErrNoSimulator].
+type Opener struct {
+	Simulator func() (*TPM, error)
+}
+
+// Open opens the TPM named by spec (see [Open]).
+func (o Opener) Open(spec string) (*TPM, error) {
 	switch {
 	case spec == "" || spec == DefaultSpec:
 		return openDefault()
 	case spec == SimSpec:
-		return OpenSimulator()
+		if o.Simulator == nil {
+			return nil, &Error{Op: "open " + quoteSpec(spec), Kind: ErrNoSimulator,
+				Err: fmt.Errorf("build with -tags %s for tests and demonstrations", SimBuildTag)}
+		}
+		return o.Simulator()
 	case strings.HasPrefix(spec, "/"):
 		return openDevice(spec)
 	case strings.HasPrefix(spec, "swtpm:"):
@@ -85,20 +101,12 @@ func Open(spec string) (*TPM, error) {
 
 func quoteSpec(spec string) string { return fmt.Sprintf("%q", spec) }
 
-// OpenSimulator starts the embedded simulator (go-tpm-tools' build of the
-// reference TPM): freshly manufactured, PCRs at their reset values, and
-// seeded with a fixed, public seed so that its storage root key is the
-// same in every process. Only one simulator can be open in a process at
-// a time; OpenSimulator waits until the previous one is closed.
-//
-// Nothing sealed to the simulator is protected: use it for tests and
-// demonstrations only.
-func OpenSimulator() (*TPM, error) {
-	sim, err := simulator.GetWithFixedSeedInsecure(simSeed)
-	if err != nil {
-		return nil, &Error{Op: "open simulator", Err: err}
-	}
-	return newTPM(SimSpec, newStreamTransport(sim)), nil
+// NewStream returns a TPM that speaks the TPM command protocol over the
+// byte stream rw and is already started, such as the in-process simulator
+// of package tpm/sim. Spec is what [TPM.Spec] reports. Closing the TPM
+// closes rw.
+func NewStream(spec string, rw io.ReadWriteCloser) *TPM {
+	return newTPM(spec, newStreamTransport(rw))
 }
 
 func newTPM(spec string, tc transport.TPMCloser) *TPM {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 func TestOpenErrors(t *testing.T) {
@@ -45,6 +46,36 @@ func TestOpenErrors(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), "tpm: open ") {
 			t.Errorf("Open(%q): message %q does not say what was opened", spec, err)
 		}
+	}
+}
+
+// TestOpenSimNeedsASimulator: Open, which release builds use, refuses
+// "sim" with ErrNoSimulator and names the build tag; an Opener with
+// package sim's Open opens it, and opens every other spec as Open does.
+func TestOpenSimNeedsASimulator(t *testing.T) {
+	for name, open := range map[string]func(string) (*tpm.TPM, error){"tpm.Open": tpm.Open, "Opener{}.Open": tpm.Opener{}.Open} {
+		tp, err := open(tpm.SimSpec)
+		if err == nil {
+			tp.Close()
+			t.Fatalf("%s(sim) without a simulator succeeded", name)
+		}
+		if !errors.Is(err, tpm.ErrNoSimulator) || !strings.Contains(err.Error(), "-tags "+tpm.SimBuildTag) {
+			t.Errorf("%s(sim): %v, want ErrNoSimulator naming -tags %s", name, err, tpm.SimBuildTag)
+		}
+	}
+	tp, err := sim.Opener().Open(tpm.SimSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.Spec() != tpm.SimSpec {
+		t.Errorf("Spec() = %q", tp.Spec())
+	}
+	if _, err := tp.Banks(); err != nil {
+		t.Error(err)
+	}
+	tp.Close()
+	if _, err := sim.Opener().Open("/dev/intact-no-such-tpm"); !errors.Is(err, tpm.ErrNotPresent) {
+		t.Errorf("Opener.Open of a missing device: %v, want ErrNotPresent", err)
 	}
 }
 

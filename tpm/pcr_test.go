@@ -17,12 +17,13 @@ import (
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // openSim opens the embedded simulator, closed at cleanup.
 func openSim(t *testing.T) *tpm.TPM {
 	t.Helper()
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
-	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 func record(t *testing.T, path string) []byte {
@@ -99,7 +99,7 @@ func TestFileLog(t *testing.T) {
 }
 
 func TestAgentHandler(t *testing.T) {
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

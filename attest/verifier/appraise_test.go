@@ -16,6 +16,7 @@ import (
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // simFixture: a simulator TPM with an AK and intact's list.
@@ -29,7 +30,7 @@ type simFixture struct {
 
 func newSim(t testing.TB) *simFixture {
 	t.Helper()
-	tp, err := tpm.OpenSimulator()
+	tp, err := sim.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,11 +50,36 @@ type errUsage struct{}
 
 func (errUsage) Error() string { return usageShort }
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "intact-agent: error: %v\n", err)
-		os.Exit(2)
+// errNoSimulator is --tpm sim in a build without the simulator (a
+// release build).
+type errNoSimulator struct{}
+
+func (errNoSimulator) Error() string {
+	return fmt.Sprintf("--tpm %s: this build has no TPM simulator (build with -tags %s)", tpm.SimSpec, tpm.SimBuildTag)
+}
+
+func main() { os.Exit(report(run(os.Args[1:]), os.Stderr)) }
+
+// report prints err (and a hint where there is one) and returns the exit
+// status: 0 without an error, else 2.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintf(stderr, "intact-agent: error: %v\n", err)
+	if errors.As(err, new(errNoSimulator)) {
+		fmt.Fprintf(stderr, "intact-agent: hint: release builds use a TPM device (/dev/tpmrm0) or a swtpm (swtpm:HOST:PORT); for tests and demonstrations: go build -tags %s ./cmd/intact-agent\n", tpm.SimBuildTag)
+	}
+	return 2
+}
+
+// openSpec opens the TPM named by spec with this build's opener.
+func openSpec(spec string) (*tpm.TPM, error) {
+	t, err := tpmOpener().Open(spec)
+	if errors.Is(err, tpm.ErrNoSimulator) {
+		return nil, errNoSimulator{}
+	}
+	return t, err
 }
 
 func run(args []string) error {
@@ -81,7 +106,7 @@ func openTPM(spec string) (agent.TPM, agent.AKCreator, func(), error) {
 		r := agent.Reopening{Spec: spec}
 		return r, r, func() {}, nil
 	}
-	t, err := tpm.Open(spec)
+	t, err := openSpec(spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -171,7 +196,7 @@ func measure(args []string) error {
 	if *list == "" {
 		return errUsage{}
 	}
-	t, err := tpm.Open(*spec)
+	t, err := openSpec(*spec)
 	if err != nil {
 		return err
 	}

@@ -13,14 +13,22 @@ import (
 
 	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/xattr"
+	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 // runCLI runs the intact command line in-process and returns what it
-// printed and its exit status.
+// printed and its exit status. --tpm sim is the embedded simulator, as
+// in a build with -tags intact_sim (runRelease: as in a release build).
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runWith(t, sim.Opener(), args...)
+}
+
+func runWith(t *testing.T, tpms tpm.Opener, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: os.Getenv}
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: os.Getenv, tpms: tpms}
 	code = run(e, args)
 	return out.String(), errb.String(), code
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/intactsec/intact/internal/version"
+	"github.com/intactsec/intact/tpm"
 )
 
 const usage = `intact labels files with IMA/EVM integrity labels and verifies them.
@@ -66,6 +67,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// tpms opens --tpm specs; its Simulator is set only in builds with
+	// the intact_sim tag (sim.go) and in tests.
+	tpms tpm.Opener
 	// stderrIsTerminal enables progress output.
 	stderrIsTerminal bool
 	// describe, when set, receives each command's flags instead of
@@ -80,6 +84,7 @@ func main() {
 		stdout:           os.Stdout,
 		stderr:           os.Stderr,
 		getenv:           os.Getenv,
+		tpms:             tpmOpener(),
 		stderrIsTerminal: isTerminal(os.Stderr),
 	}
 	os.Exit(run(e, os.Args[1:]))

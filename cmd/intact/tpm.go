@@ -27,7 +27,9 @@ SPEC names the TPM, for every command that takes --tpm:
     swtpm:HOST:PORT  a swtpm (socket --tpm2 --server type=tcp,port=PORT;
                      control channel on PORT+1)
     sim              an embedded simulator, fresh in every run, for tests
-                     and demonstrations only: nothing sealed to it is secret
+                     and demonstrations only: nothing sealed to it is secret;
+                     only in builds with -tags intact_sim (the quickstart's),
+                     release builds refuse it (exit status 2)
 
 Examples:
     intact tpm pcrs --bank sha256
@@ -57,8 +59,10 @@ func tpmFlag(f *flagSet) *string {
 
 // openTPM opens the TPM named by spec; a missing or busy TPM gets a hint.
 func openTPM(e *env, spec string) (*tpm.TPM, error) {
-	t, err := tpm.Open(spec)
+	t, err := e.tpms.Open(spec)
 	switch {
+	case errors.Is(err, tpm.ErrNoSimulator):
+		return nil, &exitError{code: 2, err: noSimulatorError(), hints: []string{noSimulatorHint()}}
 	case errors.Is(err, tpm.ErrBadSpec):
 		return nil, withHint(err, "run \"intact tpm -h\" for the TPM specs")
 	case errors.Is(err, tpm.ErrNotPresent):
@@ -72,6 +76,18 @@ func openTPM(e *env, spec string) (*tpm.TPM, error) {
 		warnf(e, "using the embedded TPM simulator: nothing it holds is secret")
 	}
 	return t, nil
+}
+
+// noSimulatorError is --tpm sim in a build without the simulator.
+func noSimulatorError() error {
+	return fmt.Errorf("--tpm %s: this build has no TPM simulator (build with -tags %s)", tpm.SimSpec, tpm.SimBuildTag)
+}
+
+// noSimulatorHint says which TPMs a release build takes and how to build
+// one with the simulator.
+func noSimulatorHint() string {
+	return fmt.Sprintf("release builds use a TPM device (default, /dev/tpmrm0) or a swtpm (swtpm:HOST:PORT); "+
+		"for tests and demonstrations: go build -tags %s ./cmd/intact (scripts/quickstart.sh does)", tpm.SimBuildTag)
 }
 
 type jsonPCR struct {

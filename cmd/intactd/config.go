@@ -44,7 +44,8 @@ type Config struct {
 	// Mode is "enforce" (deny with EPERM) or "log" (allow and record).
 	Mode string `json:"mode"`
 	// TPM is the TPM for measurements: a device path, swtpm:HOST:PORT or
-	// sim (see tpm.Open); "" is the default device.
+	// sim (see tpm.Open; sim only in builds with -tags intact_sim); "" is
+	// the default device.
 	TPM string `json:"tpm"`
 	// PCR is the PCR measurements extend (default mlog.DefaultPCR, 13); rules may not name
 	// another with pcr=.
@@ -235,7 +236,7 @@ func parseFlagsWith(args []string, stderr io.Writer, describe func(*flag.FlagSet
 	fs.BoolVar(&evmOptional, "evm-optional", false, "with an EVM key or EVM certificates, allow files without security.evm (migrations only; warns at start)")
 	fs.StringVar(&evmPass, "evmkey-passphrase-file", "", "`FILE` holding the EVM key's passphrase (default: $INTACTD_EVM_PASSPHRASE)")
 	fs.StringVar(&mode, "mode", "", "enforce (deny with EPERM) or log (allow and record)")
-	fs.StringVar(&tpmS, "tpm", "", "TPM `SPEC` for measurements: /dev/tpmrm0, swtpm:HOST:PORT, sim")
+	fs.StringVar(&tpmS, "tpm", "", "TPM `SPEC` for measurements: /dev/tpmrm0, swtpm:HOST:PORT, or sim (the embedded simulator: builds with -tags intact_sim only)")
 	fs.IntVar(&pcr, "pcr", 0, fmt.Sprintf("PCR measurements extend (default %d)", mlog.DefaultPCR))
 	fs.StringVar(&stateDir, "state-dir", "", "`DIR` for the measurement list and control socket (default /var/lib/intactd)")
 	fs.StringVar(&socket, "socket", "", "control socket `PATH` (default STATE_DIR/intactd.sock)")

@@ -20,6 +20,8 @@ import (
 	"github.com/intactsec/intact/enforce"
 	"github.com/intactsec/intact/evm"
 	"github.com/intactsec/intact/policy"
+	"github.com/intactsec/intact/tpm"
+	"github.com/intactsec/intact/tpm/sim"
 )
 
 func TestParseFlagsAndConfig(t *testing.T) {
@@ -229,6 +231,50 @@ func TestSimTPMWarnsAtEveryStart(t *testing.T) {
 		got := strings.Contains(buf.String(), "level=WARN") && strings.Contains(buf.String(), "NOT FOR PRODUCTION")
 		if got != c.warn {
 			t.Errorf("--tpm %q: warned %v, want %v; log:\n%s", c.tpm, got, c.warn, buf.String())
+		}
+	}
+}
+
+// TestCheckSimulator: --tpm sim is refused, naming the build tag, when
+// the build has no simulator (a release build), and only then.
+func TestCheckSimulator(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		tpms tpm.Opener
+		fail bool
+	}{
+		{"sim", tpm.Opener{}, true},
+		{"sim", sim.Opener(), false},
+		{"/dev/tpmrm0", tpm.Opener{}, false},
+		{"", tpm.Opener{}, false},
+		{"swtpm:127.0.0.1:2321", tpm.Opener{}, false},
+	} {
+		err := checkSimulator(Config{TPM: c.spec}, c.tpms)
+		if (err != nil) != c.fail || (c.fail && err.Error() != "--tpm sim: this build has no TPM simulator (build with -tags intact_sim)") {
+			t.Errorf("checkSimulator(%q, simulator %v) = %v, want failure %v", c.spec, c.tpms.Simulator != nil, err, c.fail)
+		}
+	}
+}
+
+// TestRunRefusesSimWithoutSimulator: intactd --tpm sim (from a flag or
+// the config file) in a build without the simulator (this test binary
+// unless built with -tags intact_sim) exits 2 at once with the error and
+// a hint; with the simulator it gets past the check.
+func TestRunRefusesSimWithoutSimulator(t *testing.T) {
+	dir, watch := t.TempDir(), t.TempDir()
+	conf := filepath.Join(dir, "intactd.json")
+	if err := os.WriteFile(conf, []byte(`{"tpm": "sim"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--tpm", "sim", "--watch", watch, "--policy", "tcb", "--mode", "enforce", "--state-dir", dir},
+		{"--config", conf, "--watch", watch, "--policy", "tcb", "--mode", "enforce", "--state-dir", dir},
+	} {
+		var stderr bytes.Buffer
+		code := run(args, &stderr)
+		refused := code == 2 && strings.HasPrefix(stderr.String(), "intactd: error: --tpm sim: this build has no TPM simulator (build with -tags intact_sim)\nintactd: hint: ")
+		if release := tpmOpener().Simulator == nil; refused != release {
+			t.Errorf("intactd %v (release build %v): exit %d, refused %v; stderr:\n%s", args, release, code, refused, stderr.String())
 		}
 	}
 }

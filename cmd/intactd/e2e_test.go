@@ -51,7 +51,8 @@ func binaries(t *testing.T) string {
 			t.Fatal(err)
 		}
 		for _, pkg := range []string{"github.com/intactsec/intact/cmd/intactd", "github.com/intactsec/intact/cmd/intact"} {
-			cmd := exec.Command("go", "build", "-o", dir, pkg)
+			// -tags intact_sim: the tests measure into --tpm sim.
+			cmd := exec.Command("go", "build", "-tags", tpm.SimBuildTag, "-o", dir, pkg)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 			}

@@ -53,6 +53,11 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "intactd: error: %v\n", err)
 		return 2
 	}
+	if err := checkSimulator(cfg, tpmOpener()); err != nil {
+		fmt.Fprintf(stderr, "intactd: error: %v\n", err)
+		fmt.Fprintf(stderr, "intactd: hint: release builds use a TPM device (/dev/tpmrm0) or a swtpm (swtpm:HOST:PORT); for demonstrations: go build -tags %s ./cmd/intactd (scripts/quickstart.sh does)\n", tpm.SimBuildTag)
+		return 2
+	}
 	log := newLogger(cfg, stderr)
 	if err := serve(cfg, log); err != nil {
 		log.Error("intactd stopped", "err", err)
@@ -192,11 +197,20 @@ func serve(cfg Config, log *slog.Logger) error {
 	return d.loop()
 }
 
+// checkSimulator refuses --tpm sim in a build without the simulator (a
+// release build: tpms has no Simulator), before anything starts.
+func checkSimulator(cfg Config, tpms tpm.Opener) error {
+	if cfg.TPM == tpm.SimSpec && tpms.Simulator == nil {
+		return fmt.Errorf("--tpm %s: this build has no TPM simulator (build with -tags %s)", tpm.SimSpec, tpm.SimBuildTag)
+	}
+	return nil
+}
+
 // warnSimTPM logs, at every start, that a daemon measuring into the
 // embedded simulator proves nothing: the simulator lives in intactd's
 // memory, so its PCRs and quotes are whatever the process says, and a
-// restart resets them. It is for demonstrations (the quickstart); issue 16
-// will keep it out of production builds.
+// restart resets them. It is for demonstrations (the quickstart's build,
+// -tags intact_sim); release builds refuse --tpm sim (checkSimulator).
 func warnSimTPM(cfg Config, log *slog.Logger) {
 	if cfg.TPM != tpm.SimSpec {
 		return

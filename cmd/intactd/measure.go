@@ -24,7 +24,7 @@ type listMeasurer struct {
 const measurementList = "binary_runtime_measurements"
 
 func openMeasurer(stateDir, spec string, pcr int) (*listMeasurer, error) {
-	t, err := tpm.Open(spec)
+	t, err := tpmOpener().Open(spec)
 	if err != nil {
 		return nil, err
 	}

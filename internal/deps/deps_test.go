@@ -12,12 +12,23 @@ import (
 	"testing"
 
 	"github.com/intactsec/intact/internal/testenv"
+	"github.com/intactsec/intact/tpm"
 )
 
 const mod = "github.com/intactsec/intact"
 
+// The embedded TPM simulator: C code (cgo) with a fixed, public seed, for
+// tests and demonstrations. Tests import tpm/sim; a binary links it only
+// when built with -tags intact_sim (tpm.SimBuildTag; the quickstart's
+// build). No release binary may.
+var simulator = []Forbid{
+	{mod + "/tpm/sim", "the TPM simulator (tests and -tags intact_sim builds only)"},
+	{"github.com/google/go-tpm-tools/simulator", "the TPM simulator (cgo, fixed seed)"},
+	{"github.com/google/go-tpm/tpm2/transport/simulator", "the TPM simulator's transport"},
+}
+
 // Forbidden in every binary that ships (or could: intact-agent).
-var production = []Forbid{
+var production = join([]Forbid{
 	{mod + "/bench", "benchmark harnesses are not shipped"},
 	{mod + "/internal/testenv", "test helpers"},
 	{mod + "/internal/tpmtest", "test helpers (swtpm per test)"},
@@ -29,7 +40,7 @@ var production = []Forbid{
 	{"github.com/gobwas", "browser tests only (chromedp's websocket)"},
 	{"testing", "the testing package"},
 	{"net/http/httptest", "test servers"},
-}
+}, simulator)
 
 // The verifier's and the CLI's storage: only the verifier has a database.
 var storage = []Forbid{
@@ -44,15 +55,7 @@ var verifierRoles = []Forbid{
 	{mod + "/attest/verifier", "the verifier role"},
 	{mod + "/attest/ui", "the verifier's dashboard"},
 	{mod + "/attest/webhook", "the verifier's webhooks"},
-}
-
-// The go-tpm-tools simulator: cgo, a fixed seed. Issue 16 item 4 wants it
-// behind a build tag (tpm/sim); until then the host binaries link it
-// through package tpm (--tpm sim), pinned here as a known exception.
-const simulator = "github.com/google/go-tpm-tools/simulator"
-
-var simulatorKnown = map[string]string{
-	simulator: "tpm's --tpm sim transport; issue 16 item 4: behind a build tag",
+	{mod + "/attest/ear", "the verifier's attestation results (signed EAR)"},
 }
 
 func join(lists ...[]Forbid) []Forbid {
@@ -83,7 +86,6 @@ var rules = []Rule{
 			{"github.com/google/go-tpm/tpm2/transport/linuxtpm", "device TPM transport"},
 			{"github.com/google/go-tpm/tpm2/transport/linuxudstpm", "swtpm socket transport"},
 			{"github.com/google/go-tpm/tpm2/transport/tcp", "swtpm TCP transport"},
-			{"github.com/google/go-tpm/tpm2/transport/simulator", "TPM simulator transport"},
 			{"github.com/google/go-attestation", "go-attestation holds device-TPM code (tpm_linux.go)"},
 		}),
 		NoCgo: true,
@@ -94,26 +96,23 @@ var rules = []Rule{
 		// TestVerifierHasNoDeviceTPMCode checks the binary instead: the
 		// linker keeps none of them.
 		Known: map[string]string{
-			"github.com/google/go-attestation/attest": "eventlog parses boot logs with go-attestation, whose attest package also holds the device-TPM code; issue 16 item 4 (go-eventlog?)",
+			"github.com/google/go-attestation/attest": "eventlog parses boot logs with go-attestation, whose attest package also holds the device-TPM code (docs/DEVELOPING.md: why go-eventlog does not replace it yet)",
 		},
 	},
 	{
 		Main: mod + "/cmd/intact",
-		// The administrator's CLI works on files and the local TPM.
+		// The administrator's CLI works on files and the local TPM (it
+		// links enforce for intact status's types, not fanotify).
 		Forbid: join(production, storage, verifierRoles, []Forbid{
 			{mod + "/internal/fanotify", "enforcement is intactd's"},
-			{simulator, "the TPM simulator"},
 		}),
 		NoCgo: true,
-		Known: simulatorKnown,
 	},
 	{
 		Main: mod + "/cmd/intactd",
-		Forbid: join(production, storage, verifierRoles, []Forbid{
-			{simulator, "the TPM simulator"},
-		}),
-		NoCgo: true,
-		Known: simulatorKnown,
+		// The host daemon: enforcement, measurement and the agent.
+		Forbid: join(production, storage, verifierRoles),
+		NoCgo:  true,
 	},
 	{
 		Main: mod + "/cmd/intact-agent",
@@ -121,10 +120,10 @@ var rules = []Rule{
 		Forbid: join(production, storage, verifierRoles, []Forbid{
 			{mod + "/internal/fanotify", "enforcement is intactd's"},
 			{mod + "/enforce", "enforcement is intactd's"},
-			{simulator, "the TPM simulator"},
+			{mod + "/internal/xattr", "file labels are intact's and intactd's"},
+			{mod + "/appraise", "file appraisal is intact's and intactd's"},
 		}),
 		NoCgo: true,
-		Known: simulatorKnown,
 	},
 }
 
@@ -169,6 +168,27 @@ func check(t *testing.T, g Graph) []string {
 func TestBinaryDeps(t *testing.T) {
 	for _, p := range check(t, load(t, "")) {
 		t.Error(p)
+	}
+}
+
+// TestSimTagLinksSimulator: built with -tags intact_sim (the quickstart's
+// build), intact, intactd and intact-agent link the simulator, so the tag
+// TestBinaryDeps builds without is the one that matters; the verifier
+// does not link it even then.
+func TestSimTagLinksSimulator(t *testing.T) {
+	testenv.RequireTool(t, "go")
+	g, err := Load(testenv.Root(t), "", "-tags="+tpm.SimBuildTag, "./cmd/...")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"intact", "intactd", "intact-agent", "intact-verifier"} {
+		v, _, err := Check(g, Rule{Main: mod + "/cmd/" + m, Forbid: simulator})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(v) > 0, m != "intact-verifier"; got != want {
+			t.Errorf("cmd/%s built with -tags %s: links the simulator %v, want %v (%v)", m, tpm.SimBuildTag, got, want, v)
+		}
 	}
 }
 
