@@ -31,7 +31,8 @@ import (
 //	GET    /v1/agents/{id}/ear     -> the agent's signed EAR (JWT); ?nonce= sets eat_nonce
 //	GET    /v1/ear-key             -> the EAR signing key (JWK)
 //	DELETE /v1/agents/{id}
-//	POST   /v1/agents/{id}/ack     acknowledges a reboot after a gap (202; 409 if none)
+//	POST   /v1/agents/{id}/ack     acknowledges a reboot after a gap (202; 409 if none, or
+//	                               if another replica attests the agent: it is named)
 //	GET    /v1/policies            -> [name]
 //	PUT    /v1/policies/{name}     runtime (or measured-boot) policy JSON -> PolicyView
 //	GET    /v1/policies/{name}     -> the runtime policy JSON
@@ -335,7 +336,7 @@ func (a *api) removeAgent(w http.ResponseWriter, r *http.Request) {
 func (a *api) ackAgent(w http.ResponseWriter, r *http.Request) {
 	err := a.v.Acknowledge(r.Context(), r.PathValue("id"))
 	switch {
-	case errors.Is(err, ErrNoGap), errors.Is(err, ErrNotAttested):
+	case errors.Is(err, ErrNoGap), errors.Is(err, ErrNotAttested), errors.Is(err, ErrNotHolder):
 		apiError(w, http.StatusConflict, err)
 	case err != nil:
 		storeError(w, err)

@@ -443,30 +443,63 @@ func (v *Verifier) Reactivate(ctx context.Context, id, note string) (*store.Agen
 // ErrNoGap: Acknowledge of an agent without an unacknowledged gap.
 var ErrNoGap = errors.New("no reboot after a gap to acknowledge")
 
-// ErrNotAttested: Acknowledge of an agent this verifier does not attest:
-// its attestation stopped (a security failure), or another replica
-// holds its lease (acknowledge it there).
-var ErrNotAttested = errors.New("the agent is not attested by this verifier (a security failure stopped it: remove and enroll it again; or another replica holds its lease: acknowledge it there)")
+// ErrNotAttested: Acknowledge of an agent whose attestation stopped at a
+// security failure (reactivate it first), or that no replica attests
+// right now.
+var ErrNotAttested = errors.New("the agent is not attested now")
+
+// ErrNotHolder is matched (errors.Is) by a *NotHolderError.
+var ErrNotHolder = errors.New("another replica attests the agent")
+
+// NotHolderError: with replicas sharing the store, a write that only the
+// replica attesting the agent can make (Acknowledge: its runner clears
+// the gap at its next attestation) was asked of another one. It names
+// the replica that holds the agent's lease, as the store last saw it.
+type NotHolderError struct {
+	Agent   string
+	Replica string    // the lease's holder; "" none
+	Until   time.Time // when its lease lapses (past: lapsed)
+	Now     time.Time // this replica's clock when it looked
+}
+
+func (e *NotHolderError) Error() string {
+	if e.Replica == "" || !e.Until.After(e.Now) {
+		return fmt.Sprintf("agent %q: no replica attests it now (its lease lapsed); try again in an interval, on the replica agents list names", e.Agent)
+	}
+	return fmt.Sprintf("agent %q is attested by replica %q (lease until %s): send this to that replica", e.Agent, e.Replica, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *NotHolderError) Is(target error) bool { return target == ErrNotHolder }
 
 // Acknowledge records that an operator accepts an agent's reboot after a
 // gap in attestation (store.StateGap): from its next attestation the
 // agent is judged by its evidence alone again, with an acknowledged
 // event on its timeline. ErrNoGap if it has none, ErrNotAttested if its
-// attestation stopped, store.ErrNotFound for an unknown agent.
+// attestation stopped, store.ErrNotFound for an unknown agent. With
+// replicas it is the replica holding the agent's lease that takes it
+// (the acknowledgement goes to its runner); any other answers a
+// *NotHolderError naming that replica.
 func (v *Verifier) Acknowledge(ctx context.Context, id string) error {
 	v.mu.Lock()
 	r := v.runners[id]
 	v.mu.Unlock()
-	if r == nil {
-		if _, err := v.o.Store.GetAgent(ctx, id); err != nil {
-			return err
+	if r != nil && !r.ended.Load() {
+		if !r.requestAck() {
+			return fmt.Errorf("agent %q: %w", id, ErrNoGap)
 		}
-		return fmt.Errorf("agent %q: %w", id, ErrNotAttested)
+		return nil
 	}
-	if !r.requestAck() {
-		return fmt.Errorf("agent %q: %w", id, ErrNoGap)
+	a, err := v.o.Store.GetAgent(ctx, id)
+	if err != nil {
+		return err
 	}
-	return nil
+	if a.State == store.StateFailed && a.Kind == store.KindSecurity {
+		return fmt.Errorf("agent %q: %w: a security failure stopped its attestation (agents reactivate)", id, ErrNotAttested)
+	}
+	if v.o.Leases != nil && a.Lease.Replica != v.o.Replica {
+		return &NotHolderError{Agent: id, Replica: a.Lease.Replica, Until: a.Lease.Until, Now: v.o.Now()}
+	}
+	return fmt.Errorf("agent %q: %w (not started yet: try again in an interval)", id, ErrNotAttested)
 }
 
 // PutPolicy validates and stores a runtime policy; agents use the new

@@ -198,7 +198,9 @@ before the reboot, after the last verified quote, is unknown. Its new
 boot is attested as usual, but it is not trusted until an operator
 acknowledges the gap: an "acknowledged" event goes to its timeline, and
 its next good attestation makes it "trusted". Exit 2 (409) if it has no
-such gap.
+such gap. With replicas sharing a store, only the replica that attests
+the agent (agents list: REPLICA) takes it: another answers 409 naming
+that replica.
 `,
 		run: func(e *env, c *client, o *clientOpts, a []string) error { return c.ackAgent(e, a[0]) }},
 	{name: "agents remove", args: "ID", nargs: 1, summary: "stop attesting an agent and forget it",

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package verifier_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intactsec/intact/attest/ekcert"
+	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/store"
+	"github.com/intactsec/intact/store/postgres"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// replica is one verifier replica on a PostgreSQL database, with its API.
+type replica struct {
+	name string
+	db   *postgres.DB
+	v    *verifier.Verifier
+	api  *httptest.Server
+}
+
+const replicaToken = "replica-test-token-0123456789"
+
+func startReplica(t *testing.T, dsn, name string, allow *ekcert.Allowlist) *replica {
+	t.Helper()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(verifier.Options{Store: db, Leases: db, Replica: name, Interval: interval, Timeout: 20 * time.Second,
+		FlushEvery: 20 * time.Millisecond, ClientCert: verifierCert(t),
+		EKTrust: func() (*ekcert.Trust, error) { return &ekcert.Trust{Allow: allow}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := verifier.NewAPI(v, replicaToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { v.Run(rctx); close(done) }()
+	r := &replica{name: name, db: db, v: v, api: httptest.NewServer(h)}
+	t.Cleanup(func() { r.api.Close(); cancel(); <-done; db.Close() })
+	return r
+}
+
+// post sends POST path to the replica's API and returns the status and body.
+func (r *replica) post(t *testing.T, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, r.api.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+replicaToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Two replicas on one PostgreSQL database (issue 17 item 2): an agent's
+// reboot after a gap is acknowledged only on the replica that holds its
+// lease (its runner clears the gap); the other answers 409 naming that
+// replica, and the agent stays gap-after-reboot. A security failure can
+// be reactivated on either replica: the write does not depend on the
+// lease (no runner writes a stopped agent), and the holder starts
+// attesting it again. On the old code the 409 named no replica.
+func TestReplicasAckOnHolder(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	a := newTestAgent(t, nil)
+	dir := t.TempDir()
+	ok1, evil := filepath.Join(dir, "ok1"), filepath.Join(dir, "evil")
+	a.measure(ok1)
+	allow := &ekcert.Allowlist{}
+	if err := allow.Add(a.sw.EKHash(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	r1 := startReplica(t, dsn, "r1", allow)
+	r2 := startReplica(t, dsn, "r2", allow)
+	ctx := context.Background()
+	if _, err := r1.v.PutPolicy(ctx, "p", policyFor(ok1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.v.Enroll(ctx, verifier.EnrollRequest{ID: "g", Addr: a.addr(), Policy: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, cond func(*store.Agent) bool) *store.Agent {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got, err := r2.db.GetAgent(ctx, "g")
+			if err == nil && cond(got) {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent not %s: %+v (%v)", what, got, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	got := wait("trusted", state(store.StateTrusted))
+	holder, other := r1, r2
+	if got.Lease.Replica == "r2" {
+		holder, other = r2, r1
+	}
+	t.Logf("lease held by %s", holder.name)
+
+	// A gap: the agent down, the machine rebooted, the agent back.
+	a.down()
+	wait("unreachable", state(store.StateUnreachable))
+	a.reboot()
+	a.up()
+	got = wait("gap-after-reboot", state(store.StateGap))
+	if got.Lease.Replica != holder.name {
+		t.Fatalf("the lease moved to %q", got.Lease.Replica)
+	}
+
+	// Acknowledged on the other replica: 409 naming the holder.
+	code, body := other.post(t, "/v1/agents/g/ack")
+	if code != http.StatusConflict || !strings.Contains(body, `replica \"`+holder.name+`\"`) {
+		t.Fatalf("ack on the replica without the lease: %d %s, want 409 naming %s", code, body, holder.name)
+	}
+	t.Logf("ack on %s: %d %s", other.name, code, strings.TrimSpace(body))
+	err := other.v.Acknowledge(ctx, "g")
+	var nh *verifier.NotHolderError
+	if !errors.As(err, &nh) || nh.Replica != holder.name {
+		t.Fatalf("Acknowledge on the other replica: %v", err)
+	}
+	n := got.Attestations
+	got = wait("attested twice more", func(x *store.Agent) bool { return x.Attestations >= n+2 })
+	if got.State != store.StateGap {
+		t.Fatalf("the gap was cleared by an ack on the replica without the lease: %+v", got.Status)
+	}
+	// On the holder: acknowledged, trusted.
+	if code, body := holder.post(t, "/v1/agents/g/ack"); code != http.StatusAccepted {
+		t.Fatalf("ack on the holder: %d %s", code, body)
+	}
+	wait("trusted after the ack", state(store.StateTrusted))
+
+	// A security failure: ack refused on the holder (attestation
+	// stopped); reactivated on the other replica, attested again by the
+	// holder.
+	a.measure(evil)
+	failed := wait("failed", state(store.StateFailed))
+	if failed.Kind != store.KindSecurity {
+		t.Fatalf("tampered: %+v", failed.Status)
+	}
+	if code, body := holder.post(t, "/v1/agents/g/ack"); code != http.StatusConflict || !strings.Contains(body, "reactivate") {
+		t.Fatalf("ack of a failed agent: %d %s", code, body)
+	}
+	if code, body := other.post(t, "/v1/agents/g/reactivate"); code != http.StatusOK {
+		t.Fatalf("reactivate on the replica without the lease: %d %s", code, body)
+	}
+	got = wait("attested again after the reactivation", func(x *store.Agent) bool {
+		return x.State == store.StateTrusted && x.Attestations > failed.Attestations
+	})
+	t.Logf("attested again by %s after the reactivation on %s", got.Lease.Replica, other.name)
+}
