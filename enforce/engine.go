@@ -8,11 +8,15 @@
 //
 // # Interfaces only
 //
-// The engine reads no label and hashes no file: one [Inspector] call per
-// decision reads what the decision needs (the appraisal, the security.ima
-// value for an ima-sig record, the sha256 digest for a measurement or an
-// audit record), and the measurement and the audit use what it handed
-// back, so no file is read twice for one decision. The result types
+// The engine reads no label and hashes no file: its [Inspector] does, and
+// is asked at once for everything a decision needs (the appraisal, the
+// security.ima value for an ima-sig record, the sha256 digest for a
+// measurement or an audit record, computed in the appraisal's read); the
+// measurement and the audit use what it handed back, and it is asked
+// again only for what that call could not give (the content of a file
+// whose appraisal failed before reading it), so no file is read twice for
+// one decision. The file system's UUID (fsuuid= rules) comes from
+// [Config.FSUUID]. The result types
 // ([Need], [Inspection], [Appraisal]) are defined here, beside the
 // interfaces, and name algorithms and digests with package digest's
 // types; the daemon's adapter from package appraise lives in cmd/intactd.
