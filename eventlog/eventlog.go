@@ -7,7 +7,8 @@
 // Parsing and verification go through github.com/google/go-attestation's
 // attest package, a well-kept implementation of the TCG format; this
 // package adds replay without trusted values (to print what a log claims),
-// a typed error model, and a component listing.
+// a typed error model, and a component listing. (Why not
+// google/go-eventlog: docs/DEVELOPING.md, "Dependencies".)
 //
 // A parsed [Log] is unverified. [Log.Verify] replays it against PCR values
 // the caller trusts and returns only the events those values vouch for;

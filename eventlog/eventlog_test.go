@@ -51,9 +51,9 @@ func trustedValues(t *testing.T, banks map[string]map[string]string) digest.PCRs
 // TestReplayExpectedPCRs: every log replays, bank by bank, to the values
 // published beside it, both by this package's replay and by the library's
 // verification. go-attestation (attest.ParseEventLog / EventLog.Verify)
-// accepts all 14 logs: none is refused. (google/go-eventlog, the issue's
-// first choice, could not be used at all: go-tpm-tools v0.4.11 requires an
-// unpublished go-eventlog version, which no build can download.)
+// accepts all 14 logs: none is refused. (google/go-eventlog parses and
+// verifies these 14 identically, but does not replace it yet: see
+// requirements_test.go and docs/DEVELOPING.md, "Dependencies".)
 func TestReplayExpectedPCRs(t *testing.T) {
 	exp := expected(t)
 	files, _ := filepath.Glob(filepath.Join(filepath.Dir(testdataPath(t, "tcg-eventlogs/expected-pcrs.json")), "*.bin"))
