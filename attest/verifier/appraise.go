@@ -40,9 +40,13 @@ type Appraisal struct {
 	Verified     int64 // records verified by this quote
 }
 
-// Appraiser checks evidence for one agent. It holds no I/O: the fetch of
-// further list chunks is a function in the evidence.
-type Appraiser struct {
+// EvidenceAppraiser judges the attestation evidence of one agent (a
+// quote, the measurement list it vouches for, the boot event log) against
+// the agent's enrolled AK, its progress and its policies. It holds no
+// I/O: the fetch of further list chunks is a function in the evidence.
+// (Not to be confused with appraise.Appraiser, which judges one file's
+// label.)
+type EvidenceAppraiser struct {
 	AK       *quote.AK
 	Bank     digest.Algo // the bank quoted and replayed (sha256)
 	LogPCR   int
@@ -63,7 +67,7 @@ type Appraiser struct {
 }
 
 // Selection is the PCR selection to quote.
-func (p *Appraiser) Selection() attest.Selection {
+func (p *EvidenceAppraiser) Selection() attest.Selection {
 	pcrs := append([]int(nil), p.BootPCRs...)
 	found := false
 	for _, x := range pcrs {
@@ -98,7 +102,7 @@ func quoteReason(err error) string {
 // list replays to the quoted PCR; a *SecurityError when the evidence is
 // inconsistent; another error for operational failures. Policy findings
 // on verified records are in the Appraisal (the caller decides).
-func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*Appraisal, error) {
+func (p *EvidenceAppraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*Appraisal, error) {
 	q := ev.Quote
 	pcrs, err := attest.ParsePCRValues(q.PCRs)
 	if err != nil {
@@ -164,7 +168,7 @@ func (p *Appraiser) Appraise(prog store.Progress, ev *Evidence, nonce []byte) (*
 }
 
 // Default bounds of the work one attestation does on a list (see
-// Appraiser.MaxRecords and MaxBytes).
+// EvidenceAppraiser.MaxRecords and MaxBytes).
 const (
 	DefaultMaxRecords = 500_000
 	DefaultMaxBytes   = 64 << 20
@@ -201,7 +205,7 @@ type walked struct {
 // MaxFetches list requests without reaching the quoted value is a
 // log-replay failure: an agent's cost per attestation never grows with
 // what it sends.
-func (p *Appraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChunk, target []byte) (*walked, error) {
+func (p *EvidenceAppraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChunk, target []byte) (*walked, error) {
 	running := prog.LogPCR[attest.BankName(p.Bank)]
 	if running == nil {
 		running = make([]byte, p.Bank.Size())
@@ -258,7 +262,7 @@ func (p *Appraiser) walk(prog store.Progress, ev *Evidence, chunk *attest.LogChu
 
 // feed replays a chunk's records until the quoted value is reached
 // (done), judging the records the quoted PCR vouches for.
-func (p *Appraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (done bool, err error) {
+func (p *EvidenceAppraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (done bool, err error) {
 	list, err := mlog.ParseBinary(chunk.Data, mlog.Options{Bank: digest.SHA1})
 	if err != nil {
 		return false, secErr(ReasonLogMalformed, "%v", err)
@@ -303,7 +307,7 @@ func (p *Appraiser) feed(rp *mlog.Replayer, w *walked, chunk *attest.LogChunk) (
 // checkBoot checks the boot_aggregate when the verified records include
 // the list's first record (first, else nil): it must be a boot_aggregate
 // on the list's PCR matching the quoted boot PCRs.
-func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs digest.PCRs) error {
+func (p *EvidenceAppraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs digest.PCRs) error {
 	if first == nil || len(p.BootPCRs) == 0 {
 		return nil
 	}
@@ -333,7 +337,7 @@ func (p *Appraiser) checkBoot(prog *store.Progress, first *mlog.Record, pcrs dig
 }
 
 // checkBootLog replays the boot event log against the quoted boot PCRs.
-func (p *Appraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, error), pcrs digest.PCRs) error {
+func (p *EvidenceAppraiser) checkBootLog(prog *store.Progress, fetch func() ([]byte, error), pcrs digest.PCRs) error {
 	raw, err := fetch()
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@ func (f *simFixture) measure(t testing.TB, names ...string) []string {
 	return paths
 }
 
-func (f *simFixture) appraiser(t testing.TB, allowed ...string) *verifier.Appraiser {
+func (f *simFixture) appraiser(t testing.TB, allowed ...string) *verifier.EvidenceAppraiser {
 	t.Helper()
 	ak, err := quote.ParseAK(f.ak.Public)
 	if err != nil {
@@ -72,12 +72,12 @@ func (f *simFixture) appraiser(t testing.TB, allowed ...string) *verifier.Apprai
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &verifier.Appraiser{AK: ak, Bank: digest.SHA256, LogPCR: logPCR, BootPCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, Policy: pol}
+	return &verifier.EvidenceAppraiser{AK: ak, Bank: digest.SHA256, LogPCR: logPCR, BootPCRs: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, Policy: pol}
 }
 
 // quoteNow quotes, then lets more run (between quote and list read), then
 // reads the list with chunks of at most max bytes.
-func (f *simFixture) evidence(t testing.TB, p *verifier.Appraiser, nonce []byte, offset int64, between func(), max int) *verifier.Evidence {
+func (f *simFixture) evidence(t testing.TB, p *verifier.EvidenceAppraiser, nonce []byte, offset int64, between func(), max int) *verifier.Evidence {
 	t.Helper()
 	q, vals, err := f.tp.ReadQuotedPCRs(f.ak, nonce, tpm.QuoteSelection(p.Selection()))
 	if err != nil {

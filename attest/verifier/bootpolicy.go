@@ -71,7 +71,7 @@ func (v *Verifier) bootPolicy(ctx context.Context, name string) (*bootpolicy.Com
 }
 
 // judgeBoot applies a boot policy to verified boot log events.
-func judgeBoot(c *bootpolicy.Compiled, p *Appraiser, events []eventlog.Event) error {
+func judgeBoot(c *bootpolicy.Compiled, p *EvidenceAppraiser, events []eventlog.Event) error {
 	if c.Bank().String() != "sha256" {
 		return secErr(ReasonBootPolicy, "the boot policy judges the %s bank; the verifier quotes sha256", c.Bank())
 	}

@@ -207,7 +207,7 @@ func (r *runner) attest(ctx context.Context) (*Appraisal, error) {
 	if err := checkLogPCR(pol, r.agent.LogSource, r.agent.LogPCR); err != nil {
 		return nil, err
 	}
-	p := &Appraiser{AK: r.ak, Bank: digest.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now(),
+	p := &EvidenceAppraiser{AK: r.ak, Bank: digest.SHA256, LogPCR: r.agent.LogPCR, BootPCRs: bootPCRs, Policy: pol, Now: r.v.o.Now(),
 		MaxRecords: r.v.o.MaxAttestRecords, MaxBytes: r.v.o.MaxAttestBytes}
 	if bp := pol.BootPolicy(); bp != "" {
 		// A boot policy named and missing (or broken) is an error, never

@@ -7,7 +7,7 @@
 // boot_aggregate, the runtime policy on every verified record) and keeps
 // their state and history in a store.Store.
 //
-// Results come from [Appraiser.Appraise] only for verified evidence;
+// Results come from [EvidenceAppraiser.Appraise] only for verified evidence;
 // evidence that does not verify is a *SecurityError, distinct from
 // operational errors (an unreachable agent).
 //
