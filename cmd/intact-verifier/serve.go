@@ -61,163 +61,257 @@ verifier.crt (self-signed ECDSA P-256), ear.key (signs attestation
 results, 0600) and verifier.db (SQLite). See docs/attestation.md.
 `
 
+// cmdServe runs the verifier: its command line (parseServeFlags), the
+// files it reads (webhook secret, EK trust), its state directory
+// (openIdentity), its store (openServeStore), the verifier and its HTTPS
+// server (assembleServer), then the run loop (run).
 func cmdServe(e *env, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	state := fs.String("state", "", "state `DIR` (required): API token, TLS and EAR keys, database; created 0700")
-	listen := fs.String("listen", "127.0.0.1:8443", "serve the operator API (HTTPS) on `ADDR`")
-	db := fs.String("db", "", "the database: an SQLite `FILE`, or a PostgreSQL URL postgres://... (default STATE/verifier.db)")
-	dbFile := fs.String("db-file", "", "`FILE` holding a PostgreSQL connection string (a password is refused on the command line)")
-	interval := fs.Duration("interval", 2*time.Second, "time between two attestations of an agent (at least 100ms)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on one request to an agent")
-	retention := fs.Duration("history", 7*24*time.Hour, "how long attestation results and delivered events are kept")
-	heartbeat := fs.Duration("history-heartbeat", verifier.DefaultHistoryHeartbeat, "while an agent's outcome does not change, one history entry per this period (0: changes only)")
-	var policyCerts, hooks, ekCAs, ekAllows []string
-	fs.Func("policy-cert", "accept only runtime policies signed by this certificate `FILE`'s key (repeatable)", func(v string) error { policyCerts = append(policyCerts, v); return nil })
-	fs.Func("ek-ca", "trust agents' endorsement keys that chain to the TPM makers' CA certificates in `DIR` (repeatable; e.g. /usr/share/intact/ek-ca)", func(v string) error { ekCAs = append(ekCAs, v); return nil })
-	fs.Func("ek-allow", "trust the endorsement keys whose hashes `FILE` lists (repeatable; see intact-verifier ek)", func(v string) error { ekAllows = append(ekAllows, v); return nil })
-	fs.Func("webhook", "deliver signed event notifications to `URL` (repeatable)", func(v string) error { hooks = append(hooks, v); return nil })
-	hookSecret := fs.String("webhook-secret", "", "`FILE` holding the webhooks' HMAC key")
-	hookMax := fs.Duration("webhook-max-backoff", 5*time.Minute, "longest wait between two delivery attempts")
-	hookHTTP := fs.Bool("webhook-allow-http", false, "accept http:// webhook receivers (notifications in clear text)")
-	withUI := fs.Bool("ui", true, "serve the web dashboard with the API (--ui=false: the API only)")
-	maxRecords := fs.Int64("max-attest-records", verifier.DefaultMaxRecords, "most measurement-list records one attestation may carry; more is a security failure")
-	maxBytes := fs.Int64("max-attest-bytes", verifier.DefaultMaxBytes, "most measurement-list bytes one attestation may carry; more is a security failure")
-	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus metrics over plain HTTP on `ADDR` (e.g. 127.0.0.1:9465; default off)")
-	replica := fs.String("replica", "", "this replica's `NAME` on a store replicas share (PostgreSQL; default HOSTNAME-PID)")
-	if e.describe != nil {
-		e.describe(fs, serveUsage) // the reference (docs_test.go)
-		return errDescribed
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return printHelp(e, serveUsage, fs)
-		}
-		return usagef("serve: %v", err)
-	}
-	if *state == "" || fs.NArg() != 0 {
-		return usagef("usage: serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s] [--policy-cert FILE]...")
-	}
-	if *interval < 100*time.Millisecond {
-		return usagef("--interval %v is too short", *interval)
-	}
-	if len(hooks) > 0 && *hookSecret == "" {
-		return usagef("--webhook needs --webhook-secret FILE (the HMAC key receivers check signatures with)")
-	}
-	if *retention <= 0 {
-		return usagef("--history %v: want a positive duration", *retention)
-	}
-	if *heartbeat < 0 {
-		return usagef("--history-heartbeat %v: want 0 (changes only) or a positive duration", *heartbeat)
-	}
-	hb := *heartbeat
-	if hb == 0 {
-		hb = -1 // verifier.Options: no heartbeats
-	}
-	if *maxRecords < 1 || *maxBytes < attest.MaxLogChunk {
-		return usagef("--max-attest-records %d, --max-attest-bytes %d: want at least 1 record and %d bytes (one chunk)", *maxRecords, *maxBytes, attest.MaxLogChunk)
-	}
-	if *hookMax < time.Second {
-		return usagef("--webhook-max-backoff %v is too short", *hookMax)
-	}
-	var receivers []webhook.Receiver
-	if len(hooks) > 0 {
-		b, err := readfile.Read(*hookSecret, readfile.Small)
-		if err != nil {
-			return fmt.Errorf("--webhook-secret: %w", err)
-		}
-		secret := []byte(strings.TrimSpace(string(b)))
-		for _, u := range hooks {
-			r := webhook.Receiver{URL: u, Secret: secret, AllowHTTP: *hookHTTP}
-			if err := webhook.CheckReceiver(r); err != nil {
-				return usagef("--webhook: %v", err)
-			}
-			receivers = append(receivers, r)
-		}
-	}
-	if len(ekCAs) == 0 && len(ekAllows) == 0 {
-		return usagef("serve needs --ek-ca DIR (TPM makers' CAs, such as dist/ek-ca) or --ek-allow FILE (EKs allowed by name), or both: enrollment checks every agent's endorsement key")
-	}
-	// Checked now (an error is the operator's, at startup), and read again
-	// at each enrollment so that added CAs and allowlist entries apply.
-	ekTrust := verifier.EKTrustFiles(ekCAs, ekAllows)
-	if _, err := ekTrust(); err != nil {
-		return err
-	}
-	if err := privateDir(*state); err != nil {
-		return err
-	}
-	token, err := loadOrCreateToken(filepath.Join(*state, tokenFile))
+	c, err := parseServeFlags(e, args)
 	if err != nil {
 		return err
 	}
-	cert, err := loadOrCreateCert(*state)
+	receivers, err := c.webhookReceivers()
 	if err != nil {
 		return err
 	}
-	signer, err := loadOrCreateEARKey(filepath.Join(*state, earKey))
+	ekTrust, err := c.ekTrust()
 	if err != nil {
 		return err
 	}
-	st, err := openStore(*db, *dbFile, *state)
+	id, err := openIdentity(c.state)
+	if err != nil {
+		return err
+	}
+	st, leases, err := c.openServeStore()
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// On a store that replicas share, this replica attests the agents
-	// whose lease it holds; its name defaults to HOSTNAME-PID.
-	leases, shared := st.(store.Leaser)
-	if shared && *replica == "" {
-		host, _ := os.Hostname()
-		*replica = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
-	if !shared {
-		leases = nil
-		if *replica != "" {
-			return usagef("--replica needs a store that replicas share (--db postgres://… or --db-file)")
-		}
-	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	s, err := assembleServer(c, st, leases, id, receivers, ekTrust, log)
+	if err != nil {
+		return err
+	}
+	return s.run(c, log)
+}
+
+// serveConfig is serve's command line, checked.
+type serveConfig struct {
+	state, listen, db, dbFile string
+	interval, timeout         time.Duration
+	retention                 time.Duration // --history
+	heartbeat                 time.Duration // for verifier.Options: -1 none
+	policyCerts, hooks        []string
+	ekCAs, ekAllows           []string
+	hookSecret                string
+	hookMax                   time.Duration
+	hookHTTP, withUI          bool
+	maxRecords, maxBytes      int64
+	metricsAddr, replica      string
+}
+
+// parseServeFlags parses and checks serve's flags (usage errors), or
+// describes them for the reference.
+func parseServeFlags(e *env, args []string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.state, "state", "", "state `DIR` (required): API token, TLS and EAR keys, database; created 0700")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8443", "serve the operator API (HTTPS) on `ADDR`")
+	fs.StringVar(&c.db, "db", "", "the database: an SQLite `FILE`, or a PostgreSQL URL postgres://... (default STATE/verifier.db)")
+	fs.StringVar(&c.dbFile, "db-file", "", "`FILE` holding a PostgreSQL connection string (a password is refused on the command line)")
+	fs.DurationVar(&c.interval, "interval", 2*time.Second, "time between two attestations of an agent (at least 100ms)")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "bound on one request to an agent")
+	fs.DurationVar(&c.retention, "history", 7*24*time.Hour, "how long attestation results and delivered events are kept")
+	fs.DurationVar(&c.heartbeat, "history-heartbeat", verifier.DefaultHistoryHeartbeat, "while an agent's outcome does not change, one history entry per this period (0: changes only)")
+	fs.Func("policy-cert", "accept only runtime policies signed by this certificate `FILE`'s key (repeatable)", func(v string) error { c.policyCerts = append(c.policyCerts, v); return nil })
+	fs.Func("ek-ca", "trust agents' endorsement keys that chain to the TPM makers' CA certificates in `DIR` (repeatable; e.g. /usr/share/intact/ek-ca)", func(v string) error { c.ekCAs = append(c.ekCAs, v); return nil })
+	fs.Func("ek-allow", "trust the endorsement keys whose hashes `FILE` lists (repeatable; see intact-verifier ek)", func(v string) error { c.ekAllows = append(c.ekAllows, v); return nil })
+	fs.Func("webhook", "deliver signed event notifications to `URL` (repeatable)", func(v string) error { c.hooks = append(c.hooks, v); return nil })
+	fs.StringVar(&c.hookSecret, "webhook-secret", "", "`FILE` holding the webhooks' HMAC key")
+	fs.DurationVar(&c.hookMax, "webhook-max-backoff", 5*time.Minute, "longest wait between two delivery attempts")
+	fs.BoolVar(&c.hookHTTP, "webhook-allow-http", false, "accept http:// webhook receivers (notifications in clear text)")
+	fs.BoolVar(&c.withUI, "ui", true, "serve the web dashboard with the API (--ui=false: the API only)")
+	fs.Int64Var(&c.maxRecords, "max-attest-records", verifier.DefaultMaxRecords, "most measurement-list records one attestation may carry; more is a security failure")
+	fs.Int64Var(&c.maxBytes, "max-attest-bytes", verifier.DefaultMaxBytes, "most measurement-list bytes one attestation may carry; more is a security failure")
+	fs.StringVar(&c.metricsAddr, "metrics-listen", "", "serve Prometheus metrics over plain HTTP on `ADDR` (e.g. 127.0.0.1:9465; default off)")
+	fs.StringVar(&c.replica, "replica", "", "this replica's `NAME` on a store replicas share (PostgreSQL; default HOSTNAME-PID)")
+	if e.describe != nil {
+		e.describe(fs, serveUsage) // the reference (docs_test.go)
+		return nil, errDescribed
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, printHelp(e, serveUsage, fs)
+		}
+		return nil, usagef("serve: %v", err)
+	}
+	if c.state == "" || fs.NArg() != 0 {
+		return nil, usagef("usage: serve --state DIR (--ek-ca DIR | --ek-allow FILE)... [--listen ADDR] [--interval 2s] [--policy-cert FILE]...")
+	}
+	if c.interval < 100*time.Millisecond {
+		return nil, usagef("--interval %v is too short", c.interval)
+	}
+	if len(c.hooks) > 0 && c.hookSecret == "" {
+		return nil, usagef("--webhook needs --webhook-secret FILE (the HMAC key receivers check signatures with)")
+	}
+	if c.retention <= 0 {
+		return nil, usagef("--history %v: want a positive duration", c.retention)
+	}
+	if c.heartbeat < 0 {
+		return nil, usagef("--history-heartbeat %v: want 0 (changes only) or a positive duration", c.heartbeat)
+	}
+	if c.heartbeat == 0 {
+		c.heartbeat = -1 // verifier.Options: no heartbeats
+	}
+	if c.maxRecords < 1 || c.maxBytes < attest.MaxLogChunk {
+		return nil, usagef("--max-attest-records %d, --max-attest-bytes %d: want at least 1 record and %d bytes (one chunk)", c.maxRecords, c.maxBytes, attest.MaxLogChunk)
+	}
+	if c.hookMax < time.Second {
+		return nil, usagef("--webhook-max-backoff %v is too short", c.hookMax)
+	}
+	return c, nil
+}
+
+// webhookReceivers reads the webhook secret and checks each receiver.
+func (c *serveConfig) webhookReceivers() ([]webhook.Receiver, error) {
+	if len(c.hooks) == 0 {
+		return nil, nil
+	}
+	b, err := readfile.Read(c.hookSecret, readfile.Small)
+	if err != nil {
+		return nil, fmt.Errorf("--webhook-secret: %w", err)
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	var receivers []webhook.Receiver
+	for _, u := range c.hooks {
+		r := webhook.Receiver{URL: u, Secret: secret, AllowHTTP: c.hookHTTP}
+		if err := webhook.CheckReceiver(r); err != nil {
+			return nil, usagef("--webhook: %v", err)
+		}
+		receivers = append(receivers, r)
+	}
+	return receivers, nil
+}
+
+// ekTrust returns the EK trust of --ek-ca and --ek-allow, read once now
+// (an error is the operator's, at startup) and again at each enrollment
+// so that added CAs and allowlist entries apply.
+func (c *serveConfig) ekTrust() (verifier.EKTrustFunc, error) {
+	if len(c.ekCAs) == 0 && len(c.ekAllows) == 0 {
+		return nil, usagef("serve needs --ek-ca DIR (TPM makers' CAs, such as dist/ek-ca) or --ek-allow FILE (EKs allowed by name), or both: enrollment checks every agent's endorsement key")
+	}
+	ekTrust := verifier.EKTrustFiles(c.ekCAs, c.ekAllows)
+	if _, err := ekTrust(); err != nil {
+		return nil, err
+	}
+	return ekTrust, nil
+}
+
+// identity is what the state directory holds besides the database.
+type identity struct {
+	token  string            // the API token
+	cert   tls.Certificate   // the API's certificate, presented to the agents too
+	signer *ecdsa.PrivateKey // signs attestation results (EAR)
+}
+
+// openIdentity makes the state directory private and reads (or creates)
+// the API token, the verifier's certificate and the EAR key in it.
+func openIdentity(state string) (*identity, error) {
+	if err := privateDir(state); err != nil {
+		return nil, err
+	}
+	token, err := loadOrCreateToken(filepath.Join(state, tokenFile))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := loadOrCreateCert(state)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := loadOrCreateEARKey(filepath.Join(state, earKey))
+	if err != nil {
+		return nil, err
+	}
+	return &identity{token: token, cert: cert, signer: signer}, nil
+}
+
+// openServeStore opens the store; on a store that replicas share it
+// returns its leases too, and names this replica (default HOSTNAME-PID).
+func (c *serveConfig) openServeStore() (store.Store, store.Leaser, error) {
+	st, err := openStore(c.db, c.dbFile, c.state)
+	if err != nil {
+		return nil, nil, err
+	}
+	leases, shared := st.(store.Leaser)
+	if !shared {
+		if c.replica != "" {
+			st.Close()
+			return nil, nil, usagef("--replica needs a store that replicas share (--db postgres://… or --db-file)")
+		}
+		return st, nil, nil
+	}
+	if c.replica == "" {
+		host, _ := os.Hostname()
+		c.replica = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return st, leases, nil
+}
+
+// server is the verifier and the HTTPS server of its API (and
+// dashboard), assembled and not yet running.
+type server struct {
+	v    *verifier.Verifier
+	st   store.Store
+	dash *ui.UI // nil with --ui=false
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// assembleServer makes the verifier, its API and dashboard on one mux,
+// and the HTTPS server on the listening socket.
+func assembleServer(c *serveConfig, st store.Store, leases store.Leaser, id *identity, receivers []webhook.Receiver,
+	ekTrust verifier.EKTrustFunc, log *slog.Logger) (*server, error) {
 	var signers *sig.Keyring // runtime policies must be signed by one of these
-	if len(policyCerts) > 0 {
+	if len(c.policyCerts) > 0 {
 		signers = sig.NewKeyring()
-		for _, p := range policyCerts {
+		for _, p := range c.policyCerts {
 			cs, err := sig.LoadCertificates(p)
 			if err != nil {
-				return fmt.Errorf("--policy-cert: %w", err)
+				return nil, fmt.Errorf("--policy-cert: %w", err)
 			}
-			for _, c := range cs {
-				signers.Add(c)
+			for _, cert := range cs {
+				signers.Add(cert)
 			}
 		}
 	}
-	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: *interval, Timeout: *timeout, PolicySigners: signers,
-		EARKey: signer, Webhooks: receivers, WebhookMax: *hookMax, HistoryHeartbeat: hb, EKTrust: ekTrust,
-		MaxAttestRecords: *maxRecords, MaxAttestBytes: *maxBytes, Leases: leases, Replica: *replica,
+	cert := id.cert
+	v, err := verifier.New(verifier.Options{Store: st, Logger: log, Interval: c.interval, Timeout: c.timeout, PolicySigners: signers,
+		EARKey: id.signer, Webhooks: receivers, WebhookMax: c.hookMax, HistoryHeartbeat: c.heartbeat, EKTrust: ekTrust,
+		MaxAttestRecords: c.maxRecords, MaxAttestBytes: c.maxBytes, Leases: leases, Replica: c.replica,
 		ClientCert: &cert}) // presented to the agents, which pin it
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h, err := verifier.NewAPI(v, token)
+	h, err := verifier.NewAPI(v, id.token)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The dashboard shares the API's listener and TLS (so its session
 	// cookie is Secure) under /ui/; the API keeps every other path.
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	var dash *ui.UI
-	if *withUI {
-		if dash, err = ui.New(ui.Options{Store: st, Verifier: v, Token: token, Interval: *interval, Logger: log}); err != nil {
-			return err
+	s := &server{v: v, st: st}
+	if c.withUI {
+		if s.dash, err = ui.New(ui.Options{Store: st, Verifier: v, Token: id.token, Interval: c.interval, Logger: log}); err != nil {
+			return nil, err
 		}
-		mux.Handle(ui.Prefix, dash)
+		mux.Handle(ui.Prefix, s.dash)
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
+	if s.ln, err = net.Listen("tcp", c.listen); err != nil {
+		return nil, err
 	}
-	srv := &http.Server{
+	s.srv = &http.Server{
 		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		ReadHeaderTimeout: 10 * time.Second,
@@ -225,13 +319,20 @@ func cmdServe(e *env, args []string) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	return s, nil
+}
+
+// run runs the verifier, the pruning, the metrics listener and the
+// dashboard, and serves the API until SIGINT or SIGTERM; then it shuts
+// the server down and waits for the verifier to store its last results.
+func (s *server) run(c *serveConfig, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	go pruneHistory(ctx, st, *retention, log)
-	if *metricsAddr != "" {
-		addr, err := serveMetrics(ctx, *metricsAddr, v, log)
+	go func() { done <- s.v.Run(ctx) }()
+	go pruneHistory(ctx, s.st, c.retention, log)
+	if c.metricsAddr != "" {
+		addr, err := serveMetrics(ctx, c.metricsAddr, s.v, log)
 		if err != nil {
 			stop()
 			<-done
@@ -239,17 +340,17 @@ func cmdServe(e *env, args []string) error {
 		}
 		log.Info("serving metrics", "addr", "http://"+addr+"/metrics")
 	}
-	if dash != nil {
-		go dash.Run(ctx)
+	if s.dash != nil {
+		go s.dash.Run(ctx)
 	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		s.srv.Shutdown(sctx)
 	}()
-	log.Info("intact-verifier serving", "addr", ln.Addr().String(), "state", *state, "interval", *interval, "replica", *replica)
-	if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	log.Info("intact-verifier serving", "addr", s.ln.Addr().String(), "state", c.state, "interval", c.interval, "replica", c.replica)
+	if err := s.srv.ServeTLS(s.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		stop()
 		<-done
 		return err
