@@ -76,7 +76,8 @@ type Options struct {
 	// Webhooks are sent every event (state changes, reboots,
 	// enrollments, removals) in order, at least once, from the store's
 	// outbox; WebhookBase and WebhookMax bound the backoff between
-	// attempts (default 1s and 5m).
+	// attempts (default 1s and 5m). With Leases, one replica at a time
+	// delivers to each receiver (webhook.Options.Leases).
 	Webhooks                []webhook.Receiver
 	WebhookBase, WebhookMax time.Duration
 	// EKTrust gives the EK CA store and allowlist an enrolling agent's
@@ -186,8 +187,13 @@ func New(o Options) (*Verifier, error) {
 		// Registers the receivers: each gets the events from now on.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		h, err := webhook.New(ctx, webhook.Options{Store: o.Store, Receivers: o.Webhooks, Logger: o.Logger,
-			Base: o.WebhookBase, Max: o.WebhookMax})
+		wo := webhook.Options{Store: o.Store, Receivers: o.Webhooks, Logger: o.Logger,
+			Base: o.WebhookBase, Max: o.WebhookMax}
+		if o.Leases != nil {
+			// replicas: one at a time delivers to each receiver
+			wo.Leases, wo.Replica = o.Leases, o.Replica
+		}
+		h, err := webhook.New(ctx, wo)
 		if err != nil {
 			return nil, fmt.Errorf("verifier: %w", err)
 		}

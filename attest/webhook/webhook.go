@@ -173,7 +173,26 @@ type Options struct {
 	Base, Max time.Duration // backoff (default 1s, 5m)
 	Poll      time.Duration // how often the outbox is read without a Wake (default 5s)
 	Now       func() time.Time
+	// Leases, on a store several verifier replicas share, makes one
+	// replica at a time (Replica, the holder of the receiver's delivery
+	// lease) deliver to each receiver, so that the replicas do not each
+	// send the outbox. A lease lives LeaseTTL (default
+	// DefaultDeliveryLeaseTTL) and is renewed while its holder delivers
+	// or waits; a holder sends only with time left on its lease, each
+	// request bounded by it, and marks an event delivered only while it
+	// holds the lease (store.DeliveryLeaser.MarkDeliveredAs), so two
+	// replicas never send to one receiver at once. A holder that dies
+	// hands over when its lease lapses; the next holder resends at most
+	// the event that was in flight (delivered, not yet marked).
+	Leases   store.DeliveryLeaser
+	Replica  string
+	LeaseTTL time.Duration
 }
+
+// DefaultDeliveryLeaseTTL is how long a replica's delivery lease of a
+// receiver lives unless renewed: a dead holder's receivers are taken
+// over within about this plus Poll.
+const DefaultDeliveryLeaseTTL = 15 * time.Second
 
 // Deliverer sends the outbox to the receivers.
 type Deliverer struct {
@@ -222,6 +241,12 @@ func New(ctx context.Context, o Options) (*Deliverer, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultDeliveryLeaseTTL
+	}
+	if o.Leases != nil && o.Replica == "" {
+		return nil, errors.New("webhook: delivery leases without a replica name")
 	}
 	d := &Deliverer{o: o}
 	seen := map[string]bool{}
@@ -274,9 +299,65 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 	}
 }
 
+// lease is a deliverer's hold on a receiver's delivery lease (with
+// Options.Leases): until is a local end, conservative (taken before the
+// renewal was sent; the store's lease ends later).
+type lease struct {
+	held  bool
+	until time.Time
+}
+
+// minLeaseLeft is the least time left on a delivery lease to send.
+const minLeaseLeft = time.Second
+
+// hold renews the delivery lease once a third of it is gone, and reports
+// whether this deliverer holds it with at least minLeaseLeft ahead.
+// Without leases it always holds.
+func (d *Deliverer) hold(ctx context.Context, r Receiver, l *lease, log *slog.Logger) bool {
+	if d.o.Leases == nil {
+		return true
+	}
+	if l.held && time.Until(l.until) > d.o.LeaseTTL*2/3 {
+		return true
+	}
+	t0 := time.Now()
+	ok, err := d.o.Leases.LeaseReceiver(ctx, d.o.Replica, r.URL, d.o.LeaseTTL)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("renewing the delivery lease", "err", err)
+		}
+		// what is left of a lease held is still ours
+	case ok:
+		if !l.held {
+			log.Info("delivering (delivery lease taken)", "replica", d.o.Replica)
+		}
+		l.held, l.until = true, t0.Add(d.o.LeaseTTL)
+	default:
+		if l.held {
+			log.Info("another replica delivers (delivery lease lost)", "replica", d.o.Replica)
+		}
+		l.held = false
+	}
+	return l.held && time.Until(l.until) > minLeaseLeft
+}
+
+// mark records e delivered: fenced by the delivery lease with replicas.
+func (d *Deliverer) mark(ctx context.Context, r Receiver, seq int64) error {
+	if d.o.Leases != nil {
+		return d.o.Leases.MarkDeliveredAs(ctx, d.o.Replica, r.URL, seq)
+	}
+	return d.o.Store.MarkDelivered(ctx, r.URL, seq)
+}
+
 func (d *Deliverer) deliver(ctx context.Context, r Receiver, wake <-chan struct{}) {
 	log := d.o.Logger.With("webhook", r.URL)
+	var l lease
 	for ctx.Err() == nil {
+		if !d.hold(ctx, r, &l, log) {
+			sleep(ctx, d.o.Poll, nil) // another replica delivers (or the store failed): try again later
+			continue
+		}
 		evs, err := d.o.Store.Undelivered(ctx, r.URL, 64)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -289,39 +370,63 @@ func (d *Deliverer) deliver(ctx context.Context, r Receiver, wake <-chan struct{
 			sleep(ctx, d.o.Poll, wake)
 			continue
 		}
-		for _, e := range evs {
-			for attempt := 0; ; attempt++ {
-				err := d.send(ctx, r, &e)
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				wait := jitter(Backoff(attempt, d.o.Base, d.o.Max))
-				log.Warn("webhook delivery failed; retrying", "event", e.ID, "type", e.Type, "agent", e.AgentID, "attempt", attempt+1, "retry_in", wait, "err", err)
-				sleep(ctx, wait, nil)
-				if ctx.Err() != nil {
+		d.deliverEvents(ctx, r, evs, &l, log)
+	}
+}
+
+// deliverEvents sends evs in order, each until the receiver takes it, and
+// marks each delivered before the next is sent. It returns early when ctx
+// ends or the delivery lease is lost (the next holder goes on from the
+// mark).
+func (d *Deliverer) deliverEvents(ctx context.Context, r Receiver, evs []store.Event, l *lease, log *slog.Logger) {
+	for _, e := range evs {
+		for attempt := 0; ; attempt++ {
+			if !d.hold(ctx, r, l, log) {
+				return
+			}
+			err := d.send(ctx, r, &e, l)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			wait := jitter(Backoff(attempt, d.o.Base, d.o.Max))
+			log.Warn("webhook delivery failed; retrying", "event", e.ID, "type", e.Type, "agent", e.AgentID, "attempt", attempt+1, "retry_in", wait, "err", err)
+			// A long wait renews the lease on the way (hold, above,
+			// after it): sleep in steps of at most a third of it.
+			for end := time.Now().Add(wait); ctx.Err() == nil && time.Now().Before(end); {
+				sleep(ctx, min(time.Until(end), d.o.LeaseTTL/3), nil)
+				if d.o.Leases != nil && time.Now().Before(end) && !d.hold(ctx, r, l, log) {
 					return
 				}
 			}
-			// Marked before the next event is sent: a store that fails
-			// here is tried again, so that a failing store does not make
-			// the receiver get this event twice. (Delivered and not
-			// marked when the verifier stops: sent again after the
-			// restart; at least once.)
-			for attempt := 0; ; attempt++ {
-				err := d.o.Store.MarkDelivered(ctx, r.URL, e.Seq)
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				wait := jitter(Backoff(attempt, d.o.Base, d.o.Max))
-				log.Error("marking an event delivered failed; retrying", "event", e.ID, "attempt", attempt+1, "retry_in", wait, "err", err)
-				sleep(ctx, wait, nil)
+			if ctx.Err() != nil {
+				return
 			}
+		}
+		// Marked before the next event is sent: a store that fails
+		// here is tried again, so that a failing store does not make
+		// the receiver get this event twice. (Delivered and not
+		// marked when the verifier stops: sent again after the
+		// restart, or by the next holder of the delivery lease; at
+		// least once.)
+		for attempt := 0; ; attempt++ {
+			err := d.mark(ctx, r, e.Seq)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, store.ErrLeaseLost) {
+				log.Warn("delivery lease lost before the event was marked delivered: the next holder sends it again", "event", e.ID)
+				l.held = false
+				return
+			}
+			wait := jitter(Backoff(attempt, d.o.Base, d.o.Max))
+			log.Error("marking an event delivered failed; retrying", "event", e.ID, "attempt", attempt+1, "retry_in", wait, "err", err)
+			sleep(ctx, wait, nil)
 		}
 	}
 }
@@ -331,11 +436,19 @@ type StatusError struct{ Status int }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("receiver answered %d", e.Status) }
 
-func (d *Deliverer) send(ctx context.Context, r Receiver, e *store.Event) error {
+// send posts e to r; with delivery leases, the request ends before the
+// lease l does (less a margin), so that no other replica can be sending
+// to r meanwhile.
+func (d *Deliverer) send(ctx context.Context, r Receiver, e *store.Event, l *lease) error {
 	if !ValidEventID(e.ID) {
 		// Never sent: receivers could not verify it. (The verifier's
 		// ids are 32 hex digits.)
 		return fmt.Errorf("event id %q is not a valid webhook event id", e.ID)
+	}
+	if d.o.Leases != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, l.until.Add(-d.o.LeaseTTL/20))
+		defer cancel()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(e.Body))
 	if err != nil {

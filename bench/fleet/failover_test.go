@@ -16,12 +16,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/bench/fleet/sim"
 	"github.com/intactsec/intact/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// receiverOwner is the replica holding the webhook receiver's delivery
+// lease (read from the database).
+func receiverOwner(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var owner string
+	if err := c.QueryRow(ctx, `SELECT owner FROM receivers`).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	return owner
+}
 
 // receiver records webhook deliveries by event id.
 type receiver struct {
@@ -182,6 +202,11 @@ func TestFailover(t *testing.T) {
 		}
 	}
 
+	// r1 started first: its deliverer holds the receiver's delivery
+	// lease, so the kill below kills the delivering replica.
+	if owner := receiverOwner(t, dsn); owner != "r1" {
+		t.Fatalf("the webhook receiver's delivery lease is held by %q, want r1 (started first)", owner)
+	}
 	r1.kill()
 	killed := time.Now()
 	sum := sha256.Sum256([]byte("dropped while r1 was down"))
@@ -207,7 +232,9 @@ func TestFailover(t *testing.T) {
 	if c := held(after); c["r2"] != n {
 		t.Errorf("after the kill r2 holds %v", c)
 	}
-	waitFor("the tampered agents failed, their events delivered", 30*time.Second, func() bool {
+	// r2 takes over the deliveries when r1's delivery lease lapses
+	// (webhook.DefaultDeliveryLeaseTTL, 15 s) and its next poll
+	waitFor("the tampered agents failed, their events delivered", 60*time.Second, func() bool {
 		vs := views(r2)
 		for _, a := range victims {
 			if vs[a.ID].State != "failed" || rec.events(a.ID, verifier.EventFailed) == 0 {
@@ -240,7 +267,15 @@ func TestFailover(t *testing.T) {
 		}
 	}
 	final := views(r1)
-	t.Logf("after the restart: leases %v; %d redundant deliveries (at least once, deduplicated by id)", held(final), rec.copies)
+	rec.mu.Lock()
+	copies := rec.copies
+	rec.mu.Unlock()
+	t.Logf("after the restart: leases %v; %d redundant deliveries; deliveries by %s now", held(final), copies, receiverOwner(t, dsn))
+	// One replica delivers at a time: the only event a receiver may get
+	// twice is one in flight when the delivering replica was killed.
+	if copies > 1 {
+		t.Errorf("%d events delivered more than once, want at most the one in flight at the kill", copies)
+	}
 	for _, v := range final {
 		if v.State == "failed" && v.Kind == "security" {
 			continue

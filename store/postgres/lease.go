@@ -4,6 +4,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,6 +99,9 @@ func (d *DB) ReleaseLeases(ctx context.Context, replica string) error {
 			(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id FOR UPDATE)`, replica); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `UPDATE receivers SET owner = '', owner_until = 0 WHERE owner = $1`, replica); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DELETE FROM replicas WHERE name = $1`, replica)
 		return err
 	})
@@ -128,4 +132,45 @@ func (d *DB) Replicas(ctx context.Context, since time.Duration) (map[string]int,
 		out[n] = c
 	}
 	return out, rows.Err()
+}
+
+func (d *DB) LeaseReceiver(ctx context.Context, replica, receiver string, ttl time.Duration) (bool, error) {
+	if replica == "" {
+		return false, store.ErrInvalid
+	}
+	tag, err := d.pool.Exec(ctx, `UPDATE receivers SET owner = $1, owner_until = `+dbNow+` + $3
+		WHERE name = $2 AND (owner = $1 OR owner_until < `+dbNow+`)`, replica, receiver, ttl.Nanoseconds())
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	var n int
+	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM receivers WHERE name = $1`, receiver).Scan(&n); err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return false, fmt.Errorf("receiver %q: %w", receiver, store.ErrNotFound)
+	}
+	return false, nil
+}
+
+func (d *DB) MarkDeliveredAs(ctx context.Context, replica, receiver string, seq int64) error {
+	tag, err := d.pool.Exec(ctx, `UPDATE receivers SET seq = GREATEST(seq, $1)
+		WHERE name = $2 AND owner = $3 AND owner_until > `+dbNow, seq, receiver, replica)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		var n int
+		if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM receivers WHERE name = $1`, receiver).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("receiver %q: %w", receiver, store.ErrNotFound)
+		}
+		return fmt.Errorf("receiver %q, replica %q: %w", receiver, replica, store.ErrLeaseLost)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -216,5 +217,59 @@ func TestCountAgentsByReplica(t *testing.T) {
 	time.Sleep(ttl + 100*time.Millisecond) // A's lease lapses: time is the thing under test
 	if got, want := count(), map[string]int{"/trusted": 1, "/enrolled": 5}; !maps.Equal(got, want) {
 		t.Fatalf("after A's lease lapsed: CountAgents = %v, want %v", got, want)
+	}
+}
+
+// A webhook receiver's delivery lease: one holder at a time, renewed by
+// it, taken by another once it lapses; marks are fenced by it; a clean
+// shutdown releases it.
+func TestReceiverLease(t *testing.T) {
+	ctx := context.Background()
+	db := openPG(t)
+	if _, err := db.AddReceiver(ctx, "https://hook"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendEvents(ctx, []store.Event{{ID: "e1", AgentID: "a", Type: "trusted", Time: time.Unix(1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 600 * time.Millisecond
+	take := func(r string) bool {
+		t.Helper()
+		ok, err := db.LeaseReceiver(ctx, r, "https://hook", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !take("A") || take("B") || !take("A") {
+		t.Fatal("A takes and renews the delivery lease, B does not get it meanwhile")
+	}
+	if err := db.MarkDeliveredAs(ctx, "B", "https://hook", 1); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("B's mark without the lease: %v, want ErrLeaseLost", err)
+	}
+	if evs, _ := db.Undelivered(ctx, "https://hook", 10); len(evs) != 1 {
+		t.Fatalf("B's refused mark moved the mark: undelivered %v", evs)
+	}
+	if _, err := db.LeaseReceiver(ctx, "A", "https://nope", ttl); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown receiver: %v", err)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // A stops renewing: time is the thing under test
+	if err := db.MarkDeliveredAs(ctx, "A", "https://hook", 1); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("A's mark after its lease lapsed: %v, want ErrLeaseLost", err)
+	}
+	if !take("B") || take("A") {
+		t.Fatal("B takes the lapsed lease, A does not get it back")
+	}
+	if err := db.MarkDeliveredAs(ctx, "B", "https://hook", 1); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := db.Undelivered(ctx, "https://hook", 10); len(evs) != 0 {
+		t.Fatalf("undelivered after B's mark: %v", evs)
+	}
+	if err := db.ReleaseLeases(ctx, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if !take("A") {
+		t.Fatal("after B released its leases, A does not get the delivery lease")
 	}
 }

@@ -106,6 +106,10 @@ var migrations = []string{
 	DROP INDEX agents_lease_until;
 	ALTER TABLE agents DROP COLUMN lease_until;
 	ALTER TABLE agents SET (fillfactor = 50);`,
+	// 3 -> 4: one replica at a time delivers to each webhook receiver,
+	// the holder of the receiver's delivery lease.
+	`ALTER TABLE receivers ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+	ALTER TABLE receivers ADD COLUMN owner_until BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // Advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed.
