@@ -770,7 +770,12 @@ func TestEndToEndOfflineReboot(t *testing.T) {
 // agent is stopped and after it is back, until agents reactivate. On the
 // old code the stopped agent was failed (operational).
 func TestEndToEndUnreachable(t *testing.T) {
-	r := newRig(t)
+	hook := &e2eHook{}
+	hsrv := httptest.NewServer(hook)
+	defer hsrv.Close()
+	secret := filepath.Join(t.TempDir(), "hook-secret")
+	os.WriteFile(secret, []byte("e2e-webhook-secret-0123"), 0o600)
+	r := newRig(t, "--webhook", hsrv.URL+"/hook", "--webhook-secret", secret, "--webhook-allow-http", "--webhook-max-backoff", "1s")
 	f1, f2, evil := filepath.Join(r.dir, "f1"), filepath.Join(r.dir, "f2"), filepath.Join(r.dir, "evil")
 	r.measure(f1)
 	os.WriteFile(f2, []byte("content of "+f2), 0o755) // as measure writes it
@@ -831,4 +836,17 @@ func TestEndToEndUnreachable(t *testing.T) {
 	}
 	r.run(0, "agents", "reactivate", "m", "--note", "checked")
 	r.waitState("trusted")
+	// The webhook receiver got each change once, the outage as an
+	// unreachable event, never a failed one before the tampering.
+	want := []string{"enrolled", "trusted", "unreachable", "trusted", "failed", "reactivated", "trusted"}
+	waitFor(t, 20*time.Second, "the webhook deliveries", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.types) >= len(want)
+	})
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if !slices.Equal(hook.types, want) || len(hook.bad) > 0 {
+		t.Errorf("webhook received %v (bad: %v), want %v", hook.types, hook.bad, want)
+	}
 }
