@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/intactsec/intact/internal/clidoc"
+	"github.com/intactsec/intact/internal/clidoc/clidoctest"
 )
 
 // The reference (docs/intact-verifier-flags.md, intact-verifier(8), bash
@@ -70,56 +68,25 @@ XDG_CONFIG_HOME, HOME
 // TestReference fails when the checked-in reference is not what the
 // flags generate now; with -update it rewrites it.
 func TestReference(t *testing.T) {
-	p := referenceProgram(t)
-	if *update {
-		if err := clidoc.Generate(repoRoot, p); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	stale, err := clidoc.Check(repoRoot, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range stale {
-		t.Errorf("stale: %s", s)
-	}
-	if len(stale) > 0 {
-		t.Errorf("the reference is generated from intact-verifier's flags: run %s and commit the result", clidoc.Regenerate)
-	}
+	clidoctest.Reference(t, repoRoot, referenceProgram(t), *update)
 }
 
 // TestHelpManAndDocsAgree reads the flags back from each command's -h,
 // intact-verifier(8) and docs/intact-verifier-flags.md and fails where
 // two disagree.
 func TestHelpManAndDocsAgree(t *testing.T) {
-	p := referenceProgram(t)
-	man, err := os.ReadFile(filepath.Join(repoRoot, clidoc.ManPath(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := os.ReadFile(filepath.Join(repoRoot, p.Page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manFlags, mdFlags := clidoc.ManFlags(string(man)), clidoc.MarkdownFlags(string(page))
-	for _, c := range p.Commands {
+	clidoctest.FlagsAgree(t, repoRoot, referenceProgram(t), func(t testing.TB, c clidoc.Command) ([]string, bool) {
 		full := "intact-verifier " + c.Name
 		var stdout, stderr bytes.Buffer
 		e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
 		if code := run(e, append(strings.Fields(c.Name), "-h")); code != 0 {
 			t.Errorf("%s -h: exit %d: %s", full, code, stderr.String())
-			continue
+			return nil, false
 		}
 		help := clidoc.HelpFlags(stdout.String())
 		if len(help) == 0 {
 			t.Errorf("%s -h lists no flags:\n%s", full, stdout.String())
 		}
-		if inMan := manFlags[full]; !slices.Equal(help, inMan) {
-			t.Errorf("%s: -h lists %v, the man page %v (run %s)", full, help, inMan, clidoc.Regenerate)
-		}
-		if inMD := mdFlags[full]; !slices.Equal(help, inMD) {
-			t.Errorf("%s: -h lists %v, %s %v (run %s)", full, help, p.Page, inMD, clidoc.Regenerate)
-		}
-	}
+		return help, true
+	})
 }

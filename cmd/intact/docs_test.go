@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/intactsec/intact/internal/clidoc"
+	"github.com/intactsec/intact/internal/clidoc/clidoctest"
 )
 
 // The command-line reference (docs/cli.md's command sections, intact(1),
@@ -99,63 +98,25 @@ func referenceProgram(t testing.TB) *clidoc.Program {
 // TestReference fails when the checked-in reference is not what the
 // flags generate now; with -update it rewrites it.
 func TestReference(t *testing.T) {
-	p := referenceProgram(t)
-	if *update {
-		if err := clidoc.Generate(repoRoot, p); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	stale, err := clidoc.Check(repoRoot, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range stale {
-		t.Errorf("stale: %s", s)
-	}
-	if len(stale) > 0 {
-		t.Errorf("the reference is generated from the commands' flags: run %s and commit the result", clidoc.Regenerate)
-	}
+	clidoctest.Reference(t, repoRoot, referenceProgram(t), *update)
 }
 
 // TestHelpManAndDocsAgree reads the flags back from what a user sees —
 // each command's -h output, intact(1) and docs/cli.md — and fails where
 // any two disagree.
 func TestHelpManAndDocsAgree(t *testing.T) {
-	p := referenceProgram(t)
-	man, err := os.ReadFile(filepath.Join(repoRoot, clidoc.ManPath(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := os.ReadFile(filepath.Join(repoRoot, p.Page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manFlags, mdFlags := clidoc.ManFlags(string(man)), clidoc.MarkdownFlags(string(page))
-	for _, c := range p.Commands {
-		full := "intact " + c.Name
+	clidoctest.FlagsAgree(t, repoRoot, referenceProgram(t), func(t testing.TB, c clidoc.Command) ([]string, bool) {
 		var stdout, stderr bytes.Buffer
 		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
 		if code := run(e, append(strings.Fields(c.Name), "-h")); code != 0 && len(c.Flags) > 0 {
-			t.Errorf("%s -h: exit %d: %s", full, code, stderr.String())
-			continue
+			t.Errorf("intact %s -h: exit %d: %s", c.Name, code, stderr.String())
+			return nil, false
 		}
-		help := clidoc.HelpFlags(stdout.String())
 		if len(c.Flags) == 0 {
-			help = nil
+			return nil, true
 		}
-		inMan, ok := manFlags[full]
-		if !ok {
-			t.Errorf("%s: no section in %s (run %s)", full, clidoc.ManPath(p), clidoc.Regenerate)
-		}
-		inMD := mdFlags[full]
-		if !slices.Equal(help, inMan) {
-			t.Errorf("%s: -h lists %v, the man page %v (run %s)", full, help, inMan, clidoc.Regenerate)
-		}
-		if !slices.Equal(help, inMD) {
-			t.Errorf("%s: -h lists %v, %s %v (run %s)", full, help, p.Page, inMD, clidoc.Regenerate)
-		}
-	}
+		return clidoc.HelpFlags(stdout.String()), true
+	})
 }
 
 var synopsisLine = regexp.MustCompile(`^(?:\s+|Usage:\s*)intact ([a-z][a-z-]*) ([a-z][a-z-]*)\b`)

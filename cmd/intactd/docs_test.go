@@ -6,12 +6,10 @@ import (
 	"bytes"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/intactsec/intact/internal/clidoc"
+	"github.com/intactsec/intact/internal/clidoc/clidoctest"
 )
 
 // The reference (docs/intactd-flags.md, intactd(8), bash and zsh
@@ -49,46 +47,17 @@ NOTIFY_SOCKET, WATCHDOG_USEC
 // TestReference fails when the checked-in reference is not what the
 // flags generate now; with -update it rewrites it.
 func TestReference(t *testing.T) {
-	p := referenceProgram(t)
-	if *update {
-		if err := clidoc.Generate(repoRoot, p); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	stale, err := clidoc.Check(repoRoot, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range stale {
-		t.Errorf("stale: %s", s)
-	}
-	if len(stale) > 0 {
-		t.Errorf("the reference is generated from intactd's flags: run %s and commit the result", clidoc.Regenerate)
-	}
+	clidoctest.Reference(t, repoRoot, referenceProgram(t), *update)
 }
 
 // TestHelpManAndDocsAgree reads the flags back from intactd -h,
 // intactd(8) and docs/intactd-flags.md and fails where two disagree.
 func TestHelpManAndDocsAgree(t *testing.T) {
-	p := referenceProgram(t)
-	var stderr bytes.Buffer
-	if code := run([]string{"-h"}, &stderr); code != 0 {
-		t.Fatalf("intactd -h: exit %d", code)
-	}
-	help := clidoc.HelpFlags(stderr.String())
-	man, err := os.ReadFile(filepath.Join(repoRoot, clidoc.ManPath(p)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := os.ReadFile(filepath.Join(repoRoot, p.Page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inMan := clidoc.ManFlags(string(man))[""]; !slices.Equal(help, inMan) {
-		t.Errorf("intactd -h lists %v, intactd(8) %v (run %s)", help, inMan, clidoc.Regenerate)
-	}
-	if inMD := clidoc.MarkdownFlags(string(page))["intactd"]; !slices.Equal(help, inMD) {
-		t.Errorf("intactd -h lists %v, %s %v (run %s)", help, p.Page, inMD, clidoc.Regenerate)
-	}
+	clidoctest.FlagsAgree(t, repoRoot, referenceProgram(t), func(t testing.TB, _ clidoc.Command) ([]string, bool) {
+		var stderr bytes.Buffer
+		if code := run([]string{"-h"}, &stderr); code != 0 {
+			t.Fatalf("intactd -h: exit %d", code)
+		}
+		return clidoc.HelpFlags(stderr.String()), true
+	})
 }
