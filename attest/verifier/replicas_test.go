@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ type replica struct {
 	db   *postgres.DB
 	v    *verifier.Verifier
 	api  *httptest.Server
+	stop func() // stops it (SIGTERM: its leases given up at once)
 }
 
 const replicaToken = "replica-test-token-0123456789"
@@ -53,7 +55,9 @@ func startReplica(t *testing.T, dsn, name string, allow *ekcert.Allowlist) *repl
 	done := make(chan struct{})
 	go func() { v.Run(rctx); close(done) }()
 	r := &replica{name: name, db: db, v: v, api: httptest.NewServer(h)}
-	t.Cleanup(func() { r.api.Close(); cancel(); <-done; db.Close() })
+	var once sync.Once
+	r.stop = func() { once.Do(func() { r.api.Close(); cancel(); <-done; db.Close() }) }
+	t.Cleanup(r.stop)
 	return r
 }
 
@@ -77,12 +81,14 @@ func (r *replica) post(t *testing.T, path string) (int, string) {
 // replica, and the agent stays gap-after-reboot. A security failure can
 // be reactivated on either replica: the write does not depend on the
 // lease (no runner writes a stopped agent), and the holder starts
-// attesting it again. On the old code the 409 named no replica.
+// attesting it again. A second failure stays failed when its replica
+// stops and the other takes its lease. On the old code the 409 named no
+// replica.
 func TestReplicasAckOnHolder(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	a := newTestAgent(t, nil)
 	dir := t.TempDir()
-	ok1, evil := filepath.Join(dir, "ok1"), filepath.Join(dir, "evil")
+	ok1, evil, evil2 := filepath.Join(dir, "ok1"), filepath.Join(dir, "evil"), filepath.Join(dir, "evil2")
 	a.measure(ok1)
 	allow := &ekcert.Allowlist{}
 	if err := allow.Add(a.sw.EKHash(t), "test"); err != nil {
@@ -97,11 +103,16 @@ func TestReplicasAckOnHolder(t *testing.T) {
 	if _, err := r1.v.Enroll(ctx, verifier.EnrollRequest{ID: "g", Addr: a.addr(), Policy: "p"}); err != nil {
 		t.Fatal(err)
 	}
+	look, err := postgres.Open(ctx, dsn, postgres.Options{}) // the operator's view, whichever replica stops
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer look.Close()
 	wait := func(what string, cond func(*store.Agent) bool) *store.Agent {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			got, err := r2.db.GetAgent(ctx, "g")
+			got, err := look.GetAgent(ctx, "g")
 			if err == nil && cond(got) {
 				return got
 			}
@@ -134,7 +145,7 @@ func TestReplicasAckOnHolder(t *testing.T) {
 		t.Fatalf("ack on the replica without the lease: %d %s, want 409 naming %s", code, body, holder.name)
 	}
 	t.Logf("ack on %s: %d %s", other.name, code, strings.TrimSpace(body))
-	err := other.v.Acknowledge(ctx, "g")
+	err = other.v.Acknowledge(ctx, "g")
 	var nh *verifier.NotHolderError
 	if !errors.As(err, &nh) || nh.Replica != holder.name {
 		t.Fatalf("Acknowledge on the other replica: %v", err)
@@ -168,4 +179,22 @@ func TestReplicasAckOnHolder(t *testing.T) {
 		return x.State == store.StateTrusted && x.Attestations > failed.Attestations
 	})
 	t.Logf("attested again by %s after the reactivation on %s", got.Lease.Replica, other.name)
+
+	// Failed again; its replica stops: the other takes the lease and
+	// does not attest it (failed never clears by itself).
+	a.measure(evil2)
+	failed = wait("failed again", func(x *store.Agent) bool { return x.State == store.StateFailed && x.Attestations > got.Attestations })
+	holderName := failed.Lease.Replica
+	if holderName == other.name {
+		holder, other = other, holder
+	}
+	holder.stop()
+	got = wait("leased by "+other.name, func(x *store.Agent) bool {
+		return x.Lease.Replica == other.name && x.Lease.Until.After(time.Now())
+	})
+	time.Sleep(5 * interval) // nothing may happen: time is the thing under test
+	got, err = look.GetAgent(ctx, "g")
+	if err != nil || got.State != store.StateFailed || got.Kind != store.KindSecurity || got.Attestations != failed.Attestations {
+		t.Fatalf("after the takeover by %s: %+v, %v: want failed (security) after %d attestations", other.name, got, err, failed.Attestations)
+	}
 }
