@@ -243,78 +243,100 @@ func shellFunc(prog string) string {
 	return "_" + strings.ReplaceAll(prog, "-", "_")
 }
 
-// Bash returns a bash completion script for the program.
-func Bash(p *Program) string {
-	c := completions(p)
-	fn := shellFunc(p.Name)
-	var b strings.Builder
-	b.WriteString(header("#", p.Name))
-	fmt.Fprintf(&b, "%s() {\n", fn)
-	b.WriteString("    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n")
-	b.WriteString("    local cmd=\"\" w i words=\"\" flags=\"\"\n")
-	b.WriteString("    for ((i = 1; i < COMP_CWORD; i++)); do\n")
-	b.WriteString("        w=${COMP_WORDS[i]}\n")
+// shell is what the bash and the zsh completion functions say
+// differently; what they do is the same (writeCompletion): walk the
+// command words before the cursor, complete a file name after a flag that
+// takes a value, else the command's flags, its next words or a file.
+type shell struct {
+	start    string              // the locals and the loop over the words, up to w=
+	pattern  func(string) string // a case pattern
+	prev     string              // the word before the cursor
+	files    string              // complete a file name
+	setNext  func([]string) string
+	setFlags func(string) string
+	atFlag   string // the test: the cursor's word is a flag
+	hasNext  string // the test: the command has next words
+	flags    string // complete the flags set by setFlags
+	next     string // complete the words set by setNext
+}
+
+var bash = shell{
+	start: "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n" +
+		"    local cmd=\"\" w i words=\"\" flags=\"\"\n" +
+		"    for ((i = 1; i < COMP_CWORD; i++)); do\n        w=${COMP_WORDS[i]}\n",
+	pattern:  func(s string) string { return s + ")" },
+	prev:     "$prev",
+	files:    "COMPREPLY=($(compgen -f -- \"$cur\"))",
+	setNext:  func(n []string) string { return "words=" + shQuote(strings.Join(n, " ")) },
+	setFlags: func(f string) string { return "flags=" + shQuote(f) },
+	atFlag:   "[[ $cur == -* ]]",
+	hasNext:  "[[ -n $words ]]",
+	flags:    "COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))",
+	next:     "COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))",
+}
+
+var zsh = shell{
+	start: "    local cmd=\"\" w i\n    local -a next opts\n" +
+		"    for ((i = 2; i < CURRENT; i++)); do\n        w=${words[i]}\n",
+	pattern:  func(s string) string { return "(" + s + ")" },
+	prev:     "${words[CURRENT-1]}",
+	files:    "_files",
+	setNext:  func(n []string) string { return "next=(" + strings.Join(n, " ") + ")" },
+	setFlags: func(f string) string { return "opts=(" + f + ")" },
+	atFlag:   "[[ $PREFIX == -* ]]",
+	hasNext:  "(( ${#next} ))",
+	flags:    "compadd -- $opts",
+	next:     "compadd -- $next",
+}
+
+// writeCompletion writes the completion function fn of the program in
+// the shell's words.
+func writeCompletion(b *strings.Builder, sh shell, fn string, c *completion) {
+	fmt.Fprintf(b, "%s() {\n", fn)
+	b.WriteString(sh.start)
 	b.WriteString("        case \"$cmd${cmd:+ }$w\" in\n")
 	if len(c.prefixes) > 1 {
 		var alts []string
 		for _, pre := range c.prefixes[1:] {
 			alts = append(alts, shQuote(pre))
 		}
-		fmt.Fprintf(&b, "        %s) cmd=\"$cmd${cmd:+ }$w\" ;;\n", strings.Join(alts, "|"))
+		fmt.Fprintf(b, "        %s cmd=\"$cmd${cmd:+ }$w\" ;;\n", sh.pattern(strings.Join(alts, "|")))
 	}
 	b.WriteString("        esac\n    done\n")
 	if len(c.valued) > 0 {
-		fmt.Fprintf(&b, "    case $prev in\n    %s)\n        COMPREPLY=($(compgen -f -- \"$cur\"))\n        return\n        ;;\n    esac\n", strings.Join(c.valued, "|"))
+		fmt.Fprintf(b, "    case %s in\n    %s\n        %s\n        return\n        ;;\n    esac\n",
+			sh.prev, sh.pattern(strings.Join(c.valued, "|")), sh.files)
 	}
 	b.WriteString("    case $cmd in\n")
 	for _, pre := range c.prefixes {
-		fmt.Fprintf(&b, "    %s)\n", shQuote(pre))
+		fmt.Fprintf(b, "    %s\n", sh.pattern(shQuote(pre)))
 		if n := c.next[pre]; len(n) > 0 {
-			fmt.Fprintf(&b, "        words=%s\n", shQuote(strings.Join(n, " ")))
+			fmt.Fprintf(b, "        %s\n", sh.setNext(n))
 		}
-		fmt.Fprintf(&b, "        flags=%s\n        ;;\n", shQuote(flagWords(c.flags[pre])))
+		fmt.Fprintf(b, "        %s\n        ;;\n", sh.setFlags(flagWords(c.flags[pre])))
 	}
 	b.WriteString("    esac\n")
-	b.WriteString("    if [[ $cur == -* ]]; then\n        COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n")
-	b.WriteString("    elif [[ -n $words ]]; then\n        COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n")
-	b.WriteString("    else\n        COMPREPLY=($(compgen -f -- \"$cur\"))\n    fi\n}\n")
+	fmt.Fprintf(b, "    if %s; then\n        %s\n    elif %s; then\n        %s\n    else\n        %s\n    fi\n}\n",
+		sh.atFlag, sh.flags, sh.hasNext, sh.next, sh.files)
+}
+
+// Bash returns a bash completion script for the program.
+func Bash(p *Program) string {
+	fn := shellFunc(p.Name)
+	var b strings.Builder
+	b.WriteString(header("#", p.Name))
+	writeCompletion(&b, bash, fn, completions(p))
 	fmt.Fprintf(&b, "complete -o filenames -F %s %s\n", fn, p.Name)
 	return b.String()
 }
 
 // Zsh returns a zsh completion function (file _PROG) for the program.
 func Zsh(p *Program) string {
-	c := completions(p)
 	fn := shellFunc(p.Name)
 	var b strings.Builder
 	fmt.Fprintf(&b, "#compdef %s\n", p.Name)
 	b.WriteString(header("#", p.Name))
-	fmt.Fprintf(&b, "%s() {\n", fn)
-	b.WriteString("    local cmd=\"\" w i\n    local -a next opts\n")
-	b.WriteString("    for ((i = 2; i < CURRENT; i++)); do\n        w=${words[i]}\n        case \"$cmd${cmd:+ }$w\" in\n")
-	if len(c.prefixes) > 1 {
-		var alts []string
-		for _, pre := range c.prefixes[1:] {
-			alts = append(alts, shQuote(pre))
-		}
-		fmt.Fprintf(&b, "        (%s) cmd=\"$cmd${cmd:+ }$w\" ;;\n", strings.Join(alts, "|"))
-	}
-	b.WriteString("        esac\n    done\n")
-	if len(c.valued) > 0 {
-		fmt.Fprintf(&b, "    case ${words[CURRENT-1]} in\n    (%s)\n        _files\n        return\n        ;;\n    esac\n", strings.Join(c.valued, "|"))
-	}
-	b.WriteString("    case $cmd in\n")
-	for _, pre := range c.prefixes {
-		fmt.Fprintf(&b, "    (%s)\n", shQuote(pre))
-		if n := c.next[pre]; len(n) > 0 {
-			fmt.Fprintf(&b, "        next=(%s)\n", strings.Join(n, " "))
-		}
-		fmt.Fprintf(&b, "        opts=(%s)\n        ;;\n", flagWords(c.flags[pre]))
-	}
-	b.WriteString("    esac\n")
-	b.WriteString("    if [[ $PREFIX == -* ]]; then\n        compadd -- $opts\n")
-	b.WriteString("    elif (( ${#next} )); then\n        compadd -- $next\n")
-	b.WriteString("    else\n        _files\n    fi\n}\n")
+	writeCompletion(&b, zsh, fn, completions(p))
 	fmt.Fprintf(&b, "%s \"$@\"\n", fn)
 	return b.String()
 }
