@@ -4,6 +4,7 @@ package attest
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 )
 
@@ -19,38 +20,19 @@ import (
 func fastQuoteResponse(b []byte) (q *QuoteResponse, ok bool) {
 	s := scanner{b: b}
 	q = &QuoteResponse{}
-	var seen [4]bool
-	if !s.objectStart() {
-		return nil, false
-	}
-	for more := s.first(); more; more = s.next() {
-		key, ok := s.key()
-		if !ok {
-			return nil, false
-		}
-		var i int
-		switch key {
-		case "attest":
-			i = 0
+	if !s.object(quoteKeys[:], func(i int) (ok bool) {
+		switch i {
+		case 0:
 			q.Attest, ok = s.bytes()
-		case "signature":
-			i = 1
+		case 1:
 			q.Signature, ok = s.bytes()
-		case "pcrs":
-			i = 2
+		case 2:
 			q.PCRs, ok = s.pcrs()
-		case "log":
-			i = 3
+		case 3:
 			q.Log, ok = s.logChunk()
-		default:
-			return nil, false
 		}
-		if !ok || seen[i] {
-			return nil, false
-		}
-		seen[i] = true
-	}
-	if s.err {
+		return ok
+	}) {
 		return nil, false
 	}
 	s.ws()
@@ -59,6 +41,13 @@ func fastQuoteResponse(b []byte) (q *QuoteResponse, ok bool) {
 	}
 	return q, true
 }
+
+// The members of the two objects fastQuoteResponse reads, by field
+// number (scanner.object).
+var (
+	quoteKeys    = [...]string{"attest", "signature", "pcrs", "log"}
+	logChunkKeys = [...]string{"source", "start", "count", "data", "more"}
+)
 
 type scanner struct {
 	b   []byte
@@ -111,6 +100,27 @@ func (s *scanner) next() bool {
 		s.err = true
 	}
 	return false
+}
+
+// object reads an object whose members are named by keys, each at most
+// once and no other; member(i) reads the value of keys[i].
+func (s *scanner) object(keys []string, member func(i int) bool) bool {
+	if !s.objectStart() {
+		return false
+	}
+	var seen uint64
+	for more := s.first(); more; more = s.next() {
+		key, ok := s.key()
+		if !ok {
+			return false
+		}
+		i := slices.Index(keys, key)
+		if i < 0 || !member(i) || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+	}
+	return !s.err
 }
 
 // str reads a string of printable ASCII without escapes and returns
@@ -230,34 +240,21 @@ func (s *scanner) pcrs() (map[string]map[int][]byte, bool) {
 }
 
 func (s *scanner) logChunk() (*LogChunk, bool) {
-	if !s.objectStart() {
-		return nil, false
-	}
 	c := &LogChunk{}
-	var seen [5]bool
-	for more := s.first(); more; more = s.next() {
-		key, ok := s.key()
-		if !ok {
-			return nil, false
-		}
-		var i int
-		switch key {
-		case "source":
-			i = 0
+	ok := s.object(logChunkKeys[:], func(i int) (ok bool) {
+		switch i {
+		case 0:
 			var v []byte
 			v, ok = s.str()
 			c.Source = string(v)
-		case "start":
-			i = 1
+		case 1:
 			c.Start, ok = s.int()
-		case "count":
-			i = 2
+		case 2:
 			c.Count, ok = s.int()
-		case "data":
-			i = 3
+		case 3:
 			c.Data, ok = s.bytes()
-		case "more":
-			i = 4
+		case 4:
+			ok = true
 			switch {
 			case s.word("true"):
 				c.More = true
@@ -265,13 +262,11 @@ func (s *scanner) logChunk() (*LogChunk, bool) {
 			default:
 				ok = false
 			}
-		default:
-			return nil, false
 		}
-		if !ok || seen[i] {
-			return nil, false
-		}
-		seen[i] = true
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
-	return c, !s.err
+	return c, true
 }
