@@ -122,7 +122,7 @@ func TestReplicasAckOnHolder(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	got := wait("trusted", state(store.StateTrusted))
+	wait("trusted", state(store.StateTrusted))
 	byName := map[string]*replica{r1.name: r1, r2.name: r2}
 	// leased returns the replica holding the agent's lease, with at least
 	// half a lease time to live (a loaded database may let a lease lapse
@@ -143,7 +143,7 @@ func TestReplicasAckOnHolder(t *testing.T) {
 	wait("unreachable", state(store.StateUnreachable))
 	a.reboot()
 	a.up()
-	got = wait("gap-after-reboot", state(store.StateGap))
+	got := wait("gap-after-reboot", state(store.StateGap))
 
 	// Acknowledged on the replica without the lease: 409 naming the holder.
 	holder, other := leased()

@@ -142,7 +142,7 @@ func TestOneDelivererPerReceiver(t *testing.T) {
 	}
 
 	appendEvents(0, 100)
-	order := waitAll(100, 30*time.Second)
+	waitAll(100, 30*time.Second)
 	time.Sleep(300 * time.Millisecond) // nothing more may come: time is the thing under test
 	order, by, maxFlight := rc.snapshot()
 	if !slices.Equal(order, want) {
