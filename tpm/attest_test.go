@@ -16,18 +16,12 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-
-	"github.com/intactsec/intact/tpm/sim"
 )
 
 // The EK certificate is read from its NV index (0x01c0000a, ECC) when a
 // manufacturer provisioned one, and is absent otherwise.
 func TestEndorsementKeyCertificate(t *testing.T) {
-	tp, err := sim.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp := openSim(t)
 	ek, err := tp.EndorsementKey()
 	if err != nil {
 		t.Fatal(err)
@@ -52,33 +46,7 @@ func TestEndorsementKeyCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nvPub := tpm2.TPMSNVPublic{
-		NVIndex: 0x01c0000a, NameAlg: tpm2.TPMAlgSHA256,
-		Attributes: tpm2.TPMANV{PPWrite: true, PPRead: true, OwnerRead: true, AuthRead: true, NoDA: true, PlatformCreate: true},
-		DataSize:   uint16(len(der)),
-	}
-	tr := tp.Transport()
-	if _, err := (tpm2.NVDefineSpace{
-		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHPlatform, Auth: tpm2.PasswordAuth(nil)},
-		PublicInfo: tpm2.New2B(nvPub),
-	}).Execute(tr); err != nil {
-		t.Fatalf("defining the EK certificate index: %v", err)
-	}
-	name, err := tpm2.NVName(&nvPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for off := 0; off < len(der); off += 512 {
-		end := min(off+512, len(der))
-		if _, err := (tpm2.NVWrite{
-			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHPlatform, Auth: tpm2.PasswordAuth(nil)},
-			NVIndex:    tpm2.NamedHandle{Handle: 0x01c0000a, Name: *name},
-			Data:       tpm2.TPM2BMaxNVBuffer{Buffer: der[off:end]},
-			Offset:     uint16(off),
-		}).Execute(tr); err != nil {
-			t.Fatalf("writing the EK certificate: %v", err)
-		}
-	}
+	writeNV(t, tp.Transport(), 0x01c0000a, der)
 	ek, err = tp.EndorsementKey()
 	if err != nil {
 		t.Fatal(err)
@@ -92,11 +60,7 @@ func TestEndorsementKeyCertificate(t *testing.T) {
 // TPM's EK and the AK's name, and fails for a credential bound to another
 // name.
 func TestActivateCredential(t *testing.T) {
-	tp, err := sim.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp := openSim(t)
 	ek, err := tp.EndorsementKey()
 	if err != nil {
 		t.Fatal(err)
@@ -167,11 +131,7 @@ func writeNV(t *testing.T, tr transport.TPM, index uint32, data []byte) {
 // in index order, several certificates in one index split apart, the
 // index's padding left out.
 func TestEndorsementKeyChain(t *testing.T) {
-	tp, err := sim.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp := openSim(t)
 	cert := func(cn string) []byte {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
