@@ -8,8 +8,10 @@
 // their state and history in a store.Store.
 //
 // Results come from [EvidenceAppraiser.Appraise] only for verified evidence;
-// evidence that does not verify is a *SecurityError, distinct from
-// operational errors (an unreachable agent).
+// evidence that does not verify is a *SecurityError (the agent fails and
+// its attestation stops), distinct from an agent that did not answer (an
+// *UnreachableError: the agent is unreachable) and from other operational
+// errors (an answer that is not evidence: failed, operational).
 //
 // Each change of an agent (enrolled, trusted, failed, reboot, removed) is
 // an event in the store's outbox, with the agent's attestation result as
