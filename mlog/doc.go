@@ -6,9 +6,11 @@
 //
 // The package is pure: it turns bytes into records and back, computes
 // template digests and replays them into simulated PCRs. It opens no TPM;
-// the pieces of I/O are [ReadFile] and [Appender], which takes the TPM as a
-// small interface ([TPM]) and is what intactd and "intact measure" append
-// with. See docs/measurement.md for the formats and the design.
+// the pieces of I/O are [ReadFile] and [Measurer], which takes the TPM as a
+// small interface ([TPM]) and owns a list's life for intactd, the
+// attestation agent and "intact measure" alike (open or create, the
+// boot_aggregate and boot id first, append, extend). See
+// docs/measurement.md for the formats and the design.
 //
 // # Trust
 //

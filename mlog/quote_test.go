@@ -3,7 +3,6 @@
 package mlog_test
 
 import (
-	"crypto"
 	"path/filepath"
 	"testing"
 
@@ -23,16 +22,8 @@ func TestReplayAgainstQuote(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tp.Close()
-	banks, err := tp.Banks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hashes []crypto.Hash
-	for _, b := range banks {
-		hashes = append(hashes, b.Hash)
-	}
 	path := filepath.Join(t.TempDir(), "list")
-	a, err := mlog.OpenAppender(path, tp, mlog.AppendOptions{Banks: hashes, Boot: []byte("boot-1")})
+	a, err := mlog.OpenMeasurer(path, tp, mlog.MeasureOptions{Boot: []byte("boot-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +66,9 @@ func TestReplayAgainstQuote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The boot record and 3 records were quoted; 2 came later.
-	if got.Prefix != 4 || len(got.Records) != 4 || l.Len() != 6 {
-		t.Errorf("verified prefix %d (%d records) of %d, want 4 of 6", got.Prefix, len(got.Records), l.Len())
+	// The boot_aggregate, the boot record and 3 records were quoted; 2
+	// came later.
+	if got.Prefix != 5 || len(got.Records) != 5 || l.Len() != 7 {
+		t.Errorf("verified prefix %d (%d records) of %d, want 5 of 7", got.Prefix, len(got.Records), l.Len())
 	}
 }

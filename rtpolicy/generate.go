@@ -46,8 +46,8 @@ func (r *GenerateReport) problem(what string, err error) {
 }
 
 // FromLog makes a policy of what a measurement list says ran: every
-// file record's digest by path, ima-buf records' by name. Violations and
-// the boot_aggregate are left out; records whose digest algorithm is
+// file record's digest by path, ima-buf records' by name. Violations, the
+// boot_aggregate and the boot id record (mlog.IsBootRecord) are left out; records whose digest algorithm is
 // unknown are reported.
 func FromLog(l *mlog.List, name string) (Policy, *GenerateReport, error) {
 	p := Policy{Format: Version, Name: name, Digests: map[string][]string{}}
@@ -58,7 +58,7 @@ func FromLog(l *mlog.List, name string) (Policy, *GenerateReport, error) {
 			rep.problem(fmt.Sprintf("record %d", i), errors.New("no name field"))
 			continue
 		}
-		if n == mlog.BootAggregateName || r.Violation() {
+		if n == mlog.BootAggregateName || mlog.IsBootRecord(int64(i), &r) || r.Violation() {
 			continue
 		}
 		a, dg, ok := r.FileDigest()

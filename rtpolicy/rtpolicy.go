@@ -21,7 +21,8 @@
 // A record is judged in this order: excluded paths (Go RE2 regular
 // expressions, unanchored unless written with ^/$) pass; the
 // boot_aggregate record is left to the verifier (it is checked against
-// the quoted boot PCRs, not a list); a violation (ToMToU, open-writers)
+// the quoted boot PCRs, not a list), and so is the boot id record intact's
+// lists start with (mlog.IsBootRecord: it measures no file); a violation (ToMToU, open-writers)
 // fails unless ignore_violations; a record with an IMA signature (ima-sig)
 // passes if the signature verifies over the recorded digest with a key in
 // keys, and fails if it does not; otherwise the recorded digest must be
@@ -303,7 +304,7 @@ func (c *Compiled) EvaluateAt(now time.Time, index int64, r *mlog.Record) *Findi
 	if c.excludes != nil && c.excludes.MatchString(name) {
 		return nil
 	}
-	if name == mlog.BootAggregateName {
+	if name == mlog.BootAggregateName || mlog.IsBootRecord(index, r) {
 		return nil
 	}
 	if r.Violation() {

@@ -172,3 +172,38 @@ func TestLogPCRs(t *testing.T) {
 		t.Errorf("merge = %+v, %+v, %v", m.LogPCRs, conf, err)
 	}
 }
+
+// TestEvaluateBootRecord: the boot id record that starts intact's lists
+// (record 1, ima-buf "intact-boot") measures no file and is left out; the
+// same name anywhere else, or as a file record, is judged like any other
+// record, so it cannot hide a file.
+func TestEvaluateBootRecord(t *testing.T) {
+	p, err := rtpolicy.Parse([]byte(`{"intact_runtime_policy": 1, "name": "t", "digests": {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := mlog.NewBufferRecord(13, mlog.BootRecordName, []byte("0b1e8c3a-boot"), digest.SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := rec(t, mlog.BootRecordName, "evil", nil)
+	for _, tc := range []struct {
+		name  string
+		index int64
+		r     *mlog.Record
+		want  string
+	}{
+		{"boot record", 1, &boot, ""},
+		{"boot record first (older lists)", 0, &boot, ""},
+		{"boot record later in the list", 5, &boot, rtpolicy.NotInPolicy},
+		{"file record named intact-boot", 1, file, rtpolicy.NotInPolicy},
+	} {
+		got := ""
+		if f := p.Evaluate(tc.index, tc.r); f != nil {
+			got = f.Reason
+		}
+		if got != tc.want {
+			t.Errorf("%s: Evaluate = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -274,3 +274,17 @@ func (t *TPM) ExtendPCRData(pcr int, data []byte) error {
 	}
 	return t.ExtendPCR(pcr, digests)
 }
+
+// BankHashes returns the hashes of the allocated banks (what
+// mlog.Measurer extends).
+func (t *TPM) BankHashes() ([]crypto.Hash, error) {
+	bs, err := t.Banks()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]crypto.Hash, len(bs))
+	for i, b := range bs {
+		out[i] = b.Hash
+	}
+	return out, nil
+}

@@ -138,7 +138,7 @@ func TestAgentHandler(t *testing.T) {
 	nonce := hex.EncodeToString(bytes.Repeat([]byte{3}, 32))
 	rec = get(attest.PathQuote + "?nonce=" + nonce + "&pcrs=sha256:0,13&offset=0")
 	q, err := attest.DecodeQuoteResponse(rec.Body)
-	if err != nil || q.Log == nil || q.Log.Count != 1 || len(q.PCRs["sha256"]) != 2 {
+	if err != nil || q.Log == nil || q.Log.Count != 2 || len(q.PCRs["sha256"]) != 2 { // boot_aggregate, boot id
 		t.Fatalf("quote: %v %+v", err, q)
 	}
 	for _, bad := range []string{

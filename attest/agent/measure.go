@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -11,58 +10,25 @@ import (
 
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
-	"github.com/intactsec/intact/tpm"
 )
 
 // MeasureTPM is what measuring needs of a TPM (*tpm.TPM).
-type MeasureTPM interface {
-	mlog.TPM
-	Banks() ([]tpm.Bank, error)
-}
+type MeasureTPM = mlog.TPM
 
-// Measurer appends measurements to intact's list as intactd does: the
-// first record of a boot is a boot_aggregate over the SHA-256 PCRs 0-9
-// (as the kernel's IMA list starts), then one ima-ng record per measured
-// file.
+// Measurer appends measurements to intact's list with mlog.Measurer, as
+// intactd and "intact measure" do: a new list starts with its
+// boot_aggregate and the kernel's boot id, then one ima-ng record per
+// measured file.
 type Measurer struct {
-	a *mlog.Appender
+	a *mlog.Measurer
 }
 
-// OpenMeasurer opens the list at path for appending to pcr, starting it
-// with a boot_aggregate if it is empty.
+// OpenMeasurer opens the list at path for appending to pcr (starting it
+// if it is empty).
 func OpenMeasurer(t MeasureTPM, path string, pcr int) (*Measurer, error) {
-	banks, err := t.Banks()
+	a, err := mlog.OpenMeasurer(path, t, mlog.MeasureOptions{PCR: pcr})
 	if err != nil {
 		return nil, err
-	}
-	var hs []crypto.Hash
-	for _, b := range banks {
-		hs = append(hs, b.Hash)
-	}
-	a, err := mlog.OpenAppender(path, t, mlog.AppendOptions{PCR: pcr, Banks: hs})
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	if fi.Size() == 0 {
-		vals, err := t.ReadPCRs(crypto.SHA256, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
-		ba, err := mlog.BootAggregate(digest.SHA256, vals)
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
-		if _, err := a.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: ba, Path: mlog.BootAggregateName}); err != nil {
-			a.Close()
-			return nil, err
-		}
 	}
 	return &Measurer{a: a}, nil
 }

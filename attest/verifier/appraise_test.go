@@ -113,8 +113,8 @@ func TestAppraiseLagAndPaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Progress.LogOffset != 3 || got.Verified != 3 || len(got.Findings) != 0 || !got.Progress.BootChecked {
-		t.Fatalf("appraisal %+v: want the 3 quoted records verified", got)
+	if got.Progress.LogOffset != 4 || got.Verified != 4 || len(got.Findings) != 0 || !got.Progress.BootChecked {
+		t.Fatalf("appraisal %+v: want the 4 quoted records verified (boot_aggregate, boot id, a, b)", got)
 	}
 	// The next quote covers the rest, from the stored offset on.
 	nonce2 := bytes.Repeat([]byte{8}, 32)
@@ -123,7 +123,7 @@ func TestAppraiseLagAndPaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got2.Progress.LogOffset != 5 || got2.Verified != 2 {
+	if got2.Progress.LogOffset != 6 || got2.Verified != 2 {
 		t.Fatalf("second appraisal %+v", got2)
 	}
 	// The same nonce again (a replay of the first evidence) fails.

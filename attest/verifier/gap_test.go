@@ -92,7 +92,7 @@ func testGapAfterReboot(t *testing.T, outage, outageEvent string) {
 
 	got := tv.wait("g", 10*time.Second, store.StateGap, state(store.StateGap))
 	if got.Gap == nil || got.Kind != "" || len(got.Reasons) != 1 || !strings.HasPrefix(got.Reasons[0], verifier.ReasonGap+":") ||
-		got.Progress.LogOffset != 1 || !got.Progress.BootChecked {
+		got.Progress.LogOffset != 2 || !got.Progress.BootChecked {
 		t.Fatalf("after the reboot: %+v", got)
 	}
 	t.Logf("state %s: %s", got.State, got.Reasons[0])

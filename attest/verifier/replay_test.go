@@ -43,16 +43,16 @@ func TestAppraiseForeignPCRNotEvaluated(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := l.UnverifiedRecords()
-	if len(recs) != 3 {
-		t.Fatalf("%d records, want 3", len(recs))
+	if len(recs) != 4 { // boot_aggregate, boot id, a, b
+		t.Fatalf("%d records, want 4", len(recs))
 	}
 	foreign := fileRecord(t, 11, "/foreign/not-in-policy")
 	var data []byte
-	for i, r := range []mlog.Record{recs[0], recs[1], foreign, recs[2]} {
+	for i, r := range []mlog.Record{recs[0], recs[1], recs[2], foreign, recs[3]} {
 		_ = i
 		data = r.AppendBinary(data)
 	}
-	ev.Quote.Log.Data, ev.Quote.Log.Count = data, 4
+	ev.Quote.Log.Data, ev.Quote.Log.Count = data, 5
 	got, err := p.Appraise(store.Progress{}, ev, nonce)
 	if err != nil {
 		t.Fatal(err)
@@ -60,18 +60,18 @@ func TestAppraiseForeignPCRNotEvaluated(t *testing.T) {
 	if len(got.Findings) != 0 || got.MoreFindings != 0 {
 		t.Fatalf("the foreign-pcr record was judged: %+v", got.Findings)
 	}
-	if got.Progress.LogOffset != 4 {
-		t.Fatalf("offset %d after the 4 records, want 4", got.Progress.LogOffset)
+	if got.Progress.LogOffset != 5 {
+		t.Fatalf("offset %d after the 5 records, want 5", got.Progress.LogOffset)
 	}
 	// The same record on the quoted PCR is judged (and breaks the
 	// replay, as it extended nothing).
 	onLog := fileRecord(t, logPCR, "/foreign/not-in-policy")
 	data = nil
-	for _, r := range []mlog.Record{recs[0], recs[1], onLog, recs[2]} {
+	for _, r := range []mlog.Record{recs[0], recs[1], recs[2], onLog, recs[3]} {
 		data = r.AppendBinary(data)
 	}
 	ev = f.evidence(t, p, nonce, 0, nil, attest.MaxLogChunk)
-	ev.Quote.Log.Data, ev.Quote.Log.Count = data, 4
+	ev.Quote.Log.Data, ev.Quote.Log.Count = data, 5
 	_, err = p.Appraise(store.Progress{}, ev, nonce)
 	var se *verifier.SecurityError
 	if !errors.As(err, &se) || se.Reason != verifier.ReasonLogReplay {

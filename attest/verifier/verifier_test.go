@@ -41,8 +41,8 @@ func TestTrustedThenPolicyFailure(t *testing.T) {
 		t.Errorf("trusted after %d attestations, want at most 2", got.Attestations)
 	}
 	t.Logf("trusted %v after enrollment began (%d attestations, interval %v)", time.Since(start), got.Attestations, interval)
-	if got.Progress.LogOffset != 2 || !got.Progress.BootChecked {
-		t.Errorf("progress = %+v, want 2 records and the boot_aggregate checked", got.Progress)
+	if got.Progress.LogOffset != 3 || !got.Progress.BootChecked {
+		t.Errorf("progress = %+v, want 3 records (boot_aggregate, boot id, ok1) and the boot_aggregate checked", got.Progress)
 	}
 	// Staying trusted adds no history row (one per heartbeat, an hour by
 	// default): the first trusted result is the newest row.
@@ -265,11 +265,11 @@ func TestReboot(t *testing.T) {
 	tv.enroll(a, "r", policyFor(files...))
 	before := tv.wait("r", 10*time.Second, "trusted", state(store.StateTrusted))
 	a.measure(files[1])
-	tv.wait("r", 10*time.Second, "at 3 records", func(x *store.Agent) bool { return x.Progress.LogOffset == 3 })
+	tv.wait("r", 10*time.Second, "at 4 records", func(x *store.Agent) bool { return x.Progress.LogOffset == 4 })
 	a.reboot()
 	a.measure(files[1])
 	got := tv.wait("r", 10*time.Second, "attested in its new boot", func(x *store.Agent) bool {
-		return x.Progress.ResetCount > before.Progress.ResetCount && x.Progress.LogOffset == 2
+		return x.Progress.ResetCount > before.Progress.ResetCount && x.Progress.LogOffset == 3
 	})
 	if got.State != store.StateTrusted || !got.Progress.BootChecked {
 		t.Fatalf("after reboot: %+v", got)
@@ -306,8 +306,8 @@ func TestRestartResumes(t *testing.T) {
 	a.measure(files[0], files[1])
 	tv := startVerifier(t, "")
 	tv.enroll(a, "s", policyFor(files...))
-	tv.wait("s", 10*time.Second, "trusted at 3 records", func(x *store.Agent) bool {
-		return x.State == store.StateTrusted && x.Progress.LogOffset == 3
+	tv.wait("s", 10*time.Second, "trusted at 4 records", func(x *store.Agent) bool {
+		return x.State == store.StateTrusted && x.Progress.LogOffset == 4
 	})
 	tv.stop()
 	stored, _ := func() (*store.Agent, error) {
@@ -315,15 +315,15 @@ func TestRestartResumes(t *testing.T) {
 		defer tv2.stop()
 		n := len(a.quoteOffsets())
 		a.measure(files[2])
-		got := tv2.wait("s", 10*time.Second, "trusted at 4 records", func(x *store.Agent) bool {
-			return x.State == store.StateTrusted && x.Progress.LogOffset == 4
+		got := tv2.wait("s", 10*time.Second, "trusted at 5 records", func(x *store.Agent) bool {
+			return x.State == store.StateTrusted && x.Progress.LogOffset == 5
 		})
 		after := a.quoteOffsets()[n:]
-		if len(after) == 0 || after[0] != 3 {
-			t.Fatalf("after the restart the verifier asked for the list from %v, want 3 first", after)
+		if len(after) == 0 || after[0] != 4 {
+			t.Fatalf("after the restart the verifier asked for the list from %v, want 4 first", after)
 		}
 		for _, off := range after {
-			if off < 3 {
+			if off < 4 {
 				t.Fatalf("after the restart the verifier asked for record %d again (offsets %v)", off, after)
 			}
 		}

@@ -110,7 +110,7 @@ func TestUpdateWindow(t *testing.T) {
 	clock.advance(30 * time.Minute)
 	early.install(tool, newPkg[tool])
 	got := tv.wait("early", 10*time.Second, "attested past the upgrade", func(a *store.Agent) bool {
-		return a.Progress.LogOffset == 3 || a.State != store.StateTrusted
+		return a.Progress.LogOffset == 4 || a.State != store.StateTrusted
 	})
 	if got.State != store.StateTrusted {
 		t.Fatalf("upgrade inside the window: %s (%s), want trusted", got.State, reasons(got))

@@ -264,16 +264,16 @@ func TestEndToEnd(t *testing.T) {
 	measure(ok2)
 	before := len(quoteOffsets(ag.out.String()))
 	_, client = startVerifier() // stopped by the test's cleanup
-	waitFor(t, 10*time.Second, "trusted at 3 records after the restart", func() bool {
+	waitFor(t, 10*time.Second, "trusted at 4 records after the restart", func() bool {
 		v := show("host1")
-		return v.State == "trusted" && v.LogOffset == 3
+		return v.State == "trusted" && v.LogOffset == 4
 	})
 	offsets := quoteOffsets(ag.out.String())[before:]
-	if stored != 2 || len(offsets) == 0 || offsets[0] != "2" {
-		t.Fatalf("stored offset %d; after restart the verifier asked for the list from %v, want from 2", stored, offsets)
+	if stored != 3 || len(offsets) == 0 || offsets[0] != "3" {
+		t.Fatalf("stored offset %d; after restart the verifier asked for the list from %v, want from 3", stored, offsets)
 	}
 	for _, o := range offsets {
-		if o == "0" || o == "1" {
+		if o == "0" || o == "1" || o == "2" {
 			t.Fatalf("after restart the whole list was asked for again: %v", offsets)
 		}
 	}

@@ -126,7 +126,7 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 	// Inside the window: the upgraded tool runs.
 	install(tool, "tool 2.0")
 	measure(tool)
-	waitFor(t, window/2, "the upgraded tool attested", func() bool { return show().LogOffset == 4 })
+	waitFor(t, window/2, "the upgraded tool attested", func() bool { return show().LogOffset == 5 })
 	if v := show(); v.State != "trusted" {
 		t.Fatalf("upgrade inside the window: %s %v", v.State, v.Reasons)
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"crypto"
 	"errors"
 	"fmt"
 	"os"
@@ -27,8 +26,9 @@ allocated bank with that bank's template digest. "intact log replay" and
 evmctl ima_measurement verify it against the TPM.
 
 The default PCR is 13, not the kernel IMA's 10 (see docs/measurement.md).
-A new list starts with an ima-buf record "intact-boot" holding the
-kernel's boot id. The record is written and synced before the PCR is
+A new list starts as intactd's and the agent's do: a boot_aggregate over
+the TPM's boot PCRs, then an ima-buf record "intact-boot" holding the
+kernel's boot id. Each record is written and synced before the PCR is
 extended; a list left one record ahead of the PCR by a crash is completed
 the next time it is opened. A list from an earlier boot (another boot id,
 or a PCR that was reset) is refused.
@@ -84,21 +84,9 @@ func cmdMeasure(e *env, args []string) error {
 		return err
 	}
 	defer t.Close()
-	banks, err := t.Banks()
-	if err != nil {
-		return err
-	}
-	var hashes []crypto.Hash
-	for _, b := range banks {
-		hashes = append(hashes, b.Hash)
-	}
-	// The kernel's random id of this boot starts a new list, so that a
-	// list from an earlier boot is refused.
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return fmt.Errorf("reading the boot id: %w", err)
-	}
-	a, err := mlog.OpenAppender(*logPath, t, mlog.AppendOptions{PCR: *pcr, Banks: hashes, Boot: bytes.TrimSpace(boot)})
+	// A new list starts with its boot_aggregate and the kernel's random
+	// id of this boot, so that a list from an earlier boot is refused.
+	a, err := mlog.OpenMeasurer(*logPath, t, mlog.MeasureOptions{PCR: *pcr})
 	if errors.Is(err, mlog.ErrDiverged) {
 		return withHint(err, "start a new list (move this one away), or choose another --pcr")
 	}

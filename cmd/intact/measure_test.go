@@ -65,11 +65,14 @@ func TestMeasureEvmctlInterop(t *testing.T) {
 	// the sig field is empty).
 	mustRun(t, 0, "measure", "--log", list, "--tpm", sw.Spec(), "--template", "ima-sig", files[2])
 	l, err := mlog.ReadFile(list, mlog.Options{})
-	if err != nil || l.Len() != 4 {
-		t.Fatalf("list: %v, %d records, want the boot record and 3", err, listLen(l))
+	if err != nil || l.Len() != 5 {
+		t.Fatalf("list: %v, %d records, want the boot_aggregate, the boot record and 3", err, listLen(l))
 	}
-	if name, _ := l.UnverifiedRecords()[0].Name(); name != mlog.BootRecordName {
-		t.Errorf("first record %q, want %s", name, mlog.BootRecordName)
+	if name, _ := l.UnverifiedRecords()[0].Name(); name != mlog.BootAggregateName {
+		t.Errorf("first record %q, want %s", name, mlog.BootAggregateName)
+	}
+	if r := l.UnverifiedRecords()[1]; !mlog.IsBootRecord(1, &r) {
+		t.Errorf("second record is not the boot record")
 	}
 
 	sha1, sha256 := filepath.Join(dir, "pcrs-sha1"), filepath.Join(dir, "pcrs-sha256")
@@ -81,7 +84,7 @@ func TestMeasureEvmctlInterop(t *testing.T) {
 	}
 	t.Logf("evmctl ima_measurement: %s", out)
 	out = mustRun(t, 0, "log", "replay", "--tpm", sw.Spec(), list)
-	if !strings.Contains(out, "verified 4 of 4 records") {
+	if !strings.Contains(out, "verified 5 of 5 records") {
 		t.Errorf("log replay --tpm: %q", out)
 	}
 	mustRun(t, 0, "log", "replay", "--pcrs", "sha1,"+sha1, "--pcrs", "sha256,"+sha256, list)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
-	"github.com/intactsec/intact/digest"
-	"github.com/intactsec/intact/mlog"
 )
 
 // The attestation agent (docs/attestation.md): with agent_listen set,
@@ -25,27 +22,6 @@ import (
 
 // biosLog is the firmware's TCG event log.
 const biosLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
-
-// startList starts an empty measurement list with a boot_aggregate
-// record (SHA-256 over PCRs 0-9, as the kernel's IMA list starts), which
-// ties the list to the boot the verifier checks. It runs before anything
-// is measured.
-func (m *listMeasurer) startList(stateDir string) error {
-	fi, err := os.Stat(filepath.Join(stateDir, measurementList))
-	if err != nil || fi.Size() > 0 {
-		return err
-	}
-	vals, err := m.tpm.ReadPCRs(crypto.SHA256, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
-	if err != nil {
-		return err
-	}
-	ba, err := mlog.BootAggregate(digest.SHA256, vals)
-	if err != nil {
-		return err
-	}
-	_, err = m.app.Append(mlog.TemplateIMANG, mlog.FileMeasurement{Algo: digest.SHA256, Digest: ba, Path: mlog.BootAggregateName})
-	return err
-}
 
 // firmwareLog returns the boot event log to serve: the firmware's log
 // (path) when it exists and the TPM is the machine's own. The firmware

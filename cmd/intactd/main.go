@@ -284,12 +284,6 @@ func setup(cfg Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 		ecfg.Measurer = d.meas
-		if cfg.AgentListen != "" {
-			if err := d.meas.startList(cfg.StateDir); err != nil {
-				d.closeAll()
-				return nil, fmt.Errorf("measurement list: %w", err)
-			}
-		}
 	}
 	// The runtime loads the time zone lazily; do it now, not on a
 	// watched mount later.

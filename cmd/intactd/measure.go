@@ -3,7 +3,6 @@
 package main
 
 import (
-	"crypto"
 	"fmt"
 	"path/filepath"
 
@@ -13,10 +12,11 @@ import (
 )
 
 // listMeasurer appends measurements to the binary measurement list in the
-// state directory and extends them into the PCR (mlog.Appender: record
-// written and synced first, then the extend).
+// state directory and extends them into the PCR (mlog.Measurer: a new
+// list starts with its boot_aggregate and the boot id; each record is
+// written and synced first, then extended).
 type listMeasurer struct {
-	app *mlog.Appender
+	app *mlog.Measurer
 	tpm *tpm.TPM
 }
 
@@ -28,16 +28,7 @@ func openMeasurer(stateDir, spec string, pcr int) (*listMeasurer, error) {
 	if err != nil {
 		return nil, err
 	}
-	banks, err := t.Banks()
-	if err != nil {
-		t.Close()
-		return nil, err
-	}
-	var hashes []crypto.Hash
-	for _, b := range banks {
-		hashes = append(hashes, b.Hash)
-	}
-	app, err := mlog.OpenAppender(filepath.Join(stateDir, measurementList), t, mlog.AppendOptions{PCR: pcr, Banks: hashes})
+	app, err := mlog.OpenMeasurer(filepath.Join(stateDir, measurementList), t, mlog.MeasureOptions{PCR: pcr})
 	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("measurement list: %w", err)

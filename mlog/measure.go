@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -17,10 +18,12 @@ import (
 	"github.com/intactsec/intact/digest"
 )
 
-// TPM is what an Appender needs of a TPM: extending a PCR in every
-// allocated bank at once, and reading PCRs (for recovery). *tpm.TPM
-// satisfies it.
+// TPM is what a Measurer needs of a TPM: its allocated PCR banks (each
+// record extends all of them), extending a PCR in every bank at once,
+// and reading PCRs (the boot PCRs for the boot_aggregate, the list's PCR
+// for recovery). *tpm.TPM satisfies it.
 type TPM interface {
+	BankHashes() ([]crypto.Hash, error)
 	ExtendPCR(pcr int, digests map[crypto.Hash][]byte) error
 	ReadPCRs(bank crypto.Hash, pcrs []int) (map[int][]byte, error)
 }
@@ -29,7 +32,7 @@ type TPM interface {
 // IMA may be extending at the same time (see docs/measurement.md).
 const DefaultPCR = 13
 
-// Errors of an Appender.
+// Errors of a Measurer.
 var (
 	// ErrDiverged: the list and the TPM disagree in a way a crash cannot
 	// explain (the PCR was extended by someone else, the list was changed,
@@ -37,33 +40,62 @@ var (
 	ErrDiverged = errors.New("measurement list and pcr have diverged")
 	// ErrBroken: an extend failed after its record was written; reopen the
 	// list to recover.
-	ErrBroken = errors.New("measurement list appender is broken by an earlier failure")
+	ErrBroken = errors.New("measurement list measurer is broken by an earlier failure")
 )
 
-// AppendOptions configure an Appender.
-type AppendOptions struct {
+// MeasureOptions configure a Measurer.
+type MeasureOptions struct {
 	// PCR is the PCR records extend (DefaultPCR if zero; PCR 0 cannot be
 	// chosen, the firmware owns it).
 	PCR int
-	// Banks are the TPM's allocated banks: each record extends all of
-	// them (the TPM refuses an extend that leaves a bank out).
-	Banks []crypto.Hash
-	// Boot identifies this boot (the kernel's random boot_id). A new list
-	// starts with an ima-buf record named BootRecordName holding it, and
-	// a list whose boot record holds another value is refused: it was made
-	// in another boot, and its PCR was reset since. Empty: no boot record.
+	// Boot identifies this boot; nil: the kernel's random boot id
+	// (KernelBootID). A new list's second record, an ima-buf record named
+	// BootRecordName, holds it, and a list whose boot record holds another
+	// value is refused: it was made in another boot, and its PCR was
+	// reset since.
 	Boot []byte
 }
 
-// BootRecordName is the name of the ima-buf record that starts a list
-// written by an Appender with AppendOptions.Boot.
+// BootRecordName is the name of the ima-buf record holding the boot id,
+// the second record of a list a Measurer starts.
 const BootRecordName = "intact-boot"
 
-// Appender appends records to a binary measurement list file (SHA-1
-// template digests, little-endian: the layout of the kernel's
-// binary_runtime_measurements) and extends each into a PCR. It is safe
-// for concurrent use, and processes sharing a list serialize on an
-// exclusive flock(2) of the file.
+// bootIDFile is the kernel's random id of this boot.
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// KernelBootID returns the kernel's random id of this boot
+// (/proc/sys/kernel/random/boot_id, without its newline).
+func KernelBootID() ([]byte, error) {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the boot id: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("reading the boot id: %s is empty", bootIDFile)
+	}
+	return b, nil
+}
+
+// Measurer owns a measurement list's life: it opens a list or creates
+// one, starts a new list as the kernel's IMA does, appends records and
+// extends each into a PCR. intactd, the attestation agent and "intact
+// measure" all write their lists with it, so their lists have the same
+// shape:
+//
+//   - record 0: boot_aggregate (ima-ng, the list's PCR) over the boot
+//     PCRs 0-9 of the SHA-256 bank (SHA-1 PCRs 0-7 if the TPM has no
+//     SHA-256 bank), as the kernel's list starts; the verifier checks it
+//     against the quoted boot PCRs;
+//   - record 1: the boot id (ima-buf, BootRecordName), so that a list
+//     from another boot is refused when it is opened;
+//   - then one record per Append.
+//
+// The list is a binary measurement list file (SHA-1 template digests,
+// little-endian: the layout of the kernel's
+// binary_runtime_measurements). A Measurer is safe for concurrent use,
+// and processes sharing a list serialize on an exclusive flock(2) of the
+// file.
 //
 // # Order and crash consistency
 //
@@ -73,7 +105,7 @@ const BootRecordName = "intact-boot"
 // holding a measurement the list lost, which no replay could ever match.
 // A crash while writing can leave a partial record at the end of the
 // file; before anything else is written, the partial tail is cut off.
-type Appender struct {
+type Measurer struct {
 	mu     sync.Mutex
 	f      *os.File
 	path   string
@@ -86,23 +118,37 @@ type Appender struct {
 	boot   []byte
 }
 
-// OpenAppender opens (creating it, mode 0600) the list at path for
+// OpenMeasurer opens (creating it, mode 0600) the list at path for
 // appending, and reconciles it with the TPM: a partial record at the end
 // is cut off, and a record whose extend was interrupted by a crash is
-// extended now. It fails with ErrDiverged if the PCR matches neither the
-// list nor the list without its last record of that PCR.
-func OpenAppender(path string, tpm TPM, opts AppendOptions) (*Appender, error) {
+// extended now. It fails with ErrDiverged if the list holds another
+// boot's id, or if the PCR matches neither the list nor the list without
+// its last record of that PCR. An empty list is started with its
+// boot_aggregate and boot id records (see Measurer).
+func OpenMeasurer(path string, tpm TPM, opts MeasureOptions) (*Measurer, error) {
 	if opts.PCR == 0 {
 		opts.PCR = DefaultPCR
 	}
 	if opts.PCR < 1 || opts.PCR >= NumPCRs {
 		return nil, fmt.Errorf("pcr %d out of range 1..%d", opts.PCR, NumPCRs-1)
 	}
-	if len(opts.Banks) == 0 {
+	hashes, err := tpm.BankHashes()
+	if err != nil {
+		return nil, err
+	}
+	if len(hashes) == 0 {
 		return nil, errors.New("no pcr banks to extend")
 	}
-	a := &Appender{path: path, tpm: tpm, pcr: opts.PCR, hashes: opts.Banks, boot: opts.Boot}
-	for _, h := range opts.Banks {
+	if opts.Boot == nil {
+		if opts.Boot, err = KernelBootID(); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.Boot) == 0 {
+		return nil, errors.New("empty boot id")
+	}
+	a := &Measurer{path: path, tpm: tpm, pcr: opts.PCR, hashes: hashes, boot: opts.Boot}
+	for _, h := range hashes {
 		algo, ok := digest.AlgoFor(h)
 		if !ok || !h.Available() {
 			return nil, fmt.Errorf("%w: %v", ErrUnsupportedBank, h)
@@ -122,16 +168,16 @@ func OpenAppender(path string, tpm TPM, opts AppendOptions) (*Appender, error) {
 }
 
 // Close closes the list file.
-func (a *Appender) Close() error {
+func (a *Measurer) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.f.Close()
 }
 
-// PCR returns the PCR the appender extends.
-func (a *Appender) PCR() int { return a.pcr }
+// PCR returns the PCR the measurer extends.
+func (a *Measurer) PCR() int { return a.pcr }
 
-func (a *Appender) withLock(fn func() error) error {
+func (a *Measurer) withLock(fn func() error) error {
 	if err := unix.Flock(int(a.f.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("%s: lock: %w", a.path, err)
 	}
@@ -141,7 +187,7 @@ func (a *Appender) withLock(fn func() error) error {
 
 // readTail reads the whole records after a.end, cutting off a partial
 // record at the end of the file. It returns the list of the new records.
-func (a *Appender) readTail() (*List, error) {
+func (a *Measurer) readTail() (*List, error) {
 	fi, err := a.f.Stat()
 	if err != nil {
 		return nil, err
@@ -201,8 +247,10 @@ func partial(b []byte) bool {
 }
 
 // recover reads the list and reconciles it with the PCR, and starts a new
-// list with its boot record.
-func (a *Appender) recover() error {
+// list: its boot_aggregate, then its boot record. A list that holds only
+// its boot_aggregate (a crash between the two, or a list started before
+// lists had boot records) gets its boot record now.
+func (a *Measurer) recover() error {
 	a.end = 0
 	l, err := a.readTail()
 	if err != nil {
@@ -214,7 +262,17 @@ func (a *Appender) recover() error {
 	if err := a.reconcile(l); err != nil {
 		return err
 	}
-	if l.Len() == 0 && len(a.boot) > 0 {
+	switch {
+	case l.Len() == 0:
+		r, err := a.bootAggregate()
+		if err != nil {
+			return err
+		}
+		if err := a.write(&r); err != nil {
+			return err
+		}
+		fallthrough
+	case l.Len() == 1 && isBootAggregate(&l.records[0]):
 		r, err := NewBufferRecord(a.pcr, BootRecordName, a.boot, digest.SHA1)
 		if err != nil {
 			return err
@@ -224,26 +282,67 @@ func (a *Appender) recover() error {
 	return nil
 }
 
-// checkBoot refuses a list whose boot record names another boot.
-func (a *Appender) checkBoot(l *List) error {
-	if len(a.boot) == 0 || l.Len() == 0 {
-		return nil
+// IsBootRecord reports whether r, the list's record number index, is the
+// boot id record a Measurer starts a list with: an ima-buf record named
+// BootRecordName at index 1 (after the boot_aggregate), or 0 in lists
+// written before lists started with a boot_aggregate. It measures no
+// file: runtime policies leave it out, as they leave the boot_aggregate
+// to the verifier. The same record anywhere else is an ordinary one.
+func IsBootRecord(index int64, r *Record) bool {
+	if index > 1 || r.Template != TemplateIMABuf {
+		return false
 	}
-	r := &l.records[0]
 	name, _ := r.Name()
-	f, ok := r.field("buf")
-	if r.Template != TemplateIMABuf || name != BootRecordName || !ok {
-		return nil // a list without a boot record: the PCR check alone
+	return name == BootRecordName
+}
+
+func isBootAggregate(r *Record) bool {
+	name, _ := r.Name()
+	return name == BootAggregateName
+}
+
+// bootAggregate builds the boot_aggregate record from the TPM's boot
+// PCRs: the SHA-256 bank's if the TPM has one, else the SHA-1 bank's (the
+// kernel's choice when its ima_hash has no bank).
+func (a *Measurer) bootAggregate() (Record, error) {
+	bank, h := digest.SHA1, crypto.SHA1
+	if slices.Contains(a.hashes, crypto.SHA256) {
+		bank, h = digest.SHA256, crypto.SHA256
 	}
-	if !bytes.Equal(f.Data, a.boot) {
-		return fmt.Errorf("%w: %s was made in another boot (boot id %q, now %q)", ErrDiverged, a.path, f.Data, a.boot)
+	vals, err := a.tpm.ReadPCRs(h, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	if err != nil {
+		return Record{}, fmt.Errorf("reading the boot pcrs: %w", err)
+	}
+	ba, err := BootAggregate(bank, vals)
+	if err != nil {
+		return Record{}, err
+	}
+	return NewRecord(a.pcr, TemplateIMANG, FileMeasurement{Algo: bank, Digest: ba, Path: BootAggregateName}, digest.SHA1)
+}
+
+// checkBoot refuses a list whose boot record names another boot. The
+// boot record is the list's second record (after its boot_aggregate), or
+// its first in lists "intact measure" wrote before lists started with a
+// boot_aggregate; a list without one is left to the PCR check alone.
+func (a *Measurer) checkBoot(l *List) error {
+	for i := 0; i < 2 && i < l.Len(); i++ {
+		r := &l.records[i]
+		name, _ := r.Name()
+		f, ok := r.field("buf")
+		if r.Template != TemplateIMABuf || name != BootRecordName || !ok {
+			continue
+		}
+		if !bytes.Equal(f.Data, a.boot) {
+			return fmt.Errorf("%w: %s was made in another boot (boot id %q, now %q)", ErrDiverged, a.path, f.Data, a.boot)
+		}
+		return nil
 	}
 	return nil
 }
 
 // reconcile checks the list against the PCR and finishes an extend that a
 // crash interrupted.
-func (a *Appender) reconcile(l *List) error {
+func (a *Measurer) reconcile(l *List) error {
 	want := digest.PCRs{}
 	for i, h := range a.hashes {
 		v, err := a.tpm.ReadPCRs(h, []int{a.pcr})
@@ -293,7 +392,7 @@ func pcrsEqual(got, want digest.PCRs, pcr int, banks []digest.Algo) bool {
 	return true
 }
 
-func (a *Appender) extend(r *Record) error {
+func (a *Measurer) extend(r *Record) error {
 	digests := make(map[crypto.Hash][]byte, len(a.banks))
 	for i, b := range a.banks {
 		d, err := r.ExtendDigest(b)
@@ -311,7 +410,7 @@ func (a *Appender) extend(r *Record) error {
 // Append measures a file: it builds a record of template (ima-ng or
 // ima-sig) for m, writes it to the list and extends it into the PCR, and
 // returns the record. The list is synced before the extend.
-func (a *Appender) Append(template string, m FileMeasurement) (Record, error) {
+func (a *Measurer) Append(template string, m FileMeasurement) (Record, error) {
 	r, err := NewRecord(a.pcr, template, m, digest.SHA1)
 	if err != nil {
 		return Record{}, err
@@ -343,7 +442,7 @@ func (a *Appender) Append(template string, m FileMeasurement) (Record, error) {
 
 // write appends r to the file, syncs it, then extends the PCR. The caller
 // holds the lock.
-func (a *Appender) write(r *Record) error {
+func (a *Measurer) write(r *Record) error {
 	b := r.AppendBinary(nil)
 	if _, err := a.f.Write(b); err != nil {
 		// Whatever part of b reached the file is cut off next time.
