@@ -58,20 +58,38 @@ func (l *List) CheckBootAggregate(pcrs digest.PCRs) error {
 	if idx < 0 {
 		return fmt.Errorf("%w: the list has no boot_aggregate record", ErrBootAggregate)
 	}
-	algoName, sum, ok := l.records[idx].FileDigest()
+	if _, err := l.records[idx].CheckBootAggregate(pcrs); err != nil {
+		return fmt.Errorf("boot_aggregate record %d: %w", idx, err)
+	}
+	return nil
+}
+
+// CheckBootAggregate checks a boot_aggregate record against trusted boot
+// PCR values: its digest must be the BootAggregate of the boot PCRs of the
+// bank the digest names, whose values must be in pcrs. It returns that
+// bank. This is the one boot_aggregate check: List.CheckBootAggregate
+// (intact log replay) and the verifier (the quoted boot PCRs) both use
+// it. Only a digest that differs is ErrBootAggregate; a record that is
+// not a boot_aggregate, an unknown algorithm or missing PCRs are other
+// errors.
+func (r *Record) CheckBootAggregate(pcrs digest.PCRs) (digest.Algo, error) {
+	if name, _ := r.Name(); name != BootAggregateName {
+		return 0, fmt.Errorf("record %q is not a boot_aggregate", name)
+	}
+	algoName, sum, ok := r.FileDigest()
 	if !ok {
-		return fmt.Errorf("boot_aggregate record %d has no digest field", idx)
+		return 0, errors.New("no digest field")
 	}
 	bank, err := digest.ParseAlgo(algoName)
 	if err != nil {
-		return fmt.Errorf("boot_aggregate record %d: %v", idx, err)
+		return 0, err
 	}
 	want, err := BootAggregate(bank, pcrs[bank])
 	if err != nil {
-		return err
+		return bank, err
 	}
 	if string(want) != string(sum) {
-		return fmt.Errorf("%w: record %d holds %s:%x, the pcrs give %x", ErrBootAggregate, idx, bank, sum, want)
+		return bank, fmt.Errorf("%w: the record holds %s:%x, the pcrs give %x", ErrBootAggregate, bank, sum, want)
 	}
-	return nil
+	return bank, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -452,5 +453,36 @@ func TestKernelBootID(t *testing.T) {
 	}
 	if len(b) != 36 || bytes.ContainsAny(b, "\n ") {
 		t.Errorf("boot id %q", b)
+	}
+}
+
+// TestRecordCheckBootAggregate: the one boot_aggregate check, on a
+// record: a matching digest passes; another digest is ErrBootAggregate;
+// values of another bank only, or a record that is not a boot_aggregate,
+// fail without being taken for a match.
+func TestRecordCheckBootAggregate(t *testing.T) {
+	tpm := newFakeTPM()
+	vals, _ := tpm.ReadPCRs(crypto.SHA256, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	ba, _ := BootAggregate(digest.SHA256, vals)
+	r, err := NewRecord(DefaultPCR, TemplateIMANG, FileMeasurement{Algo: digest.SHA256, Digest: ba, Path: BootAggregateName}, digest.SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bank, err := r.CheckBootAggregate(digest.PCRs{digest.SHA256: vals}); err != nil || bank != digest.SHA256 {
+		t.Fatalf("matching boot_aggregate: %v, %v", bank, err)
+	}
+	other := maps.Clone(vals)
+	other[4] = make([]byte, 32)
+	if _, err := r.CheckBootAggregate(digest.PCRs{digest.SHA256: other}); !errors.Is(err, ErrBootAggregate) {
+		t.Errorf("other boot pcrs: %v, want ErrBootAggregate", err)
+	}
+	sha1, _ := tpm.ReadPCRs(crypto.SHA1, []int{0, 1, 2, 3, 4, 5, 6, 7})
+	if _, err := r.CheckBootAggregate(digest.PCRs{digest.SHA1: sha1}); err == nil || errors.Is(err, ErrBootAggregate) {
+		t.Errorf("sha1 values for a sha256 boot_aggregate: %v", err)
+	}
+	file := measurement(1)
+	f, _ := NewRecord(DefaultPCR, TemplateIMANG, file, digest.SHA1)
+	if _, err := f.CheckBootAggregate(digest.PCRs{digest.SHA256: vals}); err == nil {
+		t.Error("a file record passed as a boot_aggregate")
 	}
 }

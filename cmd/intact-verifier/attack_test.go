@@ -462,16 +462,16 @@ func TestEndToEndForgedEnrollmentAndReboot(t *testing.T) {
 	r.setRewrite(nil)
 	r.run(0, "agents", "add", "m", strings.TrimPrefix(r.proxy.URL, "https://"), "--policy", "p", "--cert", filepath.Join(r.agentState, "tls.crt"))
 	v := r.waitState("trusted")
-	waitFor(t, 10*time.Second, "2 records verified", func() bool { return r.show()["log_offset"] == float64(2) })
+	waitFor(t, 10*time.Second, "3 records verified", func() bool { return r.show()["log_offset"] == float64(3) })
 	// A reboot the verifier does not miss (requests wait for it): no gap.
 	r.gate.Lock()
 	r.resetTPM()
 	os.Remove(r.list)
 	r.measure(f1, f1)
 	r.gate.Unlock()
-	waitFor(t, 10*time.Second, "the new boot attested (3 records)", func() bool {
+	waitFor(t, 10*time.Second, "the new boot attested (4 records)", func() bool {
 		v = r.show()
-		return v["state"] == "trusted" && v["log_offset"] == float64(3)
+		return v["state"] == "trusted" && v["log_offset"] == float64(4)
 	})
 	if !strings.Contains(r.run(0, "agents", "show", "m"), "trusted") {
 		t.Fatal("not trusted after the reboot")
@@ -728,7 +728,7 @@ func TestEndToEndOfflineReboot(t *testing.T) {
 	r.startAgent()
 
 	v = r.waitState("gap-after-reboot")
-	if got := reasonsOf(v); !strings.HasPrefix(got, "gap-after-reboot:") || v["log_offset"] != float64(1) || v["gap"] == nil {
+	if got := reasonsOf(v); !strings.HasPrefix(got, "gap-after-reboot:") || v["log_offset"] != float64(2) || v["gap"] == nil {
 		t.Fatalf("after the reboot: %v", v)
 	}
 	out := r.run(1, "agents", "show", "m")

@@ -142,8 +142,8 @@ func TestE2EAgent(t *testing.T) {
 		return nil
 	}
 	a := waitState("trusted")
-	if a["log_offset"] != float64(2) { // boot_aggregate and the allowed program
-		t.Fatalf("trusted with %v records verified, want 2", a["log_offset"])
+	if a["log_offset"] != float64(3) { // boot_aggregate, boot id and the allowed program
+		t.Fatalf("trusted with %v records verified, want 3", a["log_offset"])
 	}
 	w.wantRuns(evil)
 	a = waitState("failed")

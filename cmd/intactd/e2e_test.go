@@ -451,8 +451,9 @@ func TestE2EMeasure(t *testing.T) {
 		}
 		paths = append(paths, strings.TrimRight(string(fs[1].Data), "\x00"))
 	}
-	if len(paths) != 2 || paths[0] != prog || paths[1] != other {
-		t.Fatalf("measured paths = %q, want [%s %s]", paths, prog, other)
+	// The list starts as every list intact writes (mlog.Measurer).
+	if len(paths) != 4 || paths[0] != mlog.BootAggregateName || paths[1] != mlog.BootRecordName || paths[2] != prog || paths[3] != other {
+		t.Fatalf("measured paths = %q, want [%s %s %s %s]", paths, mlog.BootAggregateName, mlog.BootRecordName, prog, other)
 	}
 	tp, err := tpm.Open(sw.Spec())
 	if err != nil {
