@@ -87,22 +87,6 @@ func (l *List) MarshalASCII() ([]byte, error) {
 	return dst, nil
 }
 
-// BankForSize guesses the PCR bank of a template digest or PCR value
-// from its size: sha1, sha256, sha384 or sha512.
-func BankForSize(n int) (digest.Algo, bool) {
-	switch n {
-	case 20:
-		return digest.SHA1, true
-	case 32:
-		return digest.SHA256, true
-	case 48:
-		return digest.SHA384, true
-	case 64:
-		return digest.SHA512, true
-	}
-	return 0, false
-}
-
 // ParseASCII parses an ASCII measurement list. The binary template data
 // is rebuilt from the fields, so the template digests can be checked and
 // the list converted to binary; this needs a known template (an unknown
@@ -130,7 +114,7 @@ func ParseASCII(b []byte, opts Options) (*List, error) {
 			return nil, &ParseError{Offset: -1, Line: line, Record: len(l.records), Msg: err.Error()}
 		}
 		if !bankSet {
-			bank, ok := BankForSize(len(r.Digest))
+			bank, ok := digest.BankForSize(len(r.Digest))
 			if !ok {
 				return nil, &ParseError{Offset: -1, Line: line, Record: len(l.records), Msg: fmt.Sprintf("template digest of %d bytes matches no bank", len(r.Digest))}
 			}

@@ -14,7 +14,7 @@ import (
 )
 
 // NumPCRs is the number of PCRs a TPM has (and the bound on a record's PCR).
-const NumPCRs = 24
+const NumPCRs = digest.NumPCRs
 
 // bankHash returns a new hash for a PCR bank.
 func bankHash(bank digest.Algo) (hash.Hash, error) {

@@ -76,7 +76,7 @@ func TestUnreachableThenTrusted(t *testing.T) {
 	a.measure(ok2)
 	a.up()
 	got = tv.wait("u", 10*time.Second, "trusted again", state(store.StateTrusted))
-	if got.Progress.LogOffset != 3 || got.Kind != "" || got.Gap != nil {
+	if got.Progress.LogOffset != 4 || got.Kind != "" || got.Gap != nil { // boot_aggregate, boot id, ok1, ok2
 		t.Fatalf("back: %+v", got.Status)
 	}
 	if types := timelineTypes(t, tv, got); !inOrder(types, []string{verifier.EventTrusted, verifier.EventUnreachable, verifier.EventTrusted}) {

@@ -3,104 +3,40 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/internal/readfile"
-	"github.com/intactsec/intact/mlog"
 )
 
-// readPCRFile reads trusted PCR values from a file, in one of two forms:
-//
-//   - evmctl's --pcrs file, one "PCR-NN: HEX" line per PCR (as the TPM 1.2
-//     sysfs "pcrs" file); the bank is named as "ALG,FILE" or, if not,
-//     taken from the digest size (20 sha1, 32 sha256, 48 sha384, 64 sha512)
-//   - the output of tpm2_pcrread: "sha256:" lines followed by
-//     "  N : 0xHEX" lines.
+// readPCRFile reads trusted PCR values from a file into into: an
+// evmctl --pcrs file ("ALG,FILE" names its bank, else each value's size
+// does) or tpm2_pcrread's output (digest.ParsePCRFile).
 func readPCRFile(arg string, into digest.PCRs) error {
-	path, bankName, named := arg, "", false
+	path, bank := arg, ""
 	if i := strings.IndexByte(arg, ','); i > 0 {
 		if _, err := digest.ParseAlgo(arg[:i]); err == nil {
-			bankName, path, named = arg[:i], arg[i+1:], true
+			bank, path = arg[:i], arg[i+1:]
 		}
 	}
 	b, err := readNamed("pcr file", path, readfile.Small)
 	if err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	line := 0
-	var cur digest.Algo
-	haveBank := false
-	if named {
-		cur, _ = digest.ParseAlgo(bankName)
-		haveBank = true
+	vals, err := digest.ParsePCRFile(b, bank)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
+	for a, m := range vals {
+		if into[a] == nil {
+			into[a] = map[int][]byte{}
 		}
-		bad := func(msg string) error { return fmt.Errorf("%s: line %d: %s", path, line, msg) }
-		var idx int
-		var val []byte
-		switch {
-		case strings.HasPrefix(text, "PCR-"):
-			k, v, ok := strings.Cut(text[4:], ":")
-			if !ok {
-				return bad("want PCR-NN: HEX")
-			}
-			if idx, err = strconv.Atoi(strings.TrimSpace(k)); err != nil {
-				return bad("bad pcr index")
-			}
-			if val, err = hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(v), " ", "")); err != nil {
-				return bad("pcr value is not hex")
-			}
-			if !named {
-				a, ok := mlog.BankForSize(len(val))
-				if !ok {
-					return bad(fmt.Sprintf("pcr value of %d bytes matches no bank", len(val)))
-				}
-				cur, haveBank = a, true
-			}
-		case strings.HasSuffix(text, ":") && !strings.Contains(text, " "):
-			a, err := digest.ParseAlgo(strings.TrimSuffix(text, ":"))
-			if err != nil {
-				return bad(err.Error())
-			}
-			cur, haveBank = a, true
-			continue
-		default:
-			k, v, ok := strings.Cut(text, ":")
-			if !ok || !haveBank {
-				return bad("want \"N : 0xHEX\" after a bank line such as \"sha256:\"")
-			}
-			if idx, err = strconv.Atoi(strings.TrimSpace(k)); err != nil {
-				return bad("bad pcr index")
-			}
-			if val, err = hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(v), "0x")); err != nil {
-				return bad("pcr value is not hex")
-			}
-		}
-		if idx < 0 || idx > 23 {
-			return bad(fmt.Sprintf("pcr index %d out of range", idx))
-		}
-		if len(val) != cur.Size() {
-			return bad(fmt.Sprintf("%s value of %d bytes", cur, len(val)))
-		}
-		if into[cur] == nil {
-			into[cur] = map[int][]byte{}
-		}
-		into[cur][idx] = val
+		maps.Copy(into[a], m)
 	}
-	return sc.Err()
+	return nil
 }
 
 // readTPMPCRs reads pcrs in every allocated bank intact supports.
