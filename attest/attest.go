@@ -27,7 +27,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +36,7 @@ import (
 	"sync"
 
 	"github.com/intactsec/intact/digest"
+	"github.com/intactsec/intact/internal/strictjson"
 )
 
 // API paths of the agent.
@@ -147,13 +147,8 @@ func decodeBytes(b []byte, max int64, what string, v any) error {
 	if int64(len(b)) > max {
 		return merr(what, "more than %d bytes", max)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(b, v); err != nil {
 		return merr(what, "%v", err)
-	}
-	if dec.More() {
-		return merr(what, "trailing data")
 	}
 	return nil
 }

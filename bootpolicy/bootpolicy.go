@@ -28,7 +28,6 @@
 package bootpolicy
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,6 +40,7 @@ import (
 
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/eventlog"
+	"github.com/intactsec/intact/internal/strictjson"
 )
 
 // Version is the policy format version ("intact_boot_policy").
@@ -134,13 +134,8 @@ func (c *Compiled) Bank() digest.Algo { return c.bank }
 // event types by their TCG names. Errors wrap ErrFormat.
 func Parse(b []byte) (*Compiled, error) {
 	var p Policy
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := strictjson.Decode(b, &p); err != nil {
 		return nil, ferr("%v", err)
-	}
-	if dec.More() {
-		return nil, ferr("trailing data")
 	}
 	return Compile(p)
 }

@@ -34,7 +34,6 @@
 package rtpolicy
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
@@ -135,14 +134,9 @@ func Parse(b []byte) (*Compiled, error) {
 	if len(b) > MaxSize {
 		return nil, ferr("%d bytes (at most %d)", len(b), MaxSize)
 	}
-	var p Policy
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, ferr("%v", err)
-	}
-	if dec.More() {
-		return nil, ferr("trailing data after the policy")
+	p, err := decodeStrict(b)
+	if err != nil {
+		return nil, err
 	}
 	return Compile(p)
 }

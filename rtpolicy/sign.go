@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/intactsec/intact/digest"
+	"github.com/intactsec/intact/internal/strictjson"
 	"github.com/intactsec/intact/label"
 	"github.com/intactsec/intact/sig"
 )
@@ -112,13 +113,8 @@ func verify(p Policy, sigText []byte, keys *sig.Keyring) (uint32, error) {
 // decodeStrict parses a policy document without its signature member.
 func decodeStrict(b []byte) (Policy, error) {
 	var p Policy
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := strictjson.Decode(b, &p); err != nil {
 		return Policy{}, ferr("%v", err)
-	}
-	if dec.More() {
-		return Policy{}, ferr("trailing data after the policy")
 	}
 	return p, nil
 }
