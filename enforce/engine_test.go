@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/intactsec/intact/digest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/policy"
 )
 
@@ -177,7 +178,7 @@ func (a *fakeInspector) Inspect(f *os.File, path string, need Need) Inspection {
 		in.Digests = []digest.Sum{{Algo: measureAlgo, Bytes: bytes.Repeat([]byte{0xaa}, 32)}}
 		return in
 	case strings.HasPrefix(c, "slow"):
-		time.Sleep(a.sleep)
+		time.Sleep(a.sleep) // time under test: an appraisal that takes this long
 		in.Appraisal = Appraisal{OK: true, Signed: true, Verdict: "ok"}
 	default:
 		in.Appraisal = Appraisal{Verdict: "content-changed", Reason: "digest differs"}
@@ -291,8 +292,7 @@ func (h *harness) file(t *testing.T, name, content string) string {
 func (h *harness) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		time.Sleep(20 * time.Millisecond)
+	testenv.Until(10*time.Second, func() bool {
 		out = nil
 		h.mu.Lock()
 		text := h.logs.String()
@@ -303,10 +303,9 @@ func (h *harness) records(t *testing.T, msg string) []map[string]any {
 				out = append(out, m)
 			}
 		}
-		if len(out) > 0 || time.Now().After(deadline) {
-			return out
-		}
-	}
+		return len(out) > 0
+	})
+	return out
 }
 
 const execPolicy = "appraise func=BPRM_CHECK appraise_type=imasig\n"
@@ -573,9 +572,13 @@ func TestStopAnswersPending(t *testing.T) {
 func TestMetricsText(t *testing.T) {
 	h := start(t, execPolicy, nil)
 	h.src.decide(t, h.file(t, "good", "good"), true)
-	time.Sleep(20 * time.Millisecond)
 	var b bytes.Buffer
-	h.eng.WriteMetrics(&b)
+	// The decision is counted as it is answered: wait for the count.
+	eventually(t, func() bool {
+		b.Reset()
+		h.eng.WriteMetrics(&b)
+		return strings.Contains(b.String(), "intactd_decision_latency_seconds_count 1")
+	}, "the decision counted")
 	for _, want := range []string{"intactd_decisions_total 1", "intactd_decision_latency_seconds_count 1", "# TYPE intactd_queue_depth gauge"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
@@ -603,16 +606,9 @@ func eventually(t *testing.T, cond func() bool, what string) {
 	// A generous bound: what is awaited is that the condition comes
 	// true, not how fast; a loaded 2-core CI machine can hold a worker
 	// goroutine off the CPU for a second or more.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testenv.Until(20*time.Second, cond) {
+		t.Errorf("not reached: %s", what)
 	}
-	if cond() {
-		return
-	}
-	t.Errorf("not reached: %s", what)
 }
 
 func TestRunStopsOnContext(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 func TestParseSyscall(t *testing.T) {
@@ -170,13 +172,7 @@ func TestLeaseBreakDropsKernelCache(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // BenchmarkOpenLeased: what a read lease held on a kernel-cached file

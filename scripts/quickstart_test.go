@@ -127,11 +127,17 @@ func TestQuickstart(t *testing.T) {
 
 	// Its exec is denied (EPERM). A denied exec does not run and is not
 	// measured: with nothing reading the file, the machine stays trusted
-	// (two intervals).
+	// (two attestations after the exec).
+	_, a := show()
+	n, _ := a["attestations"].(float64)
 	if err := fantest.Command(t, 30*time.Second, hello).Run(); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("exec of the tampered %s: %v, want EPERM", hello, err)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	testenv.WaitFor(t, time.Minute, "two attestations after the denied exec", func() bool {
+		_, a = show()
+		m, _ := a["attestations"].(float64)
+		return m >= n+2 || a["state"] != "trusted"
+	})
 	if _, a := show(); a["state"] != "trusted" {
 		t.Fatalf("after a denied exec alone the agent is %v, want trusted: %v", a["state"], a)
 	}
@@ -146,23 +152,20 @@ func TestQuickstart(t *testing.T) {
 	t.Logf("%s: exit %d: %s", printed.run, code, strings.TrimSpace(out))
 	ranAt := time.Now()
 	var denied map[string]any
-	for i := 0; i < 50 && denied == nil; i++ { // records follow the answer
+	testenv.Until(10*time.Second, func() bool { // records follow the answer
 		denied = logRecord(t, filepath.Join(dir, "intactd.log"), "denied", hello)
-		time.Sleep(20 * time.Millisecond)
-	}
+		return denied != nil
+	})
 	if denied == nil || denied["verdict"] != "content-changed" || denied["decision"] != "deny" {
 		t.Fatalf("intactd's denial record for %s: %v", hello, denied)
 	}
 	if code, out := sh(printed.grep); code != 0 || !strings.Contains(out, `"verdict":"content-changed"`) {
 		t.Errorf("%s: exit %d %s, want the denial", printed.grep, code, out)
 	}
-	var a map[string]any
-	for time.Since(ranAt) < 20*time.Second {
-		if code, a = show(); a["state"] == "failed" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Until(20*time.Second, func() bool {
+		code, a = show()
+		return a["state"] == "failed"
+	})
 	reasons, _ := json.Marshal(a["reasons"])
 	if a["state"] != "failed" || code != 1 || !strings.Contains(string(reasons), "policy: "+hello+": digest-mismatch") {
 		t.Fatalf("after the tampered run: agent %v (exit %d), reasons %s; want failed naming %s", a["state"], code, reasons, hello)

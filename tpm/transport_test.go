@@ -52,7 +52,7 @@ func serve(t *testing.T, chunk int, replies ...[]byte) string {
 				}
 				r = r[n:]
 				if i < 16 || i%64 == 0 { // pauses: the reader sees pieces
-					time.Sleep(time.Millisecond)
+					time.Sleep(time.Millisecond) // time under test: pauses split the reply across reads
 				}
 			}
 		}

@@ -89,15 +89,10 @@ func browser(t *testing.T) (context.Context, *atomic.Int32) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for i := 0; ; i++ {
-			err := os.RemoveAll(profile)
-			if err == nil || i == 50 {
-				if err != nil {
-					t.Logf("leaving %s: %v", profile, err)
-				}
-				return
-			}
-			time.Sleep(100 * time.Millisecond) // the browser's last writes
+		var err error
+		// Retried while the browser's last writes land.
+		if !testenv.Until(5*time.Second, func() bool { err = os.RemoveAll(profile); return err == nil }) {
+			t.Logf("leaving %s: %v", profile, err)
 		}
 	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -28,6 +28,7 @@ import (
 	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/tpmtest"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/sqlite"
@@ -375,8 +376,8 @@ func startVerifierWith(t *testing.T, db string, opt func(*verifier.Options)) *te
 	tv.v, tv.cancel = v, cancel
 	go func() { v.Run(ctx); close(tv.done) }()
 	t.Cleanup(tv.stop)
-	// Let Run load the store before enrollments.
-	time.Sleep(20 * time.Millisecond)
+	// No wait for Run: an agent enrolled before Run has begun is in the
+	// store, and Run (or its first lease round) starts it.
 	return tv
 }
 
@@ -431,19 +432,15 @@ func (tv *testVerifier) enroll(a *testAgent, id string, policy []byte) {
 // wait polls the stored agent until cond holds, for at most d.
 func (tv *testVerifier) wait(id string, d time.Duration, what string, cond func(*store.Agent) bool) *store.Agent {
 	tv.t.Helper()
-	deadline := time.Now().Add(d)
 	var a *store.Agent
-	for {
-		var err error
+	var err error
+	if !testenv.Until(d, func() bool {
 		a, err = tv.st.GetAgent(context.Background(), id)
-		if err == nil && cond(a) {
-			return a
-		}
-		if time.Now().After(deadline) {
-			tv.t.Fatalf("after %v, agent %s not %s: %+v (err %v)", d, id, what, a, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil && cond(a)
+	}) {
+		tv.t.Fatalf("after %v, agent %s not %s: %+v (err %v)", d, id, what, a, err)
 	}
+	return a
 }
 
 func state(s string) func(*store.Agent) bool {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/storetest"
 )
@@ -69,14 +70,12 @@ func TestMetrics(t *testing.T) {
 	tv.enroll(a, "a1", policyFor(ok1))
 	tv.wait("a1", 20*time.Second, "trusted", state(store.StateTrusted))
 	// at least three trusted attestations
-	deadline := time.Now().Add(30 * time.Second)
-	for scrape(t, tv.v)[`intact_verifier_attestations_total{outcome="trusted"}`] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("trusted attestations not counted: %v", scrape(t, tv.v))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Until(30*time.Second, func() bool { return scrape(t, tv.v)[`intact_verifier_attestations_total{outcome="trusted"}`] >= 3 }) {
+		t.Fatalf("trusted attestations not counted: %v", scrape(t, tv.v))
 	}
-	time.Sleep(2 * interval) // the cached store counts expire (an interval)
+	// The store's counts are cached for an interval: wait until they
+	// show the agent (0 trusted before it was enrolled).
+	testenv.Until(30*time.Second, func() bool { return scrape(t, tv.v)[`intact_verifier_agents{state="trusted"}`] == 1 })
 	m = scrape(t, tv.v)
 	for k, want := range map[string]float64{
 		`intact_verifier_agents{state="trusted"}`:         1,
@@ -101,30 +100,21 @@ func TestMetrics(t *testing.T) {
 
 	// A failing store: write errors counted, results held in the queue.
 	flaky.FailNext(1 << 30)
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	if !testenv.Until(30*time.Second, func() bool {
 		m = scrape(t, tv.v)
-		if m[`intact_verifier_store_write_errors_total`] >= 2 && m[`intact_verifier_write_queue`] >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("failing store not seen in the metrics: errors %v, queue %v", m[`intact_verifier_store_write_errors_total`], m[`intact_verifier_write_queue`])
-		}
-		time.Sleep(20 * time.Millisecond)
+		return m[`intact_verifier_store_write_errors_total`] >= 2 && m[`intact_verifier_write_queue`] >= 1
+	}) {
+		t.Fatalf("failing store not seen in the metrics: errors %v, queue %v", m[`intact_verifier_store_write_errors_total`], m[`intact_verifier_write_queue`])
 	}
 	flaky.FailNext(0)
-	deadline = time.Now().Add(30 * time.Second)
-	for scrape(t, tv.v)[`intact_verifier_write_queue`] != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("write queue not drained after the store recovered")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Until(30*time.Second, func() bool { return scrape(t, tv.v)[`intact_verifier_write_queue`] == 0 }) {
+		t.Fatalf("write queue not drained after the store recovered")
 	}
 
 	// A policy failure: counted by outcome and reason, and in the store.
 	a.measure(evil)
 	tv.wait("a1", 20*time.Second, "failed", state(store.StateFailed))
-	time.Sleep(2 * interval)
+	time.Sleep(2 * interval) // time under test: two intervals in which the failure is not counted again (and the cached store counts expire)
 	m = scrape(t, tv.v)
 	// (an operational failure, a quote timing out on a loaded machine,
 	// would count too: failed attestations are the sum of the reasons)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 )
 
@@ -90,12 +91,8 @@ func TestAgentAnswersOnlyItsVerifier(t *testing.T) {
 	}
 	// And attestation goes on.
 	before := len(a.quoteOffsets())
-	deadline := time.Now().Add(2*interval + 10*time.Second)
-	for len(a.quoteOffsets()) < before+2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no quotes after the intruders were refused")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Until(2*interval+10*time.Second, func() bool { return len(a.quoteOffsets()) >= before+2 }) {
+		t.Fatal("no quotes after the intruders were refused")
 	}
 	st, err := tv.st.GetAgent(context.Background(), "a1")
 	if err != nil || st.State != store.StateTrusted {

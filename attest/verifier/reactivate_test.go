@@ -34,7 +34,7 @@ func TestReactivate(t *testing.T) {
 	a.measure(evil)
 	failed := tv.wait("a1", 2*interval+5*time.Second, "failed", state(store.StateFailed))
 	// Attestation has stopped: no attestation in three intervals.
-	time.Sleep(3 * interval)
+	time.Sleep(3 * interval) // time under test: three intervals without an attestation
 	if got, _ := tv.st.GetAgent(ctx, "a1"); got.Attestations != failed.Attestations || got.State != store.StateFailed {
 		t.Fatalf("after a security failure: %d attestations (was %d), state %s", got.Attestations, failed.Attestations, got.State)
 	}

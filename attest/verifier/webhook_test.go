@@ -23,6 +23,7 @@ import (
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/attest/webhook"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 )
 
@@ -75,29 +76,21 @@ func (h *hookReceiver) snapshot() (refused int, got []verifier.Notification, ids
 
 func (h *hookReceiver) waitFor(t *testing.T, n int, d time.Duration) []verifier.Notification {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		_, got, _, _ := h.snapshot()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the receiver has %d deliveries, want %d: %+v", d, len(got), n, got)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var got []verifier.Notification
+	if !testenv.Until(d, func() bool { _, got, _, _ = h.snapshot(); return len(got) >= n }) {
+		t.Fatalf("after %v the receiver has %d deliveries, want %d: %+v", d, len(got), n, got)
 	}
+	return got
 }
 
 func serveOn(t *testing.T, addr string, h http.Handler) *http.Server {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	for i := 0; i < 50; i++ { // the port was ours a moment ago
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Until(5*time.Second, func() bool { // the port was ours a moment ago
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +151,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	}
 	// A few refused attempts (waited for: a fixed 300 ms was not always
 	// two attempts on a loaded machine).
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if refused, _, _, _ := rc.snapshot(); refused >= 2 {
-			break
-		}
-	}
+	testenv.Until(20*time.Second, func() bool { refused, _, _, _ := rc.snapshot(); return refused >= 2 })
 	if refused, got, _, _ := rc.snapshot(); refused < 2 || len(got) != 0 {
 		t.Fatalf("receiver down: %d refused, %d delivered; want retries and nothing delivered", refused, len(got))
 	}
@@ -171,7 +160,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	tv.stop()
 	srv.Close()
 	tv = startVerifierWith(t, db, opts)
-	time.Sleep(300 * time.Millisecond) // it retries against a closed port
+	time.Sleep(300 * time.Millisecond) // time under test: it retries against a closed port, delivering nothing
 	if _, got, _, _ := rc.snapshot(); len(got) != 0 {
 		t.Fatalf("delivered while not listening: %+v", got)
 	}
@@ -180,7 +169,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	rc.setDown(false)
 	serveOn(t, addr, rc)
 	rc.waitFor(t, 3, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // nothing more comes
+	time.Sleep(500 * time.Millisecond) // time under test: nothing more comes in the next 500 ms
 	_, got, ids, bad := rc.snapshot()
 	if len(bad) > 0 {
 		t.Fatalf("bad deliveries: %v", bad)

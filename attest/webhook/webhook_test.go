@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/attest/webhook"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/sqlite"
 	"github.com/intactsec/intact/store/storetest"
@@ -218,12 +219,9 @@ func TestDeliverAfterOutageAndRestart(t *testing.T) {
 	}
 	d.Wake()
 	// Retries while down, with backoff capped at 40ms.
-	deadline := time.Now().Add(5 * time.Second)
-	for a, _, _ := rc.state(); a < 5; a, _, _ = rc.state() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d attempts in 5s", a)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testenv.Until(5*time.Second, func() bool { a, _, _ := rc.state(); return a >= 5 }) {
+		a, _, _ := rc.state()
+		t.Fatalf("%d attempts in 5s", a)
 	}
 	cancel()
 	<-done
@@ -248,14 +246,11 @@ func TestDeliverAfterOutageAndRestart(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)
-	deadline = time.Now().Add(5 * time.Second)
-	for _, got, _ := rc.state(); len(got) < 3; _, got, _ = rc.state() {
-		if time.Now().After(deadline) {
-			t.Fatalf("delivered %v in 5s", got)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testenv.Until(5*time.Second, func() bool { _, got, _ := rc.state(); return len(got) >= 3 }) {
+		_, got, _ := rc.state()
+		t.Fatalf("delivered %v in 5s", got)
 	}
-	time.Sleep(200 * time.Millisecond) // nothing more comes
+	time.Sleep(200 * time.Millisecond) // time under test: nothing more comes in the next 200 ms
 	_, got, bad := rc.state()
 	if !slices.Equal(got, []string{"e1", "e2", "e3"}) || len(bad) > 0 {
 		t.Fatalf("delivered %v (bad %v), want e1 e2 e3 once each", got, bad)
@@ -325,18 +320,14 @@ func TestMarkFailureNoDuplicate(t *testing.T) {
 	}
 	st.FailNext(3) // the marks
 	go d.Run(ctx)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		left, err := st.Undelivered(ctx, srv.URL, 10)
-		if err == nil && len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still undelivered: %v %v", ids(left), err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var left []store.Event
+	if !testenv.Until(20*time.Second, func() bool {
+		left, err = st.Undelivered(ctx, srv.URL, 10)
+		return err == nil && len(left) == 0
+	}) {
+		t.Fatalf("still undelivered: %v %v", ids(left), err)
 	}
-	time.Sleep(100 * time.Millisecond) // a few polls: nothing is sent again
+	time.Sleep(100 * time.Millisecond) // time under test: a few polls in which nothing is sent again
 	_, got, bad := rc.state()
 	if n, _ := st.Injected(); n != 3 || len(bad) > 0 || !slices.Equal(got, []string{"m1", "m2"}) {
 		t.Fatalf("injected %d mark failures; receiver got %v (bad %v), want m1 and m2 once", n, got, bad)

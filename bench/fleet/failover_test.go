@@ -21,6 +21,7 @@ import (
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/bench/fleet/sim"
 	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -181,11 +182,8 @@ func TestFailover(t *testing.T) {
 	waitFor := func(what string, limit time.Duration, cond func() bool) time.Duration {
 		t.Helper()
 		t0 := time.Now()
-		for !cond() {
-			if time.Since(t0) > limit {
-				t.Fatalf("%s: not after %v", what, limit)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !testenv.Until(limit, cond) {
+			t.Fatalf("%s: not after %v", what, limit)
 		}
 		return time.Since(t0)
 	}
@@ -251,7 +249,7 @@ func TestFailover(t *testing.T) {
 		return c["r1"] > 0 && c["r2"] > 0
 	})
 	// let the handover settle for two intervals, then count the events
-	time.Sleep(2 * interval) // time is the thing under test: no event may appear late
+	time.Sleep(2 * interval) // time under test: no event may appear late
 	for _, a := range agents {
 		want := 0
 		for _, v := range victims {

@@ -654,7 +654,7 @@ func TestEndToEndEndlessList(t *testing.T) {
 	}
 	// Attestation stopped: no more requests reach the agent.
 	n := served.Load()
-	time.Sleep(3 * e2eInterval)
+	time.Sleep(3 * e2eInterval) // time under test: three intervals without a request
 	if served.Load() != n {
 		t.Fatalf("the verifier went on asking after the security failure (%d -> %d chunks)", n, served.Load())
 	}

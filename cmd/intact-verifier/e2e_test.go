@@ -74,21 +74,22 @@ func (s *syncBuffer) String() string {
 
 // daemon is a running binary.
 type daemon struct {
-	cmd *exec.Cmd
-	out *syncBuffer
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{} // closed when it has exited and been waited for
 }
 
 func start(t *testing.T, bin string, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	d := &daemon{cmd: cmd, out: &syncBuffer{}}
+	d := &daemon{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
+	exited := d.exited
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -109,15 +110,8 @@ func start(t *testing.T, bin string, args ...string) *daemon {
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for d.cmd.ProcessState == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-d.exited:
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not stop on SIGTERM")
 	}
@@ -134,13 +128,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	if d < time.Minute {
 		d = time.Minute
 	}
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, d, what, cond)
 }
 
 var addrRE = regexp.MustCompile(`intact-verifier serving" addr=(\S+)`)
@@ -370,7 +358,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Error("the receiver was never tried while down")
 	}
 	waitFor(t, 10*time.Second, "6 webhook deliveries", func() bool { hook.mu.Lock(); defer hook.mu.Unlock(); return len(hook.types) >= 6 })
-	time.Sleep(2 * e2eInterval)
+	time.Sleep(2 * e2eInterval) // time under test: two intervals in which nothing may be delivered again
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	if want := []string{"enrolled", "trusted", "failed", "reactivated", "trusted", "removed"}; !slices.Equal(hook.types, want) || len(hook.bad) > 0 {

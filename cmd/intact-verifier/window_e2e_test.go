@@ -135,7 +135,7 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 	}
 
 	// After the window: the upgraded library runs, and fails.
-	time.Sleep(time.Until(opened.Add(window + time.Second)))
+	time.Sleep(time.Until(opened.Add(window + time.Second))) // time under test: the window closes
 	install(lib, "libtool 2.0")
 	measure(lib)
 	waitFor(t, 10*time.Second, "failed", func() bool { return show().State == "failed" })

@@ -95,12 +95,12 @@ func TestE2EAgent(t *testing.T) {
 		}
 	}()
 	var vaddr string
-	for i := 0; i < 200 && vaddr == ""; i++ {
+	testenv.Until(30*time.Second, func() bool {
 		if m := verifierAddrRE.FindStringSubmatch(vlog.String()); m != nil {
 			vaddr = m[1]
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return vaddr != ""
+	})
 	if vaddr == "" {
 		t.Fatalf("verifier not serving:\n%s", vlog)
 	}
@@ -132,14 +132,10 @@ func TestE2EAgent(t *testing.T) {
 	}
 	waitState := func(state string) map[string]any {
 		var a map[string]any
-		for i := 0; i < 300; i++ {
-			if a = show(); a["state"] == state {
-				return a
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testenv.Until(time.Minute, func() bool { a = show(); return a["state"] == state }) {
+			t.Fatalf("agent not %s: %v", state, a)
 		}
-		t.Fatalf("agent not %s: %v", state, a)
-		return nil
+		return a
 	}
 	a := waitState("trusted")
 	if a["log_offset"] != float64(3) { // boot_aggregate, boot id and the allowed program

@@ -76,17 +76,8 @@ func (w *world) fullStatus() map[string]any {
 	return s
 }
 
-// waitFor polls cond every 20 ms for up to d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
-}
+// waitFor reports whether cond holds within d.
+func waitFor(d time.Duration, cond func() bool) bool { return testenv.Until(d, cond) }
 
 // openToAll makes the directories above the mount searchable, so that an
 // unprivileged user reaches the files on it.
@@ -236,10 +227,14 @@ func TestE2EInertPolicy(t *testing.T) {
 	}
 	// Explicitly allowed: it starts, says so, and enforces nothing.
 	w.start("dont_appraise\n", "--allow-inert-policy")
-	found := false
-	for _, r := range w.records("starting with a policy that enforces nothing (--allow-inert-policy)") {
-		found = found || strings.Contains(r["err"].(string), "acts on nothing by itself")
-	}
+	found := waitFor(10*time.Second, func() bool {
+		for _, r := range w.records("starting with a policy that enforces nothing (--allow-inert-policy)") {
+			if strings.Contains(r["err"].(string), "acts on nothing by itself") {
+				return true
+			}
+		}
+		return false
+	})
 	if !found {
 		t.Errorf("no warning for the inert policy")
 	}
@@ -275,9 +270,12 @@ func TestE2EMetricsConnectionFlood(t *testing.T) {
 	unsigned := w.binary("unsigned", "")
 	w.startLimited(128, appraisePolicy, "--metrics-listen", "127.0.0.1:0")
 	var addr string
-	for _, r := range w.records("serving metrics") {
-		addr = strings.TrimSuffix(strings.TrimPrefix(r["addr"].(string), "http://"), "/metrics")
-	}
+	waitFor(10*time.Second, func() bool {
+		for _, r := range w.records("serving metrics") {
+			addr = strings.TrimSuffix(strings.TrimPrefix(r["addr"].(string), "http://"), "/metrics")
+		}
+		return addr != ""
+	})
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("metrics address %q: %v", addr, err)
@@ -426,7 +424,8 @@ func TestE2EBigFileBesideSmall(t *testing.T) {
 	// Every deadline record is the big file's, with the reader named.
 	head, _ := exec.LookPath("head")
 	head, _ = filepath.EvalSymlinks(head)
-	recs := w.records("decision deadline passed")
+	var recs []map[string]any
+	waitFor(10*time.Second, func() bool { recs = w.records("decision deadline passed"); return len(recs) >= 4 })
 	if len(recs) < 4 {
 		t.Errorf("%d deadline records, want 4 or more", len(recs))
 	}

@@ -225,9 +225,10 @@ func (w *world) wantDenied(path string) {
 	}
 }
 
-// records returns the daemon's JSON log records with msg.
+// records returns the daemon's JSON log records with msg written so far.
+// Records follow the answers: wait for one with wantRecord, awaitRecord or
+// waitFor.
 func (w *world) records(msg string) []map[string]any {
-	time.Sleep(50 * time.Millisecond) // records follow the answers
 	var out []map[string]any
 	for _, line := range strings.Split(w.log.String(), "\n") {
 		var m map[string]any
@@ -244,20 +245,22 @@ func (w *world) records(msg string) []map[string]any {
 // returned.
 func (w *world) wantRecord(msg, path, verdict string) {
 	w.t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var found map[string]any
+	testenv.Until(10*time.Second, func() bool {
 		for _, r := range w.records(msg) {
 			if r["path"] == path && r["verdict"] == verdict {
-				if r["pid"] == nil || r["exe"] == nil || r["exe"] == "" || r["rule"] == nil || r["reason"] == nil {
-					w.t.Errorf("record lacks pid, exe, rule or reason: %v", r)
-				}
-				return
+				found = r
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			break
-		}
+		return false
+	})
+	switch r := found; {
+	case r == nil:
+		w.t.Errorf("no %q record for %s with verdict %s", msg, path, verdict)
+	case r["pid"] == nil || r["exe"] == nil || r["exe"] == "" || r["rule"] == nil || r["reason"] == nil:
+		w.t.Errorf("record lacks pid, exe, rule or reason: %v", r)
 	}
-	w.t.Errorf("no %q record for %s with verdict %s", msg, path, verdict)
 }
 
 func (w *world) status() map[string]any {
@@ -373,10 +376,7 @@ func TestE2EEnforce(t *testing.T) {
 	}
 	// The group's invalidation is asynchronous: wait for it (was a
 	// 100 ms sleep, which a loaded machine can outlast).
-	deadline := time.Now().Add(10 * time.Second)
-	for w.status()["invalidations"].(float64) <= inv && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Until(10*time.Second, func() bool { return w.status()["invalidations"].(float64) > inv })
 	w.wantDenied(good2)
 	w.wantRecord("denied", good2, "metadata-changed")
 
@@ -524,7 +524,7 @@ echo "iterations $n"`
 			results <- result{string(out), err}
 		}()
 	}
-	time.Sleep(25 * time.Second)
+	time.Sleep(25 * time.Second) // time under test: 25 s of load without a missed deadline
 	st := w.status()
 	t.Logf("status at 25 s: %v", st)
 	if st["timeouts"].(float64) != 0 || st["errors"].(float64) != 0 || st["denials"].(float64) != 0 {
@@ -595,7 +595,9 @@ func TestE2EDeadline(t *testing.T) {
 		case verdict == "allow" && code != 0:
 			t.Errorf("fail verdict allow: exit %d %q", code, out)
 		}
-		time.Sleep(100 * time.Millisecond)
+		testenv.Until(10*time.Second, func() bool {
+			return w.status()["timeouts"].(float64) >= 1 && len(w.records("decision deadline passed")) > 0
+		})
 		if st := w.status(); st["timeouts"].(float64) < 1 {
 			t.Errorf("%s: status = %v, want a deadline hit", verdict, st)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/enforce"
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 // TestLimitListener: at most n connections are accepted at a time; the
@@ -47,17 +48,12 @@ func TestLimitListener(t *testing.T) {
 		defer c.Close()
 	}
 	wait := func(n int32) bool {
-		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-			if accepted.Load() >= n {
-				return true
-			}
-		}
-		return false
+		return testenv.Until(10*time.Second, func() bool { return accepted.Load() >= n })
 	}
 	if !wait(2) {
 		t.Fatalf("accepted %d, want 2", accepted.Load())
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // time under test: no third accept while two are held
 	if n := accepted.Load(); n != 2 {
 		t.Fatalf("accepted %d with a limit of 2", n)
 	}
@@ -67,7 +63,7 @@ func TestLimitListener(t *testing.T) {
 	if !wait(3) {
 		t.Fatalf("a slot freed, but accepted %d, want 3", accepted.Load())
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // time under test: no fourth accept after one close
 	if n := accepted.Load(); n != 3 {
 		t.Fatalf("accepted %d after one close, want 3", n)
 	}

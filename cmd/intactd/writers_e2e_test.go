@@ -70,14 +70,14 @@ func (w *mmapWriter) close() {
 // load) for a record with msg naming path with verdict, then checks it.
 func (w *world) awaitRecord(msg, path, verdict string) {
 	w.t.Helper()
-	for i := 0; i < 200; i++ {
+	testenv.Until(10*time.Second, func() bool {
 		for _, r := range w.records(msg) {
 			if r["path"] == path && r["verdict"] == verdict {
-				w.wantRecord(msg, path, verdict)
-				return
+				return true
 			}
 		}
-	}
+		return false
+	})
 	w.wantRecord(msg, path, verdict)
 }
 
@@ -166,11 +166,8 @@ func sharedMmapWriter(t *testing.T, fs fantest.FS) {
 		if cacheFlag == nil {
 			// The ignore mark and its lease come after the answer: wait
 			// for them, so that the writer's open is the hidden one.
-			for i := 0; w.status()["leases"].(float64) < 1; i++ {
-				if i == 200 {
-					t.Fatalf("no lease for the kernel-cached %s: %v", b, w.status())
-				}
-				time.Sleep(50 * time.Millisecond)
+			if !testenv.Until(10*time.Second, func() bool { return w.status()["leases"].(float64) >= 1 }) {
+				t.Fatalf("no lease for the kernel-cached %s: %v", b, w.status())
 			}
 		}
 		wr = newMmapWriter(t, b)
@@ -268,14 +265,14 @@ func TestE2EWritersFailClosed(t *testing.T) {
 	if code, out := w.run("bash " + users); code == 0 || !strings.Contains(out, "Operation not permitted") {
 		t.Errorf("without CAP_LEASE: exit %d %q, want EPERM (fail closed)", code, out)
 	}
-	found := false
-	for i := 0; i < 200 && !found; i++ { // records follow the answers
+	found := testenv.Until(10*time.Second, func() bool { // records follow the answers
 		for _, r := range w.records("denied") {
 			if r["path"] == users && r["verdict"] == "open-writers" && strings.Contains(r["reason"].(string), "cannot tell") {
-				found = true
+				return true
 			}
 		}
-	}
+		return false
+	})
 	if !found {
 		t.Errorf("no open-writers denial saying it cannot tell:\n%s", w.log)
 	}

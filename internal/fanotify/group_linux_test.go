@@ -211,7 +211,7 @@ func TestCloseAllowsPending(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitQueued(t, g) // its open waits for an answer
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestInterrupt(t *testing.T) {
 	defer g.Close()
 	errc := make(chan error, 1)
 	go func() { _, err := g.Read(make([]byte, 4096)); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
+	waitReaderParked(t) // Interrupt ends a Read that waits
 	g.Interrupt()
 	select {
 	case err := <-errc:

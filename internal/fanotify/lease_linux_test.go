@@ -51,7 +51,7 @@ func holdLease(path string) int {
 				return 1
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // time under test: the attacker's pace, re-arming the lease every 10 ms for ever
 	}
 }
 
@@ -170,7 +170,7 @@ func TestStalledReaderReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	leased, other, holder := leaseWorld(t, dir, g)
-	time.Sleep(100 * time.Millisecond)
+	waitReaderParked(t)
 	if s := g.ReadStall(); s != 0 {
 		t.Errorf("idle reader: ReadStall = %s, want 0", s)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,10 @@ func holdGroups(dir string) int {
 	fmt.Println("ready")
 	buf := make([]byte, 4096)
 	for {
-		p.Read(buf) // read and never answer
+		// read and never answer; say how many were read
+		if evs, _ := p.Read(buf); len(evs) > 0 {
+			fmt.Println("read", len(evs))
+		}
 	}
 }
 
@@ -83,7 +87,8 @@ func TestKilledHolderReleasesWaiters(t *testing.T) {
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	lines := bufio.NewReader(out)
+	line, _ := lines.ReadString('\n')
 	if strings.TrimSpace(line) != "ready" {
 		holder.Process.Kill()
 		holder.Wait()
@@ -100,7 +105,33 @@ func TestKilledHolderReleasesWaiters(t *testing.T) {
 		}
 		waiters = append(waiters, c)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The holder has read the four events: the waiters wait for its
+	// answers.
+	read := make(chan error, 1)
+	go func() {
+		for n := 0; n < len(waiters); {
+			line, err := lines.ReadString('\n')
+			if err != nil {
+				read <- fmt.Errorf("holder: %q: %v", line, err)
+				return
+			}
+			k, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "read "))
+			if err != nil {
+				read <- fmt.Errorf("holder: %q", line)
+				return
+			}
+			n += k
+		}
+		read <- nil
+	}()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the holder has not read the waiters' events")
+	}
 	holder.Process.Signal(unix.SIGKILL)
 	exited := make(chan error, 1)
 	go func() { exited <- holder.Wait() }()

@@ -99,7 +99,7 @@ func TestLeases(t *testing.T) {
 		if got = lease("B"); len(got) == 10 {
 			break
 		}
-		time.Sleep(ttl / 3) // B's lease rounds: time is the thing under test
+		time.Sleep(ttl / 3) // time under test: B's lease rounds, A's lease lapsing
 	}
 	took := time.Since(died)
 	if len(got) != 10 || took > 2*ttl {

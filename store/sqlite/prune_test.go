@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/sqlite"
 )
@@ -61,6 +62,7 @@ func TestPruneBatchesDoNotStallWriter(t *testing.T) {
 	// returns the writer's longest save.
 	maxWait := func(prune func() error) (time.Duration, int) {
 		var done atomic.Bool
+		var saved atomic.Int64
 		waits := make(chan time.Duration)
 		go func() {
 			var worst time.Duration
@@ -74,12 +76,14 @@ func TestPruneBatchesDoNotStallWriter(t *testing.T) {
 				}
 				worst = max(worst, time.Since(start))
 				saves++
-				time.Sleep(2 * time.Millisecond)
+				saved.Add(1)
+				time.Sleep(2 * time.Millisecond) // time under test: a save every 2 ms, a steady writer
 			}
 			waits <- worst
 			waits <- time.Duration(saves)
 		}()
-		time.Sleep(20 * time.Millisecond)
+		// The writer runs when prune starts (it used to be given 20 ms).
+		testenv.WaitFor(t, 20*time.Second, "the writer's first saves", func() bool { return saved.Load() >= 3 })
 		if err := prune(); err != nil {
 			t.Fatal(err)
 		}
