@@ -135,23 +135,48 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 	if len(policies) == 0 {
 		return Policy{}, nil, ferr("nothing to merge")
 	}
-	name := func(i int) string {
-		if i < len(names) {
-			return names[i]
-		}
-		return fmt.Sprintf("policy %d", i+1)
-	}
+	in := inputNames(names)
 	canon := make([]Policy, len(policies))
 	for i, p := range policies {
 		c, err := Canonical(p)
 		if err != nil {
-			return Policy{}, nil, fmt.Errorf("%s: %w", name(i), err)
+			return Policy{}, nil, fmt.Errorf("%s: %w", in.name(i), err)
 		}
 		canon[i] = c
 	}
-	out := Policy{Format: Version, Name: canon[0].Name, Digests: map[string][]string{}}
-	var conflicts []Conflict
-	owner := map[string]int{} // path -> first input listing it
+	out, owner, conflicts := union(canon, in)
+	var flags []Conflict
+	out.IgnoreViolations, out.SignatureFallback, flags = mergeFlags(canon, in)
+	conflicts = append(conflicts, flags...)
+	conflicts = append(conflicts, logPCRConflicts(canon, in)...)
+	out.LogPCRs = maps.Clone(canon[0].LogPCRs)
+	out.BootPolicy = canon[0].BootPolicy
+	conflicts = append(conflicts, excludedConflicts(canon, in, slices.Sorted(maps.Keys(out.Digests)), owner)...)
+	c, err := Canonical(out)
+	if err != nil {
+		return Policy{}, nil, err
+	}
+	return c, conflicts, nil
+}
+
+// inputNames names Merge's inputs in conflicts: names[i], else "policy
+// i+1".
+type inputNames []string
+
+func (n inputNames) name(i int) string {
+	if i < len(n) {
+		return n[i]
+	}
+	return fmt.Sprintf("policy %d", i+1)
+}
+
+// union merges the lists of the canonical inputs: digests, buffers,
+// excludes, keys and windows, and the highest release plus one. It
+// returns, for each path, the first input that lists it, and the paths
+// the inputs list with different digests.
+func union(canon []Policy, in inputNames) (out Policy, owner map[string]int, conflicts []Conflict) {
+	out = Policy{Format: Version, Name: canon[0].Name, Digests: map[string][]string{}}
+	owner = map[string]int{} // path -> first input listing it
 	for i, p := range canon {
 		out.Release = max(out.Release, p.Release)
 		for _, path := range slices.Sorted(maps.Keys(p.Digests)) {
@@ -159,7 +184,7 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 			prev, ok := out.Digests[path]
 			if ok && !slices.Equal(prev, list) {
 				conflicts = append(conflicts, Conflict{Path: path, Kind: ConflictDigests,
-					Detail:     fmt.Sprintf("%s lists %v, %s lists %v", name(owner[path]), prev, name(i), list),
+					Detail:     fmt.Sprintf("%s lists %v, %s lists %v", in.name(owner[path]), prev, in.name(i), list),
 					Resolution: "all are accepted"})
 			}
 			if !ok {
@@ -183,39 +208,52 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 	}
 	out.Excludes, out.Keys = sortedUnique(out.Excludes), sortedUnique(out.Keys)
 	out.Release++
-	// Flags: the stricter value, explained when the inputs differ.
+	return out, owner, conflicts
+}
+
+// mergeFlags returns the stricter value of each flag, explained where the
+// inputs differ from the first (or from a stricter value already taken).
+func mergeFlags(canon []Policy, in inputNames) (ignoreViolations, signatureFallback bool, conflicts []Conflict) {
 	iv, sf := canon[0].IgnoreViolations, canon[0].SignatureFallback
 	for i, p := range canon[1:] {
 		if p.IgnoreViolations != iv {
 			conflicts = append(conflicts, Conflict{Kind: ConflictViolations,
-				Detail:     fmt.Sprintf("%s and %s disagree", name(0), name(i+1)),
+				Detail:     fmt.Sprintf("%s and %s disagree", in.name(0), in.name(i+1)),
 				Resolution: "violations fail (ignore_violations false)"})
 			iv = false
 		}
 		if p.SignatureFallback != sf {
 			conflicts = append(conflicts, Conflict{Kind: ConflictSigFall,
-				Detail:     fmt.Sprintf("%s and %s disagree", name(0), name(i+1)),
+				Detail:     fmt.Sprintf("%s and %s disagree", in.name(0), in.name(i+1)),
 				Resolution: "a signature that does not verify fails (signature_fallback false)"})
 			sf = false
 		}
 	}
-	out.IgnoreViolations, out.SignatureFallback = iv, sf
-	// Log PCRs: the first input's, explained when another differs.
+	return iv, sf, conflicts
+}
+
+// logPCRConflicts explains each input whose list PCRs differ from the
+// first input's (which the merge keeps).
+func logPCRConflicts(canon []Policy, in inputNames) []Conflict {
+	var conflicts []Conflict
 	first := &Compiled{doc: canon[0]}
 	for i, p := range canon[1:] {
 		for _, src := range []string{"ima", "intact"} {
 			a, _ := first.LogPCR(src)
 			if b, _ := (&Compiled{doc: p}).LogPCR(src); a != b {
 				conflicts = append(conflicts, Conflict{Kind: ConflictLogPCR,
-					Detail:     fmt.Sprintf("%s wants the %s list on pcr %d, %s on pcr %d", name(0), src, a, name(i+1), b),
+					Detail:     fmt.Sprintf("%s wants the %s list on pcr %d, %s on pcr %d", in.name(0), src, a, in.name(i+1), b),
 					Resolution: fmt.Sprintf("pcr %d (the first input's)", a)})
 			}
 		}
 	}
-	out.LogPCRs = maps.Clone(canon[0].LogPCRs)
-	out.BootPolicy = canon[0].BootPolicy
-	// A path one input lists and another excludes passes whatever its
-	// digest: say so.
+	return conflicts
+}
+
+// excludedConflicts names each listed path (paths, sorted; owner: the
+// first input listing it) that another input's exclude matches and its
+// owner's excludes do not: merged, it passes whatever its digest.
+func excludedConflicts(canon []Policy, in inputNames, paths []string, owner map[string]int) []Conflict {
 	res := make([][]*regexp.Regexp, len(canon))
 	for i, p := range canon {
 		for _, ex := range p.Excludes {
@@ -232,21 +270,17 @@ func Merge(policies []Policy, names []string) (Policy, []Conflict, error) {
 		}
 		return false
 	}
-	paths := slices.Sorted(maps.Keys(out.Digests))
+	var conflicts []Conflict
 	for i, p := range canon {
 		for j, re := range res[i] {
 			for _, path := range paths {
 				if re.MatchString(path) && !matchesAny(res[owner[path]], path) {
 					conflicts = append(conflicts, Conflict{Path: path, Kind: ConflictExcluded,
-						Detail:     fmt.Sprintf("listed by %s, excluded by %s (%q)", name(owner[path]), name(i), p.Excludes[j]),
+						Detail:     fmt.Sprintf("listed by %s, excluded by %s (%q)", in.name(owner[path]), in.name(i), p.Excludes[j]),
 						Resolution: "excluded: any digest passes"})
 				}
 			}
 		}
 	}
-	c, err := Canonical(out)
-	if err != nil {
-		return Policy{}, nil, err
-	}
-	return c, conflicts, nil
+	return conflicts
 }
