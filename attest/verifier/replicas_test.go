@@ -17,6 +17,7 @@ import (
 	"github.com/intactsec/intact/attest/ekcert"
 	"github.com/intactsec/intact/attest/verifier"
 	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/postgres"
 )
@@ -110,17 +111,15 @@ func TestReplicasAckOnHolder(t *testing.T) {
 	defer look.Close()
 	wait := func(what string, cond func(*store.Agent) bool) *store.Agent {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			got, err := look.GetAgent(ctx, "g")
-			if err == nil && cond(got) {
-				return got
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("agent not %s: %+v (%v)", what, got, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+		var got *store.Agent
+		var err error
+		if !testenv.Until(20*time.Second, func() bool {
+			got, err = look.GetAgent(ctx, "g")
+			return err == nil && cond(got)
+		}) {
+			t.Fatalf("agent not %s: %+v (%v)", what, got, err)
 		}
+		return got
 	}
 	wait("trusted", state(store.StateTrusted))
 	byName := map[string]*replica{r1.name: r1, r2.name: r2}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 )
 
@@ -56,12 +57,11 @@ func TestUnreachableThenTrusted(t *testing.T) {
 	var m bytes.Buffer
 	waitMetric := func(line string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for m.Reset(); tv.v.WriteMetrics(ctx, &m) == nil && !strings.Contains(m.String(), line); m.Reset() {
-			if time.Now().After(deadline) {
-				t.Fatalf("metrics without %q:\n%s", line, m.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testenv.Until(10*time.Second, func() bool {
+			m.Reset()
+			return tv.v.WriteMetrics(ctx, &m) != nil || strings.Contains(m.String(), line)
+		}) {
+			t.Fatalf("metrics without %q:\n%s", line, m.String())
 		}
 	}
 	waitMetric(`intact_verifier_agents{state="unreachable"} 1`)
@@ -94,7 +94,7 @@ func TestUnreachableThenTrusted(t *testing.T) {
 	}
 	stays := func(what string) {
 		t.Helper()
-		time.Sleep(5 * interval) // nothing may happen: time is the thing under test
+		time.Sleep(5 * interval) // time under test: nothing may happen for five intervals
 		got, err := tv.st.GetAgent(ctx, "u")
 		if err != nil || got.State != store.StateFailed || got.Kind != store.KindSecurity || got.Attestations != failed.Attestations {
 			t.Fatalf("%s: %+v, %v: want failed (security) after %d attestations", what, got, err, failed.Attestations)

@@ -821,7 +821,7 @@ func TestEndToEndUnreachable(t *testing.T) {
 	n := v["attestations"]
 	stays := func(what string) {
 		t.Helper()
-		time.Sleep(5 * e2eInterval) // nothing may happen: time is the thing under test
+		time.Sleep(5 * e2eInterval) // time under test: nothing may happen for five intervals
 		v := r.show()
 		if v["state"] != "failed" || v["kind"] != "security" || v["attestations"] != n {
 			t.Fatalf("%s: %v, want failed (security) after %v attestations", what, v, n)

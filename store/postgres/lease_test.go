@@ -214,7 +214,7 @@ func TestCountAgentsByReplica(t *testing.T) {
 	if got, want := count(), map[string]int{"A/trusted": 1, "A/enrolled": 5}; !maps.Equal(got, want) {
 		t.Fatalf("CountAgents = %v, want %v", got, want)
 	}
-	time.Sleep(ttl + 100*time.Millisecond) // A's lease lapses: time is the thing under test
+	time.Sleep(ttl + 100*time.Millisecond) // time under test: A's lease lapses
 	if got, want := count(), map[string]int{"/trusted": 1, "/enrolled": 5}; !maps.Equal(got, want) {
 		t.Fatalf("after A's lease lapsed: CountAgents = %v, want %v", got, want)
 	}
