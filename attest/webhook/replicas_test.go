@@ -14,6 +14,7 @@ import (
 
 	"github.com/intactsec/intact/attest/webhook"
 	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/postgres"
 )
@@ -37,7 +38,7 @@ func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	c.inflight++
 	c.maxFlight = max(c.maxFlight, c.inflight)
 	c.mu.Unlock()
-	time.Sleep(c.delay) // a receiver that takes its time: deliveries overlap if two replicas send
+	time.Sleep(c.delay) // time under test: a receiver that takes its time: deliveries overlap if two replicas send
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
@@ -118,27 +119,25 @@ func TestOneDelivererPerReceiver(t *testing.T) {
 			if i%10 == 0 {
 				reps["A"].d.Wake()
 				reps["B"].d.Wake()
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // time under test: events arrive over a while
 			}
 		}
 	}
 	waitAll := func(n int, limit time.Duration) []string {
 		t.Helper()
-		deadline := time.Now().Add(limit)
-		for {
-			order, _, _ := rc.snapshot()
-			seen := map[string]bool{}
+		var order []string
+		seen := map[string]bool{}
+		if !testenv.Until(limit, func() bool {
+			order, _, _ = rc.snapshot()
+			clear(seen)
 			for _, id := range order {
 				seen[id] = true
 			}
-			if len(seen) >= n {
-				return order
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d events delivered after %v", len(seen), n, limit)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return len(seen) >= n
+		}) {
+			t.Fatalf("%d of %d events delivered after %v", len(seen), n, limit)
 		}
+		return order
 	}
 
 	appendEvents(0, 100)
@@ -164,20 +163,17 @@ func TestOneDelivererPerReceiver(t *testing.T) {
 	rc.mu.Unlock()
 	go func() {
 		// kill the holder once it is delivering the second batch
-		for {
-			if o, _, _ := rc.snapshot(); len(o) >= 130 {
-				reps[holder].cancel()
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !testenv.Until(time.Minute, func() bool { o, _, _ := rc.snapshot(); return len(o) >= 130 }) {
+			t.Error("the holder has not delivered 130 events in a minute")
 		}
+		reps[holder].cancel()
 	}()
 	appendEvents(100, 300)
 	<-reps[holder].done
 	killed := time.Now()
 	waitAll(300, 30*time.Second)
 	took := time.Since(killed)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // time under test: nothing more may come
 	order, by, maxFlight = rc.snapshot()
 	counts := map[string]int{}
 	var dups []string
@@ -254,19 +250,15 @@ func TestDeliveryWithoutLeases(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.Run(rctx) }()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		order, _, _ := rc.snapshot()
+	// Every event delivered, and some twice (by both replicas).
+	testenv.Until(20*time.Second, func() bool {
+		order, by, _ := rc.snapshot()
 		seen := map[string]bool{}
 		for _, id := range order {
 			seen[id] = true
 		}
-		if len(seen) == 40 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+		return len(seen) == 40 && len(order) > 40 && len(by) == 2
+	})
 	cancel()
 	wg.Wait()
 	order, by, _ := rc.snapshot()

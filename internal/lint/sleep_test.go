@@ -15,8 +15,13 @@ import (
 )
 
 // sleepMark is the comment a time.Sleep in a test must carry, on its line
-// or the line above: "// time under test: why".
+// or the lines just above: "// time under test: why". The older phrase
+// "time is the thing under test" counts too.
 const sleepMark = "time under test:"
+
+func hasSleepMark(comment string) bool {
+	return strings.Contains(comment, sleepMark) || strings.Contains(comment, "time is the thing under test")
+}
 
 // unmarkedSleeps returns "file:line:column" of every time.Sleep call in
 // src that lacks sleepMark in a comment on its line or in the comment lines
@@ -44,7 +49,7 @@ func unmarkedSleeps(fset *token.FileSet, name string, src []byte) ([]string, err
 	for _, g := range f.Comments {
 		has := false
 		for _, c := range g.List {
-			if strings.Contains(c.Text, sleepMark) {
+			if hasSleepMark(c.Text) {
 				has = true
 				marked[fset.Position(c.Slash).Line] = true
 			}
@@ -140,7 +145,7 @@ func f() {
 	// time under test: a lease lapses,
 	// and more words
 	time.Sleep(2)
-	time.Sleep(3) // time under test: nothing arrives meanwhile
+	time.Sleep(3) // nothing arrives meanwhile: time is the thing under test
 	tm.Sleep(4)
 	go func() { time.Sleep(5) }()
 }
