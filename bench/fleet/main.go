@@ -311,6 +311,49 @@ func summary(w io.Writer, done []*storeResult, interval time.Duration) {
 		}
 		fmt.Fprintf(w, "| %s | **%d** | %d | %s | %s | %s | %s | %s |\n", d.run, d.best, common, held, ver, db, tot, ratio)
 	}
+	// Every N that SQLite and another ramp measured: total CPU per
+	// attestation and the ratio (smaller N carry more fixed overhead).
+	var sq *storeResult
+	for _, d := range done {
+		if d.run.store == "sqlite" {
+			sq = d
+		}
+	}
+	if sq == nil || len(done) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "\nby step (total CPU per attestation; ratio to SQLite):\n\n| agents |")
+	for _, d := range done {
+		fmt.Fprintf(w, " %s |", d.run)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(done)))
+	total := func(d *storeResult, n int) (time.Duration, bool) {
+		for _, r := range d.steps {
+			if r.n == n && r.haveVer && (d.run.store == "sqlite" || r.haveDB) {
+				return r.verCPU + r.dbCPU, true
+			}
+		}
+		return 0, false
+	}
+	for _, r := range sq.steps {
+		b, ok := total(sq, r.n)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %d |", r.n)
+		for _, d := range done {
+			t, ok := total(d, r.n)
+			switch {
+			case !ok:
+				fmt.Fprintf(w, " n/a |")
+			case d == sq:
+				fmt.Fprintf(w, " %d µs |", t.Microseconds())
+			default:
+				fmt.Fprintf(w, " %d µs (%.2f) |", t.Microseconds(), float64(t)/float64(b))
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // runStore ramps the fleet on one store: SQLite (one verifier), or
