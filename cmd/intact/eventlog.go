@@ -85,59 +85,19 @@ func cmdEventlogReplay(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := eventlogJSON{Values: map[string]map[string]string{}}
-	for _, b := range l.Banks() {
-		out.Banks = append(out.Banks, b.String())
-	}
 	vals, err := l.Replay()
 	if err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)
 	}
-	for b, m := range vals {
-		out.Values[b.String()] = map[string]string{}
-		for i, v := range m {
-			out.Values[b.String()][fmt.Sprint(i)] = hex.EncodeToString(v)
-		}
-	}
-	bank := l.Banks()[len(l.Banks())-1] // the strongest bank the log has
-	var events []eventlog.Event
-	var verr error
+	var trusted digest.PCRs // nil: nothing to verify against
 	if *spec != "" || len(pcrFiles) > 0 {
-		trusted := digest.PCRs{}
-		for _, p := range pcrFiles {
-			if err := readPCRFile(p, trusted); err != nil {
-				return err
-			}
-		}
-		if *spec != "" {
-			if trusted, err = readTPMPCRs(e, *spec, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}); err != nil {
-				return err
-			}
-		}
-		trusted = onlyLogged(trusted, vals)
-		if len(trusted) == 0 {
-			return errors.New("no trusted value for a bank and pcr the log has")
-		}
-		bank = sortedBanks(trusted)[len(trusted)-1]
-		// Verify the strongest bank first: its events are listed.
-		ordered := digest.PCRs{bank: trusted[bank]}
-		events, verr = l.Verify(ordered)
-		if verr == nil {
-			_, verr = l.Verify(trusted)
-		}
-		out.Verified = verr == nil
-	} else {
-		events, err = l.UnverifiedEvents(bank)
-		if err != nil {
+		if trusted, err = readTrusted(e, *spec, pcrFiles, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}); err != nil {
 			return err
 		}
 	}
-	if verr != nil {
-		out.Error = verr.Error()
-		events = nil
-	}
-	for _, c := range eventlog.Components(events, bank) {
-		out.Components = append(out.Components, componentJSON{PCR: c.PCR, Type: c.Type, Digest: hex.EncodeToString(c.Digest), Description: c.Description, DataMeasured: c.DataMeasured})
+	out, bank, verr, err := judgeEventlog(l, vals, trusted)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		if err := json.NewEncoder(e.stdout).Encode(out); err != nil {
@@ -157,6 +117,53 @@ func cmdEventlogReplay(e *env, args []string) error {
 		return &exitError{code: 2}
 	}
 	return nil
+}
+
+// judgeEventlog describes the log l, which replays to vals: its banks and
+// values, and its components in the strongest bank, as the log claims them
+// (trusted nil) or as far as the trusted values of PCRs 0-9 vouch for them
+// (verified, or none if verr says why not). The error is for trusted
+// values that hold no bank and PCR the log has, or a log whose events
+// cannot be listed.
+func judgeEventlog(l *eventlog.Log, vals, trusted digest.PCRs) (out eventlogJSON, bank digest.Algo, verr, err error) {
+	out = eventlogJSON{Values: map[string]map[string]string{}}
+	for _, b := range l.Banks() {
+		out.Banks = append(out.Banks, b.String())
+	}
+	for b, m := range vals {
+		out.Values[b.String()] = map[string]string{}
+		for i, v := range m {
+			out.Values[b.String()][fmt.Sprint(i)] = hex.EncodeToString(v)
+		}
+	}
+	bank = l.Banks()[len(l.Banks())-1] // the strongest bank the log has
+	var events []eventlog.Event
+	if trusted != nil {
+		trusted = onlyLogged(trusted, vals)
+		if len(trusted) == 0 {
+			return out, bank, nil, errors.New("no trusted value for a bank and pcr the log has")
+		}
+		bank = sortedBanks(trusted)[len(trusted)-1]
+		// Verify the strongest bank first: its events are listed.
+		ordered := digest.PCRs{bank: trusted[bank]}
+		events, verr = l.Verify(ordered)
+		if verr == nil {
+			_, verr = l.Verify(trusted)
+		}
+		out.Verified = verr == nil
+	} else {
+		if events, err = l.UnverifiedEvents(bank); err != nil {
+			return out, bank, nil, err
+		}
+	}
+	if verr != nil {
+		out.Error = verr.Error()
+		events = nil
+	}
+	for _, c := range eventlog.Components(events, bank) {
+		out.Components = append(out.Components, componentJSON{PCR: c.PCR, Type: c.Type, Digest: hex.EncodeToString(c.Digest), Description: c.Description, DataMeasured: c.DataMeasured})
+	}
+	return out, bank, verr, nil
 }
 
 // onlyLogged keeps the trusted values of banks and PCRs 0-9 the log has.

@@ -260,48 +260,83 @@ func cmdLogReplay(e *env, args []string) error {
 	if *spec == "" && len(pcrFiles) == 0 {
 		return printComputed(e, list, banks, ropts, *asJSON)
 	}
+	// The list's PCRs, and the boot PCRs for its boot_aggregate.
+	trusted, err := readTrusted(e, *spec, pcrFiles, append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, listPCRs(list)...))
+	if err != nil {
+		return err
+	}
+	r, err := replayTrusted(list, trusted, ropts)
+	if err != nil {
+		return err
+	}
+	return printReplay(e, files[0], list.Len(), r, *asJSON)
+}
+
+// readTrusted reads trusted PCR values from the files (--pcrs) or, with a
+// TPM spec, the TPM's pcrs.
+func readTrusted(e *env, spec string, files []string, pcrs []int) (digest.PCRs, error) {
+	if spec != "" {
+		return readTPMPCRs(e, spec, pcrs)
+	}
 	trusted := digest.PCRs{}
-	for _, p := range pcrFiles {
+	for _, p := range files {
 		if err := readPCRFile(p, trusted); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if *spec != "" {
-		// The list's PCRs, and the boot PCRs for its boot_aggregate.
-		pcrs := append([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, listPCRs(list)...)
-		if trusted, err = readTPMPCRs(e, *spec, pcrs); err != nil {
-			return err
-		}
-	}
+	return trusted, nil
+}
+
+// replayed is what a list's replay against trusted values found.
+type replayed struct {
+	trusted  digest.PCRs    // the values compared: those of the PCRs the list extends
+	verified *mlog.Verified // nil if err
+	bootMsg  string         // what the boot_aggregate check found ("" not checked)
+	err      error          // the replay's or the boot_aggregate's failure
+}
+
+// replayTrusted replays list against the trusted values of the PCRs it
+// extends and checks its boot_aggregate against the boot PCRs. The error
+// is for trusted values that hold none of the list's PCRs; what the replay
+// finds is in the result.
+func replayTrusted(list *mlog.List, trusted digest.PCRs, opts mlog.ReplayOptions) (*replayed, error) {
 	bootMsg, bootErr := checkBootAggregate(list, trusted)
 	// Only the PCRs the list extends are compared.
 	used := listPCRs(list)
+	compared := digest.PCRs{}
 	for b, m := range trusted {
-		for i := range m {
-			if !containsInt(used, i) {
-				delete(m, i)
+		for i, v := range m {
+			if containsInt(used, i) {
+				if compared[b] == nil {
+					compared[b] = map[int][]byte{}
+				}
+				compared[b][i] = v
 			}
 		}
-		if len(m) == 0 {
-			delete(trusted, b)
-		}
 	}
-	if len(trusted) == 0 {
-		return fmt.Errorf("no trusted value for the pcrs the list extends (%v)", used)
+	if len(compared) == 0 {
+		return nil, fmt.Errorf("no trusted value for the pcrs the list extends (%v)", used)
 	}
-	v, rerr := list.ReplayWith(trusted, ropts)
-	if rerr == nil && bootErr != nil {
-		rerr = bootErr
+	v, err := list.ReplayWith(compared, opts)
+	if err == nil && bootErr != nil {
+		err = bootErr
 	}
-	if *asJSON {
-		j := replayJSON{Records: list.Len(), BootAggregate: bootMsg}
-		if rerr != nil {
-			j.Error = rerr.Error()
+	return &replayed{trusted: compared, verified: v, bootMsg: bootMsg, err: err}, nil
+}
+
+// printReplay prints what the replay of the list in file (n records)
+// found, as text or JSON, and returns its exit status: 1 for an integrity
+// failure, 2 for another.
+func printReplay(e *env, file string, n int, r *replayed, asJSON bool) error {
+	if asJSON {
+		j := replayJSON{Records: n, BootAggregate: r.bootMsg}
+		if r.err != nil {
+			j.Error = r.err.Error()
 		} else {
-			n := len(v.Records)
-			j.Verified = &n
+			verified := len(r.verified.Records)
+			j.Verified = &verified
 			j.Prefix = map[string]int{}
-			for b, p := range v.PrefixByBank {
+			for b, p := range r.verified.PrefixByBank {
 				j.Prefix[b.String()] = p
 			}
 		}
@@ -309,24 +344,24 @@ func cmdLogReplay(e *env, args []string) error {
 			return err
 		}
 	}
-	if rerr != nil {
-		if !*asJSON {
-			errorf(e, "%s: %v", files[0], rerr)
+	if r.err != nil {
+		if !asJSON {
+			errorf(e, "%s: %v", file, r.err)
 		}
 		var re *mlog.ReplayError
 		var th *mlog.TemplateHashError
-		if errors.As(rerr, &re) || errors.As(rerr, &th) || errors.Is(rerr, mlog.ErrBootAggregate) {
+		if errors.As(r.err, &re) || errors.As(r.err, &th) || errors.Is(r.err, mlog.ErrBootAggregate) {
 			return errIntegrity
 		}
 		return &exitError{code: 2}
 	}
-	if !*asJSON {
-		for _, b := range sortedBanks(trusted) {
-			fmt.Fprintf(e.stdout, "%s: pcrs %v match after record %d of %d\n", b, sortedPCRs(trusted[b]), v.PrefixByBank[b], list.Len())
+	if !asJSON {
+		for _, b := range sortedBanks(r.trusted) {
+			fmt.Fprintf(e.stdout, "%s: pcrs %v match after record %d of %d\n", b, sortedPCRs(r.trusted[b]), r.verified.PrefixByBank[b], n)
 		}
-		fmt.Fprintf(e.stdout, "verified %d of %d records\n", len(v.Records), list.Len())
-		if bootMsg != "" {
-			fmt.Fprintf(e.stdout, "boot_aggregate: %s\n", bootMsg)
+		fmt.Fprintf(e.stdout, "verified %d of %d records\n", len(r.verified.Records), n)
+		if r.bootMsg != "" {
+			fmt.Fprintf(e.stdout, "boot_aggregate: %s\n", r.bootMsg)
 		}
 	}
 	return nil
