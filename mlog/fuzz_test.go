@@ -47,7 +47,7 @@ func FuzzParseBinary(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Fuzz(func(t *testing.T, b []byte, bigEndian bool) {
-		partial(b) // the Appender's test for a record cut short
+		partial(b) // the Measurer's test for a record cut short
 		l, err := ParseBinary(b, Options{BigEndian: bigEndian})
 		if err != nil {
 			if !errors.Is(err, ErrFormat) {

@@ -40,7 +40,7 @@ var (
 	ErrDiverged = errors.New("measurement list and pcr have diverged")
 	// ErrBroken: an extend failed after its record was written; reopen the
 	// list to recover.
-	ErrBroken = errors.New("measurement list measurer is broken by an earlier failure")
+	ErrBroken = errors.New("measurement list writer is broken by an earlier failure")
 )
 
 // MeasureOptions configure a Measurer.

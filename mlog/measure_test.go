@@ -147,7 +147,7 @@ func TestAppendConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a1.Close()
-	// A second appender on its own file description: the two serialize
+	// A second measurer on its own file description: the two serialize
 	// on flock as two processes would.
 	a2, err := OpenMeasurer(path, tpm, testOpts)
 	if err != nil {

@@ -85,7 +85,7 @@ func LoadOrCreateIdentity(dir string, t AKCreator) (*Identity, error) {
 
 // Reopening is a TPM opened afresh for each operation and closed after:
 // for a swtpm, which serves one connection at a time and is shared with
-// the process that measures (intactd's appender, or a test).
+// the process that measures (intactd's mlog.Measurer, or a test).
 type Reopening struct {
 	Spec string
 }

@@ -72,7 +72,7 @@ func (l *FileLog) refresh(f *os.File) error {
 	list, err := mlog.ParseBinary(tail, mlog.Options{})
 	var pe *mlog.ParseError
 	if errors.As(err, &pe) {
-		// A record being written (the appender writes and syncs a record
+		// A record being written (mlog.Measurer writes and syncs a record
 		// before extending its PCR, so no quote covers it yet), or a
 		// corrupt list: serve what is indexed; a corrupt list never
 		// replays to the quoted PCR and the verifier says so.

@@ -17,7 +17,7 @@ const LogPCR = mlog.DefaultPCR
 
 // MemLog is a growing measurement list in memory (binary format, SHA-1
 // template digests) whose records a SoftTPM extends into LogPCR as they
-// are appended, as intactd's appender does. It implements
+// are appended, as intactd's mlog.Measurer does. It implements
 // attest/agent.Log.
 type MemLog struct {
 	tpm *SoftTPM
