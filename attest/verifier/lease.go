@@ -52,6 +52,10 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 // any replica.
 const recheckRounds = 9
 
+// leaseBulkRead: a lease round with more agents than this to read lists
+// every agent once rather than reading each.
+const leaseBulkRead = 32
+
 func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]time.Time) {
 	rctx, cancel := context.WithTimeout(ctx, ttl)
 	defer cancel()
@@ -96,12 +100,27 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 	if len(gone) > 0 {
 		v.log.Info("leases given up or lost", "replica", v.o.Replica, "agents", len(gone))
 	}
+	// Many agents to read (a replica joined or died): one read of every
+	// agent instead of one query each, which at thousands of agents
+	// outlasted the round's deadline.
+	var listed map[string]*store.Agent
+	if len(fresh) > leaseBulkRead {
+		if all, err := v.o.Store.ListAgents(rctx); err == nil {
+			listed = make(map[string]*store.Agent, len(all))
+			for _, a := range all {
+				listed[a.ID] = a
+			}
+		}
+	}
 	started := 0
 	for i, id := range fresh {
 		_, seen := known[id]
 		first := !seen
 		known[id] = now
-		a, err := v.o.Store.GetAgent(rctx, id)
+		a, err := listed[id], error(nil)
+		if a == nil {
+			a, err = v.o.Store.GetAgent(rctx, id)
+		}
 		if err != nil {
 			// read again next round: a known agent is never started
 			delete(known, id)
