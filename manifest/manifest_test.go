@@ -559,10 +559,11 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// A user who swaps names in the tree while root records it (a regular
-// file exchanged with a symlink to a secret outside the tree, or with a
-// FIFO, renameat2 RENAME_EXCHANGE in a loop) never gets the outside file
-// described under an in-tree name, and never hangs the walk.
+// A user who swaps names in the tree while root records it (renameat2
+// RENAME_EXCHANGE in a loop: a regular file exchanged with a symlink to a
+// secret outside the tree, with a FIFO, with a symlink to /dev/zero; a
+// directory with a symlink to a directory outside) never gets an outside
+// file described under an in-tree name, and never hangs the walk.
 func TestSwapRace(t *testing.T) {
 	k := newTestKey(t)
 	outside := t.TempDir()
@@ -574,6 +575,12 @@ func TestSwapRace(t *testing.T) {
 	write(t, d+"/dir/f", "in tree")
 	must(t, os.Symlink(outside+"/secret", d+"/dir/s"))
 	must(t, syscall.Mkfifo(d+"/dir/p", 0o600))
+	write(t, d+"/dir/h", "in tree h")
+	must(t, os.Symlink("/dev/zero", d+"/dir/zero"))
+	secret2 := "outside secret below a directory " + strings.Repeat("d", 100)
+	write(t, outside+"/odir/x", secret2)
+	write(t, d+"/dir/sub/x", "in tree sub/x")
+	must(t, os.Symlink(outside+"/odir", d+"/dir/sublnk"))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -589,6 +596,8 @@ func TestSwapRace(t *testing.T) {
 				other = "p"
 			}
 			unix.Renameat2(unix.AT_FDCWD, d+"/dir/f", unix.AT_FDCWD, d+"/dir/"+other, unix.RENAME_EXCHANGE)
+			unix.Renameat2(unix.AT_FDCWD, d+"/dir/h", unix.AT_FDCWD, d+"/dir/zero", unix.RENAME_EXCHANGE)
+			unix.Renameat2(unix.AT_FDCWD, d+"/dir/sub", unix.AT_FDCWD, d+"/dir/sublnk", unix.RENAME_EXCHANGE)
 		}
 	}()
 	deadline := time.Now().Add(3 * time.Second)
@@ -610,8 +619,10 @@ func TestSwapRace(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("run %d: the walk hangs", runs)
 		}
-		if bytes.Contains(buf.Bytes(), []byte(secretDigest)) {
-			t.Fatalf("run %d: the outside file's digest is in the manifest:\n%s", runs, buf.Bytes())
+		for _, sum := range []string{secretDigest, sha256hex(secret2)} {
+			if bytes.Contains(buf.Bytes(), []byte(sum)) {
+				t.Fatalf("run %d: an outside file's digest is in the manifest:\n%s", runs, buf.Bytes())
+			}
 		}
 	}
 	close(stop)

@@ -104,7 +104,7 @@ func Scan(dir, root string, opts ScanOptions, fn func(*Entry, error) error) erro
 	go func() {
 		excluded, attrs := opts.Rules.For(root)
 		if !excluded {
-			s.dir(rootFD, "/", &st, attrs, "")
+			s.dir(rootFD, "/", &st, attrs)
 		} else {
 			unix.Close(rootFD)
 		}
@@ -171,12 +171,11 @@ func absPath(root, rel string) string {
 
 // dir records the directory open at fd (path rel, stat st, attributes
 // attrs) and everything below it, then closes fd.
-func (s *scanner) dir(fd int, rel string, st *unix.Stat_t, attrs Attrs, _ string) {
+func (s *scanner) dir(fd int, rel string, st *unix.Stat_t, attrs Attrs) {
 	defer unix.Close(fd)
 	e := entryFromStat(rel, st, attrs)
 	if attrs&AttrXattrs != 0 {
-		xs, err := s.xattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
-			func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
+		xs, err := s.fdXattrs(fd)
 		if err != nil {
 			s.fail(rel, err)
 			return
@@ -222,30 +221,14 @@ func (s *scanner) entry(dirfd int, name, p string, attrs Attrs) {
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		fd, err := unix.Openat(dirfd, name, openDir, 0)
-		if err != nil {
-			s.fail(p, err)
+		fd, ok := s.open(dirfd, name, p, openDir, &st)
+		if !ok {
 			return
 		}
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			s.fail(p, err)
-			return
-		}
-		if st.Dev != s.dev && !s.opts.CrossFS {
-			unix.Close(fd) // a mount appeared meanwhile
-			return
-		}
-		s.dir(fd, p, &st, attrs, name)
+		s.dir(fd, p, &st, attrs)
 	case unix.S_IFREG:
-		fd, err := unix.Openat(dirfd, name, openFile, 0)
-		if err != nil {
-			s.fail(p, err)
-			return
-		}
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			s.fail(p, err)
+		fd, ok := s.open(dirfd, name, p, openFile, &st)
+		if !ok {
 			return
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
@@ -261,6 +244,30 @@ func (s *scanner) entry(dirfd int, name, p string, attrs Attrs) {
 	default:
 		s.special(dirfd, name, p, &st, attrs)
 	}
+}
+
+// open opens the entry name of dirfd (path p) that fstatat found to be a
+// directory or a regular file, with flags (never following a symlink),
+// and puts the opened descriptor's fstat in st. What was opened is
+// checked as the fstatat's result was: on another file system (a mount
+// that appeared meanwhile) it is left out. ok is false when there is
+// nothing to record (a failure is reported).
+func (s *scanner) open(dirfd int, name, p string, flags int, st *unix.Stat_t) (fd int, ok bool) {
+	fd, err := unix.Openat(dirfd, name, flags, 0)
+	if err != nil {
+		s.fail(p, err)
+		return -1, false
+	}
+	if err := unix.Fstat(fd, st); err != nil {
+		unix.Close(fd)
+		s.fail(p, err)
+		return -1, false
+	}
+	if st.Dev != s.dev && !s.opts.CrossFS {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
 }
 
 // special records a symlink, device, FIFO or socket, which are never
@@ -363,14 +370,19 @@ func (s *scanner) hashFile(j *job, buf []byte) {
 		}
 	}
 	if e.Has&AttrXattrs != 0 {
-		xs, err := s.xattrs(func(b []byte) (int, error) { return unix.Flistxattr(j.fd, b) },
-			func(n string, b []byte) (int, error) { return unix.Fgetxattr(j.fd, n, b) })
+		xs, err := s.fdXattrs(j.fd)
 		if err != nil {
 			j.err = err
 			return
 		}
 		e.Xattrs = xs
 	}
+}
+
+// fdXattrs returns the selected xattrs of the object open at fd.
+func (s *scanner) fdXattrs(fd int) ([]Xattr, error) {
+	return s.xattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(n string, b []byte) (int, error) { return unix.Fgetxattr(fd, n, b) })
 }
 
 // xattrs returns the selected xattrs an object has, by listing its names
