@@ -41,16 +41,7 @@ func WriteFileAt(dirfd int, name string, data []byte, perm os.FileMode) (err err
 			unix.Unlinkat(dirfd, tmp, 0)
 		}
 	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
+	if err = fill(f, perm, writeData(data)); err != nil {
 		return err
 	}
 	if err = unix.Renameat(dirfd, tmp, dirfd, name); err != nil {

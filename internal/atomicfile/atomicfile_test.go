@@ -4,8 +4,10 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,5 +76,35 @@ func TestWriteFileAt(t *testing.T) {
 		if err := WriteFileAt(int(d.Fd()), bad, nil, 0o644); err == nil {
 			t.Errorf("name %q accepted", bad)
 		}
+	}
+}
+
+// TestWriteWith: what write streams replaces the file whole; a write that
+// fails leaves the old file and no temporary file.
+func TestWriteWith(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "manifest")
+	big := strings.Repeat("line\n", 100000) // larger than the buffer
+	if err := WriteWith(p, 0o640, func(w io.Writer) error {
+		_, err := io.WriteString(w, big)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fail := errors.New("signing failed")
+	if err := WriteWith(p, 0o640, func(w io.Writer) error {
+		io.WriteString(w, "partial")
+		return fail
+	}); !errors.Is(err, fail) {
+		t.Fatalf("failing write: err = %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != big {
+		t.Fatalf("content after a failed write: %d bytes, want the %d written before", len(b), len(big))
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode = %v, %v; want 0640", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left behind: %v", ents)
 	}
 }
