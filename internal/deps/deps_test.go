@@ -3,8 +3,6 @@
 package deps
 
 import (
-	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -207,20 +205,11 @@ func TestBinaryDepsCatchLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := t.TempDir()
-	replace := map[string]string{}
-	add := func(path, src string) {
-		t.Helper()
-		f := filepath.Join(tmp, strings.ReplaceAll(strings.TrimPrefix(path, root+"/"), "/", "_"))
-		if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		replace[path] = f
-	}
+	ov := newOverlay(t, root)
 	// A cgo package of our own, so NoCgo is proved apart from Forbid.
 	cgoPkg := mod + "/internal/deps/zzcgo"
-	add(filepath.Join(root, "internal/deps/zzcgo/c.go"), "package zzcgo\n\n// int one(void) { return 1; }\nimport \"C\"\n\nfunc One() int { return int(C.one()) }\n")
-	add(filepath.Join(root, "cmd/zz-no-rule/main.go"), "package main\n\nfunc main() {}\n")
+	ov.add(filepath.Join(root, "internal/deps/zzcgo/c.go"), "package zzcgo\n\n// int one(void) { return 1; }\nimport \"C\"\n\nfunc One() int { return int(C.one()) }\n")
+	ov.add(filepath.Join(root, "cmd/zz-no-rule/main.go"), "package main\n\nfunc main() {}\n")
 
 	want := map[string]bool{mod + "/cmd/zz-no-rule: main package without a rule in internal/deps/deps_test.go": true}
 	for _, r := range rules {
@@ -248,23 +237,10 @@ func TestBinaryDepsCatchLinks(t *testing.T) {
 		if len(imports) == 0 {
 			continue
 		}
-		src := "package main\n\nimport (\n"
-		for _, imp := range imports {
-			src += "\t_ \"" + imp + "\"\n"
-		}
-		src += ")\n"
-		add(filepath.Join(root, strings.TrimPrefix(r.Main, mod+"/"), "zz_deps_probe.go"), src)
-	}
-	ov, err := json.Marshal(map[string]any{"Replace": replace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ovFile := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
-		t.Fatal(err)
+		ov.add(filepath.Join(root, strings.TrimPrefix(r.Main, mod+"/"), "zz_deps_probe.go"), blankImports("main", imports))
 	}
 	got := map[string]bool{}
-	for _, p := range check(t, load(t, ovFile)) {
+	for _, p := range check(t, load(t, ov.file())) {
 		// "<main> links <pkg> (why) via …" → "<main> links <pkg>"
 		if i := strings.Index(p, " ("); i > 0 && strings.Contains(p[:i], " links ") {
 			p = p[:i]

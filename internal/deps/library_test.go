@@ -3,7 +3,6 @@
 package deps
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,35 +105,22 @@ func TestLibraryDepsCatchLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	replace := map[string]string{}
+	ov := newOverlay(t, root)
 	want := map[string]bool{}
-	for i, r := range libraryRules {
-		src := "package " + all[r.Main].Name + "\n\nimport (\n"
+	for _, r := range libraryRules {
+		var imports []string
 		for _, f := range r.Forbid {
 			probe := pick(all, root, f.Path, r.Known)
 			if probe == "" {
 				t.Fatalf("%s: no importable package under %s to prove the rule with", r.Main, f.Path)
 			}
-			src += "\t_ \"" + probe + "\"\n"
+			imports = append(imports, probe)
 			want[r.Main+" links "+probe] = true
 		}
-		src += ")\n"
-		f := filepath.Join(tmp, "probe"+string(rune('a'+i))+".go")
-		if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		replace[filepath.Join(root, strings.TrimPrefix(r.Main, mod+"/"), "zz_deps_probe.go")] = f
-	}
-	ov, err := json.Marshal(map[string]any{"Replace": replace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ovFile := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
-		t.Fatal(err)
+		ov.add(filepath.Join(root, strings.TrimPrefix(r.Main, mod+"/"), "zz_deps_probe.go"), blankImports(all[r.Main].Name, imports))
 	}
 	got := map[string]bool{}
-	for _, p := range checkLibraries(t, load(t, ovFile)) {
+	for _, p := range checkLibraries(t, load(t, ov.file())) {
 		if i := strings.Index(p, " ("); i > 0 {
 			p = p[:i]
 		}

@@ -3,7 +3,6 @@
 package deps
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,8 +68,6 @@ func TestVerifierHasNoDeviceTPMCode(t *testing.T) {
 // OpenTPM and go-tpm's transport.OpenTPM where the linker cannot drop them.
 func TestVerifierDeviceTPMCodeCaught(t *testing.T) {
 	root := testenv.Root(t)
-	tmp := t.TempDir()
-	probe := filepath.Join(tmp, "probe.go")
 	src := `package main
 
 import (
@@ -87,16 +84,9 @@ func init() {
 	}
 }
 `
-	if err := os.WriteFile(probe, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ov, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-		filepath.Join(root, "cmd/intact-verifier/zz_deps_probe.go"): probe}})
-	ovFile := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	hit := verifierDeviceSymbols(t, ovFile)
+	ov := newOverlay(t, root)
+	ov.add(filepath.Join(root, "cmd/intact-verifier/zz_deps_probe.go"), src)
+	hit := verifierDeviceSymbols(t, ov.file())
 	for _, want := range []string{
 		"github.com/google/go-attestation/attest.OpenTPM",
 		"github.com/google/go-attestation/attest.openTPM",
