@@ -7,14 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
-	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/intactsec/intact/digest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/internal/xattr"
 	"github.com/intactsec/intact/label"
 )
@@ -43,12 +41,12 @@ func TestFileAlso(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	before, err := rchar()
+	before, err := testenv.BytesRead()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := a.FileAlso(f, path, digest.SHA256, digest.SHA512)
-	after, _ := rchar()
+	after, _ := testenv.BytesRead()
 	if !r.OK() {
 		t.Fatalf("verdict %s: %s", r.Verdict, r.Reason)
 	}
@@ -73,17 +71,4 @@ func TestFileAlso(t *testing.T) {
 	if r := a.FileAlso(f, path, digest.SHA256); r.Verdict != NoLabel || r.Digests != nil || r.Value != nil {
 		t.Errorf("no label: %s, digests %+v, value %x", r.Verdict, r.Digests, r.Value)
 	}
-}
-
-func rchar() (int64, error) {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, errors.New("no rchar in /proc/self/io")
 }

@@ -10,11 +10,9 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +39,7 @@ import (
 // security.ima again for the ima-sig record.
 func TestDaemonInspectorReadsOnce(t *testing.T) {
 	testenv.RequireRoot(t) // security.ima
-	if _, err := rcharOf(); err != nil {
+	if _, err := testenv.BytesRead(); err != nil {
 		t.Fatalf("counting reads: %v", err)
 	}
 	const size = 4 << 20
@@ -65,9 +63,9 @@ func TestDaemonInspectorReadsOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, _ := rcharOf()
+			before, _ := testenv.BytesRead()
 			allow := src.decide(t, enforce.Event{Fd: fd, Pid: 4242, Exec: true})
-			after, _ := rcharOf()
+			after, _ := testenv.BytesRead()
 			if !allow {
 				t.Fatalf("signed file denied: %s", logs.String())
 			}
@@ -206,21 +204,6 @@ func cpuTime() time.Duration {
 	var ru unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// rcharOf returns the bytes this process has read (read, pread, ...) as
-// the kernel counts them.
-func rcharOf() (int64, error) {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, errors.New("no rchar in /proc/self/io")
 }
 
 // oneShotSource is an enforce.EventSource fed one event at a time.
