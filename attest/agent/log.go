@@ -107,12 +107,9 @@ func (l *FileLog) Read(start int64, max int) (*attest.LogChunk, error) {
 		return c, nil
 	}
 	from := l.offsets[start]
-	j := start + 1
-	for j < count && l.offsets[j+1]-from <= int64(max) {
-		j++
-	}
+	j, fits := ChunkEnd(l.offsets, start, max)
 	size := l.offsets[j] - from
-	if size > int64(max) {
+	if !fits {
 		return nil, fmt.Errorf("%s: record %d alone is %d bytes (more than %d)", l.path, start, size, max)
 	}
 	c.Data = make([]byte, size)
@@ -125,4 +122,20 @@ func (l *FileLog) Read(start int64, max int) (*attest.LogChunk, error) {
 	c.Count = j - start
 	c.More = j < count
 	return c, nil
+}
+
+// ChunkEnd is where a chunk of a list that starts at record start ends
+// (the chunk holds records start to end-1): as many whole records as fit
+// in max bytes, at least one. offsets are the records' byte offsets in
+// the list (offsets[i] where record i starts, the last where the list
+// ends), and start < len(offsets)-1. fits is false when the record at
+// start alone is larger than max.
+func ChunkEnd[T int | int64](offsets []T, start int64, max int) (end int64, fits bool) {
+	count := int64(len(offsets) - 1)
+	from := offsets[start]
+	end = start + 1
+	for end < count && int64(offsets[end+1]-from) <= int64(max) {
+		end++
+	}
+	return end, int64(offsets[end]-from) <= int64(max)
 }

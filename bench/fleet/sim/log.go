@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/intactsec/intact/attest"
+	"github.com/intactsec/intact/attest/agent"
 	"github.com/intactsec/intact/digest"
 	"github.com/intactsec/intact/mlog"
 )
@@ -86,11 +87,8 @@ func (l *MemLog) Read(start int64, max int) (*attest.LogChunk, error) {
 		return c, nil
 	}
 	from := l.offsets[start]
-	j := start + 1
-	for j < count && l.offsets[j+1]-from <= max {
-		j++
-	}
-	if l.offsets[j]-from > max {
+	j, fits := agent.ChunkEnd(l.offsets, start, max)
+	if !fits {
 		return nil, fmt.Errorf("sim: record %d alone is more than %d bytes", start, max)
 	}
 	c.Data = append([]byte(nil), l.data[from:l.offsets[j]]...)
