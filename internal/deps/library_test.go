@@ -69,16 +69,7 @@ func checkLibraries(t *testing.T, g Graph) []string {
 	t.Helper()
 	var problems []string
 	for _, r := range libraryRules {
-		v, stale, err := Check(g, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, x := range v {
-			problems = append(problems, x.String())
-		}
-		for _, s := range stale {
-			problems = append(problems, r.Main+": known exception "+s+" is no longer linked: remove it from the rule")
-		}
+		problems = append(problems, checkRule(t, g, r)...)
 	}
 	return problems
 }
