@@ -17,16 +17,16 @@ var ErrTrailing = errors.New("trailing data")
 
 // Decode decodes the JSON value in b into v: a member v's type does not
 // have is an error (json.Decoder.DisallowUnknownFields), and so is
-// another value after it (ErrTrailing; it is found as json.Decoder.More
-// finds one, so white space and a closing '}' or ']' after the value are
-// not).
+// anything but white space after the value (ErrTrailing).
 func Decode(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// Not dec.More: it is false before a '}' or ']', so a value followed
+	// by "}" (or "} anything") would pass.
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return ErrTrailing
 	}
 	return nil

@@ -14,15 +14,19 @@ type doc struct {
 
 func TestDecode(t *testing.T) {
 	for in, want := range map[string]error{
-		`{"a":1}`:         nil,
-		" {\"a\":1} \n\t": nil,
-		`{"a":1} {"a":2}`: ErrTrailing,
-		`{"a":1}x`:        ErrTrailing,
-		`{"a":1} 3`:       ErrTrailing,
-		`{"a":1,"b":2}`:   errors.New(`json: unknown field "b"`),
-		`{"a":"1"}`:       errors.New("json: cannot unmarshal"),
-		``:                errors.New("EOF"),
-		`{"a":1`:          errors.New("unexpected EOF"),
+		`{"a":1}`:          nil,
+		" {\"a\":1} \n\t":  nil,
+		`{"a":1} {"a":2}`:  ErrTrailing,
+		`{"a":1}x`:         ErrTrailing,
+		`{"a":1} 3`:        ErrTrailing,
+		`{"a":1}}`:         ErrTrailing,
+		`{"a":1} ]`:        ErrTrailing,
+		"{\"a\":1}\n}x":    ErrTrailing,
+		`{"a":1}` + "\x00": ErrTrailing,
+		`{"a":1,"b":2}`:    errors.New(`json: unknown field "b"`),
+		`{"a":"1"}`:        errors.New("json: cannot unmarshal"),
+		``:                 errors.New("EOF"),
+		`{"a":1`:           errors.New("unexpected EOF"),
 	} {
 		var d doc
 		err := Decode([]byte(in), &d)
