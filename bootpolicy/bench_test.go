@@ -4,7 +4,6 @@ package bootpolicy_test
 
 import (
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,18 +79,10 @@ func BenchmarkParseVerifyJudge(b *testing.B) {
 // on a machine loaded by other work the wall time per operation is
 // inflated by waiting for a core; this is not.
 func cpuPerOp(b *testing.B) func() {
-	start := cpuTime()
+	start := testenv.CPUTime()
 	return func() {
 		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((testenv.CPUTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

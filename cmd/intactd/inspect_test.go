@@ -183,7 +183,7 @@ func BenchmarkDecide(b *testing.B) {
 			b.SetBytes(int64(len(content)))
 			// CPU time (the process's, all threads) per decision: on a
 			// shared machine, far steadier than the wall time.
-			cpu0 := cpuTime()
+			cpu0 := testenv.CPUTime()
 			for b.Loop() {
 				eng.InvalidateAll()
 				fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -194,16 +194,9 @@ func BenchmarkDecide(b *testing.B) {
 					b.Fatal("denied")
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime is the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // oneShotSource is an enforce.EventSource fed one event at a time.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // BytesRead returns the bytes this process has read (read, pread, ...)
@@ -23,4 +25,15 @@ func BytesRead() (int64, error) {
 		}
 	}
 	return 0, errors.New("no rchar in /proc/self/io")
+}
+
+// CPUTime returns this process's user and system CPU time so far
+// (getrusage), for benchmarks that report CPU per operation; 0 if it
+// cannot be read.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
