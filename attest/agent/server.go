@@ -220,9 +220,5 @@ func Listen(addr string, max int) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return LimitListener(ln, max), nil
+	return netlimit.Listen(ln, max), nil
 }
-
-// LimitListener accepts at most n connections at once from ln: Accept
-// waits while n are open (internal/netlimit).
-func LimitListener(ln net.Listener, n int) net.Listener { return netlimit.Listen(ln, n) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/intactsec/intact/attest"
 	"github.com/intactsec/intact/attest/agent"
+	"github.com/intactsec/intact/internal/netlimit"
 )
 
 // The attestation agent (docs/attestation.md): with agent_listen set,
@@ -70,7 +71,7 @@ func serveAgent(cfg Config, m *listMeasurer, log *slog.Logger) (*http.Server, st
 	srv.TLSConfig = agent.ServerTLS(id.Cert, pin)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	go func() {
-		if err := srv.ServeTLS(limitListen(l, agentConns), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.ServeTLS(netlimit.Listen(l, agentConns), "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("agent listener", "err", err)
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/intactsec/intact/enforce"
+	"github.com/intactsec/intact/internal/netlimit"
 )
 
 // serveControl serves the local control API on a unix socket, mode 0600
@@ -32,7 +33,7 @@ func serveControl(path string, status func() enforce.Status, log *slog.Logger) (
 	})
 	srv := boundedServer(mux, log)
 	go func() {
-		if err := srv.Serve(limitListen(l, controlConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(netlimit.Listen(l, controlConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("control socket", "err", err)
 		}
 	}()
@@ -53,7 +54,7 @@ func serveMetrics(addr string, eng *enforce.Engine, log *slog.Logger) (*http.Ser
 	})
 	srv := boundedServer(mux, log)
 	go func() {
-		if err := srv.Serve(limitListen(l, metricsConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(netlimit.Listen(l, metricsConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener", "err", err)
 		}
 	}()

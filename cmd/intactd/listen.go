@@ -3,10 +3,7 @@
 package main
 
 import (
-	"github.com/intactsec/intact/internal/netlimit"
-
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 )
@@ -47,7 +44,3 @@ func boundedServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
-
-// limitListen accepts at most n connections of l at once
-// (internal/netlimit).
-func limitListen(l net.Listener, n int) net.Listener { return netlimit.Listen(l, n) }

@@ -11,63 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/intactsec/intact/enforce"
-	"github.com/intactsec/intact/internal/testenv"
 )
-
-// TestLimitListener: at most n connections are accepted at a time; the
-// others wait in the backlog until one is closed.
-func TestLimitListener(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := limitListen(raw, 2)
-	defer l.Close()
-	var accepted atomic.Int32
-	conns := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			conns <- c
-		}
-	}()
-	for range 5 {
-		c, err := net.Dial("tcp", raw.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
-	wait := func(n int32) bool {
-		return testenv.Until(10*time.Second, func() bool { return accepted.Load() >= n })
-	}
-	if !wait(2) {
-		t.Fatalf("accepted %d, want 2", accepted.Load())
-	}
-	time.Sleep(200 * time.Millisecond) // time under test: no third accept while two are held
-	if n := accepted.Load(); n != 2 {
-		t.Fatalf("accepted %d with a limit of 2", n)
-	}
-	c := <-conns
-	c.Close()
-	c.Close() // a second close gives back nothing more
-	if !wait(3) {
-		t.Fatalf("a slot freed, but accepted %d, want 3", accepted.Load())
-	}
-	time.Sleep(200 * time.Millisecond) // time under test: no fourth accept after one close
-	if n := accepted.Load(); n != 3 {
-		t.Fatalf("accepted %d after one close, want 3", n)
-	}
-}
 
 // TestListenerTimeouts: a client that connects and sends nothing, and
 // one that keeps an idle keep-alive connection after a request, both get
