@@ -67,6 +67,23 @@ func (r *reader) sized(field string) []byte {
 	return append([]byte(nil), r.bytes(n, field)...)
 }
 
+// header reads what every blob starts with: its magic, its format
+// version and its parent (the only one so far: srkECCP256). A wrong magic
+// or version is returned at once, as a blob of another kind or format; a
+// wrong parent fails r.
+func (r *reader) header(magic string, version byte) error {
+	if m := r.bytes(len(magic), "magic"); r.err == nil && string(m) != magic {
+		return &FormatError{What: r.what, Reason: "not a " + r.what + " (bad magic)"}
+	}
+	if v := r.u8("version"); r.err == nil && v != version {
+		return &FormatError{What: r.what, Reason: fmt.Sprintf("unsupported version %d", v)}
+	}
+	if p := r.u8("parent"); r.err == nil && p != srkECCP256 {
+		r.fail("unknown parent %d", p)
+	}
+	return nil
+}
+
 func (r *reader) done() error {
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("%d trailing bytes", len(r.b))

@@ -53,14 +53,8 @@ func (kb *KeyBlob) MarshalBinary() ([]byte, error) {
 // format above with a [*FormatError].
 func (kb *KeyBlob) UnmarshalBinary(data []byte) error {
 	r := &reader{what: "tpm key", b: data}
-	if m := r.bytes(len(keyMagic), "magic"); r.err == nil && string(m) != keyMagic {
-		return &FormatError{What: r.what, Reason: "not a tpm key (bad magic)"}
-	}
-	if v := r.u8("version"); r.err == nil && v != keyVersion {
-		return &FormatError{What: r.what, Reason: fmt.Sprintf("unsupported version %d", v)}
-	}
-	if p := r.u8("parent"); r.err == nil && p != srkECCP256 {
-		r.fail("unknown parent %d", p)
+	if err := r.header(keyMagic, keyVersion); err != nil {
+		return err
 	}
 	id := r.u8("type")
 	var out KeyBlob

@@ -73,14 +73,8 @@ func (k *SealedKey) MarshalBinary() ([]byte, error) {
 // format above with a [*FormatError].
 func (k *SealedKey) UnmarshalBinary(data []byte) error {
 	r := &reader{what: "sealed key", b: data}
-	if m := r.bytes(len(sealedMagic), "magic"); r.err == nil && string(m) != sealedMagic {
-		return &FormatError{What: r.what, Reason: "not a sealed key (bad magic)"}
-	}
-	if v := r.u8("version"); r.err == nil && v != sealedVersion {
-		return &FormatError{What: r.what, Reason: fmt.Sprintf("unsupported version %d", v)}
-	}
-	if p := r.u8("parent"); r.err == nil && p != srkECCP256 {
-		r.fail("unknown parent %d", p)
+	if err := r.header(sealedMagic, sealedVersion); err != nil {
+		return err
 	}
 	flags := r.u8("flags")
 	if r.err == nil && flags&^flagPass != 0 {
