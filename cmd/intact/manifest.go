@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,9 +82,8 @@ func cmdManifestCreate(e *env, args []string) error {
 	f := newFlags(e, "manifest create", manifestUsage)
 	var sf manifestScanFlags
 	sf.register(f)
-	keyPath := f.String("key", "", "signing key (PEM), or a TPM key (intact keygen --tpm)")
-	tpmSpec := f.String("tpm", "", "the TPM that holds --key (`SPEC`)")
-	keyIDCert := f.String("keyid-from-cert", "", "take the keyid from this certificate's SubjectKeyIdentifier")
+	var kf manifestKeyFlags
+	kf.register(f)
 	out := f.String("o", "", "the manifest `FILE` to write")
 	algoName := f.String("a", "sha256", "content digest algorithm: sha256, sha384, sha512")
 	rulesPath := f.String("rules", "", "rules `FILE`: subtrees to leave out, attributes per subtree")
@@ -94,7 +94,7 @@ func cmdManifestCreate(e *env, args []string) error {
 		return err
 	}
 	switch {
-	case *keyPath == "":
+	case *kf.key == "":
 		return usageErrorf("manifest", "--key is required")
 	case *out == "":
 		return usageErrorf("manifest", "-o is required")
@@ -124,15 +124,12 @@ func cmdManifestCreate(e *env, args []string) error {
 			return err
 		}
 	}
-	signer, done, err := loadAnySigner(e, "manifest", *keyPath, *tpmSpec)
+	signer, keyID, done, err := kf.open(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if opts.KeyID, err = signingKeyID(signer, *keyPath, "", *keyIDCert); err != nil {
-		return err
-	}
-	opts.Signer = signer
+	opts.Signer, opts.KeyID = signer, keyID
 
 	opts.Entries, opts.Hashed = new(atomic.Int64), new(atomic.Int64)
 	stop := e.progressBytes(opts.Entries, opts.Hashed)
@@ -147,6 +144,31 @@ func cmdManifestCreate(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "intact: %s: %d entries of %s, signed (keyid %08x)\n", *out, n, strings.Join(roots, " "), opts.KeyID)
 	return nil
+}
+
+// manifestKeyFlags name the key manifest create and update sign with.
+type manifestKeyFlags struct {
+	key, tpm, keyIDCert *string
+}
+
+func (k *manifestKeyFlags) register(f *flagSet) {
+	k.key = f.String("key", "", "signing key (PEM), or a TPM key (intact keygen --tpm)")
+	k.tpm = f.String("tpm", "", "the TPM that holds --key (`SPEC`)")
+	k.keyIDCert = f.String("keyid-from-cert", "", "take the keyid from this certificate's SubjectKeyIdentifier")
+}
+
+// open loads the key and the keyid its signatures carry; done releases
+// it (a TPM key's TPM).
+func (k *manifestKeyFlags) open(e *env) (signer crypto.Signer, keyID uint32, done func(), err error) {
+	signer, done, err = loadAnySigner(e, "manifest", *k.key, *k.tpm)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if keyID, err = signingKeyID(signer, *k.key, "", *k.keyIDCert); err != nil {
+		done()
+		return nil, 0, nil, err
+	}
+	return signer, keyID, done, nil
 }
 
 func manifestRoots(dirs []string) ([]string, error) {
@@ -406,9 +428,8 @@ func cmdManifestUpdate(e *env, args []string) error {
 	sf.register(f)
 	var certs stringList
 	f.Var(&certs, "cert", "trusted certificate of the old manifest, DER or PEM (repeatable)")
-	keyPath := f.String("key", "", "signing key (PEM), or a TPM key (intact keygen --tpm)")
-	tpmSpec := f.String("tpm", "", "the TPM that holds --key (`SPEC`)")
-	keyIDCert := f.String("keyid-from-cert", "", "take the keyid from this certificate's SubjectKeyIdentifier")
+	var kf manifestKeyFlags
+	kf.register(f)
 	out := f.String("o", "", "where to write the new manifest (default: MANIFEST)")
 	yes := f.Bool("yes", false, "write the new manifest without asking")
 	operands, err := f.parse(args)
@@ -418,7 +439,7 @@ func cmdManifestUpdate(e *env, args []string) error {
 	if len(operands) == 0 || len(operands) > 2 {
 		return usageErrorf("manifest", "want MANIFEST [DIR]")
 	}
-	if *keyPath == "" {
+	if *kf.key == "" {
 		return usageErrorf("manifest", "--key is required")
 	}
 	path := operands[0]
@@ -434,15 +455,11 @@ func cmdManifestUpdate(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	signer, done, err := loadAnySigner(e, "manifest", *keyPath, *tpmSpec)
+	signer, keyID, done, err := kf.open(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	keyID, err := signingKeyID(signer, *keyPath, "", *keyIDCert)
-	if err != nil {
-		return err
-	}
 
 	// The new manifest is written from the very entries the check saw,
 	// so what is signed is exactly what was shown.
@@ -475,7 +492,7 @@ func cmdManifestUpdate(e *env, args []string) error {
 			return writeErr
 		}
 		if !*yes {
-			ok, err := confirm(e, "write the new manifest, signed with "+*keyPath+"?")
+			ok, err := confirm(e, "write the new manifest, signed with "+*kf.key+"?")
 			if err != nil {
 				return err
 			}
