@@ -141,3 +141,53 @@ func TestLeaseRoundReadsManyAgentsAtOnce(t *testing.T) {
 		t.Fatalf("3 new leases read with %d ListAgents and %d GetAgent, want 0 and 3", st2.lists, st2.gets)
 	}
 }
+
+// failingLease fails its rounds while fail is set.
+type failingLease struct {
+	store.Leaser
+	fail *bool
+}
+
+func (f failingLease) Lease(context.Context, string, time.Duration) ([]string, error) {
+	if *f.fail {
+		return nil, context.DeadlineExceeded
+	}
+	return []string{"a1"}, nil
+}
+
+// Rounds that failed for longer than a lease's life: the leases may have
+// lapsed and the store dropped this replica's writes meanwhile (fenced),
+// state changes and their events included. The next round that renews
+// reads every leased agent again (their runners restarted from the stored
+// status); rounds that failed for less do not.
+func TestLeaseLapseRereadsAgents(t *testing.T) {
+	st := &leaseStore{}
+	fail := false
+	v, err := New(Options{Store: st, Leases: failingLease{fail: &fail}, Replica: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Second
+	known := map[string]time.Time{}
+	var renewed time.Time
+	t0 := time.Unix(1000, 0)
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0)
+	if st.calls != 1 || !renewed.Equal(t0) {
+		t.Fatalf("first round: %d reads, renewed %v", st.calls, renewed)
+	}
+	fail = true
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0.Add(ttl/3))
+	fail = false
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0.Add(2*ttl/3))
+	if st.calls != 1 {
+		t.Fatalf("after one failed round within the lease's life: %d reads, want 1 (nothing to read again)", st.calls)
+	}
+	fail = true
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0.Add(ttl))
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0.Add(4*ttl/3))
+	fail = false
+	v.leaseStep(context.Background(), ttl, known, &renewed, t0.Add(2*ttl))
+	if st.calls != 2 {
+		t.Fatalf("after rounds failed for longer than the lease's life: %d reads, want 2 (the agent read again)", st.calls)
+	}
+}
