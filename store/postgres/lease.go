@@ -61,8 +61,11 @@ func (d *DB) Lease(ctx context.Context, replica string, ttl time.Duration) ([]st
 		switch {
 		case held > share:
 			// a replica joined: give the excess back, it lapses now
+			// (the highest ids, locked in ascending order: see above)
 			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = '' WHERE id IN
-				(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id DESC LIMIT $2 FOR UPDATE)`, replica, held-share)
+				(SELECT id FROM agents WHERE id IN
+					(SELECT id FROM agents WHERE lease_owner = $1 ORDER BY id DESC LIMIT $2)
+				AND lease_owner = $1 ORDER BY id FOR UPDATE)`, replica, held-share)
 		case held < share:
 			_, err = tx.Exec(ctx, `UPDATE agents SET lease_owner = $1 WHERE id IN
 				(SELECT id FROM agents WHERE lease_owner = '' OR NOT `+liveOwner+`
