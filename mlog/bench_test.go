@@ -5,11 +5,10 @@ package mlog
 import (
 	"crypto/sha256"
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/intactsec/intact/digest"
+	"github.com/intactsec/intact/internal/testenv"
 )
 
 // syntheticList returns n ima-ng records (SHA-1 template digests,
@@ -42,7 +41,7 @@ func BenchmarkParseReplay1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(bin)))
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	b.ResetTimer()
 	for b.Loop() {
 		l, err := ParseBinary(bin, Options{})
@@ -58,12 +57,5 @@ func BenchmarkParseReplay1M(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	// The machine may be shared: records per second of this process's CPU
 	// time (user+system, GC included) is the per-core figure.
-	b.ReportMetric(float64(n)*float64(b.N)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
-}
-
-// cpuTime returns the user+system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(n)*float64(b.N)/(testenv.CPUTime()-cpu0).Seconds(), "records/cpu-s")
 }

@@ -96,6 +96,19 @@ func measurement(i int) FileMeasurement {
 }
 
 // replayFile parses the list file and replays it against the TPM.
+// newList opens a Measurer on a new list in a temporary directory, over
+// a fake TPM; the test closes it.
+func newList(t *testing.T) (path string, tpm *fakeTPM, m *Measurer) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "list")
+	tpm = newFakeTPM()
+	m, err := OpenMeasurer(path, tpm, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, tpm, m
+}
+
 func replayFile(t *testing.T, path string, tpm *fakeTPM) *Verified {
 	t.Helper()
 	l, err := ReadFile(path, Options{})
@@ -110,12 +123,7 @@ func replayFile(t *testing.T, path string, tpm *fakeTPM) *Verified {
 }
 
 func TestAppendReplays(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a := newList(t)
 	defer a.Close()
 	for i := range 3 {
 		tmpl := TemplateIMANG
@@ -140,12 +148,7 @@ func TestAppendReplays(t *testing.T) {
 }
 
 func TestAppendConcurrent(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a1, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a1 := newList(t)
 	defer a1.Close()
 	// A second measurer on its own file description: the two serialize
 	// on flock as two processes would.
@@ -178,12 +181,7 @@ func TestAppendConcurrent(t *testing.T) {
 }
 
 func TestAppendRecoversInterruptedExtend(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a := newList(t)
 	if _, err := a.Append(TemplateIMANG, measurement(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +197,7 @@ func TestAppendRecoversInterruptedExtend(t *testing.T) {
 	if v := replayFile(t, path, tpm); v.Prefix != start+1 {
 		t.Errorf("before recovery the PCR matched prefix %d, want %d", v.Prefix, start+1)
 	}
-	a, err = OpenMeasurer(path, tpm, testOpts)
+	a, err := OpenMeasurer(path, tpm, testOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,12 +211,7 @@ func TestAppendRecoversInterruptedExtend(t *testing.T) {
 }
 
 func TestAppendCutsPartialRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a := newList(t)
 	r, err := a.Append(TemplateIMANG, measurement(1))
 	if err != nil {
 		t.Fatal(err)
@@ -249,12 +242,7 @@ func TestAppendCutsPartialRecord(t *testing.T) {
 }
 
 func TestAppendRefusesDivergedPCR(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a := newList(t)
 	a.Append(TemplateIMANG, measurement(1))
 	a.Close()
 	// Someone else extends the PCR (or the machine rebooted).
@@ -338,12 +326,7 @@ func TestMeasurerStartsList(t *testing.T) {
 // crash between the two start records, or a list an older intactd or
 // agent started) gets its boot record when it is opened.
 func TestMeasurerFinishesStart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	a, err := OpenMeasurer(path, tpm, testOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, _, a := newList(t)
 	a.Close()
 	l, err := ReadFile(path, Options{})
 	if err != nil {
@@ -351,7 +334,7 @@ func TestMeasurerFinishesStart(t *testing.T) {
 	}
 	ba := l.UnverifiedRecords()[0]
 	// Rebuild the list as a crash after the first record leaves it.
-	tpm = newFakeTPM()
+	tpm := newFakeTPM()
 	if err := tpm.ExtendPCR(DefaultPCR, extendDigests(t, &ba, tpm.banks)); err != nil {
 		t.Fatal(err)
 	}
@@ -386,13 +369,7 @@ func extendDigests(t *testing.T, r *Record, banks []crypto.Hash) map[crypto.Hash
 }
 
 func TestAppendBootRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "list")
-	tpm := newFakeTPM()
-	opts := testOpts
-	a, err := OpenMeasurer(path, tpm, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, tpm, a := newList(t)
 	if _, err := a.Append(TemplateIMANG, measurement(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +383,8 @@ func TestAppendBootRecord(t *testing.T) {
 	}
 	// Same boot: reopens. Another boot id: refused, even though the PCR
 	// (here never reset) would match.
-	a, err = OpenMeasurer(path, tpm, opts)
+	opts := testOpts
+	a, err := OpenMeasurer(path, tpm, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
