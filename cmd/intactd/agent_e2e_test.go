@@ -48,14 +48,11 @@ var (
 // agent; intact-verifier enrolls it, trusts it, and fails it naming the
 // program when one outside the runtime policy runs.
 func TestE2EAgent(t *testing.T) {
-	bin := binaries(t)
 	vbin := verifierBinary(t)
-	testenv.RequireTool(t, "swtpm")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "swtpm")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	sw := tpmtest.Start(t, tpmtest.Options{})
 	good := w.binary("allowed", w.key)
 	evil := w.binary("not-in-policy", w.key)

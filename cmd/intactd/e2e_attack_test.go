@@ -97,18 +97,16 @@ func openToAll(t *testing.T, mnt string) {
 // (FAN_MARK_MOUNT) only the daemon's copies were marked and an unsigned
 // program ran.
 func TestE2ESandboxedDaemon(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	good := w.binary("good", w.key)
 	unsigned := w.binary("unsigned", "")
 	// As systemd does for ProtectSystem=strict: a new mount namespace in
 	// which the watched mount is a read-only copy.
 	w.wrap = []string{"unshare", "-m", "--propagation", "slave", "sh", "-c",
-		`mount -o remount,bind,ro "$0" && exec "$@"`, mnt}
+		`mount -o remount,bind,ro "$0" && exec "$@"`, w.mnt}
 	w.start(appraisePolicy, "--mode", "enforce")
 	ours, _ := os.Readlink("/proc/self/ns/mnt")
 	theirs, err := os.Readlink("/proc/" + strconv.Itoa(w.daemon.Process.Pid) + "/ns/mnt")
@@ -128,17 +126,14 @@ func TestE2ESandboxedDaemon(t *testing.T) {
 // file systems under a watched path are not enforced: intactd says so,
 // at start and when they appear, in its log and its status.
 func TestE2EOtherNamespaces(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "setpriv")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "setpriv")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
-	openToAll(t, mnt)
+	openToAll(t, w.mnt)
 	good := w.binary("good", w.key)
 	unsigned := w.binary("unsigned", "")
-	pre := filepath.Join(mnt, "pre")
+	pre := filepath.Join(w.mnt, "pre")
 	os.Mkdir(pre, 0o755)
 	if err := unix.Mount("intact-nested", pre, "tmpfs", 0, "size=8m"); err != nil {
 		t.Fatal(err)
@@ -148,7 +143,7 @@ func TestE2EOtherNamespaces(t *testing.T) {
 	// A bind mount made after start, by root in the daemon's namespace.
 	bind := filepath.Join(w.dir, "bind")
 	os.Mkdir(bind, 0o755)
-	if err := unix.Mount(mnt, bind, "", unix.MS_BIND, ""); err != nil {
+	if err := unix.Mount(w.mnt, bind, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(bind, unix.MNT_DETACH)
@@ -161,14 +156,14 @@ func TestE2EOtherNamespaces(t *testing.T) {
 		"unshare", "-Urm", "bash", "-c"}
 	wantExit(t, "", append(asNobody, good)...)
 	wantExit(t, "denied", append(asNobody, unsigned)...)
-	wantExit(t, "denied", append(asNobody, `mount --rbind "$0" /mnt && /mnt/unsigned`, mnt)...)
-	wantExit(t, "", append(asNobody, `mount --rbind "$0" /mnt && /mnt/good`, mnt)...)
+	wantExit(t, "denied", append(asNobody, `mount --rbind "$0" /mnt && /mnt/unsigned`, w.mnt)...)
+	wantExit(t, "", append(asNobody, `mount --rbind "$0" /mnt && /mnt/good`, w.mnt)...)
 	if t.Failed() {
 		return
 	}
 
 	// Nested mounts of another file system: reported, not enforced.
-	post := filepath.Join(mnt, "post")
+	post := filepath.Join(w.mnt, "post")
 	os.Mkdir(post, 0o755)
 	if err := unix.Mount("intact-nested", post, "tmpfs", 0, "size=8m"); err != nil {
 		t.Fatal(err)
@@ -201,12 +196,10 @@ func TestE2EOtherNamespaces(t *testing.T) {
 // act would start "enforcing" and enforce nothing. intactd refuses it,
 // naming why, unless --allow-inert-policy is given.
 func TestE2EInertPolicy(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	unsigned := w.binary("unsigned", "")
 	for _, tc := range []struct{ name, text, why string }{
 		{"empty", "", "it has no rules (empty, or only comments)"},
@@ -217,7 +210,7 @@ func TestE2EInertPolicy(t *testing.T) {
 	} {
 		pol := filepath.Join(w.dir, tc.name+".policy")
 		os.WriteFile(pol, []byte(tc.text), 0o600)
-		cmd := fantest.Command(t, 20*time.Second, filepath.Join(bin, "intactd"), "--watch", mnt, "--policy", pol,
+		cmd := fantest.Command(t, 20*time.Second, filepath.Join(w.bin, "intactd"), "--watch", w.mnt, "--policy", pol,
 			"--cert", w.cert, "--state-dir", filepath.Join(w.dir, "state-"+tc.name))
 		code, out := exitOf(t, cmd)
 		if code != 1 || !strings.Contains(out, "intactd: error: "+pol+": the policy cannot act on any access intactd sees") ||
@@ -258,14 +251,10 @@ func (w *world) startLimited(n int, policyText string, extra ...string) {
 // connections exhausted its descriptors, the fanotify read failed with
 // EMFILE, intactd exited and the unsigned program ran.
 func TestE2EMetricsConnectionFlood(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "prlimit")
-	testenv.RequireTool(t, "setpriv")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "prlimit", "setpriv")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	good := w.binary("good", w.key)
 	unsigned := w.binary("unsigned", "")
 	w.startLimited(128, appraisePolicy, "--metrics-listen", "127.0.0.1:0")
@@ -323,19 +312,16 @@ func TestE2EMetricsConnectionFlood(t *testing.T) {
 // survive it (release its spare descriptors, count and log it), never
 // exit, and enforce as before once the storm is over.
 func TestE2EEventFdExhaustion(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "prlimit")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "prlimit")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	good := w.binary("good", w.key)
 	unsigned := w.binary("unsigned", "")
 	// A file whose appraisal takes a while: accesses pile up behind it
 	// (one decision per inode at a time), each event holding a
 	// descriptor of the daemon.
-	big := filepath.Join(mnt, "big")
+	big := filepath.Join(w.mnt, "big")
 	if err := os.WriteFile(big, []byte("a sparse gigabyte"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -382,14 +368,12 @@ func TestE2EEventFdExhaustion(t *testing.T) {
 // behind them: none is denied. Each deadline record names the path and
 // the executable. Once hashed, the big file's verdict is cached.
 func TestE2EBigFileBesideSmall(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	small1, small2 := w.binary("small1", w.key), w.binary("small2", w.key)
-	big := filepath.Join(mnt, "big")
+	big := filepath.Join(w.mnt, "big")
 	if err := os.WriteFile(big, []byte("a sparse gigabyte"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -109,6 +109,29 @@ func (l *lockedBuf) String() string {
 }
 
 // setup runs in the child: makes keys (intact keygen) outside the mount.
+// e2eWorld starts an end-to-end test: the binaries, the tools it needs,
+// a fresh ext4 file system for three minutes in a mount namespace of its
+// own (fantest.Mount), and a world on it. It returns nil in the parent
+// process, which has nothing more to do: the test ran in the child.
+func e2eWorld(t *testing.T, tools ...string) *world {
+	t.Helper()
+	return e2eWorldOn(t, fantest.Ext4, 3*time.Minute, tools...)
+}
+
+// e2eWorldOn is e2eWorld on a file system of kind fs, for timeout.
+func e2eWorldOn(t *testing.T, fs fantest.FS, timeout time.Duration, tools ...string) *world {
+	t.Helper()
+	bin := binaries(t)
+	for _, tool := range tools {
+		testenv.RequireTool(t, tool)
+	}
+	mnt, child := fantest.Mount(t, fs, timeout)
+	if !child {
+		return nil
+	}
+	return newWorld(t, bin, mnt)
+}
+
 func newWorld(t *testing.T, bin, mnt string) *world {
 	w := &world{t: t, bin: bin, mnt: mnt, dir: t.TempDir()}
 	w.key, w.cert = filepath.Join(w.dir, "k.pem"), filepath.Join(w.dir, "c.der")
@@ -323,17 +346,15 @@ appraise func=FILE_CHECK fowner=0 fsmagic=0xef53
 `
 
 func TestE2EEnforce(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	good, changed, nolabel, unknown, setuid := w.tamperedSet()
-	data := filepath.Join(mnt, "data")
+	data := filepath.Join(w.mnt, "data")
 	os.WriteFile(data, []byte("configuration\n"), 0o644)
 	w.intact("hash", data)
-	tampered := filepath.Join(mnt, "tampered")
+	tampered := filepath.Join(w.mnt, "tampered")
 	os.WriteFile(tampered, []byte("configuration\n"), 0o644)
 	w.intact("hash", tampered)
 	os.WriteFile(tampered, []byte("configuratioN\n"), 0o644)
@@ -388,12 +409,10 @@ func TestE2EEnforce(t *testing.T) {
 }
 
 func TestE2ELogMode(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	good, changed, nolabel, unknown, setuid := w.tamperedSet()
 	w.start(appraisePolicy, "--mode", "log")
 	for _, p := range []string{good, changed, nolabel, unknown, setuid} {
@@ -419,13 +438,10 @@ func TestE2ELogMode(t *testing.T) {
 }
 
 func TestE2EMeasure(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "swtpm")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "swtpm")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	sw := tpmtest.Start(t, tpmtest.Options{})
 	prog := w.binary("measured", w.key)
 	other := w.binary("unmeasured-by-name", "")
@@ -481,16 +497,14 @@ func TestE2EMeasure(t *testing.T) {
 // killed with SIGKILL. Every worker must finish on time with every
 // operation answered, and the mount must work afterwards.
 func TestE2ELoad(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	const workers = 8
 	for i := range workers {
 		w.binary(fmt.Sprintf("bin%d", i), w.key)
-		d := filepath.Join(mnt, fmt.Sprintf("w%d", i))
+		d := filepath.Join(w.mnt, fmt.Sprintf("w%d", i))
 		os.Mkdir(d, 0o755)
 		os.Chown(d, 1000, 1000)
 		os.WriteFile(filepath.Join(d, "scratch"), nil, 0o644)
@@ -518,7 +532,7 @@ echo "iterations $n"`
 	start := time.Now()
 	for i := range workers {
 		cmd := exec.Command("timeout", "-s", "KILL", "45", "bash", "-c", script)
-		cmd.Env = append(os.Environ(), "M="+mnt, fmt.Sprintf("I=%d", i))
+		cmd.Env = append(os.Environ(), "M="+w.mnt, fmt.Sprintf("I=%d", i))
 		go func() {
 			out, err := cmd.CombinedOutput()
 			results <- result{string(out), err}
@@ -560,8 +574,8 @@ echo "iterations $n"`
 		t.Errorf("workers took %s for a 30 s loop", el)
 	}
 	// The machine (here: the mount) works without the daemon.
-	w.wantRuns(filepath.Join(mnt, "bin0"))
-	if code, out := w.run("cat " + filepath.Join(mnt, "w0", "scratch")); code != 0 {
+	w.wantRuns(filepath.Join(w.mnt, "bin0"))
+	if code, out := w.run("cat " + filepath.Join(w.mnt, "w0", "scratch")); code != 0 {
 		t.Errorf("read after the daemon died: %d %s", code, out)
 	}
 }
@@ -569,13 +583,11 @@ echo "iterations $n"`
 // TestE2EDeadline: a decision that takes longer than the deadline (hashing
 // a large file) gets the fail verdict at the deadline, deny or allow.
 func TestE2EDeadline(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
-	big := filepath.Join(mnt, "big")
+	big := filepath.Join(w.mnt, "big")
 	f, err := os.Create(big)
 	if err != nil {
 		t.Fatal(err)

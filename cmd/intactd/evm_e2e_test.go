@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/intactsec/intact/internal/fanotify/fantest"
 	"github.com/intactsec/intact/internal/xattr"
@@ -18,12 +17,10 @@ import (
 // tell) is denied (no-label, missing-HMAC), as the kernel does once EVM is
 // initialized. --evm-optional lets it run and says so at start.
 func TestE2EEVMStrip(t *testing.T) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	const passEnv = "INTACT_E2E_EVM_PASSPHRASE"
 	os.Setenv(passEnv, "e2e passphrase")
 	pass := filepath.Join(w.dir, "evm.pass")
@@ -31,7 +28,7 @@ func TestE2EEVMStrip(t *testing.T) {
 	key := filepath.Join(w.dir, "evm.key")
 	w.intact("evmkey", "create", "--out", key, "--passphrase-env", passEnv, "--kdf-time", "1", "--kdf-memory", "64", "--kdf-threads", "1")
 	hmacd := func(name string) string {
-		p := filepath.Join(mnt, name)
+		p := filepath.Join(w.mnt, name)
 		fantest.Copy(t, "/bin/true", p, 0o755)
 		w.intact("sign", "--key", w.key, p)
 		w.intact("hmac", "--evmkey", key, "--passphrase-env", passEnv, p)

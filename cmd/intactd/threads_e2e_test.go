@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/intactsec/intact/internal/fanotify/fantest"
-	"github.com/intactsec/intact/internal/testenv"
 )
 
 // TestE2EThreadCredentials: credentials are per thread. A process whose
@@ -20,13 +19,10 @@ import (
 // run). The other way round, a uid-1000 thread of a root process is not
 // root's exec and runs.
 func TestE2EThreadCredentials(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "gcc")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "gcc")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	helper := filepath.Join(w.dir, "threadcred")
 	src, err := filepath.Abs("testdata/threadcred.c")
 	if err != nil {
@@ -36,7 +32,7 @@ func TestE2EThreadCredentials(t *testing.T) {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
 	// uid 1000 must reach the mount (test directories are 0700).
-	for d := filepath.Dir(mnt); d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+	for d := filepath.Dir(w.mnt); d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
 	os.Chmod(w.dir, 0o755)

@@ -105,17 +105,15 @@ func TestE2ESharedMmapWriter(t *testing.T) {
 }
 
 func sharedMmapWriter(t *testing.T, fs fantest.FS) {
-	bin := binaries(t)
-	mnt, child := fantest.Mount(t, fs, 4*time.Minute)
-	if !child {
+	w := e2eWorldOn(t, fs, 4*time.Minute)
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
 	// The scripts are made before the daemon watches (creating a file
 	// under an appraise FILE_CHECK rule is denied: it has no label yet).
 	var scripts []string
 	for i := range 7 {
-		p := filepath.Join(mnt, "script"+string(rune('a'+i)))
+		p := filepath.Join(w.mnt, "script"+string(rune('a'+i)))
 		if err := os.WriteFile(p, []byte("echo intact-good\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -238,14 +236,11 @@ func sharedMmapWriter(t *testing.T, fs fantest.FS) {
 // as open for write and is denied, naming why; with CAP_LEASE (the shipped
 // unit keeps it) the same file is allowed.
 func TestE2EWritersFailClosed(t *testing.T) {
-	bin := binaries(t)
-	testenv.RequireTool(t, "setpriv")
-	mnt, child := fantest.Mount(t, fantest.Ext4, 3*time.Minute)
-	if !child {
+	w := e2eWorld(t, "setpriv")
+	if w == nil {
 		return
 	}
-	w := newWorld(t, bin, mnt)
-	users := filepath.Join(mnt, "users-script")
+	users := filepath.Join(w.mnt, "users-script")
 	if err := os.WriteFile(users, []byte("echo intact-good\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
