@@ -79,6 +79,20 @@ type daemon struct {
 	exited chan struct{} // closed when it has exited and been waited for
 }
 
+// runBinary runs bin with args to its end and returns its standard
+// output; the test fails unless it exits with wantCode.
+func runBinary(t *testing.T, wantCode int, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != wantCode {
+		t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
+	}
+	return out.String()
+}
+
 func start(t *testing.T, bin string, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -148,23 +162,8 @@ func TestEndToEnd(t *testing.T) {
 	for _, f := range []string{ok1, ok2, evil} {
 		os.WriteFile(f, []byte("content of "+f), 0o755)
 	}
-	run := func(wantCode int, bin string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if err != nil {
-			code = cmd.ProcessState.ExitCode()
-		}
-		if code != wantCode {
-			t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
-		}
-		return out.String()
-	}
 	measure := func(paths ...string) {
-		run(0, abin, append([]string{"measure", "--tpm", sw.Spec(), "--list", list}, paths...)...)
+		runBinary(t, 0, abin, append([]string{"measure", "--tpm", sw.Spec(), "--list", list}, paths...)...)
 	}
 
 	// The agent boots: its list starts with a boot_aggregate; ok1 runs.
@@ -196,7 +195,9 @@ func TestEndToEnd(t *testing.T) {
 		return v, []string{"--state", vstate, "--server", "https://" + m[1]}
 	}
 	vd, client := startVerifier()
-	cli := func(wantCode int, args ...string) string { return run(wantCode, vbin, append(client, args...)...) }
+	cli := func(wantCode int, args ...string) string {
+		return runBinary(t, wantCode, vbin, append(client, args...)...)
+	}
 	show := func(id string) *verifier.AgentView {
 		cmd := exec.Command(vbin, append(client, "agents", "show", "--json", id)...)
 		out, _ := cmd.Output()
@@ -224,11 +225,11 @@ func TestEndToEnd(t *testing.T) {
 	enrolled := time.Now()
 	// The agent's EK as "intact-verifier ek" sees it: refused by the
 	// makers' CAs alone (exit 1), chained with the local CA.
-	ekOut := run(1, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", "../../dist/ek-ca")
+	ekOut := runBinary(t, 1, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", "../../dist/ek-ca")
 	if !strings.Contains(ekOut, "refused: ek certificate does not chain") || !strings.Contains(ekOut, `issuer "CN=swtpm-localca"`) {
 		t.Fatalf("intact-verifier ek without the local CA:\n%s", ekOut)
 	}
-	if ekOut := run(0, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", sw.EKCA); !strings.Contains(ekOut, "chains to") {
+	if ekOut := runBinary(t, 0, vbin, "ek", agentAddr, "--cert", filepath.Join(agentState, "tls.crt"), "--ek-ca", sw.EKCA); !strings.Contains(ekOut, "chains to") {
 		t.Fatalf("intact-verifier ek with the local CA:\n%s", ekOut)
 	}
 	cli(0, "agents", "add", "host1", agentAddr, "--policy", "e2e", "--cert", filepath.Join(agentState, "tls.crt"))

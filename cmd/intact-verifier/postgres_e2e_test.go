@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,18 +43,7 @@ func TestServePostgres(t *testing.T) {
 	list := filepath.Join(dir, "measurements")
 	ok1 := filepath.Join(dir, "ok1")
 	os.WriteFile(ok1, []byte("ok1"), 0o755)
-	run := func(wantCode int, bin string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		cmd.Run()
-		if code := cmd.ProcessState.ExitCode(); code != wantCode {
-			t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
-		}
-		return out.String()
-	}
-	run(0, abin, "measure", "--tpm", sw.Spec(), "--list", list, ok1)
+	runBinary(t, 0, abin, "measure", "--tpm", sw.Spec(), "--list", list, ok1)
 	ag := start(t, abin, "serve", "--tpm", sw.Spec(), "--state", agentState, "--list", list, "--listen", "127.0.0.1:0")
 	defer ag.stop(t)
 	var agentAddr string
@@ -82,8 +70,8 @@ func TestServePostgres(t *testing.T) {
 	}
 	pfile := filepath.Join(dir, "policy.json")
 	os.WriteFile(pfile, []byte(fmt.Sprintf(`{"intact_runtime_policy":1,"name":"pg","digests":{%q:[%q]}}`, ok1, fileSum(t, ok1))), 0o644)
-	run(0, vbin, append(client, "policy", "add", "pg", pfile)...)
-	run(0, vbin, append(client, "agents", "add", "pghost", agentAddr, "--policy", "pg", "--cert", filepath.Join(agentState, "tls.crt"))...)
+	runBinary(t, 0, vbin, append(client, "policy", "add", "pg", pfile)...)
+	runBinary(t, 0, vbin, append(client, "agents", "add", "pghost", agentAddr, "--policy", "pg", "--cert", filepath.Join(agentState, "tls.crt"))...)
 	waitFor(t, 2*e2eInterval+10*time.Second, "trusted on postgres", func() bool { return show(client, "pghost").State == "trusted" })
 
 	vd.stop(t)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -35,21 +34,6 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 	files := filepath.Join(dir, "files")
 	os.Mkdir(files, 0o755)
 	tool, lib := filepath.Join(files, "tool"), filepath.Join(files, "libtool.so")
-	run := func(wantCode int, bin string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if err != nil {
-			code = cmd.ProcessState.ExitCode()
-		}
-		if code != wantCode {
-			t.Fatalf("%s %v: exit %d (want %d): %s%s", filepath.Base(bin), args, code, wantCode, out.String(), errb.String())
-		}
-		return out.String()
-	}
 	install := func(path, content string) {
 		t.Helper()
 		if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
@@ -57,7 +41,7 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 		}
 	}
 	measure := func(paths ...string) {
-		run(0, abin, append([]string{"measure", "--tpm", sw.Spec(), "--list", list}, paths...)...)
+		runBinary(t, 0, abin, append([]string{"measure", "--tpm", sw.Spec(), "--list", list}, paths...)...)
 	}
 	policyOf := func(name string, paths ...string) string {
 		d := map[string][]string{}
@@ -99,7 +83,9 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 		return m != nil
 	})
 	client := []string{"--state", vstate, "--server", "https://" + m[1]}
-	cli := func(wantCode int, args ...string) string { return run(wantCode, vbin, append(client, args...)...) }
+	cli := func(wantCode int, args ...string) string {
+		return runBinary(t, wantCode, vbin, append(client, args...)...)
+	}
 	show := func() *verifier.AgentView {
 		out, _ := exec.Command(vbin, append(client, "agents", "show", "--json", "host")...).Output()
 		var v verifier.AgentView
@@ -120,7 +106,7 @@ func TestEndToEndUpdateWindow(t *testing.T) {
 	const window = 20 * time.Second
 	windowed := filepath.Join(dir, "rollout.json")
 	opened := time.Now()
-	run(0, ibin, "policy", "window", v1, v2, "--for", window.String(), "--note", "tool 2.0", "--out", windowed)
+	runBinary(t, 0, ibin, "policy", "window", v1, v2, "--for", window.String(), "--note", "tool 2.0", "--out", windowed)
 	cli(0, "policy", "add", "fleet", windowed)
 
 	// Inside the window: the upgraded tool runs.
