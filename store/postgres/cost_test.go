@@ -10,15 +10,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/intactsec/intact/internal/pgtest"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 	"github.com/intactsec/intact/store/postgres"
+	"github.com/intactsec/intact/store/storetest"
 )
 
 // serverCPU is the CPU time of the PostgreSQL server behind dsn: its
@@ -71,15 +72,6 @@ func ticks(f []string, idx ...int) time.Duration {
 	return time.Duration(n) * 10 * time.Millisecond
 }
 
-// selfCPU is this process's user and system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func treeCPU(pid int) time.Duration {
 	f := stat(pid)
 	if len(f) < 15 {
@@ -113,36 +105,18 @@ func BenchmarkSteadyState(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	cert := bytes.Repeat([]byte{0x30}, 480)
-	ekCert := bytes.Repeat([]byte{0x31}, 620)
-	created := time.Unix(1000, 0)
-	for i := 0; i < n; i++ {
-		a := &store.Agent{ID: fmt.Sprintf("agent-%05d", i), Addr: "127.0.0.1:40000", CertDER: cert,
-			EKPublic: append(bytes.Repeat([]byte{0x23}, 118), byte(i), byte(i>>8)), EKCert: ekCert,
-			AKPublic: append(bytes.Repeat([]byte{0x24}, 88), byte(i), byte(i>>8)), EKKey: fmt.Sprintf("%064x", i),
-			Policy: "fleet", LogSource: "intact", LogPCR: 13, Created: created}
-		a.State = store.StateEnrolled
-		if err := db.CreateAgent(ctx, a); err != nil {
-			b.Fatal(err)
-		}
-	}
+	steady := storetest.NewSteady(b, db, n)
 	const ttl = 2 * time.Second
 	if _, err := db.Lease(ctx, "r1", ttl); err != nil {
 		b.Fatal(err)
 	}
 	cpu := serverCPU(b, dsn)
-	pcr := map[string][]byte{"sha256": bytes.Repeat([]byte{7}, 32)}
 	var updates []store.Update
 	perRound := n / 3 // attestations between lease rounds: n/2 per second, rounds every 2/3 s
 	b.ResetTimer()
-	c0, s0 := cpu(), selfCPU()
+	c0, s0 := cpu(), testenv.CPUTime()
 	for i := 0; i < b.N; i++ {
-		id := fmt.Sprintf("agent-%05d", i%n)
-		now := time.Unix(2000, 0).Add(time.Duration(i) * time.Millisecond)
-		st := store.Status{State: store.StateTrusted, Attestations: int64(i/n + 1), LastAttested: now, LastTrusted: now, LastVerified: now,
-			Progress: store.Progress{ResetCount: 1, Clock: uint64(i), HaveClock: true, LogOffset: int64(21 + i/n/3), LogPCR: pcr, BootChecked: true, BootLog: store.BootLogNone}}
-		updates = append(updates, store.Update{AgentID: id, Created: created, Status: st, Heartbeat: time.Hour,
-			Result: store.Result{AgentID: id, Time: now, State: store.StateTrusted, LogOffset: st.Progress.LogOffset, Attestations: st.Attestations}})
+		updates = append(updates, steady.Update(i))
 		if len(updates) == batch || i == b.N-1 {
 			if err := db.SaveAttestationsAs(ctx, "r1", updates); err != nil {
 				b.Fatal(err)
@@ -156,7 +130,7 @@ func BenchmarkSteadyState(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	c1, s1 := cpu(), selfCPU()
+	c1, s1 := cpu(), testenv.CPUTime()
 	b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "server-µs/op")
 	b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "client-µs/op")
 }
