@@ -58,16 +58,8 @@ func (v *Verifier) leaseStep(ctx context.Context, ttl time.Duration, known map[s
 	if !renewed.IsZero() && now.Sub(*renewed) > ttl {
 		v.mu.Lock()
 		ids := make([]string, 0, len(v.runners))
-		for id, r := range v.runners {
+		for id := range v.runners {
 			ids = append(ids, id)
-			r.mu.Lock()
-			if r.ack { // an operator's acknowledgement not yet carried out: the next runner does
-				if v.acks == nil {
-					v.acks = map[string]bool{}
-				}
-				v.acks[id] = true
-			}
-			r.mu.Unlock()
 		}
 		v.mu.Unlock()
 		for _, id := range ids {

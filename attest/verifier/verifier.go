@@ -118,10 +118,6 @@ type Verifier struct {
 	enrollMu sync.Mutex // the duplicate-tpm check and the creation of an agent
 	mu       sync.Mutex
 	runners  map[string]*runner
-	// acks are operators' acknowledgements taken by runners that a lease
-	// resync stopped before their next attestation (lease.go): the
-	// agent's next runner carries them out.
-	acks     map[string]bool
 	policies map[string]*rtpolicy.Compiled
 	// bootPolicies caches measured-boot policies by name.
 	bootPolicies map[string]*bootpolicy.Compiled
@@ -360,10 +356,6 @@ func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 	ctx, cancel := context.WithCancel(v.ctx)
 	r := &runner{v: v, agent: a, status: a.Status, ak: ak, cancel: cancel,
 		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.ClientCert, v.o.Timeout), gap: a.Status.Gap != nil}
-	if v.acks[a.ID] {
-		r.ack = r.gap
-		delete(v.acks, a.ID)
-	}
 	v.runners[a.ID] = r
 	v.wg.Add(1)
 	go func() {
