@@ -29,9 +29,8 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	known := map[string]time.Time{} // leased agents this loop has read, and when
-	var renewed time.Time           // when the last round that renewed the leases started
 	for {
-		v.leaseStep(ctx, ttl, known, &renewed, time.Now())
+		v.leaseRound(ctx, ttl, known)
 		select {
 		case <-ctx.Done():
 			// hand the agents over at once
@@ -46,36 +45,8 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 	}
 }
 
-// leaseStep runs one lease round at now. When the last round that
-// renewed the leases started more than ttl ago (the database was slow or
-// out of reach), this replica's leases may have lapsed meanwhile, and the
-// store dropped its writes since (fenced): results, state changes and
-// their events that the runners took as stored. Then every runner is
-// stopped and every leased agent read again, so that attestation resumes
-// from the stored status and a state change whose event was dropped is
-// found (and its event made) again.
-func (v *Verifier) leaseStep(ctx context.Context, ttl time.Duration, known map[string]time.Time, renewed *time.Time, now time.Time) {
-	if !renewed.IsZero() && now.Sub(*renewed) > ttl {
-		v.mu.Lock()
-		ids := make([]string, 0, len(v.runners))
-		for id := range v.runners {
-			ids = append(ids, id)
-		}
-		v.mu.Unlock()
-		for _, id := range ids {
-			v.stop(id)
-		}
-		clear(known)
-		v.log.Warn("leases not renewed for longer than their life: results since may not be stored; attesting again from the stored status",
-			"replica", v.o.Replica, "since", now.Sub(*renewed).Round(time.Millisecond), "agents", len(ids))
-	}
-	if v.leaseRound(ctx, ttl, known) {
-		*renewed = now
-	}
-}
-
 // leaseRound renews, claims and gives up leases, and starts and stops
-// runners to match. It reports whether the leases were renewed.
+// runners to match.
 // A leased agent found not to attest (a security failure) is read again
 // every recheckRounds rounds: an operator may have reactivated it, on
 // any replica.
@@ -85,7 +56,7 @@ const recheckRounds = 9
 // every agent once rather than reading each.
 const leaseBulkRead = 32
 
-func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]time.Time) bool {
+func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[string]time.Time) {
 	rctx, cancel := context.WithTimeout(ctx, ttl)
 	defer cancel()
 	owned, err := v.o.Leases.Lease(rctx, v.o.Replica, ttl)
@@ -95,7 +66,7 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 			// the fenced writes keep this replica from writing meanwhile.
 			v.log.Error("lease round failed", "replica", v.o.Replica, "err", err)
 		}
-		return false
+		return
 	}
 	want := make(map[string]bool, len(owned))
 	for _, id := range owned {
@@ -175,7 +146,6 @@ func (v *Verifier) leaseRound(ctx context.Context, ttl time.Duration, known map[
 	if started > 0 {
 		v.log.Info("leases taken", "replica", v.o.Replica, "agents", started, "holding", len(owned))
 	}
-	return true
 }
 
 // claim takes the lease of a new agent (enrolled by this replica); without
