@@ -19,6 +19,7 @@ import (
 
 	"github.com/intactsec/intact/attest/ear"
 	"github.com/intactsec/intact/bootpolicy"
+	"github.com/intactsec/intact/internal/strictjson"
 	"github.com/intactsec/intact/rtpolicy"
 	"github.com/intactsec/intact/store"
 )
@@ -61,13 +62,8 @@ func DecodeAddAgent(r io.Reader) (*AddAgentRequest, []byte, error) {
 		return nil, nil, fmt.Errorf("request larger than %d bytes", maxAddAgent)
 	}
 	var req AddAgentRequest
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := strictjson.Decode(b, &req); err != nil {
 		return nil, nil, fmt.Errorf("bad request: %v", err)
-	}
-	if dec.More() {
-		return nil, nil, errors.New("bad request: trailing data")
 	}
 	if err := CheckID(req.ID); err != nil {
 		return nil, nil, err

@@ -89,3 +89,18 @@ func TestCheckID(t *testing.T) {
 		}
 	}
 }
+
+// An add-agent request is one JSON object and nothing after it: a stray
+// "}" or anything past the value is refused (json.Decoder.More let
+// `{...}}` and `{...} }x` through).
+func TestDecodeAddAgentTrailing(t *testing.T) {
+	const ok = `{"id":"a","addr":"x:1","policy":"p"}`
+	if _, _, err := verifier.DecodeAddAgent(strings.NewReader(ok + " \n")); err != nil {
+		t.Fatalf("DecodeAddAgent(%q): %v", ok, err)
+	}
+	for _, tail := range []string{"}", " }x", "]", "{}", "x"} {
+		if _, _, err := verifier.DecodeAddAgent(strings.NewReader(ok + tail)); err == nil {
+			t.Errorf("DecodeAddAgent with trailing %q accepted", tail)
+		}
+	}
+}
