@@ -82,7 +82,7 @@ func TestOneDelivererPerReceiver(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	recv := []webhook.Receiver{{URL: srv.URL + "/hook", Secret: secret, AllowHTTP: true}}
-	const ttl = 3 * time.Second
+	const ttl = 5 * time.Second // renewed every third: a holder loses it only after 3 s without a renewal
 	type replica struct {
 		st     *postgres.DB
 		d      *webhook.Deliverer
