@@ -32,8 +32,10 @@ type Leaser interface {
 	// SaveAttestationsAs is SaveAttestations fenced by the lease: the
 	// updates (and their events) of agents whose lease replica does not
 	// hold at commit time are dropped, so a replica that lost a lease
-	// (paused, partitioned) can never write over its new owner.
-	SaveAttestationsAs(ctx context.Context, replica string, batch []Update) error
+	// (paused, partitioned) can never write over its new owner. It
+	// returns the ids of the agents whose updates it dropped (each once):
+	// the caller's view of them is no longer what is stored.
+	SaveAttestationsAs(ctx context.Context, replica string, batch []Update) (dropped []string, err error)
 	// Replicas returns the replicas seen within the last since, with the
 	// number of leases each holds.
 	Replicas(ctx context.Context, since time.Duration) (map[string]int, error)

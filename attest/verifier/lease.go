@@ -162,10 +162,10 @@ func (v *Verifier) claim(ctx context.Context, id string) bool {
 }
 
 // save stores a batch of attestations, fenced by the leases when the store
-// is shared.
-func (v *Verifier) save(ctx context.Context, batch []store.Update) error {
+// is shared; it returns the agents whose updates the fence dropped.
+func (v *Verifier) save(ctx context.Context, batch []store.Update) ([]string, error) {
 	if v.o.Leases != nil {
 		return v.o.Leases.SaveAttestationsAs(ctx, v.o.Replica, batch)
 	}
-	return v.o.Store.SaveAttestations(ctx, batch)
+	return nil, v.o.Store.SaveAttestations(ctx, batch)
 }

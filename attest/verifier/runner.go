@@ -36,6 +36,10 @@ type runner struct {
 	ack bool // an operator acknowledged it: cleared at the next attestation
 
 	ended atomic.Bool // run returned (a security failure stops it)
+	// stale: the lease fence dropped a write of this agent; read it
+	// again before the next attestation (set by the writer).
+	stale atomic.Bool
+	fresh bool // the next result is the first since status was read from the store
 }
 
 func (r *runner) run(ctx context.Context, delay time.Duration) {
@@ -63,6 +67,11 @@ func (r *runner) run(ctx context.Context, delay time.Duration) {
 // attestOnce attests the agent once and queues the result. It reports
 // whether attestation stops (a security failure).
 func (r *runner) attestOnce(ctx context.Context) (stop bool) {
+	if r.stale.Swap(false) {
+		if stop, ok := r.reread(ctx); !ok {
+			return stop
+		}
+	}
 	a := r.agent
 	st := r.status
 	now := r.v.o.Now().UTC()
@@ -138,10 +147,36 @@ func (r *runner) attestOnce(ctx context.Context) (stop bool) {
 	r.gap = st.Gap != nil
 	r.mu.Unlock()
 	select {
-	case r.v.writes <- store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs, Heartbeat: r.v.o.HistoryHeartbeat}:
+	case r.v.writes <- write{store.Update{AgentID: a.ID, Created: a.Created, Status: st, Result: res, Events: evs, Heartbeat: r.v.o.HistoryHeartbeat}, r.fresh}:
+		r.fresh = false
 	case <-ctx.Done():
 	}
 	return st.Kind == store.KindSecurity
+}
+
+// reread replaces the runner's status with the stored one, after the
+// lease fence dropped a write of this agent: the next attestation is
+// judged against what is stored, so the state changes and events of the
+// dropped writes are made again. ok false: no attestation now (stop: the
+// agent is gone, enrolled again or failed on a security check meanwhile;
+// otherwise the store could not be read: tried again next interval).
+func (r *runner) reread(ctx context.Context) (stop, ok bool) {
+	a, err := r.v.o.Store.GetAgent(ctx, r.agent.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, false
+	case err != nil:
+		r.stale.Store(true)
+		r.v.log.Warn("reading an agent again after the lease fence dropped its result failed; tried again next interval", "agent", r.agent.ID, "err", err)
+		return false, false
+	case !a.Created.Equal(r.agent.Created), a.State == store.StateFailed && a.Kind == store.KindSecurity:
+		return true, false
+	}
+	r.status, r.fresh = a.Status, true
+	r.mu.Lock()
+	r.gap = a.Status.Gap != nil
+	r.mu.Unlock()
+	return false, true
 }
 
 // lastVerified is when the agent's evidence last verified before this

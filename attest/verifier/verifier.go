@@ -113,7 +113,7 @@ const DefaultHistoryHeartbeat = time.Hour
 type Verifier struct {
 	o      Options
 	log    *slog.Logger
-	writes chan store.Update
+	writes chan write
 
 	enrollMu sync.Mutex // the duplicate-tpm check and the creation of an agent
 	mu       sync.Mutex
@@ -182,7 +182,7 @@ func New(o Options) (*Verifier, error) {
 		}
 		o.ClientCert = &c
 	}
-	v := &Verifier{o: o, log: o.Logger, writes: make(chan store.Update, 4096),
+	v := &Verifier{o: o, log: o.Logger, writes: make(chan write, 4096),
 		runners: map[string]*runner{}, policies: map[string]*rtpolicy.Compiled{},
 		bootPolicies: map[string]*bootpolicy.Compiled{}, m: newMetrics()}
 	if len(o.Webhooks) > 0 {
@@ -254,6 +254,15 @@ const (
 	shutdownWrite   = 30 * time.Second
 )
 
+// write is a runner's result on its way to the writer. fresh: the first
+// result of a runner since it read the agent's status from the store (it
+// started, or the lease fence dropped its writes and it read the agent
+// again).
+type write struct {
+	store.Update
+	fresh bool
+}
+
 // writer stores results in batches. A batch the store fails to save is
 // kept and saved again, never dropped: each update carries the agent's
 // status with its events (state changes), and an event lost here would
@@ -263,7 +272,14 @@ const (
 func (v *Verifier) writer() {
 	var batch []store.Update
 	events := false // the batch has events: wake the webhooks after
-	failures := 0   // consecutive failed saves of this batch
+	// Agents whose updates the lease fence dropped (this replica's leases
+	// had lapsed): their runners' later results build on statuses that
+	// were never stored, so they are dropped here too until the runner
+	// has read the agent again (a fresh result). Its next attestation is
+	// then judged against what is stored, and the state changes and
+	// events of the dropped writes are made again, not lost.
+	fenced := map[string]bool{}
+	failures := 0 // consecutive failed saves of this batch
 	var retryAt time.Time
 	tick := time.NewTicker(v.o.FlushEvery)
 	defer tick.Stop()
@@ -274,7 +290,7 @@ func (v *Verifier) writer() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		t0 := time.Now()
-		err := v.save(ctx, batch)
+		dropped, err := v.save(ctx, batch)
 		v.m.write.observe(time.Since(t0))
 		if err != nil {
 			v.m.writeErrs.Add(1)
@@ -287,6 +303,14 @@ func (v *Verifier) writer() {
 		if failures > 0 {
 			v.log.Info("attestation results stored after failures", "n", len(batch), "attempts", failures+1)
 		}
+		if len(dropped) > 0 {
+			for _, id := range dropped {
+				fenced[id] = true
+			}
+			v.m.fenced.Add(uint64(len(dropped)))
+			v.reread(dropped)
+			v.log.Warn("results dropped by the lease fence (this replica's leases had lapsed): those agents are read again before their next attestation", "replica", v.o.Replica, "agents", len(dropped))
+		}
 		if events {
 			v.wake()
 		}
@@ -295,7 +319,14 @@ func (v *Verifier) writer() {
 		v.m.pending.Store(0)
 		return true
 	}
-	add := func(u store.Update) {
+	add := func(w write) {
+		if fenced[w.AgentID] {
+			if !w.fresh {
+				return // built on a dropped write
+			}
+			delete(fenced, w.AgentID)
+		}
+		u := w.Update
 		batch = append(batch, u)
 		v.m.pending.Store(int64(len(batch)))
 		events = events || len(u.Events) > 0
@@ -354,7 +385,7 @@ func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 		return
 	}
 	ctx, cancel := context.WithCancel(v.ctx)
-	r := &runner{v: v, agent: a, status: a.Status, ak: ak, cancel: cancel,
+	r := &runner{v: v, agent: a, status: a.Status, fresh: true, ak: ak, cancel: cancel,
 		client: newAgentClient(a.Addr, a.CertDER, nil, v.o.ClientCert, v.o.Timeout), gap: a.Status.Gap != nil}
 	v.runners[a.ID] = r
 	v.wg.Add(1)
@@ -362,6 +393,18 @@ func (v *Verifier) start(a *store.Agent, delay time.Duration) {
 		defer v.wg.Done()
 		r.run(ctx, delay)
 	}()
+}
+
+// reread has the runners of ids read their agent from the store again
+// before their next attestation: the lease fence dropped their writes.
+func (v *Verifier) reread(ids []string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, id := range ids {
+		if r := v.runners[id]; r != nil {
+			r.stale.Store(true)
+		}
+	}
 }
 
 func (v *Verifier) stop(id string) {

@@ -118,7 +118,7 @@ func BenchmarkSteadyState(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		updates = append(updates, steady.Update(i))
 		if len(updates) == batch || i == b.N-1 {
-			if err := db.SaveAttestationsAs(ctx, "r1", updates); err != nil {
+			if _, err := db.SaveAttestationsAs(ctx, "r1", updates); err != nil {
 				b.Fatal(err)
 			}
 			updates = updates[:0]

@@ -76,7 +76,7 @@ func TestLeaseRoundsAndWriterDoNotDeadlock(t *testing.T) {
 					batch = append(batch, store.Update{AgentID: ids[i], Created: time.Unix(1000, 0), Status: st,
 						Result: store.Result{AgentID: ids[i], Time: now, State: store.StateTrusted, Attestations: n}})
 				}
-				if err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
+				if _, err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
 					fail("SaveAttestationsAs", err)
 				}
 				mu.Lock()
@@ -160,7 +160,7 @@ func TestLeaseReleaseAndWriterDoNotDeadlock(t *testing.T) {
 					Status: store.Status{State: store.StateTrusted, Attestations: n, LastAttested: now},
 					Result: store.Result{AgentID: ids[i], Time: now, State: store.StateTrusted, Attestations: n}})
 			}
-			if err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
+			if _, err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
 				fail("SaveAttestationsAs", err)
 			}
 			mu.Lock()

@@ -114,9 +114,9 @@ func (d *DB) ReleaseLeases(ctx context.Context, replica string) error {
 	})
 }
 
-func (d *DB) SaveAttestationsAs(ctx context.Context, replica string, batch []store.Update) error {
+func (d *DB) SaveAttestationsAs(ctx context.Context, replica string, batch []store.Update) ([]string, error) {
 	if replica == "" {
-		return store.ErrInvalid
+		return nil, store.ErrInvalid
 	}
 	return d.saveAttestations(ctx, replica, batch)
 }

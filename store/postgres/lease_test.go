@@ -83,8 +83,12 @@ func TestLeases(t *testing.T) {
 			Status: store.Status{State: store.StateTrusted, Attestations: 7},
 			Result: store.Result{AgentID: id, Time: time.Unix(2000, 0), State: store.StateTrusted}}
 	}
-	if err := db.SaveAttestationsAs(ctx, "A", []store.Update{upd(b[0]), upd(a[0])}); err != nil {
+	dropped, err := db.SaveAttestationsAs(ctx, "A", []store.Update{upd(b[0]), upd(a[0]), upd(b[0])})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(dropped, []string{b[0]}) {
+		t.Errorf("SaveAttestationsAs dropped %v, want [%s] (once)", dropped, b[0])
 	}
 	if ag, _ := db.GetAgent(ctx, b[0]); ag.Attestations != 0 {
 		t.Errorf("A wrote %s, which B holds", b[0])
@@ -175,7 +179,7 @@ func TestLeaseRoundWritesNoAgentRow(t *testing.T) {
 		t.Fatalf("lease renewals wrote agent rows:\nbefore %s\nafter  %s", before, after)
 	}
 	// and the leases are live: a fenced write of A goes through
-	if err := db.SaveAttestationsAs(ctx, "A", []store.Update{{AgentID: "a00", Created: time.Unix(1000, 0),
+	if _, err := db.SaveAttestationsAs(ctx, "A", []store.Update{{AgentID: "a00", Created: time.Unix(1000, 0),
 		Status: store.Status{State: store.StateTrusted, Attestations: 1},
 		Result: store.Result{AgentID: "a00", Time: time.Unix(2000, 0), State: store.StateTrusted}}}); err != nil {
 		t.Fatal(err)
@@ -195,7 +199,7 @@ func TestCountAgentsByReplica(t *testing.T) {
 	if _, err := db.Lease(ctx, "A", ttl); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SaveAttestationsAs(ctx, "A", []store.Update{{AgentID: "a00", Created: time.Unix(1000, 0),
+	if _, err := db.SaveAttestationsAs(ctx, "A", []store.Update{{AgentID: "a00", Created: time.Unix(1000, 0),
 		Status: store.Status{State: store.StateTrusted}, Result: store.Result{AgentID: "a00", Time: time.Unix(2000, 0), State: store.StateTrusted}}}); err != nil {
 		t.Fatal(err)
 	}

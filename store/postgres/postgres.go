@@ -346,16 +346,22 @@ func (d *DB) DeleteAgent(ctx context.Context, id string, evs ...store.Event) err
 }
 
 func (d *DB) SaveAttestations(ctx context.Context, batch []store.Update) error {
-	return d.saveAttestations(ctx, "", batch)
+	_, err := d.saveAttestations(ctx, "", batch)
+	return err
 }
 
 // saveAttestations stores batch; with a replica, only the updates of the
-// agents whose lease it holds now (by the database's clock).
-func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store.Update) error {
+// agents whose lease it holds now (by the database's clock). It returns
+// the ids of the agents whose updates it dropped: not leased by replica,
+// removed or enrolled again meanwhile.
+func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store.Update) ([]string, error) {
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	var dropped []string
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		dropped = dropped[:0]
+		droppedSet := map[string]bool{}
 		// One round trip for the batch's current outcomes; rows locked
 		// against a concurrent writer of the same agents.
 		ids := make([]string, len(batch))
@@ -403,7 +409,13 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 		for _, u := range batch {
 			c := have[u.AgentID]
 			if c == nil || c.created != ts(u.Created) {
-				continue // the agent was removed (or enrolled again) meanwhile
+				// not this replica's lease, or the agent was removed (or
+				// enrolled again) meanwhile
+				if !droppedSet[u.AgentID] {
+					droppedSet[u.AgentID] = true
+					dropped = append(dropped, u.AgentID)
+				}
+				continue
 			}
 			outcome := u.Result.Outcome()
 			at := ts(u.Result.Time)
@@ -447,6 +459,10 @@ func (d *DB) saveAttestations(ctx context.Context, replica string, batch []store
 		}
 		return appendEventsTx(ctx, tx, evs)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return dropped, nil
 }
 
 func (d *DB) History(ctx context.Context, id string, limit int) ([]store.Result, error) {
