@@ -157,7 +157,7 @@ func (v *Verifier) WriteMetrics(ctx context.Context, w io.Writer) error {
 	m.late.write(w, "intact_verifier_attestation_late_seconds", "How late each attestation started against its schedule.")
 	m.write.write(w, "intact_verifier_store_write_seconds", "Time to save one batch of attestation results in the store.")
 	fmt.Fprintf(w, "# HELP intact_verifier_store_write_errors_total Batches the store failed to save (kept and tried again).\n# TYPE intact_verifier_store_write_errors_total counter\nintact_verifier_store_write_errors_total %d\n", m.writeErrs.Load())
-	fmt.Fprintf(w, "# HELP intact_verifier_fenced_writes_total Agents whose results the lease fence dropped (this replica's leases had lapsed); each is read again and attested from its stored status.\n# TYPE intact_verifier_fenced_writes_total counter\nintact_verifier_fenced_writes_total %d\n", m.fenced.Load())
+	fmt.Fprintf(w, "# HELP intact_verifier_fenced_writes_total Agents whose results the lease fence dropped (their leases lapsed or moved to another replica); those still held are read again and attested from their stored status.\n# TYPE intact_verifier_fenced_writes_total counter\nintact_verifier_fenced_writes_total %d\n", m.fenced.Load())
 	fmt.Fprintf(w, "# HELP intact_verifier_write_queue Attestation results waiting to be stored.\n# TYPE intact_verifier_write_queue gauge\nintact_verifier_write_queue %d\n", int64(len(v.writes))+m.pending.Load())
 	v.mu.Lock()
 	n := len(v.runners)

@@ -309,7 +309,7 @@ func (v *Verifier) writer() {
 			}
 			v.m.fenced.Add(uint64(len(dropped)))
 			v.reread(dropped)
-			v.log.Warn("results dropped by the lease fence (this replica's leases had lapsed): those agents are read again before their next attestation", "replica", v.o.Replica, "agents", len(dropped))
+			v.log.Warn("results dropped by the lease fence (the agents' leases lapsed or moved to another replica): those still held are read again before their next attestation", "replica", v.o.Replica, "agents", len(dropped))
 		}
 		if events {
 			v.wake()
