@@ -4,12 +4,15 @@ package verifier_test
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/intactsec/intact/attest/verifier"
+	"github.com/intactsec/intact/internal/testenv"
 	"github.com/intactsec/intact/store"
 )
 
@@ -19,12 +22,16 @@ import (
 // machine or database) until its next renewal.
 type fencingStore struct {
 	store.Store
-	mu      sync.Mutex
-	drop    func(u *store.Update) bool // drop this update (nil: none)
-	dropped int
+	mu       sync.Mutex
+	drop     func(u *store.Update) bool // drop this update (nil: none)
+	dropped  int
+	released bool // ReleaseLeases was called: every write is dropped
 }
 
 func (f *fencingStore) Lease(ctx context.Context, replica string, ttl time.Duration) ([]string, error) {
+	f.mu.Lock()
+	f.released = false
+	f.mu.Unlock()
 	as, err := f.ListAgents(ctx)
 	if err != nil {
 		return nil, err
@@ -39,7 +46,12 @@ func (f *fencingStore) Lease(ctx context.Context, replica string, ttl time.Durat
 func (f *fencingStore) ClaimAgent(context.Context, string, string, time.Duration) (bool, error) {
 	return true, nil
 }
-func (f *fencingStore) ReleaseLeases(context.Context, string) error { return nil }
+func (f *fencingStore) ReleaseLeases(context.Context, string) error {
+	f.mu.Lock()
+	f.released = true
+	f.mu.Unlock()
+	return nil
+}
 func (f *fencingStore) Replicas(context.Context, time.Duration) (map[string]int, error) {
 	return map[string]int{"r1": 1}, nil
 }
@@ -55,7 +67,7 @@ func (f *fencingStore) SaveAttestationsAs(ctx context.Context, _ string, batch [
 	var keep []store.Update
 	var dropped []string
 	for _, u := range batch {
-		if f.drop != nil && f.drop(&u) {
+		if f.released || f.drop != nil && f.drop(&u) {
 			f.dropped++
 			if len(dropped) == 0 || dropped[len(dropped)-1] != u.AgentID {
 				dropped = append(dropped, u.AgentID)
@@ -121,5 +133,53 @@ func TestFencedWritesAreMadeAgain(t *testing.T) {
 	got = tv.wait("u", 10*time.Second, "trusted again", state(store.StateTrusted))
 	if types := timelineTypes(t, tv, got); !inOrder(types, []string{verifier.EventTrusted, verifier.EventUnreachable, verifier.EventTrusted}) {
 		t.Fatalf("timeline %v: want trusted, unreachable, trusted", types)
+	}
+}
+
+// A replica that stops cleanly hands its agents over (releases its
+// leases) only after its last results are stored: released first, the
+// fence dropped the writer's last batch. Here the writer holds every
+// result until the stop (FlushEvery of an hour), so the whole
+// attestation is in that last batch. On the old order the agent was
+// still 'enrolled' in the store after the stop.
+func TestStopStoresBeforeReleasingLeases(t *testing.T) {
+	a := newTestAgent(t, nil)
+	ok1 := t.TempDir() + "/ok1"
+	a.measure(ok1)
+	var fs *fencingStore
+	tv := startVerifierWith(t, "", func(o *verifier.Options) {
+		fs = &fencingStore{Store: o.Store}
+		o.Store, o.Leases, o.Replica = fs, fs, "r1"
+		o.FlushEvery = time.Hour
+	})
+	tv.enroll(a, "u", policyFor(ok1))
+	queued := regexp.MustCompile(`(?m)^intact_verifier_write_queue (\d+)$`)
+	var m strings.Builder
+	if !testenv.Until(20*time.Second, func() bool {
+		m.Reset()
+		if err := tv.v.WriteMetrics(context.Background(), &m); err != nil {
+			return false
+		}
+		q := queued.FindStringSubmatch(m.String())
+		n, _ := strconv.Atoi(q[1])
+		return n > 0
+	}) {
+		t.Fatalf("no result waiting to be stored:\n%s", m.String())
+	}
+	if got, err := tv.st.GetAgent(context.Background(), "u"); err != nil || got.Attestations != 0 {
+		t.Fatalf("stored before the stop (FlushEvery is an hour): %+v, %v", got, err)
+	}
+	tv.cancel()
+	<-tv.done
+	defer tv.st.Close()
+	got, err := tv.st.GetAgent(context.Background(), "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	released, dropped := fs.released, fs.dropped
+	fs.mu.Unlock()
+	if !released || dropped != 0 || got.Attestations == 0 || got.State != store.StateTrusted {
+		t.Fatalf("after a clean stop: leases released %v, %d results dropped, stored %s after %d attestations; want released, none dropped, trusted", released, dropped, got.State, got.Attestations)
 	}
 }

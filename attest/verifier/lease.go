@@ -33,15 +33,20 @@ func (v *Verifier) leaseLoop(ctx context.Context) {
 		v.leaseRound(ctx, ttl, known)
 		select {
 		case <-ctx.Done():
-			// hand the agents over at once
-			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := v.o.Leases.ReleaseLeases(rctx, v.o.Replica); err != nil {
-				v.log.Warn("releasing leases", "replica", v.o.Replica, "err", err)
-			}
-			cancel()
-			return
+			return // Run releases the leases once the last results are stored
 		case <-t.C:
 		}
+	}
+}
+
+// releaseLeases hands this replica's agents and receivers over at once (a
+// clean stop), after its last results are stored: released first, the
+// fence would drop them.
+func (v *Verifier) releaseLeases() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := v.o.Leases.ReleaseLeases(ctx, v.o.Replica); err != nil {
+		v.log.Warn("releasing leases", "replica", v.o.Replica, "err", err)
 	}
 }
 

@@ -213,9 +213,11 @@ func (v *Verifier) Run(ctx context.Context) error {
 	v.mu.Lock()
 	v.ctx = ctx
 	v.mu.Unlock()
+	leased := make(chan struct{})
 	if v.o.Leases != nil {
-		go v.leaseLoop(ctx)
+		go func() { v.leaseLoop(ctx); close(leased) }()
 	} else {
+		close(leased)
 		agents, err := v.o.Store.ListAgents(ctx)
 		if err != nil {
 			return err
@@ -241,6 +243,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 	close(v.writes)
 	<-flushed
 	<-delivered
+	<-leased
+	if v.o.Leases != nil {
+		v.releaseLeases()
+	}
 	return nil
 }
 
