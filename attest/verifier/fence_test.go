@@ -80,6 +80,26 @@ func (f *fencingStore) SaveAttestationsAs(ctx context.Context, _ string, batch [
 	return dropped, f.SaveAttestations(ctx, keep)
 }
 
+// startFenced starts a verifier (replica "r1", options changed by opt)
+// on a fencingStore and enrolls agent "u" with one measured file in its
+// policy.
+func startFenced(t *testing.T, opt func(*verifier.Options)) (*testAgent, *testVerifier, *fencingStore) {
+	t.Helper()
+	a := newTestAgent(t, nil)
+	ok1 := t.TempDir() + "/ok1"
+	a.measure(ok1)
+	var fs *fencingStore
+	tv := startVerifierWith(t, "", func(o *verifier.Options) {
+		fs = &fencingStore{Store: o.Store}
+		o.Store, o.Leases, o.Replica = fs, fs, "r1"
+		if opt != nil {
+			opt(o)
+		}
+	})
+	tv.enroll(a, "u", policyFor(ok1))
+	return a, tv, fs
+}
+
 // A replica whose leases lapsed has its writes dropped by the store's
 // fence; the state changes and events in them must not be lost: the
 // runner reads the agent again and judges its next attestation against
@@ -90,15 +110,7 @@ func (f *fencingStore) SaveAttestationsAs(ctx context.Context, _ string, batch [
 // code the third write stored the state without the event (a later
 // attestation saw no change), and the timeline read trusted, trusted.
 func TestFencedWritesAreMadeAgain(t *testing.T) {
-	a := newTestAgent(t, nil)
-	ok1 := t.TempDir() + "/ok1"
-	a.measure(ok1)
-	var fs *fencingStore
-	tv := startVerifierWith(t, "", func(o *verifier.Options) {
-		fs = &fencingStore{Store: o.Store}
-		o.Store, o.Leases, o.Replica = fs, fs, "r1"
-	})
-	tv.enroll(a, "u", policyFor(ok1))
+	a, tv, fs := startFenced(t, nil)
 	tv.wait("u", 10*time.Second, "trusted", state(store.StateTrusted))
 
 	fs.mu.Lock()
@@ -143,16 +155,7 @@ func TestFencedWritesAreMadeAgain(t *testing.T) {
 // attestation is in that last batch. On the old order the agent was
 // still 'enrolled' in the store after the stop.
 func TestStopStoresBeforeReleasingLeases(t *testing.T) {
-	a := newTestAgent(t, nil)
-	ok1 := t.TempDir() + "/ok1"
-	a.measure(ok1)
-	var fs *fencingStore
-	tv := startVerifierWith(t, "", func(o *verifier.Options) {
-		fs = &fencingStore{Store: o.Store}
-		o.Store, o.Leases, o.Replica = fs, fs, "r1"
-		o.FlushEvery = time.Hour
-	})
-	tv.enroll(a, "u", policyFor(ok1))
+	_, tv, fs := startFenced(t, func(o *verifier.Options) { o.FlushEvery = time.Hour })
 	queued := regexp.MustCompile(`(?m)^intact_verifier_write_queue (\d+)$`)
 	var m strings.Builder
 	if !testenv.Until(20*time.Second, func() bool {
