@@ -54,21 +54,7 @@ func TestUnreachableErrors(t *testing.T) {
 			return addr, []byte("x")
 		}},
 		{"no tls handshake (silent port)", true, func(t *testing.T) (string, []byte) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() { <-release; c.Close() }()
-				}
-			}()
-			return l.Addr().String(), []byte("x")
+			return rawServer(t, func(c net.Conn) { <-release; c.Close() }), []byte("x")
 		}},
 		{"no answer within the timeout", true, func(t *testing.T) (string, []byte) {
 			srv := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -131,26 +117,12 @@ func TestUnreachableErrors(t *testing.T) {
 			return strings.TrimPrefix(srv.URL, "http://"), []byte("x")
 		}},
 		{"not tls, not http", false, func(t *testing.T) (string, []byte) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						bufio.NewReader(c).Peek(1)
-						c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
-						<-release
-						c.Close()
-					}()
-				}
-			}()
-			return l.Addr().String(), []byte("x")
+			return rawServer(t, func(c net.Conn) {
+				bufio.NewReader(c).Peek(1)
+				c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+				<-release
+				c.Close()
+			}), []byte("x")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,4 +151,25 @@ func testClientCert(t *testing.T) *tls.Certificate {
 		t.Fatal(err)
 	}
 	return &c
+}
+
+// rawServer listens on a loopback port and hands every connection to
+// serve in its own goroutine, until the test ends; it returns the address.
+func rawServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return l.Addr().String()
 }

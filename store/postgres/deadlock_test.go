@@ -67,15 +67,7 @@ func TestLeaseRoundsAndWriterDoNotDeadlock(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(uint64(w), 1))
 			n := int64(0)
 			for time.Now().Before(deadline) {
-				order := rnd.Perm(len(ids))
-				var batch []store.Update
-				for _, i := range order[:200] {
-					n++
-					now := time.Unix(2000, 0).Add(time.Duration(n) * time.Millisecond)
-					st := store.Status{State: store.StateTrusted, Attestations: n, LastAttested: now}
-					batch = append(batch, store.Update{AgentID: ids[i], Created: time.Unix(1000, 0), Status: st,
-						Result: store.Result{AgentID: ids[i], Time: now, State: store.StateTrusted, Attestations: n}})
-				}
+				batch := randomBatch(rnd, ids, 200, &n)
 				if _, err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
 					fail("SaveAttestationsAs", err)
 				}
@@ -152,14 +144,7 @@ func TestLeaseReleaseAndWriterDoNotDeadlock(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(7, 1))
 		n := int64(0)
 		for time.Now().Before(deadline) {
-			var batch []store.Update
-			for _, i := range rnd.Perm(len(ids))[:250] {
-				n++
-				now := time.Unix(2000, 0).Add(time.Duration(n) * time.Millisecond)
-				batch = append(batch, store.Update{AgentID: ids[i], Created: time.Unix(1000, 0),
-					Status: store.Status{State: store.StateTrusted, Attestations: n, LastAttested: now},
-					Result: store.Result{AgentID: ids[i], Time: now, State: store.StateTrusted, Attestations: n}})
-			}
+			batch := randomBatch(rnd, ids, 250, &n)
 			if _, err := db.SaveAttestationsAs(ctx, "r", batch); err != nil {
 				fail("SaveAttestationsAs", err)
 			}
@@ -176,4 +161,18 @@ func TestLeaseReleaseAndWriterDoNotDeadlock(t *testing.T) {
 	if deadlocks > 0 {
 		t.Fatalf("%d deadlocks between lease releases and fenced writes of one replica", deadlocks)
 	}
+}
+
+// randomBatch is a writer's batch of k trusted attestations of agents
+// picked at random from ids, numbered on from *n.
+func randomBatch(rnd *rand.Rand, ids []string, k int, n *int64) []store.Update {
+	var batch []store.Update
+	for _, i := range rnd.Perm(len(ids))[:k] {
+		*n++
+		now := time.Unix(2000, 0).Add(time.Duration(*n) * time.Millisecond)
+		batch = append(batch, store.Update{AgentID: ids[i], Created: time.Unix(1000, 0),
+			Status: store.Status{State: store.StateTrusted, Attestations: *n, LastAttested: now},
+			Result: store.Result{AgentID: ids[i], Time: now, State: store.StateTrusted, Attestations: *n}})
+	}
+	return batch
 }
